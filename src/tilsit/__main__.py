@@ -1,0 +1,3 @@
+from tilsit.cli import main
+
+main()

@@ -1,0 +1,407 @@
+"""The ``tilsit`` command line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+
+from tilsit.config import SETTINGS, InvalidSetting, Settings, load_settings
+from tilsit.db.models import FileRow, IndexRow
+from tilsit.index import errors
+from tilsit.index.manage import (
+    create_index,
+    create_user,
+    delete_file,
+    delete_project,
+    delete_release,
+    get_index,
+    get_user,
+    set_yanked,
+)
+from tilsit.instance import Instance, open_instance
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def instance_options(func: F) -> F:
+    """--data and --config, accepted by every command that opens an instance."""
+
+    @click.option(
+        "--data",
+        "data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Data directory (setting: data).",
+    )
+    @click.option(
+        "--config",
+        "config",
+        type=click.Path(path_type=Path, exists=True),
+        default=None,
+        help="TOML settings file (or TILSIT_CONFIG).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, data: Path | None, config: Path | None, **kwargs: Any) -> Any:
+        try:
+            settings = load_settings(config, {"data": data})
+        except InvalidSetting as exc:
+            raise click.UsageError(str(exc)) from exc
+        return func(*args, settings=settings, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _open(settings: Settings) -> Instance:
+    return open_instance(settings)
+
+
+def _fail(exc: errors.IndexError_) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="tilsit")
+def main() -> None:
+    """tilsit: a Python package index you run yourself."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (setting: host).")
+@click.option("--port", type=int, default=None, help="Listen port (setting: port).")
+@click.option("--workers", type=int, default=None, help="Worker processes (setting: workers).")
+@click.option("--tls-cert", default=None, help="PEM certificate for HTTPS.")
+@click.option("--tls-key", default=None, help="PEM private key for HTTPS.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Data directory.")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="TOML settings file (or TILSIT_CONFIG).",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    data: Path | None,
+    config: Path | None,
+) -> None:
+    """Run the server (SQLite and ./tilsit-data unless configured otherwise)."""
+    import uvicorn
+
+    from tilsit.web.app import TilsitApp
+    from tilsit.web.reason import install
+
+    try:
+        settings = load_settings(
+            config,
+            {
+                "host": host,
+                "port": port,
+                "workers": workers,
+                "tls_cert": tls_cert,
+                "tls_key": tls_key,
+                "data": data,
+            },
+        )
+    except InvalidSetting as exc:
+        raise click.UsageError(str(exc)) from exc
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    instance = open_instance(settings)
+    scheme = "https" if settings.tls_cert else "http"
+    origin = f"{scheme}://{settings.host}:{settings.port}"
+    data_dir = settings.data.resolve()
+    click.echo(
+        f"tilsit {instance.settings.default_index!r} index: {origin}/simple/ (uploads: {origin}/legacy/)\n"
+        f"data directory: {data_dir}\n\n"
+        "Next, in another shell, make a user and an upload token:\n"
+        f"  tilsit user create alice --data {data_dir}\n"
+        f"  tilsit token create --user alice --data {data_dir}\n"
+        "then upload and install:\n"
+        f"  twine upload --repository-url {origin}/legacy/ -u __token__ -p <token> dist/*\n"
+        f"  pip install --index-url {origin}/simple/ <project>\n"
+    )
+    install()
+    cert, key = settings.tls_cert or None, settings.tls_key or None
+    if settings.workers > 1:
+        instance.close()
+        # Each worker builds its own instance from the same settings, passed by environment.
+        os.environ.update(
+            {f"TILSIT_{s.name.upper()}": str(getattr(settings, s.name)) for s in SETTINGS}
+        )
+        uvicorn.run(
+            "tilsit.web.main:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
+        return
+    uvicorn.run(
+        TilsitApp(instance),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
+
+
+@main.group()
+def index() -> None:
+    """Create and list indexes."""
+
+
+@index.command("create")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["hosted"]), default="hosted", show_default=True)
+@instance_options
+def index_create(name: str, kind: str, settings: Settings) -> None:
+    """Create an index, served at /NAME/simple/."""
+    instance = _open(settings)
+    try:
+        with instance.db.write() as session:
+            create_index(session, name, kind, actor="cli")
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"created {kind} index {name!r}: /{name}/simple/ (uploads: /{name}/legacy/)")
+
+
+@index.command("list")
+@instance_options
+def index_list(settings: Settings) -> None:
+    """List indexes with their kind and last serial."""
+    instance = _open(settings)
+    with instance.db.read() as session:
+        for row in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+            default = " (default)" if row.name == settings.default_index else ""
+            click.echo(f"{row.name}\t{row.kind}\tserial {row.last_serial}{default}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May upload to and manage every project.")
+@instance_options
+def user_create(name: str, admin: bool, settings: Settings) -> None:
+    """Create a user (who can then be given tokens)."""
+    instance = _open(settings)
+    try:
+        with instance.db.write() as session:
+            create_user(session, name, admin=admin)
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    click.echo(f"created user {name!r}; next: tilsit token create --user {name}")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.option("--user", "user_name", required=True, help="Owner of the token.")
+@click.option("--project", "projects", multiple=True, help="Limit to this project (repeatable).")
+@click.option("--index", "index_name", default=None, help="Limit to this index.")
+@click.option("--expires", default=None, help="30d, 12h, 90m or an ISO date; default: never.")
+@click.option("--description", default="", help="What the token is for.")
+@instance_options
+def token_create(
+    user_name: str,
+    projects: tuple[str, ...],
+    index_name: str | None,
+    expires: str | None,
+    description: str,
+    settings: Settings,
+) -> None:
+    """Create an API token and print its secret (shown only this once)."""
+    from tilsit.auth.tokens import create_token, parse_expiry
+    from tilsit.spec.names import normalize
+
+    instance = _open(settings)
+    try:
+        expires_at = parse_expiry(expires) if expires else None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        with instance.db.write() as session:
+            owner = get_user(session, user_name)
+            scope_index = get_index(session, index_name) if index_name else None
+            new = create_token(
+                session,
+                owner,
+                index=scope_index,
+                projects=[normalize(p) for p in projects] or None,
+                expires_at=expires_at,
+                description=description,
+            )
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    click.echo(new.secret)
+
+
+def _yank(
+    project: str,
+    version: str,
+    index_name: str | None,
+    reason: str,
+    yanked: bool,
+    settings: Settings,
+) -> None:
+    instance = _open(settings)
+    try:
+        with instance.db.write() as session:
+            idx = get_index(session, index_name or settings.default_index)
+            set_yanked(session, idx, project, version, yanked=yanked, reason=reason, actor="cli")
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"{'yanked' if yanked else 'unyanked'} {project} {version}")
+
+
+@main.command()
+@click.argument("project")
+@click.argument("version")
+@click.option("--index", "index_name", default=None, help="Index (default: the default index).")
+@click.option("--reason", default="", help="Why, shown to installers (PEP 592).")
+@instance_options
+def yank(
+    project: str, version: str, index_name: str | None, reason: str, settings: Settings
+) -> None:
+    """Yank a release: installers skip it unless it is pinned exactly."""
+    _yank(project, version, index_name, reason, True, settings)
+
+
+@main.command()
+@click.argument("project")
+@click.argument("version")
+@click.option("--index", "index_name", default=None, help="Index (default: the default index).")
+@instance_options
+def unyank(project: str, version: str, index_name: str | None, settings: Settings) -> None:
+    """Undo a yank."""
+    _yank(project, version, index_name, "", False, settings)
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["file", "release", "project"]))
+@click.argument("args", nargs=-1, required=True)
+@click.option("--index", "index_name", default=None, help="Index (default: the default index).")
+@instance_options
+def delete(what: str, args: tuple[str, ...], index_name: str | None, settings: Settings) -> None:
+    """Delete a file (FILENAME), a release (PROJECT VERSION) or a project (PROJECT).
+
+    Deleted filenames can never be uploaded again; blobs are kept.
+    """
+    wanted = {"file": 1, "release": 2, "project": 1}[what]
+    if len(args) != wanted:
+        raise click.UsageError(f"delete {what} takes {wanted} argument(s)")
+    instance = _open(settings)
+    try:
+        with instance.db.write() as session:
+            idx = get_index(session, index_name or settings.default_index)
+            if what == "file":
+                delete_file(session, idx, args[0], actor="cli")
+            elif what == "release":
+                delete_release(session, idx, args[0], args[1], actor="cli")
+            else:
+                delete_project(session, idx, args[0], actor="cli")
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"deleted {what} {' '.join(args)}")
+
+
+@main.command()
+@instance_options
+def rebuild(settings: Settings) -> None:
+    """Re-render the whole static tree from the database."""
+    instance = _open(settings)
+    serial = instance.renderer.rebuild()
+    click.echo(f"rebuilt the tree at serial {serial}")
+
+
+@main.command()
+@click.option(
+    "--grace",
+    type=int,
+    default=3600,
+    show_default=True,
+    help="Only reap orphan blobs older than this many seconds (an upload in flight"
+    " writes its blob before its row).",
+)
+@click.option("--dry-run", is_flag=True, help="Report orphans without deleting them.")
+@click.option("--verify", is_flag=True, help="Also re-hash every blob.")
+@instance_options
+def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
+    """Check blobs against rows: report missing blobs, reap orphans."""
+    import hashlib
+
+    instance = _open(settings)
+    with instance.db.read() as session:
+        wanted: dict[str, str] = {}
+        for filename, sha256, metadata_sha256 in session.execute(
+            select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256)
+        ):
+            wanted[sha256] = filename
+            wanted.setdefault(metadata_sha256, f"{filename} (core metadata)")
+    problems = 0
+    stored = set(instance.blobs)
+    for sha256, what in sorted(wanted.items(), key=lambda kv: kv[1]):
+        if sha256 not in stored:
+            problems += 1
+            click.echo(f"MISSING blob {sha256} for {what}")
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace)
+    reaped = 0
+    for sha256 in sorted(stored - wanted.keys()):
+        path = instance.blobs.path(sha256)
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if mtime > cutoff:
+            click.echo(f"orphan blob {sha256} is younger than the grace period; kept")
+            continue
+        reaped += 1
+        if dry_run:
+            click.echo(f"orphan blob {sha256} (would reap)")
+        else:
+            instance.blobs.delete(sha256)
+            click.echo(f"reaped orphan blob {sha256}")
+    if verify:
+        for sha256 in sorted(stored & wanted.keys()):
+            digest = hashlib.sha256()
+            with open(instance.blobs.path(sha256), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != sha256:
+                problems += 1
+                click.echo(f"CORRUPT blob {sha256} for {wanted[sha256]}")
+    click.echo(
+        f"fsck: {len(wanted)} blobs referenced, {len(stored)} stored, "
+        f"{reaped} orphan(s) {'found' if dry_run else 'reaped'}, {problems} problem(s)"
+    )
+    if problems:
+        sys.exit(1)
+
+
+@main.command("settings")
+def settings_doc() -> None:
+    """List every setting with its environment variable, default and meaning."""
+    for s in SETTINGS:
+        click.echo(f"{s.name}  (TILSIT_{s.name.upper()}, default {s.default!s})\n    {s.help}")

@@ -1,0 +1,97 @@
+"""Engines and sessions, with one write path.
+
+SQLite: WAL, many readers and one writer; write transactions start with
+``BEGIN IMMEDIATE`` so two writers queue instead of failing on upgrade.
+PostgreSQL: write transactions take one advisory lock, so journal serials are
+committed in the order they were allocated and a follower of the journal never
+sees serial N+1 before N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Database"]
+
+# Any constant would do; this one spells "tilsit" in ASCII.
+_WRITE_LOCK_KEY = 0x74696C736974
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, issue BEGIN (the documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("tilsit_write")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 30})
+            _sqlite_setup(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that holds the single writer lock; commits on success."""
+        session = self._sessions()
+        try:
+            if self.dialect == "sqlite":
+                connection = session.connection(execution_options={"tilsit_write": True})
+            else:
+                connection = session.connection()
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK_KEY}
+                )
+            del connection
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

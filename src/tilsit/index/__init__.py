@@ -1,0 +1,1 @@
+"""The domain: indexes, projects, releases, files; upload, yank and delete."""

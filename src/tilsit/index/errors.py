@@ -1,0 +1,75 @@
+"""Errors of the index domain, each named for what is refused.
+
+IndexError_ (base; carries the HTTP status the web layer answers with)
+├── UnknownIndex, UnknownProject, UnknownRelease, UnknownFile   404
+├── InvalidUpload              400  (form fields, digests, archive, metadata)
+│   ├── FileExists             400  same filename, other bytes
+│   ├── FilenameReused         400  filename used before, since deleted
+│   └── ProjectNameTooSimilar  400  confusable with an existing project
+├── UploadTooLarge             413
+└── Forbidden                  403  token not allowed for this index/project
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FileExists",
+    "FilenameReused",
+    "Forbidden",
+    "IndexError_",
+    "InvalidUpload",
+    "ProjectNameTooSimilar",
+    "UnknownFile",
+    "UnknownIndex",
+    "UnknownProject",
+    "UnknownRelease",
+    "UploadTooLarge",
+]
+
+
+class IndexError_(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownIndex(IndexError_):
+    status = 404
+
+
+class UnknownProject(IndexError_):
+    status = 404
+
+
+class UnknownRelease(IndexError_):
+    status = 404
+
+
+class UnknownFile(IndexError_):
+    status = 404
+
+
+class InvalidUpload(IndexError_):
+    status = 400
+
+
+class FileExists(InvalidUpload):
+    pass
+
+
+class FilenameReused(InvalidUpload):
+    pass
+
+
+class ProjectNameTooSimilar(InvalidUpload):
+    pass
+
+
+class UploadTooLarge(IndexError_):
+    status = 413
+
+
+class Forbidden(IndexError_):
+    status = 403

@@ -1,0 +1,189 @@
+"""Indexes, users, yank/unyank and soft delete: the administrative writes.
+
+Every function runs inside :meth:`Database.write` and journals what it changed;
+the caller then lets the renderer catch up.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
+from tilsit.index import errors
+from tilsit.index.journal import record
+from tilsit.spec.names import normalize
+
+__all__ = [
+    "INDEX_KINDS",
+    "create_index",
+    "create_user",
+    "delete_file",
+    "delete_project",
+    "delete_release",
+    "get_index",
+    "get_project",
+    "get_release",
+    "get_user",
+    "set_yanked",
+]
+
+INDEX_KINDS = ("hosted",)
+# Index names become the first URL segment and a tree directory; these are
+# taken by other routes.
+_RESERVED = {
+    "packages",
+    "simple",
+    "legacy",
+    "pypi",
+    "project",
+    "account",
+    "admin",
+    "_",
+    "tuf",
+    "static",
+}
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def get_index(session: Session, name: str) -> IndexRow:
+    index = session.scalars(select(IndexRow).where(IndexRow.name == name)).one_or_none()
+    if index is None:
+        raise errors.UnknownIndex(f"There is no index named {name!r}")
+    return index
+
+
+def create_index(session: Session, name: str, kind: str = "hosted", actor: str = "") -> IndexRow:
+    if not _INDEX_NAME.match(name) or name in _RESERVED:
+        raise errors.InvalidUpload(
+            f"Invalid index name {name!r}: use lower-case letters, digits, '.', '-' and '_'"
+            f" (not one of {', '.join(sorted(_RESERVED))})"
+        )
+    if kind not in INDEX_KINDS:
+        raise errors.InvalidUpload(f"Unknown index kind {kind!r}: expected one of {INDEX_KINDS}")
+    if session.scalars(select(IndexRow.id).where(IndexRow.name == name)).first() is not None:
+        raise errors.InvalidUpload(f"An index named {name!r} already exists")
+    index = IndexRow(name=name, kind=kind, options={})
+    session.add(index)
+    session.flush()
+    record(session, index, "create index", actor=actor, detail={"kind": kind})
+    return index
+
+
+def get_user(session: Session, name: str) -> UserRow:
+    user = session.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()
+    if user is None:
+        raise errors.IndexError_(f"There is no user named {name!r}")
+    return user
+
+
+def create_user(session: Session, name: str, *, admin: bool = False) -> UserRow:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", name):
+        raise errors.IndexError_(f"Invalid user name {name!r}")
+    if session.scalars(select(UserRow.id).where(UserRow.name == name)).first() is not None:
+        raise errors.IndexError_(f"A user named {name!r} already exists")
+    user = UserRow(name=name, is_admin=admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_project(session: Session, index: IndexRow, name: str) -> ProjectRow:
+    project = session.scalars(
+        select(ProjectRow).where(
+            ProjectRow.index_id == index.id, ProjectRow.normalized == normalize(name)
+        )
+    ).one_or_none()
+    if project is None or project.deleted_at is not None:
+        raise errors.UnknownProject(f"There is no project {name!r} in index {index.name!r}")
+    return project
+
+
+def get_release(session: Session, project: ProjectRow, version: str) -> ReleaseRow:
+    try:
+        canonical = str(Version(version))
+    except InvalidVersion:
+        canonical = version
+    release = session.scalars(
+        select(ReleaseRow).where(
+            ReleaseRow.project_id == project.id, ReleaseRow.version == canonical
+        )
+    ).one_or_none()
+    if release is None or release.deleted_at is not None:
+        raise errors.UnknownRelease(f"Project {project.name!r} has no release {version!r}")
+    return release
+
+
+def set_yanked(
+    session: Session,
+    index: IndexRow,
+    project_name: str,
+    version: str,
+    *,
+    yanked: bool,
+    reason: str = "",
+    actor: str = "",
+) -> int:
+    project = get_project(session, index, project_name)
+    release = get_release(session, project, version)
+    release.yanked = yanked
+    release.yanked_reason = reason if yanked else ""
+    return record(
+        session,
+        index,
+        "yank release" if yanked else "unyank release",
+        project=project,
+        actor=actor,
+        detail={"version": release.version, "reason": release.yanked_reason},
+    )
+
+
+def delete_file(session: Session, index: IndexRow, filename: str, actor: str = "") -> int:
+    row = session.scalars(
+        select(FileRow).where(FileRow.index_id == index.id, FileRow.filename == filename)
+    ).one_or_none()
+    if row is None or row.deleted_at is not None:
+        raise errors.UnknownFile(f"There is no file {filename!r} in index {index.name!r}")
+    row.deleted_at = datetime.now(UTC)
+    return record(
+        session,
+        index,
+        "remove file",
+        project=row.release.project,
+        actor=actor,
+        detail={"filename": filename, "version": row.release.version},
+    )
+
+
+def delete_release(
+    session: Session, index: IndexRow, project_name: str, version: str, actor: str = ""
+) -> int:
+    project = get_project(session, index, project_name)
+    release = get_release(session, project, version)
+    now = datetime.now(UTC)
+    release.deleted_at = now
+    for f in release.files:
+        f.deleted_at = f.deleted_at or now
+    return record(
+        session,
+        index,
+        "remove release",
+        project=project,
+        actor=actor,
+        detail={"version": release.version},
+    )
+
+
+def delete_project(session: Session, index: IndexRow, project_name: str, actor: str = "") -> int:
+    project = get_project(session, index, project_name)
+    now = datetime.now(UTC)
+    project.deleted_at = now
+    for release in project.releases:
+        release.deleted_at = release.deleted_at or now
+        for f in release.files:
+            f.deleted_at = f.deleted_at or now
+    return record(session, index, "remove project", project=project, actor=actor)

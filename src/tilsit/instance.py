@@ -1,0 +1,49 @@
+"""One tilsit instance: settings plus the database, blob store, tree and renderer they name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from tilsit.config import Settings
+from tilsit.db.engine import Database
+from tilsit.db.models import IndexRow
+from tilsit.index.manage import create_index
+from tilsit.render.follow import Renderer
+from tilsit.render.tree import Tree
+from tilsit.store.fs import FilesystemBlobStore
+
+__all__ = ["Instance", "open_instance"]
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    db: Database
+    blobs: FilesystemBlobStore
+    tree: Tree
+    renderer: Renderer
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_instance(settings: Settings, *, migrate: bool = True) -> Instance:
+    """Open (and on first use create) the data directory, schema and default index."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    if migrate:
+        db.migrate()
+    blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
+    tree = Tree(settings.tree_dir, settings.tmp_dir)
+    renderer = Renderer(db, blobs, tree, settings.data / "render.lock", settings.base_url)
+    instance = Instance(settings, db, blobs, tree, renderer)
+    with db.write() as session:
+        exists = session.scalars(
+            select(IndexRow.id).where(IndexRow.name == settings.default_index)
+        ).first()
+        if exists is None:
+            create_index(session, settings.default_index, "hosted", actor="tilsit")
+    renderer.catch_up()
+    return instance

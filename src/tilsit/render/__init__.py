@@ -1,0 +1,1 @@
+"""Journal -> static tree: pure page builders plus the atomic tree writer."""

@@ -1,0 +1,170 @@
+"""Follow the journal and bring the tree up to date.
+
+Every write commits its journal rows first and then calls :meth:`Renderer.catch_up`,
+which renders each project and index touched by rows past the tree's
+``.serial`` marker, then advances the marker. A crash between commit and render
+is healed by the next catch-up (``tilsit serve`` runs one at start), and
+``tilsit rebuild`` renders everything from scratch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tilsit.db.engine import Database
+from tilsit.db.models import FileRow, IndexRow, JournalRow, ProjectRow, ReleaseRow
+from tilsit.render import legacy
+from tilsit.render.pages import simple_page
+from tilsit.render.snapshot import ProjectSnap, load_project
+from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree, file_path
+from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
+from tilsit.store.blobs import BlobStore
+
+__all__ = ["Renderer"]
+
+
+def _still_served(session: Session, sha256: str, filename: str) -> bool:
+    live = (
+        select(FileRow.id)
+        .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
+        .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
+        .where(
+            FileRow.sha256 == sha256,
+            FileRow.filename == filename,
+            FileRow.deleted_at.is_(None),
+            ReleaseRow.deleted_at.is_(None),
+            ProjectRow.deleted_at.is_(None),
+        )
+        .limit(1)
+    )
+    return session.scalar(live) is not None
+
+
+class Renderer:
+    def __init__(
+        self, db: Database, blobs: BlobStore, tree: Tree, lock_path: Path, base_url: str = ""
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.tree = tree
+        self.lock_path = lock_path
+        self.base_url = base_url
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # One renderer at a time per data directory, across processes, so an
+        # older snapshot can never overwrite a newer page.
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def catch_up(self) -> int:
+        """Render everything the journal changed since the last render; return the serial."""
+        with self._locked(), self.db.read() as session:
+            done = self.tree.serial()
+            rows = session.execute(
+                select(JournalRow.serial, JournalRow.index_id, JournalRow.project)
+                .where(JournalRow.serial > done)
+                .order_by(JournalRow.serial)
+            ).all()
+            if not rows:
+                return done
+            touched: dict[int, set[str]] = {}
+            for _serial, index_id, project in rows:
+                names = touched.setdefault(index_id, set())
+                if project is not None:
+                    names.add(project)
+            for index_id, names in touched.items():
+                index = session.get_one(IndexRow, index_id)
+                for name in sorted(names):
+                    self._render_project(session, index, name)
+                self._render_index(session, index)
+            last = rows[-1][0]
+            self.tree.set_serial(last)
+            return int(last)
+
+    def rebuild(self) -> int:
+        """Render every index and project from the database."""
+        with self._locked(), self.db.read() as session:
+            last = session.scalar(select(func.max(JournalRow.serial))) or 0
+            for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+                names = session.scalars(
+                    select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
+                ).all()
+                for name in names:
+                    self._render_project(session, index, name)
+                self._render_index(session, index)
+            self.tree.set_serial(last)
+            return int(last)
+
+    def _render_index(self, session: Session, index: IndexRow) -> None:
+        entries = [
+            IndexEntry(name, serial)
+            for name, serial in session.execute(
+                select(ProjectRow.normalized, ProjectRow.last_serial)
+                .where(ProjectRow.index_id == index.id, ProjectRow.deleted_at.is_(None))
+                .order_by(ProjectRow.normalized)
+            )
+        ]
+        base = f"{index.name}/simple"
+        self.tree.write(f"{base}/{PAGE_JSON}", index_json(entries, index.last_serial))
+        self.tree.write(f"{base}/{PAGE_HTML}", index_html(entries, index.last_serial))
+
+    def _read_blob(self, sha256: str) -> bytes:
+        return self.blobs.path(sha256).read_bytes()
+
+    def _render_project(self, session: Session, index: IndexRow, name: str) -> None:
+        project = load_project(session, index, name)
+        if project is None:
+            return
+        self._place_files(session, project)
+        simple_dir = f"{index.name}/simple/{project.normalized}"
+        legacy_dir = f"{index.name}/pypi/{project.normalized}"
+        if project.deleted:
+            self.tree.remove_dir(simple_dir)
+            self.tree.remove_dir(legacy_dir)
+            return
+        page = simple_page(project, self.base_url)
+        self.tree.write(f"{simple_dir}/{PAGE_JSON}", project_json(page))
+        self.tree.write(f"{simple_dir}/{PAGE_HTML}", project_html(page))
+        self._render_legacy(project, legacy_dir)
+
+    def _place_files(self, session: Session, project: ProjectSnap) -> None:
+        # Files go into the tree before any page that links them.
+        for _release, f in project.live_files():
+            self.tree.link(file_path(f.sha256, f.filename), self.blobs.path(f.sha256))
+            if f.serves_metadata:
+                self.tree.link(
+                    file_path(f.sha256, f.filename) + ".metadata",
+                    self.blobs.path(f.metadata_sha256),
+                )
+        for f in project.dead_files():
+            if _still_served(session, f.sha256, f.filename):
+                continue  # the same file is live in another index: the path is shared
+            self.tree.remove(file_path(f.sha256, f.filename) + ".metadata")
+            self.tree.remove(file_path(f.sha256, f.filename))
+
+    def _render_legacy(self, project: ProjectSnap, legacy_dir: str) -> None:
+        whole = legacy.project_json(project, self._read_blob, self.base_url)
+        if whole is None:
+            self.tree.remove_dir(legacy_dir)
+            return
+        self.tree.write(f"{legacy_dir}/json", whole)
+        live = {r.version: r for r in project.live_releases if any(not f.deleted for f in r.files)}
+        for version, release in live.items():
+            data = legacy.version_json(project, release, self._read_blob, self.base_url)
+            self.tree.write(f"{legacy_dir}/{version}/json", data)
+        existing = self.tree.path(legacy_dir)
+        for child in existing.iterdir() if existing.is_dir() else []:
+            if child.is_dir() and child.name not in live:
+                self.tree.remove_dir(f"{legacy_dir}/{child.name}")

@@ -1,0 +1,31 @@
+"""Project snapshot -> the bytes of its simple pages (HTML and JSON)."""
+
+from __future__ import annotations
+
+from tilsit.render.snapshot import ProjectSnap
+from tilsit.render.tree import file_url
+from tilsit.spec.simple import ProjectPage, SimpleFile
+
+__all__ = ["simple_page"]
+
+
+def simple_page(project: ProjectSnap, base_url: str = "") -> ProjectPage:
+    files = [
+        SimpleFile(
+            filename=f.filename,
+            url=file_url(f.sha256, f.filename, base_url),
+            sha256=f.sha256,
+            size=f.size,
+            upload_time=f.upload_time,
+            requires_python=f.requires_python,
+            yanked=(r.yanked_reason if r.yanked else None),
+            metadata_sha256=f.metadata_sha256 if f.serves_metadata else None,
+        )
+        for r, f in project.live_files()
+    ]
+    return ProjectPage(
+        name=project.normalized,
+        serial=project.serial,
+        versions=[r.version for r in project.live_releases],
+        files=files,
+    )

@@ -1,0 +1,116 @@
+"""A project as the renderers see it: read once from the database, then pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
+
+__all__ = ["FileSnap", "ProjectSnap", "ReleaseSnap", "load_project", "version_key"]
+
+
+def version_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:  # mirrored legacy versions sort first, by text
+        return (0, version)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSnap:
+    filename: str
+    packagetype: str
+    python_version: str
+    size: int
+    sha256: str
+    md5: str
+    blake2_256: str
+    metadata_sha256: str
+    requires_python: str | None
+    upload_time: datetime
+    deleted: bool
+
+    @property
+    def serves_metadata(self) -> bool:
+        """Only wheels get a ``.metadata`` file (PEP 658): an sdist's PKG-INFO may be dynamic."""
+        return self.packagetype == "bdist_wheel"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSnap:
+    version: str
+    yanked: bool
+    yanked_reason: str
+    deleted: bool
+    files: tuple[FileSnap, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSnap:
+    index: str
+    name: str
+    normalized: str
+    serial: int
+    deleted: bool
+    releases: tuple[ReleaseSnap, ...]  # every release, deleted too, in version order
+
+    @property
+    def live_releases(self) -> tuple[ReleaseSnap, ...]:
+        return tuple(r for r in self.releases if not r.deleted)
+
+    def live_files(self) -> list[tuple[ReleaseSnap, FileSnap]]:
+        return [(r, f) for r in self.live_releases for f in r.files if not f.deleted]
+
+    def dead_files(self) -> list[FileSnap]:
+        return [f for r in self.releases for f in r.files if f.deleted or r.deleted or self.deleted]
+
+
+def _file(row: FileRow) -> FileSnap:
+    return FileSnap(
+        filename=row.filename,
+        packagetype=row.packagetype,
+        python_version=row.python_version,
+        size=row.size,
+        sha256=row.sha256,
+        md5=row.md5,
+        blake2_256=row.blake2_256,
+        metadata_sha256=row.metadata_sha256,
+        requires_python=row.requires_python,
+        upload_time=row.upload_time,
+        deleted=row.deleted_at is not None,
+    )
+
+
+def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectSnap | None:
+    row = session.scalars(
+        select(ProjectRow)
+        .where(ProjectRow.index_id == index.id, ProjectRow.normalized == normalized)
+        .options(selectinload(ProjectRow.releases).selectinload(ReleaseRow.files))
+    ).one_or_none()
+    if row is None:
+        return None
+    releases = sorted(row.releases, key=lambda r: version_key(r.version))
+    return ProjectSnap(
+        index=index.name,
+        name=row.name,
+        normalized=row.normalized,
+        serial=row.last_serial,
+        deleted=row.deleted_at is not None,
+        releases=tuple(
+            ReleaseSnap(
+                version=r.version,
+                yanked=r.yanked,
+                yanked_reason=r.yanked_reason,
+                deleted=r.deleted_at is not None,
+                files=tuple(
+                    _file(f) for f in sorted(r.files, key=lambda f: (f.upload_time, f.filename))
+                ),
+            )
+            for r in releases
+        ),
+    )

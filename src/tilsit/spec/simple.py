@@ -1,0 +1,152 @@
+"""The simple repository API documents: PEP 503 HTML and PEP 691 JSON.
+
+Covers PEP 592 (yanked), PEP 658/714 (core metadata), PEP 700 (versions,
+size, upload-time) and PEP 792 (project status). Pages are pure functions of
+the dataclasses below, so the same input always gives the same bytes: that is
+what lets a mirror of tilsit be byte-identical to its origin and what the TUF
+layer signs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+__all__ = [
+    "API_VERSION",
+    "HTML",
+    "JSON",
+    "MEDIA_TYPES",
+    "V1_HTML",
+    "IndexEntry",
+    "ProjectPage",
+    "SimpleFile",
+    "format_time",
+    "index_html",
+    "index_json",
+    "project_html",
+    "project_json",
+]
+
+API_VERSION = "1.4"  # 1.4 adds project-status (PEP 792); 1.1 versions/size/upload-time
+JSON = "application/vnd.pypi.simple.v1+json"
+V1_HTML = "application/vnd.pypi.simple.v1+html"
+HTML = "text/html"
+MEDIA_TYPES = (JSON, V1_HTML, HTML)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, microseconds kept (PEP 700 upload-time)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleFile:
+    filename: str
+    url: str
+    sha256: str
+    size: int
+    upload_time: datetime
+    requires_python: str | None = None
+    yanked: str | None = None  # None: not yanked; "" yanked without a reason
+    metadata_sha256: str | None = None  # set only when <url>.metadata exists
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPage:
+    name: str  # normalised
+    serial: int
+    versions: Sequence[str]
+    files: Sequence[SimpleFile]
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    name: str  # normalised
+    serial: int
+
+
+def _file_json(f: SimpleFile) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "filename": f.filename,
+        "url": f.url,
+        "hashes": {"sha256": f.sha256},
+        "requires-python": f.requires_python,
+        "size": f.size,
+        "upload-time": format_time(f.upload_time),
+        "yanked": False if f.yanked is None else (f.yanked or True),
+    }
+    if f.metadata_sha256 is not None:
+        metadata = {"sha256": f.metadata_sha256}
+        doc["core-metadata"] = metadata
+        doc["dist-info-metadata"] = metadata  # the name before PEP 714
+    else:
+        doc["core-metadata"] = False
+        doc["dist-info-metadata"] = False
+    return doc
+
+
+def _dumps(doc: object) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False)).encode()
+
+
+def project_json(page: ProjectPage) -> bytes:
+    return _dumps(
+        {
+            "meta": {"api-version": API_VERSION, "_last-serial": page.serial},
+            "name": page.name,
+            "project-status": {"status": page.status},
+            "versions": list(page.versions),
+            "files": [_file_json(f) for f in page.files],
+        }
+    )
+
+
+def _head(title: str, extra_meta: str = "") -> str:
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"{extra_meta}"
+        f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
+    )
+
+
+def project_html(page: ProjectPage) -> bytes:
+    status = f'    <meta name="pypi:project-status" content="{escape(page.status)}">\n'
+    lines = [
+        _head(f"Links for {page.name}", status),
+        f"    <h1>Links for {escape(page.name)}</h1>\n",
+    ]
+    for f in page.files:
+        attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+        if f.metadata_sha256 is not None:
+            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+        if f.yanked is not None:
+            attrs.append(f'data-yanked="{escape(f.yanked)}"')
+        attrs.append(f'data-upload-time="{format_time(f.upload_time)}"')
+        lines.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
+    lines.append(f"  </body>\n</html>\n<!--SERIAL {page.serial}-->\n")
+    return "".join(lines).encode()
+
+
+def index_json(entries: Sequence[IndexEntry], serial: int) -> bytes:
+    return _dumps(
+        {
+            "meta": {"api-version": API_VERSION, "_last-serial": serial},
+            "projects": [{"name": e.name, "_last-serial": e.serial} for e in entries],
+        }
+    )
+
+
+def index_html(entries: Sequence[IndexEntry], serial: int) -> bytes:
+    lines = [_head("Simple index")]
+    lines += [f'    <a href="{escape(e.name)}/">{escape(e.name)}</a><br />\n' for e in entries]
+    lines.append(f"  </body>\n</html>\n<!--SERIAL {serial}-->\n")
+    return "".join(lines).encode()

@@ -1,0 +1,91 @@
+"""Filesystem blob store: ``<root>/<aa>/<bb>/<sha256>``.
+
+Writes go to a temp file in the store's own ``tmp`` directory, are fsynced,
+renamed into place and the directory fsynced, so a blob either exists whole
+or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tilsit.store.blobs import MissingBlob
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path, tmp: Path) -> None:
+        self.root = root
+        self.tmp = tmp
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put_file(self, source: Path, sha256: str) -> None:
+        target = self.path(sha256)
+        if target.is_file():
+            # Content-addressed: identical bytes are already stored durably.
+            source.unlink(missing_ok=True)
+            return
+        with open(source, "rb+") as fh:
+            os.fsync(fh.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(source, 0o444)
+        os.replace(source, target)
+        fsync_dir(target.parent)
+        fsync_dir(target.parent.parent)
+
+    def put_bytes(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if self.exists(sha256):
+            return sha256
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            self.put_file(Path(name), sha256)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        return sha256
+
+    def open(self, sha256: str) -> int:
+        try:
+            return os.open(self.path(sha256), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise MissingBlob(sha256) from exc
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def __iter__(self) -> Iterator[str]:
+        for first in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if not first.is_dir():
+                continue
+            for second in sorted(first.iterdir()):
+                for blob in sorted(second.iterdir()):
+                    if _SHA256.match(blob.name):
+                        yield blob.name

@@ -1,0 +1,1 @@
+"""The ASGI app: read routes served from the tree, upload, operations."""

@@ -1,0 +1,118 @@
+"""The ASGI application: a small path router in front of the route handlers.
+
+The read path is plain ASGI, not a framework router: it is the hot path, and
+all it does is pick a tree file (see ARCHITECTURE principle 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from tilsit import __version__
+from tilsit.instance import Instance
+from tilsit.web.asgi import Receive, Scope, Send, text
+from tilsit.web.read import ReadRoutes
+from tilsit.web.treefiles import TreeFiles
+from tilsit.web.upload import UploadRoute
+
+__all__ = ["TilsitApp"]
+
+log = logging.getLogger("tilsit.web")
+_READ_METHODS = ("GET", "HEAD")
+
+
+class TilsitApp:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        settings = instance.settings
+        self.default_index = settings.default_index
+        self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
+        self.read = ReadRoutes(self.files, settings.page_max_age)
+        self.upload = UploadRoute(instance)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        head = method == "HEAD"
+        segments = path.split("/", 3)  # "", first, second, rest
+        first = segments[1] if len(segments) > 1 else ""
+
+        if first == "packages":
+            if method not in _READ_METHODS:
+                await self._method_not_allowed(send, "GET, HEAD")
+                return
+            await self.read.package_file(scope, send, path)
+            return
+        if first == "_":
+            await self._operations(scope, send, path)
+            return
+
+        # /simple/..., /pypi/..., /legacy/ are the default index's; /<index>/... any index's.
+        if first in ("simple", "pypi", "legacy"):
+            index, prefix, area = self.default_index, "", first
+            rest = path[len(first) + 1 :]
+        elif len(segments) > 2 and segments[2] in ("simple", "pypi", "legacy"):
+            index, prefix, area = first, f"/{first}", segments[2]
+            rest = path[len(first) + len(area) + 2 :]
+        else:
+            await text(send, 404, f"Not Found: {path}", head=head)
+            return
+
+        if area == "legacy":
+            if method == "POST" and rest in ("", "/"):
+                await self.upload(scope, receive, send, index)
+                return
+            if method in _READ_METHODS and rest.startswith("/+simple"):
+                # hatch looks for the simple page below its upload URL.
+                await self.read.simple(
+                    scope, send, index, f"{prefix}/legacy/+simple", rest[len("/+simple") :]
+                )
+                return
+            await self._method_not_allowed(send, "POST")
+            return
+        if method not in _READ_METHODS:
+            await self._method_not_allowed(send, "GET, HEAD")
+            return
+        if not self.files.root.joinpath(index).is_dir():
+            await text(send, 404, f"Not Found: there is no index named {index!r}", head=head)
+            return
+        if area == "simple":
+            await self.read.simple(scope, send, index, f"{prefix}/simple", rest)
+        else:
+            await self.read.legacy_json(scope, send, index, prefix, rest.lstrip("/"))
+
+    async def _operations(self, scope: Scope, send: Send, path: str) -> None:
+        if path == "/_/health":
+            body = json.dumps({"status": "ok", "version": __version__}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await text(send, 404, f"Not Found: {path}", head=scope["method"] == "HEAD")
+
+    async def _method_not_allowed(self, send: Send, allow: str) -> None:
+        await text(send, 405, f"Method Not Allowed: use {allow}", [(b"allow", allow.encode())])
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.instance.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

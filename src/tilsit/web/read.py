@@ -1,0 +1,130 @@
+"""The read routes: simple pages, legacy JSON and files, all from the tree."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from packaging.version import InvalidVersion, Version
+
+from tilsit.render.tree import PAGE_HTML, PAGE_JSON
+from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
+from tilsit.spec.names import normalize
+from tilsit.spec.simple import JSON
+from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
+from tilsit.web.treefiles import TreeFiles
+
+__all__ = ["ReadRoutes"]
+
+_IMMUTABLE = b"max-age=31536000, immutable, public"
+
+
+def _with_query(scope: Scope, path: str) -> str:
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class ReadRoutes:
+    def __init__(self, files: TreeFiles, page_max_age: int) -> None:
+        self.files = files
+        self.page_cache_control = f"max-age={page_max_age}, public".encode()
+
+    def _page_headers(self) -> Headers:
+        return [(b"vary", b"Accept"), (b"cache-control", self.page_cache_control)]
+
+    async def simple(self, scope: Scope, send: Send, index: str, base: str, rest: str) -> None:
+        """``base`` is the URL path of the simple root without its slash (``/main/simple``);
+        ``rest`` is what follows it: "", "/", "/<name>" or "/<name>/"."""
+        head = scope["method"] == "HEAD"
+        if not rest:
+            await redirect(send, _with_query(scope, f"{base}/"), head=head)
+            return
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if len(parts) > 1:
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
+            return
+        if parts:
+            name = parts[0]
+            canonical = normalize(name)
+            if canonical != name or not rest.endswith("/"):
+                await redirect(send, _with_query(scope, f"{base}/{canonical}/"), head=head)
+                return
+            directory = f"{index}/simple/{canonical}"
+        else:
+            directory = f"{index}/simple"
+        try:
+            media_type = self._media_type(scope)
+        except NotAcceptable as exc:
+            await text(send, 406, f"Not Acceptable: {exc}", self._page_headers(), head=head)
+            return
+        entry = self.files.page(f"{directory}/{PAGE_JSON if media_type == JSON else PAGE_HTML}")
+        if entry is None:
+            what = f"project {parts[0]!r}" if parts else "this index"
+            await text(
+                send,
+                404,
+                f"Not Found: no {what} in index {index!r}",
+                self._page_headers(),
+                head=head,
+            )
+            return
+        await self.files.send_page(scope, send, entry, self._page_headers(), media_type.encode())
+
+    def _media_type(self, scope: Scope) -> str:
+        query = scope.get("query_string", b"")
+        if query:
+            wanted = parse_qs(query.decode("latin-1")).get("format")
+            if wanted:
+                if wanted[0] not in FORMATS:
+                    raise NotAcceptable(f"unknown format {wanted[0]!r}")
+                return FORMATS[wanted[0]]
+        return negotiate(header(scope, b"accept"))
+
+    async def legacy_json(
+        self, scope: Scope, send: Send, index: str, prefix: str, rest: str
+    ) -> None:
+        """``rest`` is what follows ``<prefix>/pypi/``: "<name>/json" or "<name>/<version>/json"."""
+        head = scope["method"] == "HEAD"
+        parts = rest.rstrip("/").split("/")
+        if len(parts) not in (2, 3) or parts[-1] != "json":
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
+            return
+        canonical = [normalize(parts[0])]
+        if len(parts) == 3:
+            try:
+                canonical.append(str(Version(parts[1])))
+            except InvalidVersion:
+                canonical.append(parts[1])
+        if canonical != parts[:-1]:
+            await redirect(
+                send, _with_query(scope, f"{prefix}/pypi/{'/'.join(canonical)}/json"), head=head
+            )
+            return
+        entry = self.files.page(f"{index}/pypi/{'/'.join(canonical)}/json")
+        if entry is None:
+            await text(send, 404, f"Not Found: {'/'.join(canonical)} in index {index!r}", head=head)
+            return
+        headers: Headers = [
+            (b"cache-control", self.page_cache_control),
+            (b"access-control-allow-origin", b"*"),
+        ]
+        await self.files.send_page(scope, send, entry, headers, b"application/json")
+
+    async def package_file(self, scope: Scope, send: Send, path: str) -> None:
+        """``path`` is the URL path: /packages/<aa>/<bb>/<rest>/<filename>[.metadata]."""
+        head = scope["method"] == "HEAD"
+        parts = path.split("/")
+        if len(parts) != 6 or any(p in ("", ".", "..") for p in parts[2:]):
+            await text(send, 404, f"Not Found: {path}", head=head)
+            return
+        sha256 = "".join(parts[2:5])
+        relative = path.lstrip("/")
+        headers: Headers = [(b"cache-control", _IMMUTABLE)]
+        if parts[5].endswith(".metadata"):
+            entry = self.files.page(relative, with_serial=False)
+            if entry is None:
+                await text(send, 404, f"Not Found: {path}", head=head)
+                return
+            await self.files.send_page(scope, send, entry, headers, b"application/octet-stream")
+            return
+        if not await self.files.send_file(scope, send, relative, f'"{sha256}"', headers):
+            await text(send, 404, f"Not Found: {path}", head=head)

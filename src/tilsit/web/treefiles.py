@@ -1,0 +1,190 @@
+"""Serving files of the static tree: pages from a small in-memory cache, files from disk.
+
+Freshness is by ``stat``: the writer replaces pages by rename, so a new inode,
+mtime or size means new bytes. ETags are strong (content hashes); pages also
+carry their journal serial, read from the page itself, as ``X-PyPI-Last-Serial``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from tilsit.web.asgi import Headers, Scope, Send, header, respond, text
+
+__all__ = ["CachedFile", "TreeFiles", "parse_range"]
+
+_SERIAL_HTML = re.compile(rb"<!--SERIAL (\d+)-->\s*$")
+_SERIAL_JSON = re.compile(rb'"_last-serial":(\d+)')
+# The legacy JSON API's top-level key; inside strings quotes are escaped, so
+# only the real key can match.
+_SERIAL_LEGACY = re.compile(rb'"last_serial": (\d+)')
+_CHUNK = 256 * 1024
+_INLINE = 1024 * 1024  # files up to this size are read and sent in one message
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    key: tuple[int, int, int]  # inode, mtime_ns, size
+    data: bytes
+    etag: str
+    serial: int | None
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
+    """A single ``bytes=`` range as (first, last), None to ignore it, False if unsatisfiable."""
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", value)
+    if match is None:
+        return None  # several ranges or another unit: answer with the whole file
+    first_s, last_s = match.groups()
+    if not first_s and not last_s:
+        return None
+    if not first_s:  # suffix: the last N bytes
+        length = int(last_s)
+        if length == 0:
+            return False
+        return (max(size - length, 0), size - 1) if size else False
+    first = int(first_s)
+    last = int(last_s) if last_s else size - 1
+    if first > last and last_s:
+        return None
+    if first >= size:
+        return False
+    return first, min(last, size - 1)
+
+
+class TreeFiles:
+    def __init__(self, root: Path, cache_bytes: int) -> None:
+        self.root = root
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, CachedFile] = OrderedDict()
+        self._cached = 0
+
+    def page(self, relative: str, *, with_serial: bool = True) -> CachedFile | None:
+        """A small file (page or metadata), from the cache when its stat is unchanged."""
+        path = os.path.join(self.root, relative)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(relative)
+        if cached is not None and cached.key == key:
+            self._cache.move_to_end(relative)
+            return cached
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        match = with_serial and (
+            _SERIAL_HTML.search(data[-64:])
+            or _SERIAL_JSON.search(data[:200])
+            or _SERIAL_LEGACY.search(data)
+        )
+        entry = CachedFile(
+            key,
+            data,
+            '"' + hashlib.sha256(data).hexdigest()[:40] + '"',
+            int(match[1]) if match else None,
+        )
+        if cached is not None:
+            self._cached -= len(cached.data)
+        if len(data) <= self.cache_bytes // 8:
+            self._cache[relative] = entry
+            self._cached += len(data)
+            while self._cached > self.cache_bytes and self._cache:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached -= len(dropped.data)
+        else:
+            self._cache.pop(relative, None)
+        return entry
+
+    async def send_page(
+        self, scope: Scope, send: Send, entry: CachedFile, headers: Headers, content_type: bytes
+    ) -> None:
+        head = scope["method"] == "HEAD"
+        headers = [*headers, (b"etag", entry.etag.encode())]
+        if entry.serial is not None:
+            headers.append((b"x-pypi-last-serial", str(entry.serial).encode()))
+        if _etag_matches(header(scope, b"if-none-match"), entry.etag):
+            await respond(send, 304, b"", headers, head=True, content_type=None)
+            return
+        await respond(send, 200, entry.data, headers, head=head, content_type=content_type)
+
+    async def send_file(
+        self, scope: Scope, send: Send, relative: str, etag: str, headers: Headers
+    ) -> bool:
+        """Send a distribution file with Range, HEAD and 304; False if it is not in the tree."""
+        path = os.path.join(self.root, relative)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return False
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fd).st_size
+            head = scope["method"] == "HEAD"
+            headers = [
+                *headers,
+                (b"etag", etag.encode()),
+                (b"accept-ranges", b"bytes"),
+            ]
+            if _etag_matches(header(scope, b"if-none-match"), etag):
+                await respond(send, 304, b"", headers, head=True, content_type=None)
+                return True
+            first, last, status = 0, size - 1, 200
+            range_header = header(scope, b"range")
+            if_range = header(scope, b"if-range")
+            if range_header and (if_range is None or if_range.strip() == etag):
+                parsed = parse_range(range_header, size)
+                if parsed is False:
+                    await text(
+                        send,
+                        416,
+                        f"Range Not Satisfiable: the file has {size} bytes",
+                        [*headers, (b"content-range", f"bytes */{size}".encode())],
+                        head=head,
+                    )
+                    return True
+                if isinstance(parsed, tuple):
+                    first, last = parsed
+                    status = 206
+                    headers.append((b"content-range", f"bytes {first}-{last}/{size}".encode()))
+            length = last - first + 1 if size else 0
+            headers += [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(length).encode()),
+            ]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            if head or length == 0:
+                await send({"type": "http.response.body", "body": b""})
+                return True
+            fh.seek(first)
+            if length <= _INLINE:
+                await send({"type": "http.response.body", "body": fh.read(length)})
+                return True
+            remaining = length
+            while remaining > 0:
+                chunk = await anyio.to_thread.run_sync(fh.read, min(_CHUNK, remaining))
+                if not chunk:
+                    break  # the file shrank under us: a bug elsewhere; end the body short
+                remaining -= len(chunk)
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
+                )
+            return True
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = [c.strip().removeprefix("W/") for c in if_none_match.split(",")]
+    return etag in candidates

@@ -1,0 +1,156 @@
+"""``POST /<index>/legacy/``: the upload API.
+
+Answers: 200 on success and on an identical re-upload; 400 with the reason in
+the body and in the HTTP reason phrase (twine prints the phrase); 401/403 for
+missing or refused credentials; 413 past the size cap, before the body is
+stored; never a redirect.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import anyio
+
+from tilsit.auth.tokens import InvalidToken, credentials_from_header, find_token
+from tilsit.db.models import TokenRow
+from tilsit.index import errors
+from tilsit.index.manage import get_index
+from tilsit.index.upload import UploadForm, check_form, store_upload
+from tilsit.instance import Instance
+from tilsit.web.asgi import Receive, Scope, Send, header, respond
+from tilsit.web.multipart import FormTooLarge, InvalidForm, StreamingForm
+from tilsit.web.reason import ReasonStatus
+
+__all__ = ["UploadRoute"]
+
+log = logging.getLogger("tilsit.upload")
+
+# Form fields other than the file (description, classifiers, ...) ride on top.
+_FORM_OVERHEAD = 16 * 1024 * 1024
+# After refusing an oversized body, read and discard at most this much so the
+# client, still sending, gets to read the 413 instead of a reset connection.
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def _error(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    reason = ReasonStatus(status, message.split("\n", 1)[0])
+    await respond(send, reason, f"{status} {message}\n".encode(), extra)
+
+
+class UploadRoute:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, index_name: str) -> None:
+        settings = self.instance.settings
+        cap = settings.max_upload_size
+        length = header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > cap + _FORM_OVERHEAD:
+            await _error(
+                send,
+                413,
+                f"Request too large: uploads are limited to {cap} bytes",
+                [(b"connection", b"close")],
+            )
+            await _drain(receive)
+            return
+        secret = credentials_from_header(header(scope, b"authorization"))
+        if secret is None:
+            await _error(
+                send,
+                401,
+                "Authentication required: use an API token as the password for the user __token__",
+                [(b"www-authenticate", b'Basic realm="tilsit"')],
+            )
+            await _drain(receive)
+            return
+        try:
+            parser = StreamingForm(header(scope, b"content-type") or "", settings.tmp_dir, cap)
+        except InvalidForm as exc:
+            await _error(send, 400, str(exc))
+            await _drain(receive)
+            return
+        received = 0
+        try:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    parser.close()
+                    return
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > cap + _FORM_OVERHEAD:
+                    raise FormTooLarge(f"Request too large: uploads are limited to {cap} bytes")
+                parser.feed(chunk)
+                more = message.get("more_body", False)
+            form = parser.finish()
+        except FormTooLarge as exc:
+            await _error(send, 413, str(exc), [(b"connection", b"close")])
+            await _drain(receive)
+            return
+        except InvalidForm as exc:
+            await _error(send, 400, str(exc))
+            return
+        assert form.content_path is not None and form.digests is not None
+        upload = UploadForm(form.fields, form.content_path, form.content_filename, form.digests)
+        try:
+            status, answer = await anyio.to_thread.run_sync(
+                self._accept, index_name, secret, upload
+            )
+        finally:
+            form.discard()
+        if status == 200:
+            await respond(send, 200, f"{answer}\n".encode())
+        else:
+            await _error(send, status, answer)
+
+    def _accept(self, index_name: str, secret: str, upload: UploadForm) -> tuple[int, str]:
+        """Check and store one upload (in a worker thread: it reads archives and fsyncs)."""
+        instance = self.instance
+        try:
+            with instance.db.read() as session:
+                index = get_index(session, index_name)
+                if index.kind != "hosted":
+                    return (
+                        405,
+                        f"Index {index_name!r} is a {index.kind} index: uploads go to hosted indexes",
+                    )
+                try:
+                    find_token(session, secret)
+                except InvalidToken as exc:
+                    return 403, f"Invalid or non-existent authentication information: {exc}"
+            checked = check_form(upload)
+            with instance.db.write() as session:
+                index = get_index(session, index_name)
+                token = find_token(session, secret)
+                result = store_upload(session, instance.blobs, index, token, checked)
+                _touch(token)
+            if result.created:
+                instance.renderer.catch_up()
+                return 200, f"OK: stored {result.filename}"
+            return 200, f"OK: {result.filename} is already stored with the same contents"
+        except errors.IndexError_ as exc:
+            return exc.status, exc.message
+        except InvalidToken as exc:
+            return 403, f"Invalid or non-existent authentication information: {exc}"
+
+
+def _touch(token: TokenRow) -> None:
+    token.last_used_at = datetime.now(UTC)
+
+
+async def _drain(receive: Receive) -> None:
+    seen = 0
+    with anyio.move_on_after(30):
+        while seen < _DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return

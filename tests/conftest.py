@@ -1,0 +1,183 @@
+"""Fixtures: settings on SQLite or PostgreSQL, an in-process app, and a live server.
+
+``TILSIT_TEST_DATABASE=postgresql`` runs every database-backed test on a real
+PostgreSQL cluster started for the run; the default is SQLite. In CI
+(``CI=true``) a missing service or client is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.from_thread
+import httpx
+import pytest
+import sqlalchemy
+
+from tests import postgres
+from tilsit.config import Settings, load_settings
+from tilsit.instance import Instance, open_instance
+from tilsit.web.app import TilsitApp
+from tilsit.web.reason import install
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BACKEND = os.environ.get("TILSIT_TEST_DATABASE", "sqlite")
+_counter = itertools.count()
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally when a tool or service is missing; fail in CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_base() -> Iterator[str | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_base: str | None) -> str:
+    """A fresh, empty database for one test ("" means SQLite in the data directory)."""
+    if postgres_base is None:
+        return ""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return f"{postgres_base}/{name}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        overrides={"data": tmp_path / "data", "database_url": database_url}, environ={}
+    )
+
+
+@pytest.fixture
+def instance(settings: Settings) -> Iterator[Instance]:
+    inst = open_instance(settings)
+    yield inst
+    inst.close()
+
+
+class AppClient:
+    """A synchronous client for the in-process ASGI app (httpx over ASGITransport)."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, app: TilsitApp) -> None:
+        self.portal = portal
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+
+    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        return self.portal.call(lambda: self.http.request(method, url, **kwargs))  # type: ignore[arg-type]
+
+    def get(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.request("HEAD", url, **kwargs)
+
+    def post(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+
+@pytest.fixture
+def client(instance: Instance) -> Iterator[AppClient]:
+    install()
+    with anyio.from_thread.start_blocking_portal() as portal:
+        app_client = AppClient(portal, TilsitApp(instance))
+        yield app_client
+        portal.call(app_client.http.aclose)
+
+
+def run_cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "tilsit", *args, "--data", str(settings.data)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"tilsit {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.settings, *args, check=check)
+
+    def token(self, user: str = "alice", *extra: str) -> str:
+        """A fresh upload token for ``user`` (created on first use)."""
+        if user not in self.tokens:
+            self.cli("user", "create", user, check=False)
+            self.tokens[user] = "created"
+        return self.cli("token", "create", "--user", user, *extra).stdout.strip()
+
+
+def start_server(settings: Settings, log: Path, *extra: str) -> LiveServer:
+    port = postgres.free_port()
+    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tilsit", "serve", "--data", str(settings.data),
+             "--port", str(port), *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"tilsit serve exited:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_/health", timeout=2):
+                return LiveServer(url, settings, process)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"tilsit serve did not answer within 60 s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(settings, tmp_path / "server.log")
+    yield server
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def token(instance: Instance) -> str:
+    """An unscoped upload token of user ``alice``."""
+    from tilsit.auth.tokens import create_token
+    from tilsit.index.manage import create_user
+
+    with instance.db.write() as session:
+        user = create_user(session, "alice")
+        return create_token(session, user).secret
