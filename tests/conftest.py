@@ -113,7 +113,11 @@ def run_cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Co
     env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
     result = subprocess.run(
         [sys.executable, "-m", "tilsit", *args, "--data", str(settings.data)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"tilsit {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -130,22 +134,62 @@ class LiveServer:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_cli(self.settings, *args, check=check)
 
-    def token(self, user: str = "alice", *extra: str) -> str:
-        """A fresh upload token for ``user`` (created on first use)."""
-        if user not in self.tokens:
-            self.cli("user", "create", user, check=False)
-            self.tokens[user] = "created"
-        return self.cli("token", "create", "--user", user, *extra).stdout.strip()
+    def token(
+        self, user: str = "alice", *, projects: list[str] | None = None, index: str | None = None
+    ) -> str:
+        """A fresh upload token for ``user`` (created on first use).
+
+        Made through the domain layer on the server's own database: the CLI
+        path is covered by tests/test_cli.py, and a subprocess per token is slow.
+        """
+        from tilsit.auth.tokens import create_token
+        from tilsit.db.engine import Database
+        from tilsit.db.models import UserRow
+        from tilsit.index.manage import create_user, get_index
+
+        words = list(cli_scope)
+        while words:
+            option, value = words.pop(0), words.pop(0)
+            if option == "--project":
+                projects = [*(projects or []), value]
+            elif option == "--index":
+                index = value
+            else:
+                raise ValueError(f"unsupported token option {option}")
+        db = Database(self.settings.db_url)
+        try:
+            with db.write() as session:
+                row = session.scalars(
+                    sqlalchemy.select(UserRow).where(UserRow.name == user)
+                ).one_or_none()
+                row = row or create_user(session, user)
+                scope = get_index(session, index) if index else None
+                return create_token(session, row, index=scope, projects=projects).secret
+        finally:
+            db.dispose()
 
 
-def start_server(settings: Settings, log: Path, *extra: str) -> LiveServer:
+def start_server(
+    settings: Settings, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> LiveServer:
     port = postgres.free_port()
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tilsit", "serve", "--data", str(settings.data),
-             "--port", str(port), *extra],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "tilsit",
+                "serve",
+                "--data",
+                str(settings.data),
+                "--port",
+                str(port),
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

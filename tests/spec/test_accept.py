@@ -19,7 +19,10 @@ UV = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q
         ("text/html, application/vnd.pypi.simple.v1+json;q=0.5", HTML),
         ("application/vnd.pypi.simple.v1+html", V1_HTML),
         ("application/vnd.pypi.simple.v1+json;q=0, text/html", HTML),
-        ("application/vnd.pypi.simple.v1+json;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5", JSON),
+        (
+            "application/vnd.pypi.simple.v1+json;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5",
+            JSON,
+        ),
         ("text/*", HTML),
         ("application/*", JSON),
         ("application/json, */*;q=0.1", HTML),

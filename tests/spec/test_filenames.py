@@ -9,14 +9,26 @@ from tilsit.spec.filenames import InvalidDistFilename, parse_dist_filename
     [
         ("foo-1.0-py3-none-any.whl", "foo", "1.0", "bdist_wheel", "py3"),
         ("foo_bar-2.0rc1-py2.py3-none-any.whl", "foo-bar", "2.0rc1", "bdist_wheel", "py2.py3"),
-        ("Foo_Bar-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl", "foo-bar", "1.0", "bdist_wheel", "cp311"),
+        (
+            "Foo_Bar-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl",
+            "foo-bar",
+            "1.0",
+            "bdist_wheel",
+            "cp311",
+        ),
         ("foo_bar-1.0.tar.gz", "foo-bar", "1.0", "sdist", "source"),
         ("zope_interface-6.0.post1.tar.gz", "zope-interface", "6.0.post1", "sdist", "source"),
     ],
 )
-def test_valid(filename: str, name: str, version: str, packagetype: str, python_version: str) -> None:
+def test_valid(
+    filename: str, name: str, version: str, packagetype: str, python_version: str
+) -> None:
     parsed = parse_dist_filename(filename)
-    assert (parsed.name, parsed.version, parsed.packagetype) == (name, Version(version), packagetype)
+    assert (parsed.name, parsed.version, parsed.packagetype) == (
+        name,
+        Version(version),
+        packagetype,
+    )
     assert parsed.python_version == python_version
 
 

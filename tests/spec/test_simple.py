@@ -56,7 +56,9 @@ def test_project_json_fields() -> None:
 
 
 def test_yanked_without_reason_is_true() -> None:
-    page = ProjectPage("foo", 1, ["1.0"], [SimpleFile("foo-1.0.tar.gz", "/x", "c" * 64, 1, WHEN, yanked="")])
+    page = ProjectPage(
+        "foo", 1, ["1.0"], [SimpleFile("foo-1.0.tar.gz", "/x", "c" * 64, 1, WHEN, yanked="")]
+    )
     assert json.loads(project_json(page))["files"][0]["yanked"] is True
     assert 'data-yanked=""' in project_html(page).decode()
 
@@ -81,7 +83,10 @@ def test_index_documents() -> None:
     entries = [IndexEntry("bar", 3), IndexEntry("foo", 42)]
     doc = json.loads(index_json(entries, 50))
     assert doc["meta"]["_last-serial"] == 50
-    assert doc["projects"] == [{"name": "bar", "_last-serial": 3}, {"name": "foo", "_last-serial": 42}]
+    assert doc["projects"] == [
+        {"name": "bar", "_last-serial": 3},
+        {"name": "foo", "_last-serial": 42},
+    ]
     html = index_html(entries, 50).decode()
     assert '<a href="bar/">bar</a>' in html and '<a href="foo/">foo</a>' in html
 

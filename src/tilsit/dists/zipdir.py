@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from tilsit.dists.errors import MalformedArchive, UnsafeArchive, UnsafeMember
+from tilsit.dists.errors import ArchiveBomb, MalformedArchive, UnsafeArchive, UnsafeMember
 from tilsit.dists.limits import Limits, format_size
 from tilsit.dists.members import MemberTree, check_member_name
 from tilsit.dists.sniff import EOCD_SIZE, MAX_COMMENT, end_records_reaching_eof
@@ -27,7 +27,7 @@ __all__ = [
     "MAX32",
     "EndRecords",
     "Entry",
-    "describe_hidden",
+    "describe_gap",
     "parse_extra",
     "read_at",
     "read_central_directory",
@@ -68,6 +68,8 @@ _ALLOWED_FLAGS = 0x0002 | 0x0004 | FLAG_DESCRIPTOR | FLAG_UTF8
 STORED = 0
 DEFLATED = 8
 
+_GAP_PEEK = 64 * 1024  # how much of unexplained data to search for hidden records
+
 EXTRA_ZIP64 = 0x0001
 EXTRA_UNICODE_PATH = 0x7075  # Info-ZIP's second name for an entry
 
@@ -83,10 +85,13 @@ def read_at(f: BinaryIO, offset: int, size: int, what: str) -> bytes:
     return data
 
 
-def describe_hidden(data: bytes) -> str:
-    """A clause naming the ZIP records found inside unexplained bytes, if any."""
+def describe_gap(f: BinaryIO, start: int, end: int) -> str:
+    """How much unexplained data lies from ``start`` to ``end``, and any ZIP records in it."""
+    f.seek(start)
+    data = f.read(min(end - start, _GAP_PEEK))
     names = [name for signature, name in _SIGNATURES.items() if signature in data]
-    return f" (they contain {' and '.join(names)})" if names else ""
+    hidden = f" (they contain {' and '.join(names)})" if names else ""
+    return f"{format_size(end - start)} of unexplained data{hidden}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,32 +153,24 @@ def read_end_records(f: BinaryIO, file_size: int) -> EndRecords:
     zip64 = _read_zip64_end(f, eocd_offset)
     cd_end = eocd_offset
     if zip64 is not None:
-        cd_end = zip64[0]
-        pairs = zip(
-            ("disk number", "central directory's disk", "entries on this disk", "entry count"),
-            (disk, cd_disk, disk_entries, entries),
-            zip64[1:5],
-            strict=True,
-        )
-        for label, classic, wide in pairs:
-            if classic not in (MAX16, wide):
+        cd_end = zip64.offset
+        classic = {
+            "disk number": (disk, zip64.disk, MAX16),
+            "central directory's disk": (cd_disk, zip64.cd_disk, MAX16),
+            "number of entries on this disk": (disk_entries, zip64.disk_entries, MAX16),
+            "number of entries": (entries, zip64.entries, MAX16),
+            "central directory size": (cd_size, zip64.cd_size, MAX32),
+            "central directory offset": (cd_offset, zip64.cd_offset, MAX32),
+        }
+        for label, (value, wide, marker) in classic.items():
+            # A classic field either holds the value itself or says "see the ZIP64 record".
+            if value not in (marker, wide):
                 raise UnsafeArchive(
                     f"The ZIP64 end record gives the {label} as {wide} but the classic end"
-                    f" record gives {classic}; readers would disagree about the entries."
+                    f" record gives {value}; readers would disagree about the entries."
                 )
-        disk, cd_disk, disk_entries, entries = zip64[1:5]
-        for label, classic, wide in zip(
-            ("central directory size", "central directory offset"),
-            (cd_size, cd_offset),
-            zip64[5:],
-            strict=True,
-        ):
-            if classic not in (MAX32, wide):
-                raise UnsafeArchive(
-                    f"The ZIP64 end record gives the {label} as {wide} but the classic end"
-                    f" record gives {classic}; readers would disagree about the entries."
-                )
-        cd_size, cd_offset = zip64[5:]
+        disk, cd_disk, disk_entries = zip64.disk, zip64.cd_disk, zip64.disk_entries
+        entries, cd_size, cd_offset = zip64.entries, zip64.cd_size, zip64.cd_offset
     if disk != 0 or cd_disk != 0 or disk_entries != entries:
         raise UnsafeArchive("The archive claims to span several disks; split archives are refused.")
     if cd_offset + cd_size > cd_end:
@@ -182,15 +179,15 @@ def read_end_records(f: BinaryIO, file_size: int) -> EndRecords:
             f" {cd_offset + cd_size}, past the end records that start at {cd_end}."
         )
     if cd_offset + cd_size < cd_end:
-        gap = read_at(f, cd_offset + cd_size, cd_end - cd_offset - cd_size, "the central directory")
-        if gap.startswith(ZIP64_EOCD_SIGNATURE):
+        f.seek(cd_offset + cd_size)
+        if f.read(4) == ZIP64_EOCD_SIGNATURE:
             raise UnsafeArchive(
                 "The archive has a ZIP64 end of central directory record without the locator"
                 " that must follow it; readers would disagree about whether it counts."
             )
         raise UnsafeArchive(
-            f"{format_size(len(gap))} of unexplained data lie between the central directory"
-            f" and the end record{describe_hidden(gap)}."
+            f"{describe_gap(f, cd_offset + cd_size, cd_end)} lie between the central directory"
+            " and the end record."
         )
     return EndRecords(entries, cd_offset, cd_size, cd_end, comment)
 
@@ -234,52 +231,67 @@ def _refuse_prefix(f: BinaryIO, entries: int) -> None:
     )
 
 
-def _read_zip64_end(f: BinaryIO, eocd_offset: int) -> tuple[int, int, int, int, int, int, int]:
-    """The ZIP64 end record, if a locator sits right before the classic end record.
+@dataclass(frozen=True, slots=True)
+class _Zip64End:
+    offset: int
+    disk: int
+    cd_disk: int
+    disk_entries: int
+    entries: int
+    cd_size: int
+    cd_offset: int
 
-    Returns (offset, disk, cd_disk, entries on disk, entries, cd_size, cd_offset).
+
+def _read_zip64_end(f: BinaryIO, eocd_offset: int) -> _Zip64End | None:
+    """The ZIP64 end record, if its locator sits right before the classic end record.
+
+    The record must be version 1 (no extensible data) and end exactly at its locator, so that
+    readers that find it through the locator and readers that search for it agree.
     """
     locator_offset = eocd_offset - _ZIP64_LOCATOR.size
     if locator_offset < 0:
-        return None  # type: ignore[return-value]
+        return None
     locator = read_at(f, locator_offset, _ZIP64_LOCATOR.size, "the ZIP64 locator")
     sig, record_disk, offset, disks = _ZIP64_LOCATOR.unpack(locator)
     if sig != ZIP64_LOCATOR_SIGNATURE:
-        return None  # type: ignore[return-value]
+        return None
     if record_disk != 0 or disks > 1:
         raise UnsafeArchive("The archive claims to span several disks; split archives are refused.")
-    f.seek(offset)
-    record = f.read(_ZIP64_EOCD.size) if offset < locator_offset else b""
+    record = b""
+    if offset < locator_offset:  # checked first: the offset is any 64-bit value
+        f.seek(offset)
+        record = f.read(_ZIP64_EOCD.size)
     if len(record) < _ZIP64_EOCD.size or not record.startswith(ZIP64_EOCD_SIGNATURE):
         raise UnsafeArchive(
             f"The ZIP64 end of central directory locator points to offset {offset}, where"
             " there is no ZIP64 end of central directory record."
         )
     fields = _ZIP64_EOCD.unpack(record)
-    size = fields[1]
-    if size != _ZIP64_EOCD_V1_SIZE:
+    if fields[1] != _ZIP64_EOCD_V1_SIZE:
         raise UnsafeArchive(
-            f"The ZIP64 end of central directory record declares a size of {size} bytes, not"
-            f" {_ZIP64_EOCD_V1_SIZE}: it carries extensible data, which readers skip differently."
+            f"The ZIP64 end of central directory record declares a size of {fields[1]} bytes,"
+            f" not {_ZIP64_EOCD_V1_SIZE}: it carries extensible data, which readers skip"
+            " differently."
         )
-    if offset + _ZIP64_EOCD.size != locator_offset:
-        gap = read_at(f, offset + _ZIP64_EOCD.size, max(0, locator_offset - offset - 56), "gap")
+    record_end = offset + _ZIP64_EOCD.size
+    if record_end > locator_offset:
         raise UnsafeArchive(
-            f"The ZIP64 end of central directory locator points to offset {offset}, but the"
-            f" record there does not end at the locator: {format_size(len(gap))} lie between"
-            f" them{describe_hidden(gap)}."
+            "The ZIP64 end of central directory record overlaps its locator; readers would"
+            " disagree about the archive's layout."
         )
-    return (offset, *fields[4:])
+    if record_end < locator_offset:
+        raise UnsafeArchive(
+            f"{describe_gap(f, record_end, locator_offset)} lie between the ZIP64 end of"
+            " central directory record and its locator."
+        )
+    return _Zip64End(offset, *fields[4:])
 
 
 def read_central_directory(f: BinaryIO, end: EndRecords, limits: Limits) -> list[Entry]:
     """Parse exactly ``end.entries`` entries, which must fill the central directory exactly."""
     if end.entries > limits.max_members:
-        from tilsit.dists.errors import ArchiveBomb
-
         raise ArchiveBomb(
-            f"The archive has {end.entries} members; this index reads at most"
-            f" {limits.max_members}."
+            f"The archive has {end.entries} members; this index reads at most {limits.max_members}."
         )
     f.seek(end.cd_offset)
     limit = end.cd_offset + end.cd_size
@@ -312,11 +324,11 @@ def read_central_directory(f: BinaryIO, end: EndRecords, limits: Limits) -> list
         tree.add(entry.name, is_dir=entry.is_dir)
         entries.append(entry)
     if position != limit:
-        hidden = read_at(f, position, limit - position, "the central directory")
+        entries_text = "1 entry fills" if end.entries == 1 else f"{end.entries} entries fill"
         raise UnsafeArchive(
-            f"The central directory declares {format_size(end.cd_size)}, but its"
-            f" {end.entries} entries fill only {format_size(position - end.cd_offset)}; the"
-            f" rest is unexplained{describe_hidden(hidden)}."
+            f"The central directory declares {format_size(end.cd_size)}, but its {entries_text}"
+            f" only {format_size(position - end.cd_offset)}, leaving"
+            f" {describe_gap(f, position, limit)}."
         )
     return entries
 
@@ -382,7 +394,7 @@ def check_unicode_path(fields: dict[int, bytes], name: str, where: str) -> None:
 
 
 def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: bytes) -> Entry:
-    (_sig, made_by, _needed, flags, method, _time, _date, crc, compressed, size) = fields[:10]
+    (_sig, _made_by, _needed, flags, method, _time, _date, crc, compressed, size) = fields[:10]
     (disk, _internal, external, offset) = fields[13:]
     name = decode_name(raw_name, flags)
     where = f"the central directory entry for {name!r}"
@@ -437,7 +449,6 @@ def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: by
         )
     if is_dir and size:
         raise UnsafeArchive(f"Directory member {name!r} has contents.")
-    del made_by  # the host system does not change how the mode bits above are read
     return Entry(
         index=index,
         name=check_member_name(name, is_dir=is_dir),
