@@ -135,9 +135,15 @@ class LiveServer:
         return run_cli(self.settings, *args, check=check)
 
     def token(
-        self, user: str = "alice", *, projects: list[str] | None = None, index: str | None = None
+        self,
+        user: str = "alice",
+        *cli_scope: str,
+        projects: list[str] | None = None,
+        index: str | None = None,
     ) -> str:
         """A fresh upload token for ``user`` (created on first use).
+
+        ``cli_scope`` takes the CLI's spelling too: ``token("alice", "--project", "foo")``.
 
         Made through the domain layer on the server's own database: the CLI
         path is covered by tests/test_cli.py, and a subprocess per token is slow.

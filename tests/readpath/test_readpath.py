@@ -330,11 +330,12 @@ def test_file_conditional(
 
 def _ranges(size: int) -> list[tuple[str, int, tuple[int, int] | None]]:
     # (Range, status, (first, last) of the body)
+    middle = size // 3
     return [
         ("bytes=0-99", 206, (0, 99)),
-        ("bytes=1000-1999", 206, (1000, 1999)),
+        (f"bytes={middle}-{middle + 99}", 206, (middle, middle + 99)),
         (f"bytes={size - 10}-", 206, (size - 10, size - 1)),
-        ("bytes=-500", 206, (size - 500, size - 1)),
+        ("bytes=-300", 206, (size - 300, size - 1)),
         (f"bytes=-{size + 10}", 206, (0, size - 1)),
         (f"bytes=100-{size * 2}", 206, (100, size - 1)),
         ("bytes=0-", 206, (0, size - 1)),
