@@ -140,17 +140,8 @@ def _check_digests(form: UploadForm) -> None:
             )
 
 
-def _find_or_create_project(
-    session: Session, index: IndexRow, name: str, user: UserRow
-) -> tuple[ProjectRow, bool]:
+def _create_project(session: Session, index: IndexRow, name: str, user: UserRow) -> ProjectRow:
     normalized = normalize(name)
-    project = session.scalars(
-        select(ProjectRow).where(
-            ProjectRow.index_id == index.id, ProjectRow.normalized == normalized
-        )
-    ).one_or_none()
-    if project is not None:
-        return project, False
     key = confusable_key(name)
     similar = session.scalars(
         select(ProjectRow.name).where(ProjectRow.index_id == index.id, ProjectRow.confusable == key)
@@ -163,7 +154,7 @@ def _find_or_create_project(
     session.add(project)
     session.flush()
     session.add(RoleRow(project_id=project.id, user_id=user.id, role="Owner"))
-    return project, True
+    return project
 
 
 def _may_upload(session: Session, user: UserRow, project: ProjectRow) -> bool:
@@ -190,6 +181,17 @@ def store_upload(
     if token.projects is not None and dist.name not in token.projects:
         raise errors.Forbidden(f"This API token is not valid for project {dist.name!r}")
 
+    # Permission before anything else, so a stranger learns nothing about the project's files.
+    project = session.scalars(
+        select(ProjectRow).where(
+            ProjectRow.index_id == index.id, ProjectRow.normalized == dist.name
+        )
+    ).one_or_none()
+    if project is not None and not _may_upload(session, user, project):
+        raise errors.Forbidden(
+            f"User {user.name!r} may not upload to project {project.name!r}: ask an owner for a role"
+        )
+
     existing = session.scalars(
         select(FileRow).where(FileRow.index_id == index.id, FileRow.filename == dist.filename)
     ).one_or_none()
@@ -200,18 +202,15 @@ def store_upload(
                 " deleted, and a filename is never reused. Use a new version number."
             )
         if existing.sha256 == form.digests.sha256:
-            project_row = existing.release.project
-            return UploadResult(False, index.last_serial, project_row.normalized, dist.filename)
+            return UploadResult(False, index.last_serial, dist.name, dist.filename)
         raise errors.FileExists(
             f"File already exists ({dist.filename!r}, with sha256 hash {existing.sha256}):"
             " a file of that name with other contents is in this index"
         )
 
-    project, created = _find_or_create_project(session, index, form.get("name"), user)
-    if not created and not _may_upload(session, user, project):
-        raise errors.Forbidden(
-            f"User {user.name!r} may not upload to project {project.name!r}: ask an owner for a role"
-        )
+    created = project is None
+    if project is None:
+        project = _create_project(session, index, form.get("name"), user)
     if project.deleted_at is not None:
         project.deleted_at = None  # a deleted name can be used again; its old files stay gone
     version = str(dist.version)
