@@ -60,7 +60,10 @@ def instance_options(func: F) -> F:
 
 
 def _open(settings: Settings) -> Instance:
-    return open_instance(settings)
+    instance = open_instance(settings)
+    # Release database connections when the command ends, however it ends.
+    click.get_current_context().call_on_close(instance.close)
+    return instance
 
 
 def _fail(exc: errors.IndexError_) -> None:

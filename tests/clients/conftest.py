@@ -146,6 +146,12 @@ def served(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) 
         live.process.kill()
 
 
+@pytest.fixture(scope="module")
+def token(served: Served) -> str:
+    """An upload token of the module's user, for any project."""
+    return served.token()
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     return Sandbox(tmp_path)

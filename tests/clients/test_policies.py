@@ -21,11 +21,6 @@ from tests.conftest import need
 pytestmark = pytest.mark.clients
 
 
-@pytest.fixture(scope="module")
-def token(served: Served) -> str:
-    return served.token()
-
-
 def pip_picks(served: Served, sandbox: Sandbox, *requirement: str) -> dict[str, str]:
     """What ``pip install --dry-run`` would install: {name: version}."""
     venv = sandbox.root / "venv"

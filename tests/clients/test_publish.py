@@ -182,11 +182,6 @@ def tool(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def token(served: Served) -> str:
-    return served.token()
-
-
-@pytest.fixture(scope="module")
 def other_project_token(served: Served) -> str:
     return served.token("--project", "other")
 

@@ -34,8 +34,7 @@ class Published:
 
 
 @pytest.fixture(scope="module")
-def published(served: Served) -> Published:
-    token = served.token()
+def published(served: Served, token: str) -> Published:
     top = make_wheel(TOP, "1.0", requires_dist=[f"{DEP}>=1.0"])
     dep = make_wheel(DEP, "1.1")
     dists = (
@@ -211,3 +210,43 @@ def test_uv_installs_into_a_fresh_venv(
     )
     assert result.returncode == 0, describe(result)
     assert_installed(served, sandbox, published, served.requests(mark))
+
+
+def test_index_prefixed_urls(served: Served, sandbox: Sandbox, token: str) -> None:
+    """The default index also answers under its name: /main/legacy/ and /main/simple/."""
+    wheel = make_wheel("prefixed", "1.0")
+    dist = sandbox.root / "dist"
+    dist.mkdir()
+    mark = served.mark()
+    uploaded = sandbox.run(
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        f"{served.url}/main/legacy/",
+        "-u",
+        "__token__",
+        "-p",
+        token,
+        wheel.write(dist),
+    )
+    assert uploaded.returncode == 0, describe(uploaded)
+    venv = sandbox.venv()
+    result = sandbox.run(
+        "uv",
+        "pip",
+        "install",
+        "--python",
+        venv / "bin" / "python",
+        "--index-url",
+        f"{served.url}/main/simple/",
+        "prefixed",
+    )
+    assert result.returncode == 0, describe(result)
+    requests = served.requests(mark)
+    assert Request("POST", "/main/legacy/", 200) in requests
+    assert Request("GET", "/main/simple/prefixed/", 200) in requests
+    assert not any(r.path.startswith(("/simple/", "/legacy/")) for r in requests), requests
+    imported = sandbox.python(venv, "import prefixed; print(prefixed.__version__)")
+    assert imported.stdout.strip() == "1.0", describe(imported)
