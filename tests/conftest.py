@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +176,12 @@ class LiveServer:
 
 
 def start_server(
-    settings: Settings, log: Path, *extra: str, env: dict[str, str] | None = None
+    settings: Settings,
+    log: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
 ) -> LiveServer:
     port = postgres.free_port()
     env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url, **(env or {})}
@@ -197,16 +202,20 @@ def start_server(
             stderr=subprocess.STDOUT,
             env=env,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"tilsit serve exited:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{url}/_/health", timeout=2):
-                return LiveServer(url, settings, process)
-        except OSError:
+            httpx.get(f"{url}/_/health", timeout=2, verify=verify).raise_for_status()
+            return LiveServer(url, settings, process)
+        except httpx.HTTPError:
             time.sleep(0.1)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
     process.kill()
     raise AssertionError(f"tilsit serve did not answer within 60 s:\n{log.read_text()}")
 
