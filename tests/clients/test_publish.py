@@ -7,12 +7,15 @@ requests the server logged, and what the server serves afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
@@ -101,6 +104,15 @@ def _project_dir(sandbox: Sandbox, release: Release, build_system: str = "") -> 
     return project
 
 
+def _poetry_repository(served: Served, token: str) -> dict[str, str]:
+    """The repository "tilsit" for poetry, configured by environment."""
+    return {
+        "POETRY_REPOSITORIES_TILSIT_URL": served.upload_url,
+        "POETRY_HTTP_BASIC_TILSIT_USERNAME": "__token__",
+        "POETRY_HTTP_BASIC_TILSIT_PASSWORD": token,
+    }
+
+
 def _poetry(
     sandbox: Sandbox, served: Served, token: str, release: Release, skip_existing: bool
 ) -> subprocess.CompletedProcess[str]:
@@ -120,11 +132,7 @@ def _poetry(
         release.directory,
         *(["--skip-existing"] if skip_existing else []),
         cwd=project,
-        env={
-            "POETRY_REPOSITORIES_TILSIT_URL": served.upload_url,
-            "POETRY_HTTP_BASIC_TILSIT_USERNAME": "__token__",
-            "POETRY_HTTP_BASIC_TILSIT_PASSWORD": token,
-        },
+        env=_poetry_repository(served, token),
     )
 
 
@@ -242,8 +250,7 @@ def test_other_bytes_under_a_used_filename_are_refused(
     original = make_wheel(name, "1.0")
     served.upload(original, token)
     other = make_wheel(name, "1.0", summary="Other bytes under the same filename")
-    assert (other.filename, other.sha256) != (original.filename, original.sha256)
-    assert other.filename == original.filename
+    assert other.filename == original.filename and other.sha256 != original.sha256
 
     mark = served.mark()
     result = PUBLISHERS[tool](
@@ -258,6 +265,7 @@ def test_other_bytes_under_a_used_filename_are_refused(
     else:
         assert result.returncode != 0, describe(result)
         assert posts(requests) == [400]
+        # twine, without --verbose, prints only the status line's reason phrase.
         assert_server_said(tool, result, "File already exists")
     assert served.files(name) == {original.filename: original.sha256}
 
@@ -387,3 +395,100 @@ def test_hatch_reads_the_simple_page_below_the_upload_url(served: Served, token:
         assert f">{wheel.filename}</a>" in body.decode(), (path, body)
     status, _ = served.get("/legacy/+simple/no-such-project/", accept="*/*")
     assert status == 404
+
+
+REAL_PYPROJECT = """\
+[project]
+name = "real-thing"
+version = "0.3.0"
+description = "Built by poetry in the client tests"
+readme = "README.md"
+license = "MIT"
+license-files = ["LICENSE"]
+requires-python = ">=3.9"
+authors = [{ name = "Test Person", email = "test@example.invalid" }]
+classifiers = ["Programming Language :: Python :: 3"]
+dependencies = ["real-dep>=1.0; python_version >= '3.9'"]
+
+[project.optional-dependencies]
+extra = ["not-published"]
+
+[project.urls]
+Homepage = "https://example.invalid/real-thing"
+
+[tool.poetry]
+packages = [{ include = "real_thing", from = "src" }]
+
+[build-system]
+requires = ["poetry-core>=2.0"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+def test_poetry_built_project_round_trip(served: Served, sandbox: Sandbox, token: str) -> None:
+    """What a build backend really writes (Metadata-Version 2.4, License-Expression,
+    License-File, a Markdown README, markers and extras) is accepted and served back."""
+    served.upload(make_wheel("real-dep", "1.0"), token)
+    project = sandbox.root / "real"
+    (project / "src" / "real_thing").mkdir(parents=True)
+    (project / "src" / "real_thing" / "__init__.py").write_text('__version__ = "0.3.0"\n')
+    (project / "README.md").write_text("# Real thing\n\nA *real* project, built by poetry.\n")
+    (project / "LICENSE").write_text("MIT License\n\nCopyright (c) 2024 Test Person\n")
+    (project / "pyproject.toml").write_text(REAL_PYPROJECT)
+
+    built = sandbox.run("poetry", "build", "--no-interaction", cwd=project)
+    assert built.returncode == 0, describe(built)
+    wheel_path = project / "dist" / "real_thing-0.3.0-py3-none-any.whl"
+    sdist_path = project / "dist" / "real_thing-0.3.0.tar.gz"
+    with zipfile.ZipFile(wheel_path) as archive:
+        metadata = archive.read("real_thing-0.3.0.dist-info/METADATA")
+    assert b"Metadata-Version: 2.4" in metadata
+
+    published = sandbox.run(
+        "poetry",
+        "publish",
+        "--no-interaction",
+        "--repository",
+        "tilsit",
+        cwd=project,
+        env=_poetry_repository(served, token),
+    )
+    assert published.returncode == 0, describe(published)
+    page = served.page("real-thing")
+    assert page is not None
+    files = {f["filename"]: f for f in page["files"]}
+    assert {name: f["hashes"]["sha256"] for name, f in files.items()} == {
+        wheel_path.name: hashlib.sha256(wheel_path.read_bytes()).hexdigest(),
+        sdist_path.name: hashlib.sha256(sdist_path.read_bytes()).hexdigest(),
+    }
+    # The core metadata beside the wheel is the wheel's METADATA, byte for byte.
+    wheel_entry = files[wheel_path.name]
+    assert wheel_entry["requires-python"] == ">=3.9"
+    assert wheel_entry["core-metadata"] == {"sha256": hashlib.sha256(metadata).hexdigest()}
+    wheel_url = urljoin(f"{served.simple_url}real-thing/", wheel_entry["url"])
+    status, served_metadata = served.get(f"{urlsplit(wheel_url).path}.metadata", accept="*/*")
+    assert (status, served_metadata) == (200, metadata)
+    status, body = served.get("/pypi/real-thing/json", accept="application/json")
+    assert status == 200, body
+    info = json.loads(body)["info"]
+    assert (info["version"], info["license_expression"], info["requires_python"]) == (
+        "0.3.0",
+        "MIT",
+        ">=3.9",
+    )
+    assert info["description_content_type"] == "text/markdown"
+
+    venv = sandbox.venv()
+    installed = sandbox.run(
+        "pip",
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "--index-url",
+        served.simple_url,
+        "real-thing",
+    )
+    assert installed.returncode == 0, describe(installed)
+    assert "Successfully installed real-dep-1.0 real-thing-0.3.0" in installed.stdout
+    imported = sandbox.python(venv, "import real_thing; print(real_thing.__version__)")
+    assert imported.stdout.strip() == "0.3.0", describe(imported)
