@@ -51,9 +51,8 @@ def postgres_base() -> Iterator[str | None]:
         yield url
 
 
-@pytest.fixture
-def database_url(postgres_base: str | None) -> str:
-    """A fresh, empty database for one test ("" means SQLite in the data directory)."""
+def create_database(postgres_base: str | None) -> str:
+    """A fresh, empty database ("" means SQLite in the data directory)."""
     if postgres_base is None:
         return ""
     name = f"t{os.getpid()}_{next(_counter)}"
@@ -62,6 +61,12 @@ def database_url(postgres_base: str | None) -> str:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
     return f"{postgres_base}/{name}"
+
+
+@pytest.fixture
+def database_url(postgres_base: str | None) -> str:
+    """A fresh, empty database for one test."""
+    return create_database(postgres_base)
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ lines written while it ran (:meth:`Served.requests`).
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import re
 import subprocess
 import urllib.error
@@ -22,17 +20,15 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-import sqlalchemy
 
 from tests.builders import Dist
 from tests.clients.tools import Sandbox
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, create_database, start_server
 from tests.uploads import upload
 from tilsit.config import load_settings
 
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 _JSON = "application/vnd.pypi.simple.v1+json"
-_databases = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -117,23 +113,11 @@ class Served:
         return {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
 
 
-def _module_database(postgres_base: str | None) -> str:
-    """A fresh database for one module's server ("" means SQLite in the data directory)."""
-    if postgres_base is None:
-        return ""
-    name = f"clients{os.getpid()}_{next(_databases)}"
-    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return f"{postgres_base}/{name}"
-
-
 @pytest.fixture(scope="module")
 def served(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("server")
     settings = load_settings(
-        overrides={"data": root / "data", "database_url": _module_database(postgres_base)},
+        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
         environ={},
     )
     log = root / "server.log"

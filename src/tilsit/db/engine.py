@@ -14,9 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +23,9 @@ __all__ = ["Database"]
 # Any constant would do; this one spells "tilsit" in ASCII.
 _WRITE_LOCK_KEY = 0x74696C736974
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration. Opening a database at this revision needs no Alembic
+# import (a second or so on every CLI call); tests/db checks it is the head.
+HEAD_REVISION = "0001"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -59,8 +60,20 @@ class Database:
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    def revision(self) -> str | None:
+        """The schema revision the database is at, or None for an empty database."""
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
+        if self.revision() == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
