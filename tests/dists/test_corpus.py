@@ -25,11 +25,11 @@ REJECT_REASONS = {
     "8bitcomment.zip": "comment contains the signature of an end of central directory record",
     "cd_comment.zip": "1 byte of unexplained data lie between the central directory and the end",
     "cd_extra_entry.zip": "two members named 'fixme'",
-    "data_descriptor.zip": "whether a data descriptor follows its data",
-    "data_descriptor_bad_crc.zip": "data descriptor of member 'fixme' gives CRC 00000001",
-    "data_descriptor_bad_crc_0.zip": "data descriptor of member 'fixme' gives CRC 00000000",
-    "data_descriptor_bad_usize.zip": "compressed size 7 and size 6",
-    "data_descriptor_bad_usize_no_sig.zip": "compressed size 7 and size 6",
+    "data_descriptor.zip": "flags 0x0008, but the central directory has 0x0000",
+    "data_descriptor_bad_crc.zip": "flags 0x0008, but the central directory has 0x0000",
+    "data_descriptor_bad_crc_0.zip": "flags 0x0008, but the central directory has 0x0000",
+    "data_descriptor_bad_usize.zip": "flags 0x0008, but the central directory has 0x0000",
+    "data_descriptor_bad_usize_no_sig.zip": "flags 0x0008, but the central directory has 0x0000",
     "data_descriptor_zip64.zip": "ZIP64 extra field in the local header of member 'fixme' is 0",
     "data_descriptor_zip64_usize.zip": "ZIP64 extra field in the local header of member 'fixme' is 0",
     "dupe_eocd.zip": "22 bytes of unexplained data (they contain an end of central directory record)",
@@ -100,3 +100,36 @@ def test_accept(path: Path) -> None:
     assert dict(archive.kept) == {
         name: content for name, content in expected.items() if name in archive.kept
     }
+
+
+# The data descriptor archives also disagree with themselves on the descriptor flag (local
+# header: set; central directory: clear), which is refused first. With the central
+# directory's flag set to agree, each must still be refused for its descriptor, and the one
+# whose descriptor is right must read.
+DESCRIPTOR_REASONS = {
+    "data_descriptor.zip": None,
+    "data_descriptor_bad_crc.zip": "gives CRC 00000001, compressed size 7 and size 5",
+    "data_descriptor_bad_crc_0.zip": "gives CRC 00000000, compressed size 0 and size 5",
+    "data_descriptor_bad_usize.zip": "compressed size 7 and size 6",
+    "data_descriptor_bad_usize_no_sig.zip": "compressed size 7 and size 6",
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [path for path in corpus_files("reject") if path.name in DESCRIPTOR_REASONS],
+    ids=lambda path: path.name,
+)
+def test_descriptor_refused_with_agreeing_flags(tmp_path: Path, path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 8 : central + 10] = b"\x08\x00"  # the entry's general purpose flags
+    patched = tmp_path / path.name
+    patched.write_bytes(data)
+    reason = DESCRIPTOR_REASONS[path.name]
+    if reason is None:
+        assert dict(read_zip(patched, keep=lambda _name: True).kept) == {"fixme": b"hello"}
+        return
+    with pytest.raises(UnsafeArchive, match="data descriptor of member 'fixme'") as caught:
+        read_zip(patched)
+    assert reason in str(caught.value)

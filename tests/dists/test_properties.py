@@ -14,7 +14,9 @@ from tilsit.spec.filenames import parse_dist_filename
 
 WHEEL = make_wheel("demo", "1.0", members={"demo/data.txt": b"data " * 50})
 SDIST = make_sdist("demo", "1.0", members={"demo-1.0/data.txt": b"data " * 50})
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def damaged(dist: Dist) -> st.SearchStrategy[bytes]:

@@ -92,7 +92,6 @@ READABLE: dict[str, tuple[bytes, list[str]]] = {
         ["p-1.0/a"],
     ),
     "no end-of-archive marker": (gz(tar(member(b"p-1.0/a", b"a"), end=False)), ["p-1.0/a"]),
-    "empty archive": (gz(tar()), []),
     "base-256 size": (
         gz(tar(header(b"a", size_field=b"\x80" + bytes(10) + b"\x03") + b"abc" + bytes(509))),
         ["a"],
@@ -221,6 +220,13 @@ HOSTILE: dict[str, tuple[bytes, type[InvalidDistribution], str]] = {
         gz(tar(header(b"PaxHeader", size=2 * MiB, typeflag=b"x"))),
         UnsafeArchive,
         "extended header declares 2 MiB",
+    ),
+    "empty archive": (gz(tar()), MalformedArchive, "no members"),
+    "empty stream": (gz(b""), MalformedArchive, "no members"),
+    "global header with no member": (
+        gz(tar(member(b"p/a", b"a"), pax((b"comment", b"x"), typeflag=b"g"))),
+        MalformedArchive,
+        "ends with an extended header",
     ),
     "extended header with no member": (
         gz(tar(pax((b"path", b"p/a")))),

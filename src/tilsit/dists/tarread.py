@@ -174,13 +174,22 @@ class _GzipStream:
 
 
 def _read_tar(stream: _GzipStream, limits: Limits, keep: KeepMember) -> Archive:
+    """Every header and member of the tar stream, up to its end-of-archive marker."""
     members: list[Member] = []
     kept: dict[str, bytes] = {}
     tree = MemberTree()
     pax: dict[str, bytes] | None = None
     long_name: str | None = None
+    extended = False  # an extended header was read, so a member header must follow
     while True:
         block = stream.read(TAR_BLOCK)
+        # tarfile refuses both an extended header (even a global one) with no member after
+        # it, and an archive with no member at all.
+        ended = block in (b"", _ZERO_BLOCK)
+        if ended and extended:
+            raise MalformedArchive("The tar archive ends with an extended header and no member.")
+        if ended and not members:
+            raise MalformedArchive("The tar archive has no members.")
         if not block:
             break  # no end-of-archive marker: tolerated, nothing can follow it anyway
         if len(block) < TAR_BLOCK:
@@ -194,6 +203,7 @@ def _read_tar(stream: _GzipStream, limits: Limits, keep: KeepMember) -> Archive:
         header = _Header(block)
         kind = header.typeflag
         if kind in (_PAX, _PAX_GLOBAL, _GNU_LONG_NAME):
+            extended = True
             data = _read_extended(stream, header)
             if kind == _PAX_GLOBAL:
                 _check_global_pax(_parse_pax(data))
@@ -207,7 +217,7 @@ def _read_tar(stream: _GzipStream, limits: Limits, keep: KeepMember) -> Archive:
                 long_name = _decode(data.split(b"\0", 1)[0], "a GNU long name")
             continue
         member = _member(header, pax, long_name)
-        pax, long_name = None, None
+        pax, long_name, extended = None, None, False
         if len(members) >= limits.max_members:
             raise ArchiveBomb(f"The archive has more than {limits.max_members} members.")
         if member.size > limits.max_member_size:
@@ -228,28 +238,46 @@ def _read_tar(stream: _GzipStream, limits: Limits, keep: KeepMember) -> Archive:
             stream.skip(padded - member.size, repr(member.name))
         else:
             stream.skip(padded, repr(member.name))
-    if pax is not None or long_name is not None:
-        raise MalformedArchive("The tar archive ends with an extended header and no member.")
     return Archive(tuple(members), kept)
 
 
 class _Header:
-    """The fields of one 512-byte tar header that decide what a member is."""
+    """The fields of one 512-byte tar header that decide what a member is.
+
+    Every numeric field is checked although only the size is used: ``tarfile`` parses them
+    all and, on a bad one past the first member, silently stops reading, so it would see
+    fewer members than this reader.
+    """
 
     def __init__(self, block: bytes) -> None:
         magic = block[257:265]
-        if magic == b"ustar\x0000":
-            prefix = _cstring(block[345:500])  # POSIX ustar: a path prefix
-        elif magic == b"ustar  \0":
-            prefix = b""  # GNU: those bytes hold times and sparse maps, not a prefix
-        else:
+        prefix = _cstring(block[345:500])
+        if magic == b"ustar  \0" and prefix:
+            # In GNU headers these bytes hold times, but tarfile reads them as a path prefix.
+            raise UnsafeArchive(
+                "A GNU tar header has data where tarfile reads a name prefix; readers would"
+                " disagree about the member's name."
+            )
+        if magic not in (b"ustar\x0000", b"ustar  \0"):
             raise MalformedArchive("A tar header is neither POSIX ustar nor GNU tar.")
         if _number(block[148:156], "checksum") not in tar_checksums(block):
             raise MalformedArchive("A tar header has a wrong checksum.")
+        for what, start, end in _NUMBERS:
+            _number(block[start:end], what, negative=True)
         name = _cstring(block[0:100])
         self.raw_name = prefix + b"/" + name if prefix else name
         self.typeflag = block[156:157]
         self.size = _number(block[124:136], "size")
+
+
+_NUMBERS = (
+    ("mode", 100, 108),
+    ("uid", 108, 116),
+    ("gid", 116, 124),
+    ("mtime", 136, 148),
+    ("devmajor", 329, 337),
+    ("devminor", 337, 345),
+)
 
 
 def _read_extended(stream: _GzipStream, header: _Header) -> bytes:
@@ -295,14 +323,14 @@ def _member(header: _Header, pax: dict[str, bytes] | None, long_name: str | None
                     f" from its header's ({header.size}); readers that ignore PAX records would"
                     " read its data as headers."
                 )
-    if kind == b"0" and name.endswith("/"):
-        # tarfile reads this as an empty file, other readers as a directory.
+    # The old "\0" type is a directory when its header name ends in '/', to every reader;
+    # tarfile looks at the header name, not at a PAX path or GNU long name.
+    is_dir = kind == _DIRECTORY or (kind == b"\0" and header.raw_name.endswith(b"/"))
+    if name.endswith("/") and not is_dir:
         raise UnsafeArchive(
             f"Member {name!r} is a regular file whose name ends in '/'; readers would disagree"
             " about whether it is a directory."
         )
-    # The old "\0" type with a trailing slash is a directory to every reader.
-    is_dir = kind == _DIRECTORY or name.endswith("/")
     if is_dir and size:
         raise UnsafeArchive(
             f"Directory member {name!r} has {format_size(size)} of contents, which some"
@@ -351,10 +379,12 @@ def _cstring(field: bytes) -> bytes:
     return field.split(b"\0", 1)[0]
 
 
-def _number(field: bytes, what: str) -> int:
-    """A numeric header field: octal text, or GNU's base-256 for big values."""
+def _number(field: bytes, what: str, *, negative: bool = False) -> int:
+    """A numeric header field: octal text, or GNU's base-256 (0x80 first; 0xff if negative)."""
     if field[0] == 0x80:
         return int.from_bytes(field[1:], "big")
+    if field[0] == 0xFF and negative:
+        return int.from_bytes(field[1:], "big") - (1 << (8 * (len(field) - 1)))
     if field[0] & 0x80:
         raise MalformedArchive(f"A tar header has a negative or malformed {what}.")
     text = _cstring(field).strip(b" ")

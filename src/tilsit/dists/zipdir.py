@@ -23,10 +23,16 @@ from tilsit.dists.members import MemberTree, check_member_name
 from tilsit.dists.sniff import EOCD_SIZE, MAX_COMMENT, end_records_reaching_eof
 
 __all__ = [
-    "MAX16",
+    "DEFLATED",
+    "DESCRIPTOR_SIGNATURE",
+    "EXTRA_ZIP64",
+    "FLAG_DESCRIPTOR",
+    "LOCAL_SIGNATURE",
     "MAX32",
+    "STORED",
     "EndRecords",
     "Entry",
+    "check_unicode_path",
     "describe_gap",
     "parse_extra",
     "read_at",
@@ -67,6 +73,7 @@ _ALLOWED_FLAGS = 0x0002 | 0x0004 | FLAG_DESCRIPTOR | FLAG_UTF8
 
 STORED = 0
 DEFLATED = 8
+_MAX_NEEDED_VERSION = 63  # zipfile refuses archives that say they need a newer reader
 
 _GAP_PEEK = 64 * 1024  # how much of unexplained data to search for hidden records
 
@@ -102,14 +109,12 @@ class EndRecords:
     cd_offset: int
     cd_size: int
     cd_end: int  # the offset of the ZIP64 end record if there is one, else of the classic one
-    comment: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One central directory entry, after its ZIP64 extra field is applied."""
 
-    index: int
     name: str  # checked by check_member_name, no trailing slash
     raw_name: bytes
     is_dir: bool
@@ -189,7 +194,7 @@ def read_end_records(f: BinaryIO, file_size: int) -> EndRecords:
             f"{describe_gap(f, cd_offset + cd_size, cd_end)} lie between the central directory"
             " and the end record."
         )
-    return EndRecords(entries, cd_offset, cd_size, cd_end, comment)
+    return EndRecords(entries, cd_offset, cd_size, cd_end)
 
 
 def _no_end_record(tail: bytes) -> Exception:
@@ -320,7 +325,7 @@ def read_central_directory(f: BinaryIO, end: EndRecords, limits: Limits) -> list
         raw_name = f.read(name_length)
         extra = f.read(extra_length)
         f.read(comment_length)
-        entry = _parse_entry(index, fields, raw_name, extra)
+        entry = _parse_entry(fields, raw_name, extra)
         tree.add(entry.name, is_dir=entry.is_dir)
         entries.append(entry)
     if position != limit:
@@ -333,7 +338,7 @@ def read_central_directory(f: BinaryIO, end: EndRecords, limits: Limits) -> list
     return entries
 
 
-def decode_name(raw_name: bytes, flags: int) -> str:
+def _decode_name(raw_name: bytes, flags: int) -> str:
     """A member name: UTF-8 when the entry says so, else plain ASCII.
 
     Without the UTF-8 flag, readers decode a name as CP437, as the locale's encoding or as
@@ -393,10 +398,10 @@ def check_unicode_path(fields: dict[int, bytes], name: str, where: str) -> None:
         )
 
 
-def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: bytes) -> Entry:
-    (_sig, _made_by, _needed, flags, method, _time, _date, crc, compressed, size) = fields[:10]
+def _parse_entry(fields: tuple[int, ...], raw_name: bytes, extra: bytes) -> Entry:
+    (_sig, _made_by, needed, flags, method, _time, _date, crc, compressed, size) = fields[:10]
     (disk, _internal, external, offset) = fields[13:]
-    name = decode_name(raw_name, flags)
+    name = _decode_name(raw_name, flags)
     where = f"the central directory entry for {name!r}"
     if flags & FLAG_ENCRYPTED:
         raise UnsafeArchive(f"Member {name!r} is encrypted.")
@@ -404,6 +409,11 @@ def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: by
         raise UnsafeArchive(
             f"Member {name!r} uses general purpose flags 0x{flags:04x}, which this index does"
             " not accept (only UTF-8 names and data descriptors)."
+        )
+    if needed & 0xFF > _MAX_NEEDED_VERSION:
+        raise UnsafeArchive(
+            f"Member {name!r} needs ZIP version {(needed & 0xFF) / 10:.1f} to extract; Python's"
+            " zipfile, which pip uses, reads up to 6.3."
         )
     if method not in (STORED, DEFLATED):
         raise UnsafeArchive(
@@ -436,8 +446,9 @@ def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: by
     if disk != 0:
         raise UnsafeArchive("The archive claims to span several disks; split archives are refused.")
     is_dir = name.endswith("/")
-    mode = external >> 16
-    kind = stat.S_IFMT(mode)
+    # The high 16 bits are a Unix mode when the entry was made on Unix. They are read whatever
+    # host the entry claims, because some extractors apply them regardless.
+    kind = stat.S_IFMT(external >> 16)
     if kind == stat.S_IFLNK:
         raise UnsafeMember(f"Member {name!r} is a symbolic link.")
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
@@ -450,7 +461,6 @@ def _parse_entry(index: int, fields: tuple[int, ...], raw_name: bytes, extra: by
     if is_dir and size:
         raise UnsafeArchive(f"Directory member {name!r} has contents.")
     return Entry(
-        index=index,
         name=check_member_name(name, is_dir=is_dir),
         raw_name=raw_name,
         is_dir=is_dir,

@@ -54,7 +54,7 @@ def read_zip(
 ) -> Archive:
     """Read and verify every member of the ZIP archive at ``path``.
 
-    Returns the members in archive order, and the contents of those ``keep`` selects (each at
+    Returns the members in central directory order, and the contents of those ``keep`` selects (each at
     most ``limits.max_metadata_size`` bytes). Raises an
     :class:`~tilsit.dists.InvalidDistribution` subclass for anything it will not read.
     """
@@ -129,11 +129,10 @@ def _check_declared_sizes(
 def _check_local_headers(f: BinaryIO, ordered: list[Entry], end: EndRecords) -> list[int]:
     """Each local header must match its entry, and the entries must tile the file exactly.
 
-    Returns where each entry's data starts.
-
     The first entry starts at offset 0, each next one where the previous one (with its data
     descriptor) ends, and the central directory where the last one ends: no byte of the file
-    lies outside a record, so nothing can hide between them.
+    lies outside a record, so nothing can hide between them. Returns where each entry's data
+    starts.
     """
     position = 0
     data_offsets = []
@@ -224,6 +223,12 @@ def _check_local_header(f: BinaryIO, entry: Entry, cd_offset: int) -> tuple[int,
         size, compressed = wide_size, wide_compressed
     elif MAX32 in (size, compressed):
         raise UnsafeArchive(f"{where.capitalize()} marks a size as ZIP64 but has no ZIP64 field.")
+    if flags != entry.flags:
+        raise UnsafeArchive(
+            f"The local header of {entry.label} has general purpose flags 0x{flags:04x}, but"
+            f" the central directory has 0x{entry.flags:04x}; readers would disagree about"
+            " whether a data descriptor follows its data."
+        )
     data_offset = entry.offset + _LOCAL.size + name_length + extra_length
     data_end = data_offset + entry.compressed_size
     if data_end > cd_offset:
@@ -244,12 +249,6 @@ def _check_local_header(f: BinaryIO, entry: Entry, cd_offset: int) -> tuple[int,
                 f"The local header of {entry.label} gives the {label} as {value}, but the central"
                 f" directory gives {central[label]}."
             )
-    if flags != entry.flags:
-        raise UnsafeArchive(
-            f"The local header of {entry.label} has general purpose flags 0x{flags:04x}, but"
-            f" the central directory has 0x{entry.flags:04x}; readers would disagree about"
-            " whether a data descriptor follows its data."
-        )
     return data_offset, end
 
 
