@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import AppClient
+from tests.conftest import AppClient, need
 from tests.uploads import form_for, upload
 from tilsit.auth.tokens import create_token
 from tilsit.db.models import FileRow, JournalRow, ProjectRow, ReleaseRow, UserRow
@@ -307,3 +307,25 @@ def test_temp_files_are_cleaned_up(client: AppClient, token: str, instance: Inst
     upload(client, make_wheel("bar", "1.0"), token, sha256_digest="0" * 64)
     leftovers = list(Path(instance.settings.tmp_dir).iterdir())
     assert leftovers == []
+
+
+CORPUS_REJECT = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "zip-confusion" / "reject"
+)
+
+
+@pytest.mark.parametrize(
+    "archive", sorted(p.name for p in CORPUS_REJECT.glob("*.zip")) or ["(corpus absent)"]
+)
+def test_zip_confusion_uploads_store_nothing(
+    client: AppClient, token: str, instance: Instance, archive: str
+) -> None:
+    """Each hostile archive of the shared corpus, sent as a wheel, is a 400 that leaves no trace."""
+    need(CORPUS_REJECT.is_dir(), f"the zip-confusion corpus is not at {CORPUS_REJECT}")
+    wheel = make_wheel("foo", "1.0")
+    wheel.data = (CORPUS_REJECT / archive).read_bytes()
+    before = snapshot(instance)
+    response = upload(client, wheel, token)
+    assert response.status_code == 400
+    assert "Invalid distribution" in response.text
+    assert snapshot(instance) == before
