@@ -125,12 +125,13 @@ def serve(
     scheme = "https" if settings.tls_cert else "http"
     origin = f"{scheme}://{settings.host}:{settings.port}"
     data_dir = settings.data.resolve()
+    tilsit = _how_to_run_tilsit()
     click.echo(
         f"tilsit {instance.settings.default_index!r} index: {origin}/simple/ (uploads: {origin}/legacy/)\n"
         f"data directory: {data_dir}\n\n"
         "Next, in another shell, make a user and an upload token:\n"
-        f"  tilsit user create alice --data {data_dir}\n"
-        f"  tilsit token create --user alice --data {data_dir}\n"
+        f"  {tilsit} user create alice --data {data_dir}\n"
+        f"  {tilsit} token create --user alice --data {data_dir}\n"
         "then upload and install:\n"
         f"  twine upload --repository-url {origin}/legacy/ -u __token__ -p <token> dist/*\n"
         f"  pip install --index-url {origin}/simple/ <project>\n"
@@ -162,6 +163,19 @@ def serve(
         ssl_certfile=cert,
         ssl_keyfile=key,
     )
+
+
+def _how_to_run_tilsit() -> str:
+    """The command to print in hints: plain ``tilsit`` only when PATH finds this very one."""
+    import shutil
+
+    me = Path(sys.argv[0]).resolve()
+    found = shutil.which("tilsit")
+    if found and Path(found).resolve() == me:
+        return "tilsit"
+    if me.name == "tilsit" and me.is_file():
+        return str(me)
+    return f"{sys.executable} -m tilsit"
 
 
 @main.group()

@@ -81,7 +81,7 @@ def _module_database(postgres_base: str | None) -> str:
     return f"{postgres_base}/{name}"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -111,7 +111,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, postgres_base: str | None) 
         server.cli("yank", "oldie", "1.0", "--reason", 'broken <b>"&</b>')
         yield corpus
     finally:
-        _stop(server.process)
+        stop_process(server.process)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _client(url: str) -> httpx.Client:
 
 
 def start_nginx(
-    tree: Path, upstream: str, run_dir: Path, default_index: str = "main"
+    tree: Path, upstream: str | None, run_dir: Path, default_index: str = "main"
 ) -> tuple[subprocess.Popen[bytes], str]:
     """nginx in the foreground on a free port over ``tree``; (process, base URL)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def start_nginx(
             return process, url
         except httpx.TransportError:
             time.sleep(0.05)
-    _stop(process)
+    stop_process(process)
     raise AssertionError(f"nginx did not answer within 30 s:\n{log.read_text()}")
 
 
@@ -192,7 +192,7 @@ def target(
     finally:
         http.close()
         reference.close()
-        _stop(process)
+        stop_process(process)
         errors = [
             line
             for line in (run_dir / "error.log").read_text().splitlines()

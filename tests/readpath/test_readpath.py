@@ -39,9 +39,15 @@ def get(target: Target, path: str, accept: str | None = None, **headers: str) ->
 def same_as_tilsit(target: Target, response: httpx.Response) -> None:
     """The nginx answer is tilsit's: same status, body, ETag and serial."""
     request = response.request
-    reference = target.reference.request(request.method, request.url.raw_path.decode(), headers={
-        k: v for k, v in request.headers.items() if k.lower() in ("accept", "range", "if-none-match")
-    })
+    reference = target.reference.request(
+        request.method,
+        request.url.raw_path.decode(),
+        headers={
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("accept", "range", "if-none-match")
+        },
+    )
     assert response.status_code == reference.status_code
     assert response.content == reference.content
     for name in ("etag", "x-pypi-last-serial", "content-type", "cache-control", "vary"):
@@ -63,7 +69,11 @@ NEGOTIATION = [
     ("application/vnd.pypi.simple.v1+html", "", V1_HTML),
     ("application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01", "", V1_HTML),
     ("application/vnd.pypi.simple.v1+json;q=0, text/html", "", HTML),
-    ("application/vnd.pypi.simple.v1+json;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5", "", JSON),
+    (
+        "application/vnd.pypi.simple.v1+json;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5",
+        "",
+        JSON,
+    ),
     ("text/html, application/vnd.pypi.simple.v1+json;q=0.5", "", HTML),
     ("application/vnd.pypi.simple.v1+json; q=bogus, text/html;q=0.1", "", HTML),
     ("text/*", "", HTML),
@@ -269,8 +279,10 @@ def test_page_head(
         ("{etag}x", 200),
     ],
 )
-@pytest.mark.parametrize(("path", "accept"), [("/simple/foo-bar/", PIP), ("/simple/", None),
-                                              ("/pypi/foo-bar/json", None)])
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [("/simple/foo-bar/", PIP), ("/simple/", None), ("/pypi/foo-bar/json", None)],
+)
 def test_page_conditional(
     target: Target, path: str, accept: str | None, if_none_match: str, status: int
 ) -> None:
@@ -318,9 +330,7 @@ def test_file(target: Target, corpus: Corpus, filename: str) -> None:
     ("if_none_match", "status"),
     [("{etag}", 304), ("W/{etag}", 304), ('"x", {etag}', 304), ("*", 304), ('"x"', 200)],
 )
-def test_file_conditional(
-    target: Target, corpus: Corpus, if_none_match: str, status: int
-) -> None:
+def test_file_conditional(target: Target, corpus: Corpus, if_none_match: str, status: int) -> None:
     etag = f'"{corpus.dists[WHEEL].sha256}"'
     response = get(target, corpus.path(WHEEL), If_None_Match=if_none_match.format(etag=etag))
     assert response.status_code == status
