@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.from_thread
@@ -134,7 +134,6 @@ class LiveServer:
     url: str
     settings: Settings
     process: subprocess.Popen[bytes]
-    tokens: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_cli(self.settings, *args, check=check)
