@@ -1,7 +1,7 @@
 """nginx configuration that serves tilsit's static tree without tilsit on the read path.
 
-:func:`render_nginx_config` gives what goes inside an ``http {}`` block (a few
-``perl_set`` variables, one ``map`` and a ``server {}``); :func:`render_standalone`
+:func:`render_nginx_config` gives what goes inside an ``http {}`` block (``perl_set``
+variables, ``map``s and one ``server {}``); :func:`render_standalone`
 wraps it into a complete ``nginx.conf`` whose pid, logs and temp files live in one
 directory, for ``nginx -c FILE -p DIR`` in tests and benchmarks.
 

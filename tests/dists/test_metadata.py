@@ -50,7 +50,6 @@ def test_valid(data: bytes) -> None:
 INVALID: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "Metadata-Version newer than PyPI's": (meta(version="2.6"), ("metadata-version",)),
     "unknown Metadata-Version": (meta(version="3.0"), ("metadata-version",)),
-    "Metadata-Version 2.0, which never existed": (meta(version="2.0"), ("metadata-version",)),
     "no Metadata-Version": (b"Name: demo\nVersion: 1.0\n\n", ("metadata-version",)),
     "no Name": (b"Metadata-Version: 2.1\nVersion: 1.0\n\n", ("name",)),
     "invalid Name": (meta(name="-demo-"), ("name",)),
@@ -75,11 +74,22 @@ INVALID: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "invalid requirement": (meta("Requires-Dist: not a requirement!"), ("requires-dist",)),
     "invalid Requires-Python": (meta("Requires-Python: >=>3"), ("requires-python",)),
     "unknown field": (meta("Homepage-Url: https://example.invalid"), ("homepage-url",)),
-    "field newer than the Metadata-Version": (
-        meta("License-Expression: MIT", version="2.1"),
-        ("license-expression",),
-    ),
 }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Written by wheel and setuptools for years; PyPI lists 2.0 as supported.
+        meta(version="2.0"),
+        # setuptools wrote License-File under 2.1; installers read these wheels fine.
+        meta("License-File: LICENSE", version="2.1"),
+        meta("License-Expression: MIT", "License-File: LICENSE", version="2.3"),
+    ],
+    ids=["Metadata-Version 2.0", "License-File under 2.1", "2.4 fields under 2.3"],
+)
+def test_tolerated_like_real_wheels(data: bytes) -> None:
+    assert parse_metadata(data, source="METADATA").metadata.name == "demo"
 
 
 @pytest.mark.parametrize(("data", "fields"), INVALID.values(), ids=INVALID.keys())

@@ -9,29 +9,24 @@ of the same tree with tilsit as its upstream.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy
 
 from tests import postgres
 from tests.builders import Dist, make_sdist, make_wheel
-from tests.conftest import LiveServer, need, start_server
+from tests.conftest import LiveServer, create_database, need, start_server
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
 from tilsit.nginxconf import PERL_MODULE, render_standalone
 from tilsit.render.tree import file_path
-
-_counter = itertools.count()
 
 
 def _incompressible(size: int) -> bytes:
@@ -70,17 +65,6 @@ def _dists() -> list[tuple[str, Dist]]:
     ]
 
 
-def _module_database(postgres_base: str | None) -> str:
-    if postgres_base is None:
-        return ""
-    name = f"readpath_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
-    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return f"{postgres_base}/{name}"
-
-
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -94,7 +78,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def corpus(tmp_path_factory: pytest.TempPathFactory, postgres_base: str | None) -> Iterator[Corpus]:
     root = tmp_path_factory.mktemp("readpath")
     settings: Settings = load_settings(
-        overrides={"data": root / "data", "database_url": _module_database(postgres_base)},
+        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
         environ={},
     )
     server = start_server(settings, root / "tilsit.log")

