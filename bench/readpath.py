@@ -199,6 +199,8 @@ def tilsit_server(data: Path, workers: int, log: Path) -> Iterator[tuple[str, in
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            # nginx runs with its access log off too: like for like.
+            env={**os.environ, "TILSIT_ACCESS_LOG": "false"},
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -132,3 +133,13 @@ def test_settings_are_all_documented(run: Run) -> None:
         assert (setting.help and setting.help in output.replace("\n    ", " ")) or setting.help[
             :30
         ] in output
+
+
+def test_nginx_config(run: Run, settings: Settings, tmp_path: Path) -> None:
+    served = run("nginx-config", "--listen", "127.0.0.1:8081").output
+    assert "server {" in served
+    assert str(settings.tree_dir.resolve()) in served
+    assert "proxy_pass http://127.0.0.1:8080" in served
+    standalone = run("nginx-config", "--no-upstream", "--standalone", str(tmp_path / "run")).output
+    assert "pid " in standalone and "proxy_pass" not in standalone
+    assert "upstream must be" in run("nginx-config", "--upstream", "bad upstream", code=2).output

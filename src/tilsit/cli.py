@@ -151,6 +151,7 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             log_level="info",
+            access_log=settings.access_log,
             ssl_certfile=cert,
             ssl_keyfile=key,
         )
@@ -160,6 +161,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        access_log=settings.access_log,
         ssl_certfile=cert,
         ssl_keyfile=key,
     )
@@ -415,6 +417,55 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
     )
     if problems:
         sys.exit(1)
+
+
+@main.command("nginx-config")
+@click.option("--listen", default="80", show_default=True, help="nginx listen address.")
+@click.option(
+    "--upstream",
+    default=None,
+    help="tilsit's own server, for uploads and /_/ (default: host:port from settings).",
+)
+@click.option("--no-upstream", is_flag=True, help="Serve the tree only; uploads get 405.")
+@click.option(
+    "--standalone",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Print a whole nginx.conf with its pid and temp files under RUN_DIR.",
+)
+@instance_options
+def nginx_config(
+    listen: str, upstream: str | None, no_upstream: bool, run_dir: Path | None, settings: Settings
+) -> None:
+    """Print an nginx configuration that serves this data directory's tree directly."""
+    from tilsit.nginxconf import render_nginx_config, render_standalone
+
+    target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
+    tree = settings.tree_dir.resolve()
+    try:
+        if run_dir is not None:
+            text = render_standalone(
+                tree,
+                listen,
+                settings.default_index,
+                target,
+                run_dir=run_dir.resolve(),
+                page_max_age=settings.page_max_age,
+                max_upload_size=settings.max_upload_size,
+            )
+        else:
+            text = render_nginx_config(
+                tree,
+                listen,
+                settings.default_index,
+                target,
+                page_max_age=settings.page_max_age,
+                max_upload_size=settings.max_upload_size,
+            )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(text, nl=False)
 
 
 @main.command("settings")

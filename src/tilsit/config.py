@@ -45,6 +45,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address that `tilsit serve` listens on."),
     Setting("port", int, 8080, "Port that `tilsit serve` listens on."),
     Setting("workers", int, 1, "Server worker processes."),
+    Setting(
+        "access_log",
+        bool,
+        True,
+        "Log one line per request (turn off when nginx in front keeps the access log).",
+    ),
     Setting("tls_cert", str, "", "PEM certificate for HTTPS (with tls_key)."),
     Setting("tls_key", str, "", "PEM private key for HTTPS (with tls_cert)."),
     Setting("default_index", str, "main", "Index served at the root paths (/simple/, /legacy/)."),
@@ -73,6 +79,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    access_log: bool = True
     tls_cert: str = ""
     tls_key: str = ""
     default_index: str = "main"

@@ -141,6 +141,8 @@ our %NEGOTIATED;
 sub media_type {
     my ($r) = @_;
     my $wanted = query_format($r->args);
+    # An unencoded "+" in a media type decodes to a space; that is what was meant.
+    $wanted =~ tr/ /+/ if defined $wanted;
     return $FORMATS{$wanted} // "" if defined $wanted;
     my $accept = $r->header_in("Accept") // "";
     %NEGOTIATED = () if keys %NEGOTIATED > 1000;

@@ -94,7 +94,7 @@ NEGOTIATION = [
     (PIP, "format=", JSON),  # blank: ignored
     (PIP, "x=1", JSON),
     (None, "format=xml", 406),
-    (None, "format=application/vnd.pypi.simple.v1+json", 406),  # "+" is a space in a query
+    (None, "format=application/vnd.pypi.simple.v1+json", JSON),  # an unencoded "+" as meant
 ]
 
 

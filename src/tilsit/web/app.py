@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from tilsit import __version__
 from tilsit.instance import Instance
@@ -30,6 +31,7 @@ class TilsitApp:
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
+        self._indexes: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,13 +81,23 @@ class TilsitApp:
         if method not in _READ_METHODS:
             await self._method_not_allowed(send, "GET, HEAD")
             return
-        if not self.files.root.joinpath(index).is_dir():
+        if not self._index_exists(index):
             await text(send, 404, f"Not Found: there is no index named {index!r}", head=head)
             return
         if area == "simple":
             await self.read.simple(scope, send, index, f"{prefix}/simple", rest)
         else:
             await self.read.legacy_json(scope, send, index, prefix, rest.lstrip("/"))
+
+    def _index_exists(self, name: str) -> bool:
+        # Indexes are never removed, so a name once seen is remembered; an unknown
+        # one is looked up each time, as another process may have just created it.
+        if name in self._indexes:
+            return True
+        if os.path.isdir(os.path.join(self.files.root, name, "simple")):
+            self._indexes.add(name)
+            return True
+        return False
 
     async def _operations(self, scope: Scope, send: Send, path: str) -> None:
         if path == "/_/health":

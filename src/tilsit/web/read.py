@@ -26,6 +26,7 @@ def _with_query(scope: Scope, path: str) -> str:
 class ReadRoutes:
     def __init__(self, files: TreeFiles, page_max_age: int) -> None:
         self.files = files
+        self._negotiated: dict[str | None, str] = {}
         self.page_cache_control = f"max-age={page_max_age}, public".encode()
 
     def _page_headers(self) -> Headers:
@@ -74,10 +75,20 @@ class ReadRoutes:
         if query:
             wanted = parse_qs(query.decode("latin-1")).get("format")
             if wanted:
-                if wanted[0] not in FORMATS:
-                    raise NotAcceptable(f"unknown format {wanted[0]!r}")
-                return FORMATS[wanted[0]]
-        return negotiate(header(scope, b"accept"))
+                # An unencoded "+" in a media type decodes to a space; that is what was meant.
+                name = wanted[0].replace(" ", "+")
+                if name not in FORMATS:
+                    raise NotAcceptable(f"unknown format {name!r}")
+                return FORMATS[name]
+        accept = header(scope, b"accept")
+        # Clients send the same few Accept headers over and over: remember the answers.
+        known = self._negotiated.get(accept)
+        if known is None:
+            known = negotiate(accept)  # raises NotAcceptable, which is not remembered
+            if len(self._negotiated) >= 1000:
+                self._negotiated.clear()
+            self._negotiated[accept] = known
+        return known
 
     async def legacy_json(
         self, scope: Scope, send: Send, index: str, prefix: str, rest: str
