@@ -187,18 +187,83 @@ def index() -> None:
 
 @index.command("create")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["hosted"]), default="hosted", show_default=True)
+@click.option(
+    "--mirror",
+    "mirror_url",
+    default=None,
+    metavar="URL",
+    help="Make a mirror of the simple index at URL (synced by `tilsit mirror sync`).",
+)
+@click.option(
+    "--proxy",
+    "proxy_url",
+    default=None,
+    metavar="URL",
+    help="Make a pull-through proxy of the simple index at URL.",
+)
+@click.option("--upstream-username", default=None, help="User name for the upstream.")
+@click.option(
+    "--upstream-password",
+    default=None,
+    help="Password or token for the upstream (stored in the database).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="PEM CA bundle that the upstream's TLS certificate must chain to.",
+)
+@click.option(
+    "--ttl",
+    type=int,
+    default=None,
+    help="Proxy: seconds a fetched project page is served before revalidation (default 600).",
+)
+@click.option(
+    "--interval",
+    type=int,
+    default=None,
+    help="Mirror: seconds between syncs inside `tilsit serve` (default: no schedule).",
+)
 @instance_options
-def index_create(name: str, kind: str, settings: Settings) -> None:
-    """Create an index, served at /NAME/simple/."""
+def index_create(
+    name: str,
+    mirror_url: str | None,
+    proxy_url: str | None,
+    upstream_username: str | None,
+    upstream_password: str | None,
+    ca_bundle: Path | None,
+    ttl: int | None,
+    interval: int | None,
+    settings: Settings,
+) -> None:
+    """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL."""
+    if mirror_url and proxy_url:
+        raise click.UsageError("--mirror and --proxy exclude each other")
+    kind = "mirror" if mirror_url else "proxy" if proxy_url else "hosted"
+    options: dict[str, object] = {}
+    if kind != "hosted":
+        options["upstream"] = mirror_url or proxy_url
+        if upstream_username is not None or upstream_password is not None:
+            options["auth"] = {
+                "username": upstream_username or "__token__",
+                "password": upstream_password or "",
+            }
+        if ca_bundle is not None:
+            options["ca_bundle"] = str(ca_bundle.resolve())
+        if ttl is not None:
+            options["ttl"] = ttl
+        if interval is not None:
+            options["interval"] = interval
     instance = _open(settings)
     try:
         with instance.db.write() as session:
-            create_index(session, name, kind, actor="cli")
+            create_index(session, name, kind, actor="cli", options=options)
     except errors.IndexError_ as exc:
         _fail(exc)
     instance.renderer.catch_up()
-    click.echo(f"created {kind} index {name!r}: /{name}/simple/ (uploads: /{name}/legacy/)")
+    where = f": uploads to /{name}/legacy/" if kind == "hosted" else f" of {options['upstream']}"
+    click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}")
 
 
 @index.command("list")
@@ -377,11 +442,13 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
     instance = _open(settings)
     with instance.db.read() as session:
         wanted: dict[str, str] = {}
-        for filename, sha256, metadata_sha256 in session.execute(
-            select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256)
+        for filename, sha256, metadata_sha256, cached in session.execute(
+            select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256, FileRow.cached)
         ):
-            wanted[sha256] = filename
-            wanted.setdefault(metadata_sha256, f"{filename} (core metadata)")
+            if cached:  # a proxy's file not fetched yet has no blob, rightly
+                wanted[sha256] = filename
+            if metadata_sha256 is not None:
+                wanted.setdefault(metadata_sha256, f"{filename} (core metadata)")
     problems = 0
     stored = set(instance.blobs)
     for sha256, what in sorted(wanted.items(), key=lambda kv: kv[1]):

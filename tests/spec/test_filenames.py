@@ -53,3 +53,22 @@ def test_valid(
 def test_invalid(filename: str) -> None:
     with pytest.raises(InvalidDistFilename):
         parse_dist_filename(filename)
+
+
+@pytest.mark.parametrize(
+    ("project", "filename", "packagetype", "version"),
+    [
+        ("foo", "foo-1.0-py3-none-any.whl", "bdist_wheel", "1.0"),
+        ("foo-bar", "foo_bar-1.0.tar.gz", "sdist", "1.0"),
+        ("foo-bar", "Foo-Bar-1.0.tar.gz", "sdist", "1.0"),
+        ("foo-bar", "foo.bar-2.0b1.zip", "sdist", "2.0b1"),
+        ("foo", "foo-0.1.tar.bz2", "sdist", "0.1"),
+        ("foo", "foo-1.0-py2.7.egg", "bdist_egg", "1.0"),
+        ("foo", "foo-1.0.win32.exe", "bdist_wininst", "1.0.win32"),
+        ("pytz", "pytz-2004d.tar.gz", "sdist", "2004d"),
+    ],
+)
+def test_classify_mirrored(project: str, filename: str, packagetype: str, version: str) -> None:
+    from tilsit.spec.filenames import classify_mirrored
+
+    assert classify_mirrored(project, filename) == (packagetype, version)

@@ -92,6 +92,12 @@ class ProjectRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Mirror and proxy indexes: the upstream's serial for this project (what
+    # their pages show as _last-serial, so a mirror of tilsit is byte-identical),
+    # the page's validator for conditional GETs, and when it was last fetched.
+    upstream_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    upstream_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     index: Mapped[IndexRow] = relationship()
     releases: Mapped[list[ReleaseRow]] = relationship(back_populates="project")
@@ -129,14 +135,40 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     md5: Mapped[str] = mapped_column(String(32))
     blake2_256: Mapped[str] = mapped_column(String(64))
-    # Raw METADATA / PKG-INFO bytes, stored as a blob of their own.
-    metadata_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # Raw METADATA / PKG-INFO bytes, stored as a blob of their own; None for a
+    # mirrored file whose upstream offers no metadata file.
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     requires_python: Mapped[str | None] = mapped_column(Text, nullable=True)
     upload_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Upstream pages yank files, not releases (PEP 592 in PEP 691 is per file).
+    yanked: Mapped[bool] = mapped_column(Boolean, default=False)
+    yanked_reason: Mapped[str] = mapped_column(Text, default="")
+    # Whether the blob is stored: a proxy index knows a file's hash from the
+    # upstream page before it fetches the bytes on first request.
+    cached: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where a mirrored or proxied file came from.
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     release: Mapped[ReleaseRow] = relationship(back_populates="files")
+
+
+class UpstreamStateRow(Base):
+    """Freshness of a mirror or proxy index, published as ``mirror-status.json``."""
+
+    __tablename__ = "upstream_state"
+
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"), primary_key=True)
+    # The serial the upstream root listed at the last run, and the one whose
+    # projects are all in place here. The second advances last, so a crash
+    # mid-sync resumes instead of skipping.
+    upstream_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    synced_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    root_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class UserRow(Base):

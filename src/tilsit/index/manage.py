@@ -32,7 +32,7 @@ __all__ = [
     "set_yanked",
 ]
 
-INDEX_KINDS = ("hosted",)
+INDEX_KINDS = ("hosted", "mirror", "proxy")
 # Index names become the first URL segment and a tree directory; these are
 # taken by other routes.
 _RESERVED = {
@@ -57,7 +57,14 @@ def get_index(session: Session, name: str) -> IndexRow:
     return index
 
 
-def create_index(session: Session, name: str, kind: str = "hosted", actor: str = "") -> IndexRow:
+def create_index(
+    session: Session,
+    name: str,
+    kind: str = "hosted",
+    actor: str = "",
+    options: dict[str, object] | None = None,
+) -> IndexRow:
+    """Create an index; mirror and proxy indexes need ``options["upstream"]`` (a URL)."""
     if not _INDEX_NAME.match(name) or name in _RESERVED:
         raise errors.InvalidUpload(
             f"Invalid index name {name!r}: use lower-case letters, digits, '.', '-' and '_'"
@@ -65,9 +72,17 @@ def create_index(session: Session, name: str, kind: str = "hosted", actor: str =
         )
     if kind not in INDEX_KINDS:
         raise errors.InvalidUpload(f"Unknown index kind {kind!r}: expected one of {INDEX_KINDS}")
+    options = dict(options or {})
+    if kind != "hosted":
+        upstream = str(options.get("upstream", ""))
+        if not re.match(r"^https?://[^/\s]+", upstream):
+            raise errors.InvalidUpload(
+                f"A {kind} index needs an upstream http(s) URL, not {upstream!r}"
+            )
+        options["upstream"] = upstream.rstrip("/") + "/"
     if session.scalars(select(IndexRow.id).where(IndexRow.name == name)).first() is not None:
         raise errors.InvalidUpload(f"An index named {name!r} already exists")
-    index = IndexRow(name=name, kind=kind, options={})
+    index = IndexRow(name=name, kind=kind, options=options)
     session.add(index)
     session.flush()
     record(session, index, "create index", actor=actor, detail={"kind": kind})

@@ -19,7 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.engine import Database
-from tilsit.db.models import FileRow, IndexRow, JournalRow, ProjectRow, ReleaseRow
+from tilsit.db.models import (
+    FileRow,
+    IndexRow,
+    JournalRow,
+    ProjectRow,
+    ReleaseRow,
+    UpstreamStateRow,
+)
 from tilsit.render import legacy
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
@@ -109,16 +116,22 @@ class Renderer:
 
     def _render_index(self, session: Session, index: IndexRow) -> None:
         entries = [
-            IndexEntry(name, serial)
-            for name, serial in session.execute(
-                select(ProjectRow.normalized, ProjectRow.last_serial)
+            # Mirrors show the upstream's serials, so their pages match the origin's.
+            IndexEntry(name, serial if upstream is None else upstream)
+            for name, serial, upstream in session.execute(
+                select(ProjectRow.normalized, ProjectRow.last_serial, ProjectRow.upstream_serial)
                 .where(ProjectRow.index_id == index.id, ProjectRow.deleted_at.is_(None))
                 .order_by(ProjectRow.normalized)
             )
         ]
+        serial = index.last_serial
+        if index.kind != "hosted":
+            state = session.get(UpstreamStateRow, index.id)
+            if state is not None and state.synced_serial is not None:
+                serial = state.synced_serial
         base = f"{index.name}/simple"
-        self.tree.write(f"{base}/{PAGE_JSON}", index_json(entries, index.last_serial))
-        self.tree.write(f"{base}/{PAGE_HTML}", index_html(entries, index.last_serial))
+        self.tree.write(f"{base}/{PAGE_JSON}", index_json(entries, serial))
+        self.tree.write(f"{base}/{PAGE_HTML}", index_html(entries, serial))
 
     def _read_blob(self, sha256: str) -> bytes:
         return self.blobs.path(sha256).read_bytes()
@@ -142,8 +155,13 @@ class Renderer:
     def _place_files(self, session: Session, project: ProjectSnap) -> None:
         # Files go into the tree before any page that links them.
         for _release, f in project.live_files():
-            self.tree.link(file_path(f.sha256, f.filename), self.blobs.path(f.sha256))
-            if f.serves_metadata:
+            if f.cached:  # a proxy links a file once it has fetched it
+                self.tree.link(file_path(f.sha256, f.filename), self.blobs.path(f.sha256))
+            if (
+                f.serves_metadata
+                and f.metadata_sha256 is not None
+                and self.blobs.exists(f.metadata_sha256)  # a proxy fetches it on demand
+            ):
                 self.tree.link(
                     file_path(f.sha256, f.filename) + ".metadata",
                     self.blobs.path(f.metadata_sha256),

@@ -53,8 +53,8 @@ def _file(release: ReleaseSnap, f: FileSnap, base_url: str) -> dict[str, Any]:
         "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": format_time(f.upload_time),
         "url": file_url(f.sha256, f.filename, base_url),
-        "yanked": release.yanked,
-        "yanked_reason": release.yanked_reason or None,
+        "yanked": release.yanked or f.yanked,
+        "yanked_reason": (f.yanked_reason if f.yanked else release.yanked_reason) or None,
     }
 
 
@@ -65,9 +65,12 @@ def _info(
     raw: dict[str, Any] = {}
     if files:
         # Prefer a wheel's METADATA: an sdist's PKG-INFO may leave fields dynamic.
-        source = next((f for f in files if f.packagetype == "bdist_wheel"), files[0])
-        parsed, _unparsed = parse_email(read_blob(source.metadata_sha256))
-        raw = dict(parsed)
+        with_metadata = [f for f in files if f.metadata_sha256 is not None]
+        source = next((f for f in with_metadata if f.packagetype == "bdist_wheel"), None)
+        source = source or (with_metadata[0] if with_metadata else None)
+        if source is not None and source.metadata_sha256 is not None:
+            parsed, _unparsed = parse_email(read_blob(source.metadata_sha256))
+            raw = dict(parsed)
     root = base_url.rstrip("/")
     urls = raw.get("project_urls") or {}
     return {

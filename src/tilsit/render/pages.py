@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from tilsit.render.snapshot import ProjectSnap
+from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
 from tilsit.render.tree import file_url
 from tilsit.spec.simple import ProjectPage, SimpleFile
 
 __all__ = ["simple_page"]
+
+
+def _yanked(release: ReleaseSnap, f: FileSnap) -> str | None:
+    """PEP 592 is per file: a file is yanked with its release or on its own (mirrors)."""
+    if f.yanked:
+        return f.yanked_reason
+    if release.yanked:
+        return release.yanked_reason
+    return None
 
 
 def simple_page(project: ProjectSnap, base_url: str = "") -> ProjectPage:
@@ -18,7 +27,7 @@ def simple_page(project: ProjectSnap, base_url: str = "") -> ProjectPage:
             size=f.size,
             upload_time=f.upload_time,
             requires_python=f.requires_python,
-            yanked=(r.yanked_reason if r.yanked else None),
+            yanked=_yanked(r, f),
             metadata_sha256=f.metadata_sha256 if f.serves_metadata else None,
         )
         for r, f in project.live_files()

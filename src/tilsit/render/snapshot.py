@@ -30,15 +30,25 @@ class FileSnap:
     sha256: str
     md5: str
     blake2_256: str
-    metadata_sha256: str
+    metadata_sha256: str | None
     requires_python: str | None
     upload_time: datetime
     deleted: bool
+    yanked: bool = False
+    yanked_reason: str = ""
+    cached: bool = True
+    mirrored: bool = False
 
     @property
     def serves_metadata(self) -> bool:
-        """Only wheels get a ``.metadata`` file (PEP 658): an sdist's PKG-INFO may be dynamic."""
-        return self.packagetype == "bdist_wheel"
+        """Whether ``<file>.metadata`` exists (PEP 658).
+
+        Uploaded wheels get one; an uploaded sdist does not, as its PKG-INFO may
+        leave fields dynamic. A mirrored file has one when its upstream offered it.
+        """
+        if self.metadata_sha256 is None:
+            return False
+        return self.mirrored or self.packagetype == "bdist_wheel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +65,7 @@ class ProjectSnap:
     index: str
     name: str
     normalized: str
-    serial: int
+    serial: int  # what pages show: the upstream's serial on mirror and proxy indexes
     deleted: bool
     releases: tuple[ReleaseSnap, ...]  # every release, deleted too, in version order
 
@@ -83,6 +93,10 @@ def _file(row: FileRow) -> FileSnap:
         requires_python=row.requires_python,
         upload_time=row.upload_time,
         deleted=row.deleted_at is not None,
+        yanked=row.yanked,
+        yanked_reason=row.yanked_reason,
+        cached=row.cached,
+        mirrored=row.source_url is not None,
     )
 
 
@@ -99,7 +113,7 @@ def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectS
         index=index.name,
         name=row.name,
         normalized=row.normalized,
-        serial=row.last_serial,
+        serial=row.last_serial if row.upstream_serial is None else row.upstream_serial,
         deleted=row.deleted_at is not None,
         releases=tuple(
             ReleaseSnap(

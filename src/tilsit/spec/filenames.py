@@ -23,6 +23,7 @@ __all__ = [
     "DistFilename",
     "InvalidDistFilename",
     "PackageType",
+    "classify_mirrored",
     "parse_dist_filename",
 ]
 
@@ -78,3 +79,48 @@ def parse_dist_filename(filename: str) -> DistFilename:
         f"invalid filename {filename!r}: only wheels (.whl) and source distributions (.tar.gz)"
         " are accepted"
     )
+
+
+# Mirrors carry whatever an upstream holds, including formats no longer
+# uploadable (eggs, zip sdists): they are classified, not refused.
+_LEGACY_TYPES = (
+    (".whl", "bdist_wheel"),
+    (".tar.gz", "sdist"),
+    (".tgz", "sdist"),
+    (".tar.bz2", "sdist"),
+    (".tar.xz", "sdist"),
+    (".tar", "sdist"),
+    (".zip", "sdist"),
+    (".egg", "bdist_egg"),
+    (".exe", "bdist_wininst"),
+    (".msi", "bdist_msi"),
+    (".rpm", "bdist_rpm"),
+    (".dmg", "bdist_dmg"),
+)
+
+
+def classify_mirrored(project: str, filename: str) -> tuple[str, str]:
+    """``(packagetype, version)`` of a file on another index, leniently.
+
+    The simple API does not say which version a file belongs to, so it is read
+    from the name: exactly for wheels and PEP 625 sdists, and for older names by
+    taking what follows the project's name (compared normalised).
+    """
+    try:
+        parsed = parse_dist_filename(filename)
+        return parsed.packagetype, str(parsed.version)
+    except InvalidDistFilename:
+        pass
+    lower = filename.lower()
+    packagetype, extension = "unknown", ""
+    for suffix, kind in _LEGACY_TYPES:
+        if lower.endswith(suffix):
+            packagetype, extension = kind, suffix
+            break
+    stem = filename[: len(filename) - len(extension)] if extension else filename
+    wanted = canonicalize_name(project)
+    for index, char in enumerate(stem):
+        if char == "-" and canonicalize_name(stem[:index]) == wanted:
+            rest = stem[index + 1 :]
+            return packagetype, rest.split("-")[0] if packagetype == "bdist_egg" else rest
+    return packagetype, stem.rpartition("-")[2] or stem

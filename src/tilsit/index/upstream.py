@@ -1,0 +1,267 @@
+"""Applying what an upstream index says about a project to a mirror or proxy index.
+
+The upstream client (``tilsit.upstream``) fetches and verifies; this module
+turns one verified project page into rows, under the writer lock, and journals
+the change so the renderer re-renders the page. It is the only write path of
+mirror and proxy indexes, so both follow the same rules:
+
+- files new upstream are added, files gone upstream are soft-deleted, files
+  whose yank state changed are updated; a filename whose bytes changed upstream
+  replaces the old row's hash (and is journaled as such);
+- the project's pages show the upstream's serial (so a mirror of tilsit is
+  byte-identical to its origin) while the journal keeps its own serials;
+- a file row is ``cached`` only when its blob is stored: a mirror stores every
+  blob before calling in here, a proxy fetches on first request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow
+from tilsit.index.journal import record
+from tilsit.spec.filenames import classify_mirrored
+from tilsit.spec.names import confusable_key, normalize
+
+__all__ = [
+    "UpstreamFile",
+    "UpstreamProject",
+    "apply_upstream_project",
+    "mark_file_cached",
+    "remove_upstream_project",
+    "upstream_state",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFile:
+    filename: str
+    url: str  # absolute URL on the upstream
+    sha256: str
+    size: int
+    upload_time: datetime | None
+    requires_python: str | None = None
+    yanked: str | None = None  # None: not yanked; "" yanked without a reason
+    metadata_sha256: str | None = None  # the upstream's core-metadata hash, if it has one
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamProject:
+    name: str  # as the upstream spells it; normalised here
+    serial: int | None
+    files: Sequence[UpstreamFile]
+    versions: Sequence[str] = field(default_factory=tuple)  # PEP 700; may list file-less ones
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    serial: int | None  # the journal serial of the change, None when nothing changed
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+def upstream_state(session: Session, index: IndexRow) -> UpstreamStateRow:
+    state = session.get(UpstreamStateRow, index.id)
+    if state is None:
+        state = UpstreamStateRow(index_id=index.id)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def _release(session: Session, project: ProjectRow, version: str) -> ReleaseRow:
+    release = session.scalars(
+        select(ReleaseRow).where(ReleaseRow.project_id == project.id, ReleaseRow.version == version)
+    ).one_or_none()
+    if release is None:
+        release = ReleaseRow(project_id=project.id, version=version)
+        session.add(release)
+        session.flush()
+    elif release.deleted_at is not None:
+        release.deleted_at = None
+    return release
+
+
+def apply_upstream_project(
+    session: Session,
+    index: IndexRow,
+    upstream: UpstreamProject,
+    *,
+    stored: Collection[str] = (),
+    actor: str = "sync",
+) -> Applied:
+    """Make the index's copy of one project match ``upstream``; run inside ``Database.write``.
+
+    ``stored`` holds the sha256 of every blob the caller has durably stored for
+    this page (files and metadata); files whose blob is not among them, and not
+    stored before, are recorded as not cached.
+    """
+    normalized = normalize(upstream.name)
+    project = session.scalars(
+        select(ProjectRow).where(
+            ProjectRow.index_id == index.id, ProjectRow.normalized == normalized
+        )
+    ).one_or_none()
+    created = project is None
+    if project is None:
+        project = ProjectRow(
+            index_id=index.id,
+            name=upstream.name,
+            normalized=normalized,
+            confusable=confusable_key(upstream.name),
+        )
+        session.add(project)
+        session.flush()
+    revived = project.deleted_at is not None
+    project.deleted_at = None
+    now = datetime.now(UTC)
+
+    rows = {
+        row.filename: row
+        for row in session.scalars(
+            select(FileRow)
+            .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
+            .where(ReleaseRow.project_id == project.id, FileRow.index_id == index.id)
+        )
+    }
+    added = removed = changed = 0
+    wanted = {f.filename for f in upstream.files}
+    for f in upstream.files:
+        yanked, reason = f.yanked is not None, f.yanked or ""
+        row = rows.get(f.filename)
+        if row is None:
+            packagetype, version = classify_mirrored(normalized, f.filename)
+            release = _release(session, project, version)
+            session.add(
+                FileRow(
+                    release_id=release.id,
+                    index_id=index.id,
+                    filename=f.filename,
+                    packagetype=packagetype,
+                    python_version="source" if packagetype == "sdist" else "",
+                    size=f.size,
+                    sha256=f.sha256,
+                    md5="",
+                    blake2_256="",
+                    metadata_sha256=f.metadata_sha256,
+                    requires_python=f.requires_python,
+                    upload_time=f.upload_time or now,
+                    yanked=yanked,
+                    yanked_reason=reason,
+                    cached=f.sha256 in stored,
+                    source_url=f.url,
+                )
+            )
+            added += 1
+            continue
+        before = (
+            row.sha256,
+            row.yanked,
+            row.yanked_reason,
+            row.deleted_at is None,
+            row.size,
+            row.metadata_sha256,
+            row.requires_python,
+        )
+        if row.sha256 != f.sha256:
+            row.cached = f.sha256 in stored
+        row.cached = row.cached or f.sha256 in stored
+        row.sha256, row.size, row.source_url = f.sha256, f.size, f.url
+        row.yanked, row.yanked_reason = yanked, reason
+        row.metadata_sha256, row.requires_python = f.metadata_sha256, f.requires_python
+        if f.upload_time is not None:
+            row.upload_time = f.upload_time
+        if row.deleted_at is not None:
+            row.deleted_at = None
+            row.release.deleted_at = None
+        after = (
+            row.sha256,
+            row.yanked,
+            row.yanked_reason,
+            True,
+            row.size,
+            row.metadata_sha256,
+            row.requires_python,
+        )
+        changed += before != after
+    for filename, row in rows.items():
+        if filename not in wanted and row.deleted_at is None:
+            row.deleted_at = now
+            removed += 1
+    for version in upstream.versions:
+        _release(session, project, version)
+
+    serial_moved = upstream.serial is not None and upstream.serial != project.upstream_serial
+    project.upstream_serial = upstream.serial
+    project.upstream_etag = upstream.etag
+    project.fetched_at = now
+    if not (created or revived or added or removed or changed or serial_moved):
+        return Applied(None)
+    serial = record(
+        session,
+        index,
+        "sync project",
+        project=project,
+        actor=actor,
+        detail={
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "upstream_serial": upstream.serial,
+        },
+    )
+    return Applied(serial, added, removed, changed)
+
+
+def remove_upstream_project(
+    session: Session, index: IndexRow, name: str, actor: str = "sync"
+) -> int | None:
+    """The upstream no longer lists ``name``: soft-delete it here too (journaled)."""
+    project = session.scalars(
+        select(ProjectRow).where(
+            ProjectRow.index_id == index.id, ProjectRow.normalized == normalize(name)
+        )
+    ).one_or_none()
+    if project is None or project.deleted_at is not None:
+        return None
+    now = datetime.now(UTC)
+    project.deleted_at = now
+    for release in project.releases:
+        release.deleted_at = release.deleted_at or now
+        for f in release.files:
+            f.deleted_at = f.deleted_at or now
+    return record(
+        session,
+        index,
+        "remove project",
+        project=project,
+        actor=actor,
+        detail={"reason": "gone upstream"},
+    )
+
+
+def mark_file_cached(session: Session, index: IndexRow, sha256: str, filename: str) -> int | None:
+    """A proxy stored a file's blob: record it and journal so the tree links it."""
+    row = session.scalars(
+        select(FileRow).where(
+            FileRow.index_id == index.id, FileRow.filename == filename, FileRow.sha256 == sha256
+        )
+    ).one_or_none()
+    if row is None or row.cached:
+        return None
+    row.cached = True
+    return record(
+        session,
+        index,
+        "cache file",
+        project=row.release.project,
+        actor="proxy",
+        detail={"filename": filename},
+    )
