@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
 from tilsit.index import errors
 from tilsit.index.journal import record
+from tilsit.index.rows import soft_delete_project
 from tilsit.spec.names import normalize
 
 __all__ = [
@@ -195,10 +196,5 @@ def delete_release(
 
 def delete_project(session: Session, index: IndexRow, project_name: str, actor: str = "") -> int:
     project = get_project(session, index, project_name)
-    now = datetime.now(UTC)
-    project.deleted_at = now
-    for release in project.releases:
-        release.deleted_at = release.deleted_at or now
-        for f in release.files:
-            f.deleted_at = f.deleted_at or now
+    soft_delete_project(project, datetime.now(UTC))
     return record(session, index, "remove project", project=project, actor=actor)

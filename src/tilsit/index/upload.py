@@ -16,10 +16,11 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, RoleRow, TokenRow, UserRow
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, RoleRow, TokenRow, UserRow
 from tilsit.dists import DistInfo, InvalidDistribution, Limits, inspect_distribution
 from tilsit.index import errors
 from tilsit.index.journal import record
+from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
 from tilsit.spec.names import InvalidProjectName, confusable_key, normalize, validate_name
 from tilsit.store.blobs import BlobStore
@@ -214,15 +215,7 @@ def store_upload(
     if project.deleted_at is not None:
         project.deleted_at = None  # a deleted name can be used again; its old files stay gone
     version = str(dist.version)
-    release = session.scalars(
-        select(ReleaseRow).where(ReleaseRow.project_id == project.id, ReleaseRow.version == version)
-    ).one_or_none()
-    if release is None:
-        release = ReleaseRow(project_id=project.id, version=version)
-        session.add(release)
-        session.flush()
-    elif release.deleted_at is not None:
-        release.deleted_at = None
+    release = release_for_new_file(session, project, version)
 
     # Durable blobs before the rows that name them (ARCHITECTURE principle 3).
     metadata_sha256 = blobs.put_bytes(info.metadata_bytes)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow
 from tilsit.index.journal import record
+from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import classify_mirrored
 from tilsit.spec.names import confusable_key, normalize
 
@@ -76,19 +77,6 @@ def upstream_state(session: Session, index: IndexRow) -> UpstreamStateRow:
     return state
 
 
-def _release(session: Session, project: ProjectRow, version: str) -> ReleaseRow:
-    release = session.scalars(
-        select(ReleaseRow).where(ReleaseRow.project_id == project.id, ReleaseRow.version == version)
-    ).one_or_none()
-    if release is None:
-        release = ReleaseRow(project_id=project.id, version=version)
-        session.add(release)
-        session.flush()
-    elif release.deleted_at is not None:
-        release.deleted_at = None
-    return release
-
-
 def apply_upstream_project(
     session: Session,
     index: IndexRow,
@@ -138,7 +126,7 @@ def apply_upstream_project(
         row = rows.get(f.filename)
         if row is None:
             packagetype, version = classify_mirrored(normalized, f.filename)
-            release = _release(session, project, version)
+            release = release_for_new_file(session, project, version)
             session.add(
                 FileRow(
                     release_id=release.id,
@@ -196,7 +184,7 @@ def apply_upstream_project(
             row.deleted_at = now
             removed += 1
     for version in upstream.versions:
-        _release(session, project, version)
+        release_for_new_file(session, project, version)
 
     serial_moved = upstream.serial is not None and upstream.serial != project.upstream_serial
     project.upstream_serial = upstream.serial
@@ -231,12 +219,7 @@ def remove_upstream_project(
     ).one_or_none()
     if project is None or project.deleted_at is not None:
         return None
-    now = datetime.now(UTC)
-    project.deleted_at = now
-    for release in project.releases:
-        release.deleted_at = release.deleted_at or now
-        for f in release.files:
-            f.deleted_at = f.deleted_at or now
+    soft_delete_project(project, datetime.now(UTC))
     return record(
         session,
         index,
