@@ -540,3 +540,8 @@ def settings_doc() -> None:
     """List every setting with its environment variable, default and meaning."""
     for s in SETTINGS:
         click.echo(f"{s.name}  (TILSIT_{s.name.upper()}, default {s.default!s})\n    {s.help}")
+
+
+from tilsit.upstream.cli import mirror  # noqa: E402 - last: it takes instance_options from here
+
+main.add_command(mirror)

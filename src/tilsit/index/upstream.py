@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow
 from tilsit.index.journal import record
-from tilsit.index.rows import release_for_new_file
+from tilsit.index.rows import release_for_new_file, soft_delete_project
 from tilsit.spec.filenames import classify_mirrored
 from tilsit.spec.names import confusable_key, normalize
 

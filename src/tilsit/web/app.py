@@ -13,6 +13,7 @@ import os
 from tilsit import __version__
 from tilsit.instance import Instance
 from tilsit.web.asgi import Receive, Scope, Send, text
+from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.upload import UploadRoute
@@ -31,6 +32,7 @@ class TilsitApp:
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
+        self.proxy = ProxyRoutes(instance, self.read)
         self._indexes: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,6 +50,9 @@ class TilsitApp:
         if first == "packages":
             if method not in _READ_METHODS:
                 await self._method_not_allowed(send, "GET, HEAD")
+                return
+            if await self.proxy.serves_file(path):  # in memory unless a proxy index exists
+                await self.proxy.package_file(scope, send, path)
                 return
             await self.read.package_file(scope, send, path)
             return
@@ -83,6 +88,13 @@ class TilsitApp:
             return
         if not self._index_exists(index):
             await text(send, 404, f"Not Found: there is no index named {index!r}", head=head)
+            return
+        proxy = await self.proxy.index(index)  # in memory once the name is known
+        if proxy is not None:
+            if area == "simple":
+                await self.proxy.simple(scope, send, proxy, f"{prefix}/simple", rest)
+            else:
+                await self.proxy.legacy_json(scope, send, proxy, prefix, rest.lstrip("/"))
             return
         if area == "simple":
             await self.read.simple(scope, send, index, f"{prefix}/simple", rest)
@@ -125,6 +137,7 @@ class TilsitApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.proxy.aclose()
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
