@@ -133,8 +133,11 @@ class Renderer:
         self.tree.write(f"{base}/{PAGE_JSON}", index_json(entries, serial))
         self.tree.write(f"{base}/{PAGE_HTML}", index_html(entries, serial))
 
-    def _read_blob(self, sha256: str) -> bytes:
-        return self.blobs.path(sha256).read_bytes()
+    def _read_blob(self, sha256: str) -> bytes | None:
+        try:
+            return self.blobs.path(sha256).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def _render_project(self, session: Session, index: IndexRow, name: str) -> None:
         project = load_project(session, index, name)

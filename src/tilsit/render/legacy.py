@@ -19,7 +19,8 @@ from tilsit.spec.simple import format_time
 
 __all__ = ["latest_release", "project_json", "version_json"]
 
-ReadBlob = Callable[[str], bytes]
+# Returns None for a blob not stored (a proxy's metadata not fetched yet).
+ReadBlob = Callable[[str], bytes | None]
 
 
 def latest_release(project: ProjectSnap) -> ReleaseSnap | None:
@@ -68,8 +69,9 @@ def _info(
         with_metadata = [f for f in files if f.metadata_sha256 is not None]
         source = next((f for f in with_metadata if f.packagetype == "bdist_wheel"), None)
         source = source or (with_metadata[0] if with_metadata else None)
-        if source is not None and source.metadata_sha256 is not None:
-            parsed, _unparsed = parse_email(read_blob(source.metadata_sha256))
+        data = read_blob(source.metadata_sha256) if source and source.metadata_sha256 else None
+        if data is not None:
+            parsed, _unparsed = parse_email(data)
             raw = dict(parsed)
     root = base_url.rstrip("/")
     urls = raw.get("project_urls") or {}
