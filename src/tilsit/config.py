@@ -58,8 +58,9 @@ SETTINGS: tuple[Setting, ...] = (
         "base_url",
         str,
         "",
-        "Public URL of the server, used where absolute URLs are required; empty means"
-        " derived from each request.",
+        "Public URL of the server (https://pypi.example.com); when set, pages carry absolute"
+        " file URLs, as some mirror clients expect; empty means root-relative URLs"
+        " (/packages/...), which every installer resolves against the index's host.",
     ),
     Setting("max_upload_size", int, 100 * MiB, "Largest accepted distribution file, in bytes."),
     Setting("page_max_age", int, 600, "Cache-Control max-age of simple pages, in seconds."),

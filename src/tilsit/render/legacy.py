@@ -42,6 +42,12 @@ def latest_release(project: ProjectSnap) -> ReleaseSnap | None:
 def _file(release: ReleaseSnap, f: FileSnap, base_url: str) -> dict[str, Any]:
     return {
         "comment_text": "",
+        # bandersnatch fetches <file>.metadata only when this key offers it, as PyPI's does.
+        "core-metadata": (
+            {"sha256": f.metadata_sha256}
+            if f.serves_metadata and f.metadata_sha256 is not None
+            else False
+        ),
         "digests": {"blake2b_256": f.blake2_256, "md5": f.md5, "sha256": f.sha256},
         "downloads": -1,
         "filename": f.filename,
