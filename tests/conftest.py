@@ -186,8 +186,9 @@ def start_server(
     env: dict[str, str] | None = None,
     scheme: str = "http",
     verify: ssl.SSLContext | bool = True,
+    port: int | None = None,
 ) -> LiveServer:
-    port = postgres.free_port()
+    port = port or postgres.free_port()
     env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
