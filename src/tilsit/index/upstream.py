@@ -185,6 +185,19 @@ def apply_upstream_project(
             removed += 1
     for version in upstream.versions:
         release_for_new_file(session, project, version)
+    # A release the upstream no longer lists, by version or by any file, is gone
+    # there: soft-delete it so the versions list (PEP 700) matches.
+    listed = set(upstream.versions) | {
+        classify_mirrored(normalized, f.filename)[1] for f in upstream.files
+    }
+    for release in session.scalars(
+        select(ReleaseRow).where(
+            ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None)
+        )
+    ):
+        if release.version not in listed:
+            release.deleted_at = now
+            removed += 1
 
     serial_moved = upstream.serial is not None and upstream.serial != project.upstream_serial
     project.upstream_serial = upstream.serial

@@ -1,0 +1,283 @@
+"""``tilsit mirror …``: sync a mirror index, set its filters, show its freshness.
+
+Import this module through :mod:`tilsit.cli` (which adds the ``mirror`` group
+to ``tilsit``), not on its own: it takes ``instance_options`` from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+
+from tilsit.cli import instance_options
+from tilsit.config import Settings
+from tilsit.db.models import UpstreamStateRow
+from tilsit.index import errors
+from tilsit.index.manage import get_index
+from tilsit.instance import Instance, open_instance
+from tilsit.upstream.filters import Filters, InvalidFilter, parse_size
+from tilsit.upstream.status import status_document
+from tilsit.upstream.sync import NotAMirror, SyncBusy, sync_mirror
+
+__all__ = ["mirror"]
+
+
+def _open(settings: Settings) -> Instance:
+    instance = open_instance(settings)
+    # Release database connections when the command ends, however it ends.
+    click.get_current_context().call_on_close(instance.close)
+    return instance
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+class _Lines:
+    """Progress as plain log lines (not a terminal: cron, CI, a pipe)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def begin(self, total: int) -> None:
+        self.total = total
+        click.echo(f"{total} project(s) to sync", err=True)
+
+    def project(self, name: str, outcome: str, *, failed: bool = False) -> None:
+        self.done += 1
+        click.echo(f"[{self.done}/{self.total}] {name}: {outcome}", err=True)
+
+    def note(self, message: str) -> None:
+        click.echo(f"note: {message}", err=True)
+
+    def end(self) -> None:
+        pass
+
+
+class _Bar:
+    """A rich progress bar on a terminal; failures and retries printed above it."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]sync[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.progress.add_task("", total=None)
+
+    def begin(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+        self.progress.start()
+
+    def project(self, name: str, outcome: str, *, failed: bool = False) -> None:
+        if failed:
+            self.progress.console.print(f"[red]FAILED[/] {name}: {outcome}", markup=True)
+        self.progress.update(self.task, advance=1, description=name)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(f"note: {message}", markup=False, highlight=False)
+
+    def end(self) -> None:
+        self.progress.stop()
+
+
+# Declared, not decorated, so its type is known across the import cycle with tilsit.cli.
+mirror: click.Group = click.Group(
+    "mirror", help="Mirror indexes: sync from the upstream, filters, freshness."
+)
+
+
+@mirror.command("sync")
+@click.argument("name")
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=8, show_default=True, help="Parallel fetches."
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=3,
+    show_default=True,
+    help="Retries of a failing project or root page, with exponential backoff.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(0),
+    default=0.5,
+    show_default=True,
+    help="Seconds before the first retry; doubled for each next one.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A progress bar (default: when stderr is a terminal), else log lines.",
+)
+@instance_options
+def sync(
+    name: str,
+    workers: int,
+    retries: int,
+    backoff: float,
+    progress: bool | None,
+    settings: Settings,
+) -> None:
+    """Bring mirror index NAME up to date with its upstream; exit 1 if anything failed."""
+    instance = _open(settings)
+    bar = sys.stderr.isatty() if progress is None else progress
+    reporter = _Bar() if bar else _Lines()
+    try:
+        report = asyncio.run(
+            sync_mirror(
+                instance,
+                name,
+                workers=workers,
+                attempts=retries + 1,
+                backoff=backoff,
+                reporter=reporter,
+            )
+        )
+    except (SyncBusy, NotAMirror, InvalidFilter) as exc:
+        _fail(str(exc))
+        return
+    except errors.IndexError_ as exc:
+        _fail(exc.message)
+        return
+    for project, reason in sorted(report.failed.items()):
+        click.echo(f"FAILED {project}: {reason}", err=True)
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+def _filters_of(instance: Instance, name: str) -> tuple[dict[str, Any], Filters]:
+    with instance.db.read() as session:
+        index = get_index(session, name)
+        if index.kind not in ("mirror", "proxy"):
+            raise NotAMirror(f"index {name!r} is a {index.kind} index")
+        return dict(index.options), Filters.from_options(index.options.get("filters"))
+
+
+@mirror.command("configure")
+@click.argument("name")
+@click.option(
+    "--allow",
+    multiple=True,
+    metavar="NAME|REQ",
+    help="Only these projects, or versions (requests>=2.30); repeatable.",
+)
+@click.option(
+    "--block",
+    multiple=True,
+    metavar="NAME|REQ",
+    help="Never this project, or these versions (django<4); repeatable.",
+)
+@click.option("--allow-regex", multiple=True, help="Only names matching (whole name); repeatable.")
+@click.option("--block-regex", multiple=True, help="Never names matching; repeatable.")
+@click.option("--prereleases/--no-prereleases", default=None, help="Take pre-releases or not.")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only wheels for these platform tags (fnmatch: manylinux*_x86_64); pure wheels and"
+    " sdists always pass; repeatable.",
+)
+@click.option("--max-file-size", default=None, metavar="SIZE", help="Skip larger files (50M).")
+@click.option("--latest", type=click.IntRange(0), default=None, help="Only the N newest releases.")
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=None, help="Seconds per upstream request."
+)
+@click.option("--clear", is_flag=True, help="Drop every filter first.")
+@instance_options
+def configure(
+    name: str,
+    allow: tuple[str, ...],
+    block: tuple[str, ...],
+    allow_regex: tuple[str, ...],
+    block_regex: tuple[str, ...],
+    prereleases: bool | None,
+    platforms: tuple[str, ...],
+    max_file_size: str | None,
+    latest: int | None,
+    timeout: float | None,
+    clear: bool,
+    settings: Settings,
+) -> None:
+    """Set the filters of mirror NAME: each option given replaces that setting.
+
+    An empty value clears a list (--allow ""), 0 clears a number (--latest 0).
+
+    The next sync applies them before fetching anything: it removes what they
+    now exclude and fetches what they now let in.
+    """
+    instance = _open(settings)
+    try:
+        options, current = _filters_of(instance, name)
+        doc = {} if clear else current.to_options()
+        for key, value in (
+            ("allow", allow),
+            ("block", block),
+            ("allow_regex", allow_regex),
+            ("block_regex", block_regex),
+            ("platforms", platforms),
+        ):
+            if value:
+                doc[key] = [v for v in value if v]
+                if not doc[key]:
+                    del doc[key]
+        if prereleases is not None:
+            doc["prereleases"] = prereleases
+        if max_file_size is not None:
+            size = parse_size(max_file_size) if max_file_size not in ("", "0") else None
+            doc["max_file_size"] = size
+        if latest is not None:
+            doc["latest"] = latest or None
+        filters = Filters.from_options({k: v for k, v in doc.items() if v is not None})
+    except (InvalidFilter, NotAMirror) as exc:
+        _fail(str(exc))
+        return
+    except errors.IndexError_ as exc:
+        _fail(exc.message)
+        return
+    with instance.db.write() as session:
+        index = get_index(session, name)
+        options = dict(index.options)
+        options["filters"] = filters.to_options()
+        if timeout is not None:
+            options["timeout"] = timeout
+        index.options = options
+    click.echo(json.dumps({"filters": filters.to_options(), "timeout": options.get("timeout")}))
+
+
+@mirror.command("status")
+@click.argument("name")
+@instance_options
+def status(name: str, settings: Settings) -> None:
+    """Print the freshness of mirror NAME (what mirror-status.json publishes)."""
+    instance = _open(settings)
+    try:
+        with instance.db.read() as session:
+            index = get_index(session, name)
+            doc = status_document(index, session.get(UpstreamStateRow, index.id))
+    except errors.IndexError_ as exc:
+        _fail(exc.message)
+        return
+    click.echo(json.dumps(doc, indent=2))

@@ -1,0 +1,632 @@
+"""Mirror sync: bring a mirror index up to date with its upstream, verified and resumable.
+
+One run:
+
+1. fetch the upstream root (conditional on the root's ETag when the last run
+   completed), read ``{project: _last-serial}``, apply the name filters;
+2. record the root's serial as ``upstream_serial`` (``synced_serial`` stays);
+3. remove projects gone from the root (or filtered out by name);
+4. for each project whose serial differs from the local one (every project,
+   by conditional GET, when the upstream gives no serials), with ``workers``
+   at a time: fetch the page (a page older than the root listed is stale and
+   retried), filter its files, stream every missing file and ``.metadata`` to
+   a temp file while hashing and counting, verify, store the blob; only then
+   apply the page in its own write transaction. Any failure publishes nothing
+   for that project; it is retried with backoff and, if it persists, named in
+   the report and the run fails;
+5. only if every project succeeded: advance ``synced_serial``, remember the
+   root ETag, and re-render the root page. Else record ``last_error``.
+
+Pages are rendered (``Renderer.catch_up``) after applies, coalesced; a page
+only ever links blobs stored before its rows were committed, so a kill at any
+point leaves every published page consistent, and the next run resumes (what
+was applied has matching serials; stored blobs are not fetched again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from tilsit.db.models import IndexRow, ProjectRow, UpstreamStateRow
+from tilsit.index.journal import record
+from tilsit.index.manage import get_index
+from tilsit.index.upstream import (
+    Applied,
+    UpstreamFile,
+    UpstreamProject,
+    apply_upstream_project,
+    remove_upstream_project,
+    upstream_state,
+)
+from tilsit.instance import Instance
+from tilsit.upstream.client import UpstreamClient
+from tilsit.upstream.errors import (
+    UpstreamError,
+    UpstreamNotFound,
+)
+from tilsit.upstream.filters import Filters, InvalidFilter
+from tilsit.upstream.pages import RootIndex, parse_project_page, parse_root_page
+from tilsit.upstream.status import write_status
+
+__all__ = [
+    "MirrorSync",
+    "NotAMirror",
+    "Reporter",
+    "StalePage",
+    "SyncBusy",
+    "SyncReport",
+    "VerificationFailed",
+    "sync_mirror",
+]
+
+_METADATA_CAP = 64 * 1024 * 1024  # a core-metadata file is a few kB; refuse absurd ones
+_REMOVE_BATCH = 500
+
+
+class SyncBusy(RuntimeError):
+    """Another sync of the same index holds its lock."""
+
+
+class NotAMirror(ValueError):
+    """The named index is not a mirror index."""
+
+
+class VerificationFailed(Exception):
+    """Bytes from the upstream do not match what its page says (hash or size)."""
+
+
+class StalePage(Exception):
+    """A project page older than the serial the root listed for it."""
+
+
+class _TooLarge(Exception):
+    """A file of unknown size grew past ``max_file_size`` while streaming."""
+
+
+class _RootFailed(Exception):
+    """The root page could not be fetched or read: nothing can be synced."""
+
+
+_RETRYABLE = (UpstreamError, VerificationFailed, StalePage)
+
+
+class Reporter(Protocol):
+    """Progress for a human: a rich display on a terminal, log lines otherwise."""
+
+    def begin(self, total: int) -> None: ...
+
+    def project(self, name: str, outcome: str, *, failed: bool = False) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def end(self) -> None: ...
+
+
+class _Silent:
+    def begin(self, total: int) -> None:
+        pass
+
+    def project(self, name: str, outcome: str, *, failed: bool = False) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{count} B"  # pragma: no cover
+
+
+@dataclass
+class SyncReport:
+    index: str
+    upstream_serial: int | None = None
+    synced_serial: int | None = None
+    listed: int = 0  # projects on the upstream root
+    selected: int = 0  # of those, kept by the filters
+    synced: int = 0  # projects whose page changed here
+    unchanged: int = 0  # fetched (or revalidated) and found the same
+    removed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    files: int = 0  # files and metadata files fetched
+    bytes: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None  # a failure of the whole run (root unreachable, bad filters)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.error is None
+
+    def summary(self) -> str:
+        text = (
+            f"mirror {self.index}: {self.synced} project(s) synced, {self.unchanged} unchanged,"
+            f" {self.removed} removed, {len(self.failed)} failed;"
+            f" {self.files} file(s), {_size(self.bytes)} fetched; {self.requests} request(s);"
+            f" {self.seconds:.2f} s; upstream serial {self.upstream_serial},"
+            f" synced serial {self.synced_serial}"
+        )
+        if self.error:
+            text += f"; error: {self.error}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    serial: int | None
+    etag: str | None
+    deleted: bool
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise SyncBusy(f"another sync holds {path}") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class MirrorSync:
+    """One run of ``tilsit mirror sync`` against one mirror index."""
+
+    client: UpstreamClient
+
+    def __init__(
+        self,
+        instance: Instance,
+        index_name: str,
+        *,
+        workers: int = 8,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.instance = instance
+        self.index_name = index_name
+        self.workers = max(1, workers)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.reporter: Reporter = reporter or _Silent()
+        self.report = SyncReport(index_name)
+        self._tmp_prefix = f"mirror-{index_name}-"
+        self._dirty = asyncio.Event()
+        self._stopping = False
+        self._write = asyncio.Lock()
+        self._slots = asyncio.Semaphore(self.workers)
+
+    # -- the run ---------------------------------------------------------------
+
+    async def run(self) -> SyncReport:
+        started = time.monotonic()
+        settings = self.instance.settings
+        with _exclusive(settings.data / f"mirror-{self.index_name}.lock"):
+            self._clean_tmp()
+            await asyncio.to_thread(self._load)
+            root: RootIndex | None = None
+            root_etag: str | None = None
+            crash: Exception | None = None
+            try:
+                async with UpstreamClient.from_options(
+                    self.options, connections=self.workers
+                ) as client:
+                    self.client = client
+                    try:
+                        root, root_etag = await self._sync(client)
+                    finally:
+                        self.report.requests = client.requests
+            except _RootFailed as exc:
+                self.report.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - recorded as the run's last error, then raised
+                self.report.error = f"{type(exc).__name__}: {exc}"
+                crash = exc
+            finally:
+                self.reporter.end()
+            await asyncio.to_thread(self._finish, root, root_etag)
+            self.report.seconds = time.monotonic() - started
+            if crash is not None:
+                raise crash
+        return self.report
+
+    def _clean_tmp(self) -> None:
+        # Temp files of a killed run of this index (its lock is ours now).
+        tmp = self.instance.settings.tmp_dir
+        for leftover in tmp.glob(f"{self._tmp_prefix}*") if tmp.is_dir() else []:
+            leftover.unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        with self.instance.db.read() as session:
+            index = get_index(session, self.index_name)
+            if index.kind != "mirror":
+                raise NotAMirror(f"index {self.index_name!r} is a {index.kind} index, not a mirror")
+            self.index_id = index.id
+            self.options: Mapping[str, Any] = dict(index.options)
+            state = session.get(UpstreamStateRow, index.id)
+            self.state_root_etag = state.root_etag if state else None
+            self.state_upstream_serial = state.upstream_serial if state else None
+            self.state_synced_serial = state.synced_serial if state else None
+            self.local = {
+                name: _Local(serial, etag, deleted is not None)
+                for name, serial, etag, deleted in session.execute(
+                    select(
+                        ProjectRow.normalized,
+                        ProjectRow.upstream_serial,
+                        ProjectRow.upstream_etag,
+                        ProjectRow.deleted_at,
+                    ).where(ProjectRow.index_id == index.id)
+                )
+            }
+        self.report.synced_serial = self.state_synced_serial
+        try:
+            self.filters = Filters.from_options(self.options.get("filters"))
+        except InvalidFilter as exc:
+            raise InvalidFilter(f"index {self.index_name!r}: {exc}") from exc
+        # Changed filters select differently: look at every project again.
+        synced_filters = self.options.get("synced_filters", Filters().fingerprint())
+        self.full = synced_filters != self.filters.fingerprint()
+
+    async def _sync(self, client: UpstreamClient) -> tuple[RootIndex | None, str | None]:
+        # The root ETag is kept only after a complete run, so a 304 means
+        # "nothing listed changed since everything here was in place".
+        conditional = self.state_root_etag if not self.full else None
+        page = await self._root(client, conditional)
+        if page is None:  # 304
+            if self.state_upstream_serial is not None:
+                self.report.upstream_serial = self.state_upstream_serial
+                self.report.listed = self.report.selected = len(self._live())
+                self.report.unchanged = self.report.listed
+                return RootIndex({}, self.state_synced_serial), self.state_root_etag
+            # A static tree: the list is unchanged, the pages may not be.
+            root = RootIndex(dict.fromkeys(self._live()), None)
+            etag = self.state_root_etag
+        else:
+            root, etag = page
+        self.report.upstream_serial = root.serial
+        self.report.listed = len(root.projects)
+        wanted = {n: s for n, s in root.projects.items() if self.filters.wants_project(n)}
+        self.report.selected = len(wanted)
+        await asyncio.to_thread(self._start, root.serial)
+
+        gone = sorted(n for n, here in self.local.items() if not here.deleted and n not in wanted)
+        due = sorted(
+            (n, s)
+            for n, s in wanted.items()
+            if self.full
+            or s is None
+            or (here := self.local.get(n)) is None
+            or here.deleted
+            or here.serial != s
+        )
+        self.report.unchanged += len(wanted) - len(due)
+        self.reporter.begin(len(due) + len(gone))
+        publisher = asyncio.create_task(self._publisher())
+        try:
+            if gone:
+                await self._remove(gone)
+            queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
+            for item in due:
+                queue.put_nowait(item)
+            workers = [
+                asyncio.create_task(self._worker(queue)) for _ in range(min(self.workers, len(due)))
+            ]
+            await asyncio.gather(*workers)
+        finally:
+            self._stopping = True
+            self._dirty.set()
+            await publisher
+        return root, etag
+
+    def _live(self) -> list[str]:
+        return sorted(n for n, here in self.local.items() if not here.deleted)
+
+    async def _root(
+        self, client: UpstreamClient, etag: str | None
+    ) -> tuple[RootIndex, str | None] | None:
+        """The parsed root and its ETag, or None for a 304; retried; stale roots refused."""
+        url = client.url("")
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                page = await client.fetch_page(url, etag)
+                if page.status == 304:
+                    return None
+                root = parse_root_page(
+                    page.body, page.content_type, page.url, header_serial=page.serial
+                )
+            except UpstreamNotFound as exc:
+                raise _RootFailed(f"upstream root not found: {exc}") from exc
+            except UpstreamError as exc:
+                problem = _describe(exc)
+                self._retrying("root page", problem, attempt)
+                continue
+            floor = self.state_synced_serial
+            if root.serial is not None and floor is not None and root.serial < floor:
+                problem = f"stale root page: serial {root.serial} is below {floor}, synced before"
+                self._retrying("root page", problem, attempt)
+                continue
+            return root, page.etag
+        raise _RootFailed(f"upstream root failed: {problem}")
+
+    def _retrying(self, what: str, problem: str, attempt: int) -> None:
+        if attempt + 1 < self.attempts:
+            self.reporter.note(f"{what}: {problem}; retrying ({attempt + 2}/{self.attempts})")
+
+    def _start(self, serial: int | None) -> None:
+        with self.instance.db.write() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            state = upstream_state(session, index)
+            state.upstream_serial = serial
+            state.root_etag = None  # set again only when this run completes
+        write_status(self.instance.tree, index, state)
+
+    async def _remove(self, names: list[str]) -> None:
+        for start in range(0, len(names), _REMOVE_BATCH):
+            batch = names[start : start + _REMOVE_BATCH]
+            async with self._write:
+                await asyncio.to_thread(self._remove_batch, batch)
+            self._dirty.set()
+            for name in batch:
+                self.report.removed += 1
+                self.reporter.project(name, "removed (gone upstream or filtered out)")
+
+    def _remove_batch(self, names: list[str]) -> None:
+        with self.instance.db.write() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            for name in names:
+                remove_upstream_project(session, index, name)
+
+    async def _publisher(self) -> None:
+        """Render what applies changed, coalescing bursts into one catch-up."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await asyncio.to_thread(self.instance.renderer.catch_up)
+            if self._stopping and not self._dirty.is_set():
+                return
+
+    async def _worker(self, queue: asyncio.Queue[tuple[str, int | None]]) -> None:
+        while True:
+            try:
+                name, serial = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._project(name, serial)
+
+    async def _project(self, name: str, listed: int | None) -> None:
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                outcome = await self._project_once(name, listed)
+            except _RETRYABLE as exc:
+                problem = _describe(exc)
+                self._retrying(name, problem, attempt)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one project's fault must not stop the others; the run still fails
+                problem = f"{type(exc).__name__}: {exc}"
+                break
+            self.reporter.project(name, outcome)
+            return
+        self.report.failed[name] = problem
+        self.reporter.project(name, f"FAILED: {problem}", failed=True)
+
+    async def _project_once(self, name: str, listed: int | None) -> str:
+        here = self.local.get(name)
+        revalidate = listed is None and here is not None and not here.deleted and not self.full
+        url = self.client.url(f"{name}/")
+        try:
+            page = await self.client.fetch_page(url, here.etag if revalidate and here else None)
+        except UpstreamNotFound:
+            # Listed by the root but gone now: deleted upstream in between.
+            async with self._write:
+                await asyncio.to_thread(self._remove_batch, [name])
+            self._dirty.set()
+            self.report.removed += 1
+            return "removed (its page is gone upstream)"
+        if page.status == 304:
+            self.report.unchanged += 1
+            return "unchanged"
+        parsed = parse_project_page(
+            page.body,
+            page.content_type,
+            page.url,
+            name,
+            header_serial=page.serial,
+            etag=page.etag,
+        )
+        serial = parsed.project.serial
+        if listed is not None and (serial is None or serial < listed):
+            raise StalePage(f"stale page: serial {serial}, the root listed {listed}")
+        for skipped in parsed.skipped:
+            self.reporter.note(f"{name}: skipped {skipped.filename}: {skipped.reason}")
+        selected = self.filters.select(parsed.project)
+        tasks = [asyncio.ensure_future(self._file(f)) for f in selected.project.files]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        except BaseException:
+            # One file failed: the project publishes nothing, so stop fetching its others.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        files = tuple(f for f in fetched if f is not None)
+        project = replace(selected.project, files=files)
+        stored = {f.sha256 for f in files} | {
+            f.metadata_sha256 for f in files if f.metadata_sha256 is not None
+        }
+        applied = await self._apply(project, stored)
+        if applied.serial is None:
+            self.report.unchanged += 1
+            return "unchanged"
+        self.report.synced += 1
+        return f"+{applied.added} -{applied.removed} ~{applied.changed} file(s)"
+
+    async def _apply(self, project: UpstreamProject, stored: set[str]) -> Applied:
+        async with self._write:
+            applied = await asyncio.to_thread(self._apply_now, project, stored)
+        if applied.serial is not None:
+            self._dirty.set()
+        return applied
+
+    def _apply_now(self, project: UpstreamProject, stored: set[str]) -> Applied:
+        with self.instance.db.write() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            return apply_upstream_project(session, index, project, stored=stored, actor="sync")
+
+    # -- files -------------------------------------------------------------------
+
+    async def _file(self, f: UpstreamFile) -> UpstreamFile | None:
+        """Make sure the file's blob (and its metadata's) is stored; None if filtered by size."""
+        blobs = self.instance.blobs
+        async with self._slots:
+            if blobs.exists(f.sha256):
+                size = await asyncio.to_thread(lambda: blobs.path(f.sha256).stat().st_size)
+                if f.size >= 0 and size != f.size:
+                    raise VerificationFailed(
+                        f"{f.filename}: the page says {f.size} bytes, its sha256 has {size}"
+                    )
+            else:
+                limit = self.filters.max_file_size if f.size < 0 else None
+                try:
+                    size = await self._download(f.url, f.sha256, f.size, limit, f.filename)
+                except _TooLarge:
+                    return None
+            if f.metadata_sha256 is not None and not blobs.exists(f.metadata_sha256):
+                await self._download(
+                    f.url + ".metadata",
+                    f.metadata_sha256,
+                    -1,
+                    _METADATA_CAP,
+                    f"{f.filename}.metadata",
+                )
+        return f if f.size >= 0 else replace(f, size=size)
+
+    async def _download(
+        self, url: str, sha256: str, size: int, limit: int | None, what: str
+    ) -> int:
+        """Stream ``url`` to a temp file, verify size and sha256, store the blob."""
+        fd, name = tempfile.mkstemp(dir=self.instance.settings.tmp_dir, prefix=self._tmp_prefix)
+        temp = Path(name)
+        try:
+            digest = hashlib.sha256()
+            count = 0
+            with os.fdopen(fd, "wb") as out:
+                async with self.client.stream_file(url) as stream:
+                    if size >= 0 and stream.content_length not in (None, size):
+                        raise VerificationFailed(
+                            f"{what}: the upstream sends {stream.content_length} bytes,"
+                            f" its page says {size}"
+                        )
+                    async for chunk in stream:
+                        count += len(chunk)
+                        if size >= 0 and count > size:
+                            raise VerificationFailed(
+                                f"{what}: more bytes than the {size} its page says"
+                            )
+                        if limit is not None and count > limit:
+                            raise _TooLarge(what)
+                        digest.update(chunk)
+                        out.write(chunk)
+            if size >= 0 and count != size:
+                raise VerificationFailed(f"{what}: got {count} bytes, its page says {size}")
+            if digest.hexdigest() != sha256:
+                raise VerificationFailed(
+                    f"{what}: sha256 mismatch (got {digest.hexdigest()}, its page says {sha256})"
+                )
+            await asyncio.to_thread(self.instance.blobs.put_file, temp, sha256)
+            self.report.files += 1
+            self.report.bytes += count
+            return count
+        finally:
+            temp.unlink(missing_ok=True)
+
+    # -- the end -----------------------------------------------------------------
+
+    def _finish(self, root: RootIndex | None, root_etag: str | None) -> None:
+        now = datetime.now(UTC)
+        with self.instance.db.write() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            state = upstream_state(session, index)
+            if self.report.ok and root is not None:
+                moved = state.synced_serial != root.serial
+                state.synced_serial = root.serial
+                state.root_etag = root_etag
+                state.last_success = now
+                options = dict(index.options)
+                options["synced_filters"] = self.filters.fingerprint()
+                if options != index.options:
+                    index.options = options
+                if moved:
+                    # The root page shows the synced serial: journal so it re-renders.
+                    record(
+                        session,
+                        index,
+                        "mirror sync",
+                        actor="sync",
+                        detail={"upstream_serial": root.serial, "synced": self.report.synced},
+                    )
+            else:
+                failed = sorted(self.report.failed)
+                parts = [self.report.error] if self.report.error else []
+                if failed:
+                    shown = ", ".join(f"{n} ({self.report.failed[n]})" for n in failed[:5])
+                    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+                    parts.append(f"{len(failed)} project(s) failed: {shown}{more}")
+                state.last_error = "; ".join(parts)
+                state.last_error_at = now
+            self.report.synced_serial = state.synced_serial
+        write_status(self.instance.tree, index, state)
+        self.instance.renderer.catch_up()
+
+
+async def sync_mirror(
+    instance: Instance,
+    index_name: str,
+    *,
+    workers: int = 8,
+    attempts: int = 4,
+    backoff: float = 0.5,
+    reporter: Reporter | None = None,
+) -> SyncReport:
+    """Run one sync of mirror ``index_name``; see the module docstring."""
+    sync = MirrorSync(
+        instance,
+        index_name,
+        workers=workers,
+        attempts=attempts,
+        backoff=backoff,
+        reporter=reporter,
+    )
+    return await sync.run()
