@@ -280,7 +280,7 @@ class FileFetch:
 
     def settle(self) -> None:
         self._close_writer()
-        if self.temp is not None and not self.verified:
+        if self.temp is not None:  # gone already when stored: the store renamed it
             self.temp.unlink(missing_ok=True)
         self.settled.set()
         self._notify()
