@@ -6,12 +6,15 @@ all it does is pick a tree file (see ARCHITECTURE principle 1).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 
 from tilsit import __version__
 from tilsit.instance import Instance
+from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, text
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
@@ -33,6 +36,8 @@ class TilsitApp:
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
         self.proxy = ProxyRoutes(instance, self.read)
+        self._schedule: asyncio.Task[None] | None = None
+        self._stop_schedule = asyncio.Event()
         self._indexes: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,6 +63,10 @@ class TilsitApp:
             return
         if first == "_":
             await self._operations(scope, send, path)
+            return
+
+        if len(segments) == 3 and segments[2] == "mirror-status.json":
+            await self._mirror_status(scope, send, first)
             return
 
         # /simple/..., /pypi/..., /legacy/ are the default index's; /<index>/... any index's.
@@ -101,6 +110,20 @@ class TilsitApp:
         else:
             await self.read.legacy_json(scope, send, index, prefix, rest.lstrip("/"))
 
+    async def _mirror_status(self, scope: Scope, send: Send, index: str) -> None:
+        """``/<index>/mirror-status.json``: the freshness a mirror writes into its tree."""
+        head = scope["method"] == "HEAD"
+        if scope["method"] not in _READ_METHODS:
+            await self._method_not_allowed(send, "GET, HEAD")
+            return
+        entry = self.files.page(f"{index}/mirror-status.json", with_serial=False)
+        if entry is None:
+            await text(send, 404, f"Not Found: {index!r} is not a synced mirror index", head=head)
+            return
+        await self.files.send_page(
+            scope, send, entry, [(b"cache-control", b"no-cache")], b"application/json"
+        )
+
     def _index_exists(self, name: str) -> bool:
         # Indexes are never removed, so a name once seen is remembered; an unknown
         # one is looked up each time, as another process may have just created it.
@@ -135,8 +158,19 @@ class TilsitApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # Mirrors with an interval sync inside the server; due-ness is read
+                # from the database and each sync takes a per-index lock, so several
+                # workers running this loop never sync one mirror twice at once.
+                self._stop_schedule = asyncio.Event()
+                self._schedule = asyncio.create_task(
+                    run_schedule(self.instance, self._stop_schedule)
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._schedule is not None:
+                    self._stop_schedule.set()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._schedule
                 await self.proxy.aclose()
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})
