@@ -510,6 +510,14 @@ def nginx_config(
 
     target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
     tree = settings.tree_dir.resolve()
+    instance = _open(settings)
+    with instance.db.read() as session:
+        # Proxy indexes are answered by tilsit, not from the tree (TTLs, first fetches).
+        proxies = list(
+            session.scalars(
+                select(IndexRow.name).where(IndexRow.kind == "proxy").order_by(IndexRow.name)
+            )
+        )
     try:
         if run_dir is not None:
             text = render_standalone(
@@ -520,6 +528,7 @@ def nginx_config(
                 run_dir=run_dir.resolve(),
                 page_max_age=settings.page_max_age,
                 max_upload_size=settings.max_upload_size,
+                proxy_indexes=proxies,
             )
         else:
             text = render_nginx_config(
@@ -529,6 +538,7 @@ def nginx_config(
                 target,
                 page_max_age=settings.page_max_age,
                 max_upload_size=settings.max_upload_size,
+                proxy_indexes=proxies,
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

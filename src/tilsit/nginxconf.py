@@ -24,6 +24,7 @@ so it does no network I/O and reads only small page files, cached by ``stat``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["PERL_MODULE", "render_nginx_config", "render_standalone"]
@@ -463,13 +464,23 @@ def render_nginx_config(
     *,
     page_max_age: int = 600,
     max_upload_size: int = 100 * 1024 * 1024,
+    proxy_indexes: Sequence[str] = (),
 ) -> str:
     """The ``perl_set`` and ``map`` lines and the ``server {}`` block, for an ``http {}`` include.
 
     ``upstream`` is tilsit's own server (``127.0.0.1:8080`` or a URL): uploads,
     ``/_/`` and every path outside the tree go there. Without it those paths answer
     404 (uploads 405): a read-only copy of the tree.
+
+    ``proxy_indexes`` are served by tilsit itself, not from the tree: their pages
+    must be revalidated after their TTL and their files fetched on first request,
+    which only tilsit can do. ``/packages/`` misses then go to tilsit too.
     """
+    for name in proxy_indexes:
+        if not re.fullmatch(_INDEX, name):
+            raise ValueError(f"{name!r} is not a valid index name")
+    if proxy_indexes and upstream is None:
+        raise ValueError("proxy indexes need tilsit upstream of nginx (drop --no-upstream)")
     tree = str(tree_dir.resolve())
     if not re.fullmatch(_INDEX, default_index):
         raise ValueError(f"{default_index!r} is not a valid index name")
@@ -494,6 +505,17 @@ location ~ "^/(?:{_INDEX}/)?legacy(?:/|$)" {{
 }}
 location / {{
 {proxy}
+}}
+location @tilsit_fetch {{
+{proxy}
+}}"""
+        # Proxy indexes: tilsit answers for them (prefix locations beat the regexes below).
+        for name in proxy_indexes:
+            prefixes = ["/simple/", "/pypi/"] if name == default_index else []
+            for prefix in [f"/{name}/", *prefixes]:
+                outside += f"""
+location ^~ {prefix} {{
+{proxy}
 }}"""
     else:
         outside = f"""
@@ -506,6 +528,19 @@ location / {{
 {_NOT_FOUND}
 }}"""
 
+    default_static = (
+        ""
+        if default_index in proxy_indexes
+        else f"""
+location ^~ /simple/ {{{_simple("/simple", default_index, "")}
+{_NOT_FOUND}
+}}
+location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
+{_NOT_FOUND}
+}}"""
+    )
+    # A proxy's file not fetched yet is not in the tree: tilsit fetches it.
+    fetch = "\ntry_files $uri @tilsit_fetch;" if proxy_indexes else ""
     named = f"/(?<tilsit_index>{_INDEX})"
     check = (
         'if (!-d "$document_root/$tilsit_index") {\n'
@@ -543,7 +578,7 @@ return 405 "Method Not Allowed: use GET, HEAD\n";
 # Distribution files and their core metadata (PEP 658/714), immutable. A file's
 # ETag is tilsit's: its sha256, as the path spells it.
 location ^~ /packages/ {{
-location ~ "^/packages/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{
+location ~ "^/packages/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{{fetch}
 default_type application/octet-stream;
 etag off;
 if_modified_since off;
@@ -553,7 +588,7 @@ add_header Last-Modified "";
 add_header ETag $tilsit_page_etag;
 add_header Cache-Control "{_IMMUTABLE}";
 }}
-location ~ "^/packages/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{
+location ~ "^/packages/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{{fetch}
 default_type application/octet-stream;
 set $tilsit_file_etag '"$1$2$3"';
 etag off;
@@ -565,16 +600,17 @@ add_header Cache-Control "{_IMMUTABLE}";
 {_NOT_FOUND}
 }}
 
+# A mirror's freshness (tilsit mirror sync writes it into the tree).
+location ~ "^/(?<tilsit_status_index>{_INDEX})/mirror-status[.]json$" {{
+default_type application/json;
+add_header Cache-Control "no-cache";
+try_files /$tilsit_status_index/mirror-status.json =404;
+}}
+
 # The default index ({default_index}) at /simple/ and /pypi/.
 location = /simple {{
 return 301 /simple/$is_args$args;
-}}
-location ^~ /simple/ {{{_simple("/simple", default_index, "")}
-{_NOT_FOUND}
-}}
-location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
-{_NOT_FOUND}
-}}
+}}{default_static}
 
 # Every index by name, at /<index>/simple/ and /<index>/pypi/.
 location ~ "^{named}/simple$" {{
@@ -629,6 +665,7 @@ def render_standalone(
     access_log: bool = False,
     page_max_age: int = 600,
     max_upload_size: int = 100 * 1024 * 1024,
+    proxy_indexes: Sequence[str] = (),
 ) -> str:
     """A whole ``nginx.conf`` for ``nginx -c FILE -p RUN_DIR -e RUN_DIR/error.log``.
 
@@ -650,6 +687,7 @@ def render_standalone(
         upstream,
         page_max_age=page_max_age,
         max_upload_size=max_upload_size,
+        proxy_indexes=proxy_indexes,
     )
     main = (
         f"load_module {_quote(str(perl_module))};\n"

@@ -115,7 +115,11 @@ def _client(url: str) -> httpx.Client:
 
 
 def start_nginx(
-    tree: Path, upstream: str | None, run_dir: Path, default_index: str = "main"
+    tree: Path,
+    upstream: str | None,
+    run_dir: Path,
+    default_index: str = "main",
+    proxy_indexes: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """nginx in the foreground on a free port over ``tree``; (process, base URL)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +133,7 @@ def start_nginx(
             upstream,
             run_dir=run_dir,
             user="root" if os.geteuid() == 0 else None,
+            proxy_indexes=proxy_indexes,
         )
     )
     log = run_dir / "error.log"
