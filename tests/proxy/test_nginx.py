@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.builders import make_wheel
 from tests.proxy.conftest import MakeProxy, Upstream
 from tests.readpath.conftest import need_nginx, start_nginx, stop_process
 from tilsit.spec.simple import JSON
@@ -18,8 +19,10 @@ def test_nginx_sends_proxy_indexes_and_unfetched_files_to_tilsit(
     make_proxy: MakeProxy, upstream: Upstream, tmp_path: Path
 ) -> None:
     need_nginx()
+    # A file of its own: the package's tests share one tree, and others fetch theirs.
+    wheel = make_wheel("px-nginx", "1.0")
+    upstream.upload(wheel)
     proxy = make_proxy(upstream.url)
-    wheel = upstream.corpus.alpha[2]
     process, url = start_nginx(
         proxy.settings.tree_dir,
         urlsplit(proxy.url).netloc,
@@ -28,7 +31,7 @@ def test_nginx_sends_proxy_indexes_and_unfetched_files_to_tilsit(
     )
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
-            page = http.get(f"/{proxy.index}/simple/px-alpha/", headers={"Accept": JSON})
+            page = http.get(f"/{proxy.index}/simple/px-nginx/", headers={"Accept": JSON})
             assert page.status_code == 200, page.text
             files = {f["filename"]: f for f in page.json()["files"]}
             assert wheel.filename in files

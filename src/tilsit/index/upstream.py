@@ -243,8 +243,13 @@ def remove_upstream_project(
     )
 
 
-def mark_file_cached(session: Session, index: IndexRow, sha256: str, filename: str) -> int | None:
-    """A proxy stored a file's blob: record it and journal so the tree links it."""
+def mark_file_cached(
+    session: Session, index: IndexRow, sha256: str, filename: str, size: int | None = None
+) -> int | None:
+    """A proxy stored a file's blob: record it and journal so the tree links it.
+
+    ``size`` is the stored blob's, recorded where the upstream page gave none.
+    """
     row = session.scalars(
         select(FileRow).where(
             FileRow.index_id == index.id, FileRow.filename == filename, FileRow.sha256 == sha256
@@ -253,6 +258,8 @@ def mark_file_cached(session: Session, index: IndexRow, sha256: str, filename: s
     if row is None or row.cached:
         return None
     row.cached = True
+    if row.size < 0 and size is not None:
+        row.size = size
     return record(
         session,
         index,

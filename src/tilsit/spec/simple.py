@@ -76,10 +76,13 @@ def _file_json(f: SimpleFile) -> dict[str, object]:
         "url": f.url,
         "hashes": {"sha256": f.sha256},
         "requires-python": f.requires_python,
-        "size": f.size,
         "upload-time": format_time(f.upload_time),
         "yanked": False if f.yanked is None else (f.yanked or True),
     }
+    if f.size >= 0:
+        # Negative means unknown: a proxied file from an HTML page before it is fetched.
+        # Leaving the key out is better than a size that would fail a client's check.
+        doc["size"] = f.size
     if f.metadata_sha256 is not None:
         metadata = {"sha256": f.metadata_sha256}
         doc["core-metadata"] = metadata

@@ -656,7 +656,9 @@ class Proxy:
                 if target.metadata:
                     _mark_metadata_cached(session, index, target.file_sha256, target.filename)
                 else:
-                    mark_file_cached(session, index, target.sha256, target.filename)
+                    mark_file_cached(
+                        session, index, target.sha256, target.filename, size=fetch.written
+                    )
         self.instance.renderer.catch_up()
 
 
