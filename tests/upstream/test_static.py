@@ -91,3 +91,21 @@ def test_a_static_tree_syncs_by_conditional_gets(
     assert report.ok and report.removed == 1
     assert sorted(tree_projects(instance, "mirror")) == ["pkg-a", "pkg-b"]
     check_consistent(instance)
+
+
+def test_an_upstream_root_that_empties_is_refused(
+    static: tuple[StaticTree, StaticServer], mirror_instance: tuple[Settings, Instance]
+) -> None:
+    tree, server = static
+    instance = mirror_instance[1]
+    tree.add("pkg-a", make_wheel("pkg-a", "1.0"))
+    tree.add("pkg-b", make_wheel("pkg-b", "1.0"))
+    make_mirror(instance, f"{server.url}/simple/")
+    assert sync(instance).ok
+    tree.remove("pkg-a")
+    tree.remove("pkg-b")
+    # A wiped upstream lists nothing: the run fails and the mirror keeps what it has.
+    report = sync(instance)
+    assert not report.ok
+    assert sorted(tree_projects(instance, "mirror")) == ["pkg-a", "pkg-b"]
+    assert "lists no projects" in (state_of(instance).last_error or "")

@@ -375,6 +375,14 @@ class MirrorSync:
                 problem = f"stale root page: serial {root.serial} is below {floor}, synced before"
                 self._retrying("root page", problem, attempt)
                 continue
+            live = len(self._live())
+            if not root.projects and live:
+                # An empty list from an upstream that had projects is far likelier a
+                # broken upstream (a wiped disk, a misrouted proxy) than a real
+                # deletion of everything: refuse rather than unpublish the mirror.
+                problem = f"the upstream root lists no projects, but this mirror has {live}"
+                self._retrying("root page", problem, attempt)
+                continue
             return root, page.etag
         raise _RootFailed(f"upstream root failed: {problem}")
 
