@@ -34,6 +34,7 @@ __all__ = [
     "UpstreamProject",
     "apply_upstream_project",
     "mark_file_cached",
+    "mark_metadata_cached",
     "remove_upstream_project",
     "upstream_state",
 ]
@@ -243,6 +244,25 @@ def remove_upstream_project(
     )
 
 
+def _proxied_file(session: Session, index: IndexRow, sha256: str, filename: str) -> FileRow | None:
+    return session.scalars(
+        select(FileRow).where(
+            FileRow.index_id == index.id, FileRow.filename == filename, FileRow.sha256 == sha256
+        )
+    ).one_or_none()
+
+
+def _journal_cached(session: Session, index: IndexRow, row: FileRow, action: str) -> int:
+    return record(
+        session,
+        index,
+        action,
+        project=row.release.project,
+        actor="proxy",
+        detail={"filename": row.filename},
+    )
+
+
 def mark_file_cached(
     session: Session, index: IndexRow, sha256: str, filename: str, size: int | None = None
 ) -> int | None:
@@ -250,21 +270,22 @@ def mark_file_cached(
 
     ``size`` is the stored blob's, recorded where the upstream page gave none.
     """
-    row = session.scalars(
-        select(FileRow).where(
-            FileRow.index_id == index.id, FileRow.filename == filename, FileRow.sha256 == sha256
-        )
-    ).one_or_none()
+    row = _proxied_file(session, index, sha256, filename)
     if row is None or row.cached:
         return None
     row.cached = True
     if row.size < 0 and size is not None:
         row.size = size
-    return record(
-        session,
-        index,
-        "cache file",
-        project=row.release.project,
-        actor="proxy",
-        detail={"filename": filename},
-    )
+    return _journal_cached(session, index, row, "cache file")
+
+
+def mark_metadata_cached(
+    session: Session, index: IndexRow, sha256: str, filename: str
+) -> int | None:
+    """A proxy stored a file's core metadata: journal so the renderer links ``.metadata``.
+
+    The renderer links a ``.metadata`` file whenever its blob exists; this only
+    makes it re-render the project. Unlike files, rows do not record it.
+    """
+    row = _proxied_file(session, index, sha256, filename)
+    return None if row is None else _journal_cached(session, index, row, "cache metadata")

@@ -62,11 +62,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
-from tilsit.index.journal import record
 from tilsit.index.upstream import (
     UpstreamProject,
     apply_upstream_project,
     mark_file_cached,
+    mark_metadata_cached,
     remove_upstream_project,
 )
 from tilsit.instance import Instance
@@ -654,32 +654,9 @@ class Proxy:
             for index_id in {source.index.id for source in target.sources}:
                 index = session.get_one(IndexRow, index_id)
                 if target.metadata:
-                    _mark_metadata_cached(session, index, target.file_sha256, target.filename)
+                    mark_metadata_cached(session, index, target.file_sha256, target.filename)
                 else:
                     mark_file_cached(
                         session, index, target.sha256, target.filename, size=fetch.written
                     )
         self.instance.renderer.catch_up()
-
-
-def _mark_metadata_cached(session: Session, index: IndexRow, sha256: str, filename: str) -> None:
-    """A proxy stored a file's core metadata: journal so the renderer links ``.metadata``.
-
-    The renderer links a ``.metadata`` file whenever its blob exists; this only
-    makes it re-render the project. Unlike files, rows do not record it.
-    """
-    row = session.scalars(
-        select(FileRow).where(
-            FileRow.index_id == index.id, FileRow.filename == filename, FileRow.sha256 == sha256
-        )
-    ).one_or_none()
-    if row is None:
-        return
-    record(
-        session,
-        index,
-        "cache metadata",
-        project=row.release.project,
-        actor="proxy",
-        detail={"filename": filename},
-    )
