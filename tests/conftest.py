@@ -179,6 +179,20 @@ class LiveServer:
             db.dispose()
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server process: politely, then for good; never leave one running."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+
+
+def stop(server: LiveServer) -> None:
+    stop_process(server.process)
+
+
 def start_server(
     settings: Settings,
     log: Path,
@@ -229,11 +243,7 @@ def start_server(
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path / "server.log")
     yield server
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    stop(server)
 
 
 @pytest.fixture

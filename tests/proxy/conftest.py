@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.builders import Dist, make_sdist, make_wheel
-from tests.conftest import LiveServer, create_database, start_server
+from tests.conftest import LiveServer, create_database, start_server, stop
 from tests.proxy.front import Front
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
@@ -33,15 +32,6 @@ from tilsit.render.tree import file_path
 JSON = "application/vnd.pypi.simple.v1+json"
 # The proxy's upstream client honours *_PROXY variables: keep 127.0.0.1 direct.
 _DIRECT = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-
-def stop(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
 
 
 @dataclass(frozen=True)

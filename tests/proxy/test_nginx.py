@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.builders import make_wheel
+from tests.conftest import stop_process
 from tests.proxy.conftest import MakeProxy, Upstream
-from tests.readpath.conftest import need_nginx, start_nginx, stop_process
+from tests.readpath.conftest import need_nginx, start_nginx
 from tilsit.spec.simple import JSON
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests import postgres
 from tests.builders import Dist, make_sdist, make_wheel
-from tests.conftest import LiveServer, create_database, need, start_server
+from tests.conftest import LiveServer, create_database, need, start_server, stop_process
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
 from tilsit.nginxconf import PERL_MODULE, render_standalone
@@ -63,15 +63,6 @@ def _dists() -> list[tuple[str, Dist]]:
         # Over 1 MiB: tilsit streams files above that size in chunks.
         ("big", make_wheel("big", "1.0", members={"big/blob.bin": _incompressible(1_200_000)})),
     ]
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

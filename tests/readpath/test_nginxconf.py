@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.readpath.conftest import need_nginx, start_nginx, stop_process
+from tests.conftest import stop_process
+from tests.readpath.conftest import need_nginx, start_nginx
 from tilsit.nginxconf import _PERL_SETS, _check_perl, render_nginx_config, render_standalone
 
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,14 +136,6 @@ def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) 
         port=port,
     )
     return Upstream(live, log, context, ca_pem)
-
-
-def stop(live: LiveServer) -> None:
-    live.process.terminate()
-    try:
-        live.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        live.process.kill()
 
 
 def downstream(root: Path, postgres_base: str | None) -> tuple[Settings, Instance]:

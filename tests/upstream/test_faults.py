@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.builders import make_sdist, make_wheel
+from tests.conftest import stop
 from tests.upstream.conftest import (
     Notes,
     Upstream,
@@ -27,7 +28,6 @@ from tests.upstream.conftest import (
     mirror_status,
     start_upstream,
     state_of,
-    stop,
     sync,
     tree_projects,
 )

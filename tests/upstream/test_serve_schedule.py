@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from tests.builders import make_wheel
-from tests.conftest import start_server
-from tests.upstream.conftest import downstream, make_mirror, start_upstream, stop
+from tests.conftest import start_server, stop
+from tests.upstream.conftest import downstream, make_mirror, start_upstream
 
 
 def test_serve_runs_due_mirror_syncs(postgres_base: str | None, tmp_path: Path) -> None:

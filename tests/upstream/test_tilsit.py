@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.builders import Dist, make_sdist, make_wheel
+from tests.conftest import stop
 from tests.upstream.conftest import (
     HTML,
     JSON,
@@ -25,7 +26,6 @@ from tests.upstream.conftest import (
     mirror_status,
     start_upstream,
     state_of,
-    stop,
     sync,
     tree_files,
     tree_page,

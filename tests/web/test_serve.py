@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
 import trustme
 
 from tests.builders import make_wheel
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, start_server, stop
 from tests.uploads import upload
 from tilsit.config import Settings
-
-
-def stop(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 def test_start_prints_the_next_step(live_server: LiveServer, tmp_path: Path) -> None:
