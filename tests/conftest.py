@@ -239,6 +239,45 @@ def start_server(
     raise AssertionError(f"tilsit serve did not answer within 60 s:\n{log.read_text()}")
 
 
+@dataclass(frozen=True)
+class TlsServer:
+    live: LiveServer
+    ca_pem: Path
+    context: ssl.SSLContext
+
+
+def start_tls_server(settings: Settings, log: Path, tls_dir: Path) -> TlsServer:
+    """``tilsit serve`` over HTTPS with a certificate from a fresh test CA.
+
+    ``base_url`` is set to the server's own address, so pages carry absolute
+    file URLs, as a mirror client expects of an upstream.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    cert_pem, key_pem, ca_pem = (tls_dir / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_pem))
+    cert.private_key_pem.write_to_path(str(key_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    context = ssl.create_default_context(cafile=str(ca_pem))
+    port = postgres.free_port()  # base_url must name the port before the server starts
+    live = start_server(
+        settings,
+        log,
+        "--tls-cert",
+        str(cert_pem),
+        "--tls-key",
+        str(key_pem),
+        env={"TILSIT_BASE_URL": f"https://127.0.0.1:{port}"},
+        scheme="https",
+        verify=context,
+        port=port,
+    )
+    return TlsServer(live, ca_pem, context)
+
+
 @pytest.fixture
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path / "server.log")

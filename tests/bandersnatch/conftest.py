@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import ssl
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,9 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import sqlalchemy
-import trustme
 
-from tests import postgres
 from tests.builders import Dist
-from tests.conftest import LiveServer, create_database, start_server
+from tests.conftest import LiveServer, create_database, start_tls_server, stop
 from tests.uploads import upload
 from tilsit.config import load_settings
 from tilsit.db.engine import Database
@@ -103,48 +100,16 @@ class Upstream:
         return doc
 
 
-def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_pem, key_pem, ca_pem = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_pem))
-    cert.private_key_pem.write_to_path(str(key_pem))
-    ca.cert_pem.write_to_path(str(ca_pem))
-    return cert_pem, key_pem, ca_pem
-
-
 @pytest.fixture(scope="module")
 def upstream(
     postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Upstream]:
     root = tmp_path_factory.mktemp("upstream")
-    cert_pem, key_pem, ca_pem = _tls_files(root / "tls")
-    context = ssl.create_default_context(cafile=str(ca_pem))
     settings = load_settings(
         overrides={"data": root / "data", "database_url": create_database(postgres_base)},
         environ={},
     )
-    # base_url must name the port before the server starts: pick the port here and
-    # have start_server use it.
-    port = postgres.free_port()
     log = root / "server.log"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(postgres, "free_port", lambda: port)
-        live = start_server(
-            settings,
-            log,
-            "--tls-cert",
-            str(cert_pem),
-            "--tls-key",
-            str(key_pem),
-            env={"TILSIT_BASE_URL": f"https://127.0.0.1:{port}"},
-            scheme="https",
-            verify=context,
-        )
-    yield Upstream(live, ca_pem, context, log)
-    live.process.terminate()
-    try:
-        live.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        live.process.kill()
+    tls = start_tls_server(settings, log, root / "tls")
+    yield Upstream(tls.live, tls.ca_pem, tls.context, log)
+    stop(tls.live)

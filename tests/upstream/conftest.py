@@ -20,14 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests import postgres
 from tests.builders import Dist
-from tests.conftest import LiveServer, create_database, start_server
+from tests.conftest import LiveServer, create_database, start_server, start_tls_server
 from tests.uploads import upload
 from tilsit.cli import main
 from tilsit.config import Settings, load_settings
@@ -100,17 +98,6 @@ class Upstream:
         ]
 
 
-def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_pem, key_pem, ca_pem = (directory / n for n in ("cert.pem", "key.pem", "ca.pem"))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_pem))
-    cert.private_key_pem.write_to_path(str(key_pem))
-    ca.cert_pem.write_to_path(str(ca_pem))
-    return cert_pem, key_pem, ca_pem
-
-
 def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) -> Upstream:
     """A tilsit server; with ``tls``, HTTPS from a test CA and absolute file URLs."""
     settings = load_settings(
@@ -120,22 +107,8 @@ def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) 
     log = root / "server.log"
     if not tls:
         return Upstream(start_server(settings, log), log)
-    cert_pem, key_pem, ca_pem = _tls_files(root / "tls")
-    context = ssl.create_default_context(cafile=str(ca_pem))
-    port = postgres.free_port()  # base_url must name the port before the server starts
-    live = start_server(
-        settings,
-        log,
-        "--tls-cert",
-        str(cert_pem),
-        "--tls-key",
-        str(key_pem),
-        env={"TILSIT_BASE_URL": f"https://127.0.0.1:{port}"},
-        scheme="https",
-        verify=context,
-        port=port,
-    )
-    return Upstream(live, log, context, ca_pem)
+    tls = start_tls_server(settings, log, root / "tls")
+    return Upstream(tls.live, log, tls.context, tls.ca_pem)
 
 
 def downstream(root: Path, postgres_base: str | None) -> tuple[Settings, Instance]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 import httpx
-import trustme
 
 from tests.builders import make_wheel
-from tests.conftest import LiveServer, start_server, stop
+from tests.conftest import LiveServer, start_server, start_tls_server, stop
 from tests.uploads import upload
 from tilsit.config import Settings
 
@@ -22,29 +20,13 @@ def test_start_prints_the_next_step(live_server: LiveServer, tmp_path: Path) -> 
 
 
 def test_tls(settings: Settings, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_pem, key_pem, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_pem))
-    cert.private_key_pem.write_to_path(str(key_pem))
-    ca.cert_pem.write_to_path(str(ca_pem))
-    context = ssl.create_default_context(cafile=str(ca_pem))
-    server = start_server(
-        settings,
-        tmp_path / "tls.log",
-        "--tls-cert",
-        str(cert_pem),
-        "--tls-key",
-        str(key_pem),
-        scheme="https",
-        verify=context,
-    )
+    tls = start_tls_server(settings, tmp_path / "tls.log", tmp_path / "tls")
     try:
-        assert server.url.startswith("https://")
-        with httpx.Client(base_url=server.url, verify=context) as http:
+        assert tls.live.url.startswith("https://")
+        with httpx.Client(base_url=tls.live.url, verify=tls.context) as http:
             assert http.get("/simple/").status_code == 200
     finally:
-        stop(server)
+        stop(tls.live)
 
 
 def test_several_workers_share_one_data_directory(settings: Settings, tmp_path: Path) -> None:
