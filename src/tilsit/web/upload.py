@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import anyio
 
 from tilsit.auth.tokens import InvalidToken, credentials_from_header, find_token
-from tilsit.db.models import TokenRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
 from tilsit.index.upload import UploadForm, check_form, store_upload
@@ -113,6 +112,9 @@ class UploadRoute:
         """Check and store one upload (in a worker thread: it reads archives and fsyncs)."""
         instance = self.instance
         try:
+            # The token is looked up twice on purpose: first so that a stranger
+            # cannot make the server read archives, then under the writer lock,
+            # as it may have been revoked while the archive was checked.
             with instance.db.read() as session:
                 index = get_index(session, index_name)
                 if index.kind != "hosted":
@@ -129,7 +131,7 @@ class UploadRoute:
                 index = get_index(session, index_name)
                 token = find_token(session, secret)
                 result = store_upload(session, instance.blobs, index, token, checked)
-                _touch(token)
+                token.last_used_at = datetime.now(UTC)
             if result.created:
                 instance.renderer.catch_up()
                 return 200, f"OK: stored {result.filename}"
@@ -138,10 +140,6 @@ class UploadRoute:
             return exc.status, exc.message
         except InvalidToken as exc:
             return 403, f"Invalid or non-existent authentication information: {exc}"
-
-
-def _touch(token: TokenRow) -> None:
-    token.last_used_at = datetime.now(UTC)
 
 
 async def _drain(receive: Receive) -> None:
