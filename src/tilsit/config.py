@@ -27,6 +27,8 @@ class Setting:
     type: type
     default: Any
     help: str
+    # For a setting that names one of a few modes: the allowed values.
+    choices: tuple[str, ...] = ()
 
 
 MiB = 1024 * 1024
@@ -70,6 +72,70 @@ SETTINGS: tuple[Setting, ...] = (
         64 * MiB,
         "Bytes of rendered pages the server keeps in memory (0 disables the cache).",
     ),
+    Setting(
+        "smtp_host",
+        str,
+        "",
+        "SMTP server for account mail (address verification, password reset); empty writes"
+        " each message to <data>/outbox/ instead, for a server with no mail set up.",
+    ),
+    Setting("smtp_port", int, 25, "SMTP port."),
+    Setting(
+        "smtp_security",
+        str,
+        "none",
+        "SMTP transport security: none, starttls or tls (implicit).",
+        ("none", "starttls", "tls"),
+    ),
+    Setting("smtp_username", str, "", "SMTP user name (empty: no SMTP login)."),
+    Setting("smtp_password", str, "", "SMTP password."),
+    Setting("mail_from", str, "tilsit@localhost", "From: address of account mail."),
+    Setting("session_lifetime", int, 12 * 3600, "Seconds a web login lasts."),
+    Setting(
+        "secure_cookies",
+        bool,
+        True,
+        "Mark session cookies Secure (browsers still send them to http://localhost and"
+        " 127.0.0.1); turn off only to use the web UI over plain HTTP on another host.",
+    ),
+    Setting(
+        "require_2fa",
+        str,
+        "off",
+        "Who must have 2FA to upload: off, uploaders (everyone who can upload) or critical"
+        " (maintainers of critical projects).",
+        ("off", "uploaders", "critical"),
+    ),
+    Setting(
+        "critical_percent",
+        float,
+        1.0,
+        "Critical projects: the top N percent by downloads over the last 30 days"
+        " (at least one project once any has downloads).",
+    ),
+    Setting(
+        "login_rate", str, "10/5m", "Failed logins allowed per user and per IP (count/window)."
+    ),
+    Setting(
+        "two_factor_rate",
+        str,
+        "5/5m,20/1h",
+        "Failed second-factor attempts allowed per user (comma-separated count/window).",
+    ),
+    Setting("project_create_rate", str, "20/1h", "New projects allowed per user."),
+    Setting(
+        "oidc_audience",
+        str,
+        "",
+        "Audience that trusted-publishing tokens must name; empty means base_url when set,"
+        " else 'tilsit'.",
+    ),
+    Setting(
+        "trusted_token_lifetime",
+        int,
+        900,
+        "Seconds an API token minted by trusted publishing lives.",
+    ),
 )
 
 
@@ -88,6 +154,21 @@ class Settings:
     max_upload_size: int = 100 * MiB
     page_max_age: int = 600
     page_cache_size: int = 64 * MiB
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "tilsit@localhost"
+    session_lifetime: int = 12 * 3600
+    secure_cookies: bool = True
+    require_2fa: str = "off"
+    critical_percent: float = 1.0
+    login_rate: str = "10/5m"
+    two_factor_rate: str = "5/5m,20/1h"
+    project_create_rate: str = "20/1h"
+    oidc_audience: str = ""
+    trusted_token_lifetime: int = 900
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -106,6 +187,15 @@ class Settings:
     def tmp_dir(self) -> Path:
         return self.data / "tmp"
 
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data / "outbox"
+
+    @property
+    def audience(self) -> str:
+        """The audience trusted-publishing JWTs must carry (alone)."""
+        return self.oidc_audience or self.base_url.rstrip("/") or "tilsit"
+
 
 def _coerce(setting: Setting, value: object, origin: str) -> object:
     try:
@@ -113,13 +203,18 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
             if isinstance(value, str):
                 return value.strip().lower() in {"1", "true", "yes", "on"}
             return bool(value)
-        if setting.type is int and isinstance(value, bool):
+        if setting.type in (int, float) and isinstance(value, bool):
             raise TypeError("a boolean is not a number")
-        return setting.type(value)
+        coerced = setting.type(value)
     except (TypeError, ValueError) as exc:
         raise InvalidSetting(
             f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}"
         ) from exc
+    if setting.choices and coerced not in setting.choices:
+        raise InvalidSetting(
+            f"{origin}: {setting.name} must be one of {', '.join(setting.choices)}, got {value!r}"
+        )
+    return coerced
 
 
 def load_settings(

@@ -94,8 +94,14 @@ def create_token(
     return NewToken(secret, row)
 
 
-def find_token(session: Session, secret: str, now: datetime | None = None) -> TokenRow:
-    """The live token for ``secret``, or :class:`InvalidToken` saying why not."""
+def find_token(
+    session: Session, secret: str, now: datetime | None = None, *, check_live: bool = True
+) -> TokenRow:
+    """The live token for ``secret``, or :class:`InvalidToken` saying why not.
+
+    With ``check_live=False`` a revoked or expired token is returned too (to
+    record a refusal against its owner).
+    """
     if not _SHAPE.match(secret):
         raise InvalidToken("the credential is not a tilsit API token (tilsit-…)")
     row = session.scalars(
@@ -103,6 +109,8 @@ def find_token(session: Session, secret: str, now: datetime | None = None) -> To
     ).one_or_none()
     if row is None:
         raise InvalidToken("the API token is not known to this server")
+    if not check_live:
+        return row
     now = now or datetime.now(UTC)
     if row.revoked_at is not None:
         raise InvalidToken("the API token has been revoked")

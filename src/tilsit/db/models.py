@@ -7,17 +7,19 @@ so a filename once used in an index stays taken (``files`` is unique on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -75,6 +77,10 @@ class IndexRow(Base):
     last_serial: Mapped[int] = mapped_column(BigInteger, default=0)
     # Kind-specific settings (upstream URL, filters, ...) for the later index kinds.
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A private index answers only users granted "read" (401 to anonymous requests).
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who may create projects: "anyone" with an account, or only users granted "create".
+    create_policy: Mapped[str] = mapped_column(String(20), default="anyone")
 
 
 class ProjectRow(Base):
@@ -178,6 +184,226 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A disabled account cannot log in and its tokens stop working.
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Lower-cased; unique so a verified address names one account.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True, nullable=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # argon2id PHC string; None for an account made by the CLI without a password.
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # TOTP: the base32 secret, and the last time step accepted, so that no code
+    # at or before it is ever accepted again (replay).
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCodeRow(Base):
+    """Single-use 2FA recovery codes; only a hash is kept."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    code_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebAuthnCredentialRow(Base):
+    """A passkey / security key registered as a second factor."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # base64url of the credential id, as browsers send it back.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SessionRow(Base):
+    """A browser session. The cookie carries a secret; only its sha256 is the key."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    # "partial" while the second factor is still owed, "full" once logged in.
+    auth_state: Mapped[str] = mapped_column(String(20), default="anonymous")
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    # Short-lived state between two requests (a WebAuthn challenge, a TOTP secret
+    # being set up): kept server-side, never in the cookie.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EmailTokenRow(Base):
+    """A link sent by mail (verify an address, reset a password); single use."""
+
+    __tablename__ = "email_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RateLimitHitRow(Base):
+    """One attempt counted against a limit. In the database so every worker shares it."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEventRow(Base):
+    """Who did what, from where, and when: per user and per project."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_user_at", "user_id", "at"),
+        Index("ix_audit_events_project_at", "index_id", "project", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(60))
+    # Who acted (None for anonymous or the server itself) and their name then.
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    # The account the event is about, and the project, if any.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    index_id: Mapped[int | None] = mapped_column(ForeignKey("indexes.id"), nullable=True)
+    project: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DownloadCountRow(Base):
+    """Downloads of one file on one UTC day; critical projects are computed from these."""
+
+    __tablename__ = "download_counts"
+
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class InvitationRow(Base):
+    """An Owner's invitation to a role on a project, until accepted or declined."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    invited_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "pending", "accepted", "declined" or "revoked".
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+
+
+class IndexPermissionRow(Base):
+    """A user's right on a whole index: "read", "upload" (any project) or "create"."""
+
+    __tablename__ = "index_permissions"
+    __table_args__ = (
+        UniqueConstraint(
+            "index_id", "user_id", "permission", name="uq_index_permissions_index_user_perm"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    permission: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PublisherRow(Base):
+    """A trusted publisher: which CI identity may upload to a project.
+
+    ``project_id`` is None for a pending publisher, which names the project it
+    will create (``pending_name``, normalised) on first use; the user who added
+    it becomes the project's Owner.
+    """
+
+    __tablename__ = "publishers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id"), nullable=True, index=True
+    )
+    pending_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # "github", "gitlab" or "oidc" (a generic issuer).
+    kind: Mapped[str] = mapped_column(String(20))
+    issuer: Mapped[str] = mapped_column(String(500), index=True)
+    # The claims a token must carry (repository, workflow, environment, ...).
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Generic issuers: where their keys are, or the keys themselves (a JWKS).
+    jwks_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    static_keys: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OIDCTokenUseRow(Base):
+    """A JWT identity already exchanged: claimed before minting, kept past expiry."""
+
+    __tablename__ = "oidc_token_uses"
+    __table_args__ = (UniqueConstraint("issuer", "jti", name="uq_oidc_token_uses_issuer_jti"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    jti: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JWKSCacheRow(Base):
+    """An issuer's signing keys and when they were fetched (at most once a minute)."""
+
+    __tablename__ = "jwks_cache"
+
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    keys: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SwitchRow(Base):
+    """An admin switch (read-only, no new users, ...), shared by every worker."""
+
+    __tablename__ = "switches"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str] = mapped_column(String(100), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RoleRow(Base):
@@ -199,7 +425,9 @@ class TokenRow(Base):
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None for a token minted by trusted publishing: it acts for the publisher.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    publisher_id: Mapped[int | None] = mapped_column(ForeignKey("publishers.id"), nullable=True)
     # sha256 of the whole secret: tokens carry 256 random bits, so a fast hash
     # is enough and lets the lookup be one indexed equality.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -213,7 +441,7 @@ class TokenRow(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    user: Mapped[UserRow] = relationship()
+    user: Mapped[UserRow | None] = relationship()
 
 
 class JournalRow(Base):

@@ -7,7 +7,10 @@ IndexError_ (base; carries the HTTP status the web layer answers with)
 │   ├── FilenameReused         400  filename used before, since deleted
 │   └── ProjectNameTooSimilar  400  confusable with an existing project
 ├── UploadTooLarge             413
-└── Forbidden                  403  token not allowed for this index/project
+├── Forbidden                  403  token not allowed for this index/project
+│   └── SecondFactorRequired   403  the 2FA policy applies and the account has none
+├── TooManyRequests            429  a rate limit (carries Retry-After)
+└── Unavailable                503  an admin switch (read-only, no uploads)
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ __all__ = [
     "IndexError_",
     "InvalidUpload",
     "ProjectNameTooSimilar",
+    "SecondFactorRequired",
+    "TooManyRequests",
+    "Unavailable",
     "UnknownFile",
     "UnknownIndex",
     "UnknownProject",
@@ -73,3 +79,19 @@ class UploadTooLarge(IndexError_):
 
 class Forbidden(IndexError_):
     status = 403
+
+
+class SecondFactorRequired(Forbidden):
+    pass
+
+
+class TooManyRequests(IndexError_):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(IndexError_):
+    status = 503

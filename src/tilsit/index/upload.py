@@ -16,18 +16,38 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tilsit.db.models import FileRow, IndexRow, ProjectRow, RoleRow, TokenRow, UserRow
+from tilsit.auth import switches
+from tilsit.auth.audit import record_event
+from tilsit.auth.policy import two_factor_refusal
+from tilsit.auth.ratelimit import Limit, RateLimited, consume
+from tilsit.db.models import (
+    FileRow,
+    IndexRow,
+    ProjectRow,
+    PublisherRow,
+    RoleRow,
+    TokenRow,
+    UserRow,
+)
 from tilsit.dists import DistInfo, InvalidDistribution, Limits, inspect_distribution
 from tilsit.index import errors
+from tilsit.index.access import may_create, may_upload
 from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
 from tilsit.spec.names import InvalidProjectName, confusable_key, normalize, validate_name
 from tilsit.store.blobs import BlobStore
 
-__all__ = ["Digests", "UploadForm", "UploadResult", "check_form", "store_upload"]
-
-UPLOADER_ROLES = ("Owner", "Maintainer")
+__all__ = [
+    "Digests",
+    "UploadForm",
+    "UploadResult",
+    "UploadRules",
+    "Uploader",
+    "check_form",
+    "store_upload",
+    "uploader_for",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,46 @@ class UploadResult:
     serial: int
     project: str
     filename: str
+
+
+@dataclass(frozen=True)
+class UploadRules:
+    """Server policy that applies to an upload (from the settings)."""
+
+    require_2fa: str = "off"
+    critical_percent: float = 1.0
+    project_create_limits: tuple[Limit, ...] = ()
+    ip: str = ""
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """Who an API token acts for: a user, or a trusted publisher (a CI identity)."""
+
+    token: TokenRow
+    user: UserRow | None
+    publisher: PublisherRow | None
+
+    @property
+    def name(self) -> str:
+        if self.user is not None:
+            return self.user.name
+        assert self.publisher is not None
+        return f"trusted publisher #{self.publisher.id} ({self.publisher.kind})"
+
+
+def uploader_for(session: Session, token: TokenRow) -> Uploader:
+    if token.publisher_id is not None:
+        publisher = session.get(PublisherRow, token.publisher_id)
+        if publisher is None or publisher.removed_at is not None:
+            raise errors.Forbidden(
+                "The trusted publisher this token was minted for has been removed"
+            )
+        return Uploader(token, None, publisher)
+    user = session.get(UserRow, token.user_id) if token.user_id is not None else None
+    if user is None or not user.is_active:
+        raise errors.Forbidden("The account this API token belongs to is disabled")
+    return Uploader(token, user, None)
 
 
 @dataclass(frozen=True)
@@ -141,7 +201,9 @@ def _check_digests(form: UploadForm) -> None:
             )
 
 
-def _create_project(session: Session, index: IndexRow, name: str, user: UserRow) -> ProjectRow:
+def _create_project(
+    session: Session, index: IndexRow, name: str, owner: UserRow | None
+) -> ProjectRow:
     normalized = normalize(name)
     key = confusable_key(name)
     similar = session.scalars(
@@ -154,33 +216,74 @@ def _create_project(session: Session, index: IndexRow, name: str, user: UserRow)
     project = ProjectRow(index_id=index.id, name=name, normalized=normalized, confusable=key)
     session.add(project)
     session.flush()
-    session.add(RoleRow(project_id=project.id, user_id=user.id, role="Owner"))
+    if owner is not None:
+        session.add(RoleRow(project_id=project.id, user_id=owner.id, role="Owner"))
     return project
 
 
-def _may_upload(session: Session, user: UserRow, project: ProjectRow) -> bool:
-    if user.is_admin:
-        return True
-    role = session.scalar(
-        select(RoleRow.role).where(RoleRow.project_id == project.id, RoleRow.user_id == user.id)
-    )
-    return role in UPLOADER_ROLES
+def _authorize(
+    session: Session,
+    index: IndexRow,
+    uploader: Uploader,
+    project: ProjectRow | None,
+    dist: DistFilename,
+    rules: UploadRules,
+) -> None:
+    """Refuse an upload this identity may not make; checked before the file's history."""
+    token = uploader.token
+    if switches.enabled(session, switches.READ_ONLY):
+        raise errors.Unavailable("Read-only mode: this server accepts no uploads for now")
+    if switches.enabled(session, switches.NO_UPLOADS):
+        raise errors.Unavailable("Uploads are disabled on this server for now")
+    if token.index_id is not None and token.index_id != index.id:
+        raise errors.Forbidden(f"This API token is not valid for index {index.name!r}")
+    if token.projects is not None and dist.name not in token.projects:
+        raise errors.Forbidden(f"This API token is not valid for project {dist.name!r}")
+    publisher, user = uploader.publisher, uploader.user
+    if publisher is not None:
+        if publisher.index_id != index.id:
+            raise errors.Forbidden(
+                f"This trusted publisher is not configured for index {index.name!r}"
+            )
+        if project is not None and publisher.project_id != project.id:
+            raise errors.Forbidden(
+                f"This trusted publisher may not upload to project {project.name!r}"
+            )
+        if project is None and publisher.pending_name != dist.name:
+            raise errors.Forbidden(f"This trusted publisher may not create project {dist.name!r}")
+    else:
+        assert user is not None
+        if project is not None and not may_upload(session, user, project):
+            raise errors.Forbidden(
+                f"User {user.name!r} may not upload to project {project.name!r}:"
+                " ask an owner for a role"
+            )
+        if project is None and not may_create(session, user, index):
+            raise errors.Forbidden(
+                f"User {user.name!r} may not create projects in index {index.name!r}:"
+                " ask an administrator for the 'create' permission"
+            )
+        refusal = two_factor_refusal(
+            session, rules.require_2fa, rules.critical_percent, user, project
+        )
+        if refusal is not None:
+            raise errors.SecondFactorRequired(refusal)
+    if project is None and switches.enabled(session, switches.NO_NEW_PROJECTS):
+        raise errors.Forbidden("New projects are not accepted on this server for now")
 
 
 def store_upload(
     session: Session,
     blobs: BlobStore,
     index: IndexRow,
-    token: TokenRow,
+    uploader: Uploader,
     checked: CheckedUpload,
+    rules: UploadRules | None = None,
 ) -> UploadResult:
     """Record a checked upload; must run inside :meth:`Database.write`."""
+    rules = rules or UploadRules()
     form, dist, info = checked.form, checked.dist, checked.info
-    user = token.user
-    if token.index_id is not None and token.index_id != index.id:
-        raise errors.Forbidden(f"This API token is not valid for index {index.name!r}")
-    if token.projects is not None and dist.name not in token.projects:
-        raise errors.Forbidden(f"This API token is not valid for project {dist.name!r}")
+    user, publisher, token = uploader.user, uploader.publisher, uploader.token
 
     # Permission before anything else, so a stranger learns nothing about the project's files.
     project = session.scalars(
@@ -188,10 +291,7 @@ def store_upload(
             ProjectRow.index_id == index.id, ProjectRow.normalized == dist.name
         )
     ).one_or_none()
-    if project is not None and not _may_upload(session, user, project):
-        raise errors.Forbidden(
-            f"User {user.name!r} may not upload to project {project.name!r}: ask an owner for a role"
-        )
+    _authorize(session, index, uploader, project, dist, rules)
 
     existing = session.scalars(
         select(FileRow).where(FileRow.index_id == index.id, FileRow.filename == dist.filename)
@@ -211,7 +311,21 @@ def store_upload(
 
     created = project is None
     if project is None:
-        project = _create_project(session, index, form.get("name"), user)
+        if user is not None:
+            try:
+                consume(session, f"project-create:user:{user.id}", rules.project_create_limits)
+            except RateLimited as exc:
+                raise errors.TooManyRequests(
+                    f"Too many new projects: {exc}", exc.retry_after
+                ) from exc
+        # A pending publisher's project is owned by the user who set the publisher up.
+        owner = user
+        if publisher is not None and publisher.created_by is not None:
+            owner = session.get(UserRow, publisher.created_by)
+        project = _create_project(session, index, form.get("name"), owner)
+        if publisher is not None:
+            publisher.project_id = project.id
+            publisher.pending_name = None
     if project.deleted_at is not None:
         project.deleted_at = None  # a deleted name can be used again; its old files stay gone
     version = str(dist.version)
@@ -234,17 +348,45 @@ def store_upload(
             blake2_256=form.digests.blake2_256,
             metadata_sha256=metadata_sha256,
             requires_python=info.requires_python,
-            uploaded_by=user.id,
+            uploaded_by=user.id if user is not None else None,
         )
     )
+    actor = uploader.name
     if created:
-        record(session, index, "create project", project=project, actor=user.name)
+        record(session, index, "create project", project=project, actor=actor)
+        record_event(
+            session,
+            "project.created",
+            actor=user,
+            actor_name=actor,
+            ip=rules.ip,
+            user=user,
+            index_id=index.id,
+            project=project.normalized,
+        )
     serial = record(
         session,
         index,
         "add file",
         project=project,
-        actor=user.name,
+        actor=actor,
         detail={"version": version, "filename": dist.filename, "sha256": form.digests.sha256},
+    )
+    record_event(
+        session,
+        "upload",
+        actor=user,
+        actor_name=actor,
+        ip=rules.ip,
+        user=user,
+        index_id=index.id,
+        project=project.normalized,
+        detail={
+            "filename": dist.filename,
+            "version": version,
+            "sha256": form.digests.sha256,
+            "token": token.display_prefix,
+            **({"publisher": publisher.id} if publisher is not None else {}),
+        },
     )
     return UploadResult(True, serial, project.normalized, dist.filename)

@@ -19,12 +19,15 @@ from tilsit.web.asgi import Receive, Scope, Send, text
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
+from tilsit.web.ui import build_ui
 from tilsit.web.upload import UploadRoute
 
 __all__ = ["TilsitApp"]
 
 log = logging.getLogger("tilsit.web")
 _READ_METHODS = ("GET", "HEAD")
+# First path segments that belong to the web UI (index names cannot take them).
+_UI_AREAS = frozenset(("", "account", "admin", "project"))
 
 
 class TilsitApp:
@@ -36,6 +39,7 @@ class TilsitApp:
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
         self.proxy = ProxyRoutes(instance, self.read)
+        self.ui = build_ui(instance)
         self._schedule: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
         self._indexes: set[str] = set()
@@ -62,7 +66,13 @@ class TilsitApp:
             await self.read.package_file(scope, send, path)
             return
         if first == "_":
+            if path.startswith(("/_/oidc/", "/_/static/")):
+                await self.ui(scope, receive, send)
+                return
             await self._operations(scope, send, path)
+            return
+        if first in _UI_AREAS:
+            await self.ui(scope, receive, send)
             return
 
         if len(segments) == 3 and segments[2] == "mirror-status.json":

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 
 import anyio
 
+from tilsit.auth.audit import record_event
+from tilsit.auth.ratelimit import parse_limits
 from tilsit.auth.tokens import InvalidToken, credentials_from_header, find_token
 from tilsit.index import errors
 from tilsit.index.manage import get_index
-from tilsit.index.upload import UploadForm, check_form, store_upload
+from tilsit.index.upload import UploadForm, UploadRules, check_form, store_upload, uploader_for
 from tilsit.instance import Instance
 from tilsit.web.asgi import Receive, Scope, Send, header, respond
 from tilsit.web.multipart import FormTooLarge, InvalidForm, StreamingForm
@@ -43,6 +45,12 @@ async def _error(
 class UploadRoute:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
+        settings = instance.settings
+        self.rules = UploadRules(
+            require_2fa=settings.require_2fa,
+            critical_percent=settings.critical_percent,
+            project_create_limits=parse_limits(settings.project_create_rate),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, index_name: str) -> None:
         settings = self.instance.settings
@@ -97,20 +105,30 @@ class UploadRoute:
             return
         assert form.content_path is not None and form.digests is not None
         upload = UploadForm(form.fields, form.content_path, form.content_filename, form.digests)
+        client = scope.get("client")
+        ip = client[0] if client else ""
         try:
-            status, answer = await anyio.to_thread.run_sync(
-                self._accept, index_name, secret, upload
+            status, answer, extra = await anyio.to_thread.run_sync(
+                self._accept, index_name, secret, upload, ip
             )
         finally:
             form.discard()
         if status == 200:
             await respond(send, 200, f"{answer}\n".encode())
         else:
-            await _error(send, status, answer)
+            await _error(send, status, answer, extra)
 
-    def _accept(self, index_name: str, secret: str, upload: UploadForm) -> tuple[int, str]:
+    def _accept(
+        self, index_name: str, secret: str, upload: UploadForm, ip: str
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         """Check and store one upload (in a worker thread: it reads archives and fsyncs)."""
         instance = self.instance
+        rules = UploadRules(
+            self.rules.require_2fa,
+            self.rules.critical_percent,
+            self.rules.project_create_limits,
+            ip,
+        )
         try:
             # The token is looked up twice on purpose: first so that a stranger
             # cannot make the server read archives, then under the writer lock,
@@ -121,25 +139,62 @@ class UploadRoute:
                     return (
                         405,
                         f"Index {index_name!r} is a {index.kind} index: uploads go to hosted indexes",
+                        [],
                     )
-                try:
-                    find_token(session, secret)
-                except InvalidToken as exc:
-                    return 403, f"Invalid or non-existent authentication information: {exc}"
+                find_token(session, secret)
             checked = check_form(upload)
             with instance.db.write() as session:
                 index = get_index(session, index_name)
                 token = find_token(session, secret)
-                result = store_upload(session, instance.blobs, index, token, checked)
+                uploader = uploader_for(session, token)
+                result = store_upload(session, instance.blobs, index, uploader, checked, rules)
                 token.last_used_at = datetime.now(UTC)
+                record_event(
+                    session,
+                    "token.used",
+                    actor=uploader.user,
+                    actor_name=uploader.name,
+                    ip=ip,
+                    user=uploader.user,
+                    index_id=index.id,
+                    project=result.project,
+                    detail={"token": token.display_prefix, "filename": result.filename},
+                )
             if result.created:
                 instance.renderer.catch_up()
-                return 200, f"OK: stored {result.filename}"
-            return 200, f"OK: {result.filename} is already stored with the same contents"
+                return 200, f"OK: stored {result.filename}", []
+            return 200, f"OK: {result.filename} is already stored with the same contents", []
+        except errors.TooManyRequests as exc:
+            return exc.status, exc.message, [(b"retry-after", str(exc.retry_after).encode())]
+        except errors.Forbidden as exc:
+            self._refused(secret, ip, index_name, exc.message)
+            return exc.status, exc.message, []
         except errors.IndexError_ as exc:
-            return exc.status, exc.message
+            return exc.status, exc.message, []
         except InvalidToken as exc:
-            return 403, f"Invalid or non-existent authentication information: {exc}"
+            message = f"Invalid or non-existent authentication information: {exc}"
+            self._refused(secret, ip, index_name, str(exc))
+            return 403, message, []
+
+    def _refused(self, secret: str, ip: str, index_name: str, reason: str) -> None:
+        """Record a refused token in the audit log (of its owner, when the token is known)."""
+        with self.instance.db.write() as session:
+            owner = None
+            try:
+                token = find_token(session, secret, check_live=False)
+                owner = token.user
+                prefix = token.display_prefix
+            except InvalidToken:
+                prefix = secret[:13] if secret.startswith("tilsit-") else "(not a tilsit token)"
+            record_event(
+                session,
+                "token.refused",
+                actor=owner,
+                actor_name=owner.name if owner else "anonymous",
+                ip=ip,
+                user=owner,
+                detail={"token": prefix, "index": index_name, "reason": reason},
+            )
 
 
 async def _drain(receive: Receive) -> None:

@@ -1,0 +1,288 @@
+"""What every web page shares: the visitor's session, CSRF, rendering, security headers.
+
+Pages are ordinary Starlette endpoints declared with :func:`page`. A page that
+accepts POST is wrapped so the form's ``csrf_token`` is checked before the
+endpoint runs; there is no way to declare a state-changing page without it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tilsit.auth import sessions
+from tilsit.db.models import SessionRow, UserRow
+from tilsit.instance import Instance
+
+__all__ = [
+    "CSP",
+    "Forbidden",
+    "LoginRequired",
+    "Visitor",
+    "client_ip",
+    "instance_of",
+    "page",
+    "render",
+    "require_admin",
+    "require_user",
+    "validated_form",
+    "visitor_of",
+]
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+# Everything from our own origin, nothing inline, never framed. The QR code is
+# inline SVG markup (not a data: image), so img-src needs no more than 'self'.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+    " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+_environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class LoginRequired(Exception):
+    """The page needs a logged-in user; answered with a redirect to the login page."""
+
+
+class Forbidden(Exception):
+    """The user may not do this; answered with 403 and the reason."""
+
+
+@dataclass
+class Visitor:
+    """The session behind a request. ``user`` is set only once fully logged in."""
+
+    row: SessionRow | None
+    user: UserRow | None
+    cookie_name: str
+    # Set when the session was created or replaced: the middleware sends the cookie.
+    new_secret: str | None = None
+    ended: bool = False
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def csrf_token(self) -> str:
+        return self.row.csrf_token if self.row is not None else ""
+
+    def replace(self, new: sessions.NewSession, user: UserRow | None) -> None:
+        self.row, self.user, self.new_secret, self.ended = new.row, user, new.secret, False
+
+    def end(self) -> None:
+        self.row, self.user, self.ended = None, None, True
+
+
+def instance_of(request: Request) -> Instance:
+    instance: Instance = request.app.state.instance
+    return instance
+
+
+def visitor_of(request: Request) -> Visitor:
+    visitor: Visitor = request.scope["tilsit.visitor"]
+    return visitor
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def cookie_name(instance: Instance) -> str:
+    # The __Host- prefix makes browsers refuse the cookie unless it is Secure,
+    # host-only and Path=/, so a sibling subdomain cannot plant or shadow it.
+    return "__Host-tilsit-session" if instance.settings.secure_cookies else "tilsit-session"
+
+
+async def ensure_session(request: Request) -> Visitor:
+    """The visitor's session, created (anonymous) if there is none, for a form's CSRF token."""
+    visitor = visitor_of(request)
+    if visitor.row is None:
+        instance = instance_of(request)
+
+        def create() -> sessions.NewSession:
+            with instance.db.write() as db:
+                return sessions.new_session(db, ip=client_ip(request))
+
+        visitor.replace(await anyio.to_thread.run_sync(create), None)
+    return visitor
+
+
+def user_lifetime(instance: Instance) -> timedelta:
+    return timedelta(seconds=instance.settings.session_lifetime)
+
+
+def require_user(request: Request) -> UserRow:
+    user = visitor_of(request).user
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+def require_admin(request: Request) -> UserRow:
+    user = require_user(request)
+    if not user.is_admin:
+        raise Forbidden("This page is for administrators.")
+    return user
+
+
+async def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HTMLResponse:
+    visitor = await ensure_session(request)
+    instance = instance_of(request)
+    values = {
+        "request": request,
+        "user": visitor.user,
+        "csrf_token": visitor.csrf_token,
+        "settings": instance.settings,
+        **(context or {}),
+    }
+    body = _environment.get_template(template).render(values)
+    return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
+
+
+def validated_form(request: Request) -> FormData:
+    """The form of a POST that :func:`page` has already checked for CSRF."""
+    form: FormData = request.scope["tilsit.form"]
+    return form
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def page(
+    path: str, endpoint: Endpoint, methods: tuple[str, ...] = ("GET",), name: str | None = None
+) -> Route:
+    """A UI route; POST bodies must carry the session's CSRF token."""
+    if "POST" in methods:
+        endpoint = _csrf_protected(endpoint)
+    return Route(path, endpoint, methods=list(methods), name=name)
+
+
+# Forms are small; anything bigger is refused before it is parsed.
+MAX_FORM_BYTES = 1024 * 1024
+
+
+def _csrf_protected(endpoint: Endpoint) -> Endpoint:
+    async def checked(request: Request) -> Response:
+        if request.method != "POST":
+            return await endpoint(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_FORM_BYTES:
+            return await error_page(request, 413, "The form is too large.")
+        visitor = visitor_of(request)
+        try:
+            form = await request.form(max_files=0, max_fields=200)
+        except Exception:  # noqa: BLE001 - any malformed body is the sender's error
+            return await error_page(request, 400, "The form could not be read.")
+        sent = form.get("csrf_token")
+        expected = visitor.csrf_token
+        if not (
+            isinstance(sent, str)
+            and expected
+            and hmac.compare_digest(sent.encode(), expected.encode())
+        ):
+            return await error_page(
+                request,
+                403,
+                "The form's CSRF token is missing or does not match your session."
+                " Reload the page and try again.",
+            )
+        request.scope["tilsit.form"] = form
+        return await endpoint(request)
+
+    checked.__name__ = getattr(endpoint, "__name__", "page")
+    checked.__doc__ = endpoint.__doc__
+    return checked
+
+
+async def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return await render(request, "error.html", {"status": status, "message": message}, status)
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/account/login?next={quote(target, safe='')}", status_code=303)
+
+
+class VisitorMiddleware:
+    """Loads the session named by the cookie; sends the cookie when it changes; adds CSP."""
+
+    def __init__(self, app: ASGIApp, instance: Instance) -> None:
+        self.app = app
+        self.instance = instance
+        self.cookie = cookie_name(instance)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        secret = request.cookies.get(self.cookie)
+        visitor = await anyio.to_thread.run_sync(self._load, secret)
+        scope["tilsit.visitor"] = visitor
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next((v for k, v in headers if k == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    headers.extend(SECURITY_HEADERS)
+                headers.extend(self._cookie_headers(visitor))
+                headers.extend(visitor.extra_headers)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _load(self, secret: str | None) -> Visitor:
+        with self.instance.db.read() as db:
+            row = sessions.load_session(db, secret)
+            user = None
+            if row is not None and row.auth_state == sessions.FULL and row.user_id is not None:
+                user = db.get(UserRow, row.user_id)
+            touch = row is not None and sessions.needs_touch(row)
+        if touch and row is not None:
+            with self.instance.db.write() as db:
+                live = db.get(SessionRow, row.id)
+                if live is not None:
+                    live.last_seen_at = sessions.utcnow()
+        return Visitor(row, user, self.cookie)
+
+    def _cookie_headers(self, visitor: Visitor) -> list[tuple[bytes, bytes]]:
+        secure = "; Secure" if self.instance.settings.secure_cookies else ""
+        if visitor.new_secret is not None and visitor.row is not None:
+            max_age = int((visitor.row.expires_at - visitor.row.created_at).total_seconds())
+            value = (
+                f"{self.cookie}={visitor.new_secret}; Path=/; Max-Age={max_age}; HttpOnly;"
+                f" SameSite=Lax{secure}"
+            )
+            return [(b"set-cookie", value.encode())]
+        if visitor.ended:
+            value = f"{self.cookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+            return [(b"set-cookie", value.encode())]
+        return []
