@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tilsit.auth.audit import record_event
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
 from tilsit.index import errors
 from tilsit.index.journal import record
@@ -143,11 +144,24 @@ def set_yanked(
     yanked: bool,
     reason: str = "",
     actor: str = "",
+    by: UserRow | None = None,
+    ip: str = "",
 ) -> int:
+    """``actor`` names who acted in the journal; ``by`` is that user, if one, for the audit log."""
     project = get_project(session, index, project_name)
     release = get_release(session, project, version)
     release.yanked = yanked
     release.yanked_reason = reason if yanked else ""
+    _audit(
+        session,
+        "yank" if yanked else "unyank",
+        index,
+        project,
+        actor,
+        by,
+        ip,
+        {"version": release.version, "reason": release.yanked_reason},
+    )
     return record(
         session,
         index,
@@ -158,13 +172,54 @@ def set_yanked(
     )
 
 
-def delete_file(session: Session, index: IndexRow, filename: str, actor: str = "") -> int:
+def _audit(
+    session: Session,
+    action: str,
+    index: IndexRow,
+    project: ProjectRow,
+    actor: str,
+    by: UserRow | None,
+    ip: str,
+    detail: dict[str, object],
+) -> None:
+    # Yank and delete are audited like uploads, whoever makes them (CLI, web page).
+    record_event(
+        session,
+        action,
+        actor=by,
+        actor_name=by.name if by is not None else (actor or "tilsit"),
+        ip=ip,
+        user=by,
+        index_id=index.id,
+        project=project.normalized,
+        detail=detail,
+    )
+
+
+def delete_file(
+    session: Session,
+    index: IndexRow,
+    filename: str,
+    actor: str = "",
+    by: UserRow | None = None,
+    ip: str = "",
+) -> int:
     row = session.scalars(
         select(FileRow).where(FileRow.index_id == index.id, FileRow.filename == filename)
     ).one_or_none()
     if row is None or row.deleted_at is not None:
         raise errors.UnknownFile(f"There is no file {filename!r} in index {index.name!r}")
     row.deleted_at = datetime.now(UTC)
+    _audit(
+        session,
+        "delete",
+        index,
+        row.release.project,
+        actor,
+        by,
+        ip,
+        {"what": "file", "filename": filename, "version": row.release.version},
+    )
     return record(
         session,
         index,
@@ -176,7 +231,13 @@ def delete_file(session: Session, index: IndexRow, filename: str, actor: str = "
 
 
 def delete_release(
-    session: Session, index: IndexRow, project_name: str, version: str, actor: str = ""
+    session: Session,
+    index: IndexRow,
+    project_name: str,
+    version: str,
+    actor: str = "",
+    by: UserRow | None = None,
+    ip: str = "",
 ) -> int:
     project = get_project(session, index, project_name)
     release = get_release(session, project, version)
@@ -184,6 +245,16 @@ def delete_release(
     release.deleted_at = now
     for f in release.files:
         f.deleted_at = f.deleted_at or now
+    _audit(
+        session,
+        "delete",
+        index,
+        project,
+        actor,
+        by,
+        ip,
+        {"what": "release", "version": release.version},
+    )
     return record(
         session,
         index,
@@ -194,7 +265,15 @@ def delete_release(
     )
 
 
-def delete_project(session: Session, index: IndexRow, project_name: str, actor: str = "") -> int:
+def delete_project(
+    session: Session,
+    index: IndexRow,
+    project_name: str,
+    actor: str = "",
+    by: UserRow | None = None,
+    ip: str = "",
+) -> int:
     project = get_project(session, index, project_name)
     soft_delete_project(project, datetime.now(UTC))
+    _audit(session, "delete", index, project, actor, by, ip, {"what": "project"})
     return record(session, index, "remove project", project=project, actor=actor)
