@@ -16,6 +16,7 @@ from tilsit import __version__
 from tilsit.instance import Instance
 from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, text
+from tilsit.web.downloads import DownloadCounter
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
@@ -38,6 +39,7 @@ class TilsitApp:
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
+        self.downloads = DownloadCounter(instance.db)
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
         self._schedule: asyncio.Task[None] | None = None
@@ -60,6 +62,7 @@ class TilsitApp:
             if method not in _READ_METHODS:
                 await self._method_not_allowed(send, "GET, HEAD")
                 return
+            send = self.downloads.counting(scope, send, path)  # memory only; flushed in batches
             if await self.proxy.serves_file(path):  # in memory unless a proxy index exists
                 await self.proxy.package_file(scope, send, path)
                 return
@@ -175,12 +178,14 @@ class TilsitApp:
                 self._schedule = asyncio.create_task(
                     run_schedule(self.instance, self._stop_schedule)
                 )
+                self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._schedule is not None:
                     self._stop_schedule.set()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._schedule
+                await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})
