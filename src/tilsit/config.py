@@ -136,6 +136,19 @@ SETTINGS: tuple[Setting, ...] = (
         900,
         "Seconds an API token minted by trusted publishing lives.",
     ),
+    Setting(
+        "oidc_github_issuer",
+        str,
+        "https://token.actions.githubusercontent.com",
+        "Issuer of GitHub Actions OIDC tokens (GitHub Enterprise Server has its own).",
+    ),
+    Setting(
+        "oidc_ca_bundle",
+        str,
+        "",
+        "PEM file of CA certificates to trust when fetching OIDC issuers' keys;"
+        " empty means the system's (which honours SSL_CERT_FILE).",
+    ),
 )
 
 
@@ -169,6 +182,8 @@ class Settings:
     project_create_rate: str = "20/1h"
     oidc_audience: str = ""
     trusted_token_lifetime: int = 900
+    oidc_github_issuer: str = "https://token.actions.githubusercontent.com"
+    oidc_ca_bundle: str = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
