@@ -1,0 +1,193 @@
+"""Browser fixtures: an SMTP sink, a live server that mails to it, Chromium, users.
+
+The browser is the system Chromium (``/usr/bin/chromium``) driven by
+Playwright's sync API. The server is reached as ``http://localhost:<port>``:
+Chromium treats localhost as a secure context, so the ``__Host-`` cookie (which
+must be Secure) and WebAuthn both work without TLS. Other areas' browser tests
+reuse these fixtures: ``smtp_sink``, ``mail_server``, ``chromium``, ``page``,
+``make_user`` and :func:`login`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+
+from tests import postgres
+from tests.conftest import LiveServer, need, start_server, stop
+from tilsit.config import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class SmtpSink:
+    """Collects every message the server sends (an aiosmtpd handler)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._arrived = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._arrived:
+            self.messages.append(message)
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, to: str, count: int = 1, timeout: float = 20) -> list[EmailMessage]:
+        """The messages sent to ``to``, once at least ``count`` have arrived."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                found = [m for m in self.messages if to.lower() in str(m["To"]).lower()]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no mail to {to} within {timeout} s: {self.messages}")
+                self._arrived.wait(left)
+
+    def link(self, to: str, pattern: str = r"https?://\S+", count: int = 1) -> str:
+        """The first link matching ``pattern`` in the latest message to ``to``."""
+        message = self.wait_for(to, count)[-1]
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None, message
+        match = re.search(pattern, body.get_content())
+        assert match, body.get_content()
+        return match[0]
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    sink: SmtpSink = field(default_factory=SmtpSink)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    server = SmtpServer("127.0.0.1", postgres.free_port())
+    controller = Controller(server.sink, hostname=server.host, port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mail_server(settings: Settings, tmp_path: Path, smtp_sink: SmtpServer) -> Iterator[LiveServer]:
+    """A live server that sends account mail to ``smtp_sink``, reached as http://localhost."""
+    port = postgres.free_port()
+    server = start_server(
+        settings,
+        tmp_path / "server.log",
+        env={
+            "TILSIT_SMTP_HOST": smtp_sink.host,
+            "TILSIT_SMTP_PORT": str(smtp_sink.port),
+            "TILSIT_BASE_URL": f"http://localhost:{port}",
+        },
+        port=port,
+    )
+    server.url = f"http://localhost:{port}"
+    yield server
+    stop(server)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """The system Chromium, headless, through Playwright (one per test session)."""
+    need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "playwright is not installed")
+        raise
+    need(shutil.which(CHROMIUM) is not None, f"{CHROMIUM} is not executable")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and one page in it."""
+    context = chromium.new_context()
+    context.set_default_timeout(20_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+MakeUser = Callable[..., None]
+
+
+@pytest.fixture
+def make_user(settings: Settings) -> MakeUser:
+    """``make_user(name, password, email=None, admin=False)``: an active user with a verified
+    address, written straight into the (live) server's database."""
+
+    def make(name: str, password: str, email: str | None = None, admin: bool = False) -> None:
+        create_account(settings, name, password, email=email, admin=admin)
+
+    return make
+
+
+def create_account(
+    settings: Settings, name: str, password: str, *, email: str | None = None, admin: bool = False
+) -> None:
+    from tilsit.auth.passwords import hash_password
+    from tilsit.db.engine import Database
+    from tilsit.db.models import UserRow
+    from tilsit.index.manage import create_user
+
+    db = Database(settings.db_url)
+    try:
+        with db.write() as session:
+            user = session.scalars(
+                sqlalchemy.select(UserRow).where(UserRow.name == name)
+            ).one_or_none() or create_user(session, name, admin=admin)
+            user.email = (email or f"{name}@example.test").lower()
+            user.email_verified_at = datetime.now(UTC)
+            user.password_hash = hash_password(password)
+            user.password_changed_at = datetime.now(UTC)
+    finally:
+        db.dispose()
+
+
+def login(page: Any, base_url: str, name: str, password: str) -> None:
+    """Log in through the login form (stops at the second-factor step, if one is owed)."""
+    page.goto(f"{base_url}/account/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
