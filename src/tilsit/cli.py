@@ -318,7 +318,8 @@ def token_create(
     settings: Settings,
 ) -> None:
     """Create an API token and print its secret (shown only this once)."""
-    from tilsit.auth.tokens import create_token, parse_expiry
+    from tilsit.auth.token_admin import issue_token
+    from tilsit.auth.tokens import parse_expiry
     from tilsit.spec.names import normalize
 
     instance = _open(settings)
@@ -330,13 +331,14 @@ def token_create(
         with instance.db.write() as session:
             owner = get_user(session, user_name)
             scope_index = get_index(session, index_name) if index_name else None
-            new = create_token(
+            new = issue_token(
                 session,
                 owner,
                 index=scope_index,
                 projects=[normalize(p) for p in projects] or None,
                 expires_at=expires_at,
                 description=description,
+                actor_name="cli",
             )
     except errors.IndexError_ as exc:
         _fail(exc)
@@ -555,3 +557,4 @@ def settings_doc() -> None:
 from tilsit.upstream.cli import mirror  # noqa: E402 - last: it takes instance_options from here
 
 main.add_command(mirror)
+from tilsit import audit_cli  # noqa: E402, F401 - registers audit, switch, token list/revoke
