@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from tilsit.auth.tokens import InvalidToken, find_token
 from tilsit.db.models import IndexPermissionRow, IndexRow, ProjectRow, RoleRow, UserRow
 
 __all__ = [
@@ -22,11 +25,13 @@ __all__ = [
     "READ",
     "UPLOAD",
     "UPLOADER_ROLES",
+    "ReadDecision",
     "index_permissions",
     "may_create",
     "may_read",
     "may_upload",
     "project_role",
+    "read_decision",
 ]
 
 READ = "read"
@@ -85,3 +90,40 @@ def may_create(session: Session, user: UserRow, index: IndexRow) -> bool:
     if user.is_admin or index.create_policy == "anyone":
         return True
     return CREATE in index_permissions(session, user, index)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDecision:
+    """Whether an API token may read a private index, and if not, why (the 403 text)."""
+
+    allowed: bool
+    reason: str = ""
+    user_id: int | None = None
+
+
+def read_decision(session: Session, secret: str, index_name: str) -> ReadDecision:
+    """May the token ``secret`` read the index ``index_name``? (The read path's check.)
+
+    Only API tokens count: an account password would skip the second factor.
+    A token limited to another index is refused, as is a trusted publisher's
+    token (it exists to upload one project, not to read an index).
+    """
+    try:
+        token = find_token(session, secret)
+    except InvalidToken as exc:
+        return ReadDecision(False, f"{exc}")
+    index = session.scalars(select(IndexRow).where(IndexRow.name == index_name)).one_or_none()
+    if index is None:
+        return ReadDecision(False, f"there is no index named {index_name!r}")
+    if token.index_id is not None and token.index_id != index.id:
+        return ReadDecision(False, f"the API token is limited to another index than {index.name!r}")
+    if token.user_id is None:
+        return ReadDecision(False, "a trusted-publishing token may upload, not read an index")
+    user = session.get(UserRow, token.user_id)
+    if user is None or not user.is_active:
+        return ReadDecision(False, "the API token's account is disabled")
+    if not may_read(session, user, index):
+        return ReadDecision(
+            False, f"user {user.name!r} has no read permission on index {index.name!r}", user.id
+        )
+    return ReadDecision(True, "", user.id)

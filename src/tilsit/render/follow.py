@@ -30,7 +30,7 @@ from tilsit.db.models import (
 from tilsit.render import legacy
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
-from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree, file_path
+from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
 from tilsit.store.blobs import BlobStore
 
@@ -38,16 +38,19 @@ __all__ = ["Renderer"]
 
 
 def _still_served(session: Session, sha256: str, filename: str) -> bool:
+    """Whether a public index still lists the file, so its shared /packages/ path stays."""
     live = (
         select(FileRow.id)
         .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
         .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
+        .join(IndexRow, ProjectRow.index_id == IndexRow.id)
         .where(
             FileRow.sha256 == sha256,
             FileRow.filename == filename,
             FileRow.deleted_at.is_(None),
             ReleaseRow.deleted_at.is_(None),
             ProjectRow.deleted_at.is_(None),
+            IndexRow.private.is_(False),
         )
         .limit(1)
     )
@@ -93,6 +96,7 @@ class Renderer:
                     names.add(project)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id)
+                self._mark_privacy(index)
                 for name in sorted(names):
                     self._render_project(session, index, name)
                 self._render_index(session, index)
@@ -105,6 +109,7 @@ class Renderer:
         with self._locked(), self.db.read() as session:
             last = session.scalar(select(func.max(JournalRow.serial))) or 0
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+                self._mark_privacy(index)
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
@@ -114,7 +119,21 @@ class Renderer:
             self.tree.set_serial(last)
             return int(last)
 
+    def _mark_privacy(self, index: IndexRow) -> None:
+        # First, before any page moves: the marker is what the read path checks.
+        marker = f"{index.name}/{PRIVATE_MARKER}"
+        if index.private:
+            if self.tree.read(marker) is None:
+                self.tree.write(marker, b"")
+        elif self.tree.read(marker) is not None:
+            self.tree.remove(marker)
+
     def _render_index(self, session: Session, index: IndexRow) -> None:
+        if not index.private:
+            # Left over from when the index was private (its pages now link /packages/).
+            own_files = f"{private_root(index.name)}packages"
+            if self.tree.path(own_files).is_dir():
+                self.tree.remove_dir(own_files)
         entries = [
             # Mirrors show the upstream's serials, so their pages match the origin's.
             IndexEntry(name, serial if upstream is None else upstream)
@@ -157,23 +176,35 @@ class Renderer:
 
     def _place_files(self, session: Session, project: ProjectSnap) -> None:
         # Files go into the tree before any page that links them.
+        root = project.files_root
         for _release, f in project.live_files():
             if f.cached:  # a proxy links a file once it has fetched it
-                self.tree.link(file_path(f.sha256, f.filename), self.blobs.path(f.sha256))
+                self.tree.link(file_path(f.sha256, f.filename, root), self.blobs.path(f.sha256))
             if (
                 f.serves_metadata
                 and f.metadata_sha256 is not None
                 and self.blobs.exists(f.metadata_sha256)  # a proxy fetches it on demand
             ):
                 self.tree.link(
-                    file_path(f.sha256, f.filename) + ".metadata",
+                    file_path(f.sha256, f.filename, root) + ".metadata",
                     self.blobs.path(f.metadata_sha256),
                 )
+            if root:
+                # A private index's file leaves the shared /packages/ (where it was
+                # while the index was public) unless a public index lists it too.
+                self._unshare(session, f.sha256, f.filename)
         for f in project.dead_files():
-            if _still_served(session, f.sha256, f.filename):
-                continue  # the same file is live in another index: the path is shared
-            self.tree.remove(file_path(f.sha256, f.filename) + ".metadata")
-            self.tree.remove(file_path(f.sha256, f.filename))
+            if root:
+                self.tree.remove(file_path(f.sha256, f.filename, root) + ".metadata")
+                self.tree.remove(file_path(f.sha256, f.filename, root))
+            self._unshare(session, f.sha256, f.filename)
+
+    def _unshare(self, session: Session, sha256: str, filename: str) -> None:
+        shared = file_path(sha256, filename)
+        if not self.tree.path(shared).exists() or _still_served(session, sha256, filename):
+            return  # the same file is live in a public index: the path is shared
+        self.tree.remove(shared + ".metadata")
+        self.tree.remove(shared)
 
     def _render_legacy(self, project: ProjectSnap, legacy_dir: str) -> None:
         whole = legacy.project_json(project, self._read_blob, self.base_url)

@@ -39,7 +39,7 @@ def latest_release(project: ProjectSnap) -> ReleaseSnap | None:
     return (preferred or live)[-1]
 
 
-def _file(release: ReleaseSnap, f: FileSnap, base_url: str) -> dict[str, Any]:
+def _file(release: ReleaseSnap, f: FileSnap, base_url: str, root: str) -> dict[str, Any]:
     return {
         "comment_text": "",
         # bandersnatch fetches <file>.metadata only when this key offers it, as PyPI's does.
@@ -59,7 +59,7 @@ def _file(release: ReleaseSnap, f: FileSnap, base_url: str) -> dict[str, Any]:
         "size": f.size,
         "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": format_time(f.upload_time),
-        "url": file_url(f.sha256, f.filename, base_url),
+        "url": file_url(f.sha256, f.filename, base_url, root),
         "yanked": release.yanked or f.yanked,
         "yanked_reason": (f.yanked_reason if f.yanked else release.yanked_reason) or None,
     }
@@ -124,7 +124,7 @@ def project_json(project: ProjectSnap, read_blob: ReadBlob, base_url: str = "") 
     if latest is None:
         return None
     releases = {
-        r.version: [_file(r, f, base_url) for f in r.files if not f.deleted]
+        r.version: [_file(r, f, base_url, project.files_root) for f in r.files if not f.deleted]
         for r in project.live_releases
     }
     return _dumps(
@@ -145,7 +145,11 @@ def version_json(
         {
             "info": _info(project, release, read_blob, base_url),
             "last_serial": project.serial,
-            "urls": [_file(release, f, base_url) for f in release.files if not f.deleted],
+            "urls": [
+                _file(release, f, base_url, project.files_root)
+                for f in release.files
+                if not f.deleted
+            ],
             "vulnerabilities": [],
         }
     )

@@ -22,7 +22,7 @@ def simple_page(project: ProjectSnap, base_url: str = "") -> ProjectPage:
     files = [
         SimpleFile(
             filename=f.filename,
-            url=file_url(f.sha256, f.filename, base_url),
+            url=file_url(f.sha256, f.filename, base_url, project.files_root),
             sha256=f.sha256,
             size=f.size,
             upload_time=f.upload_time,

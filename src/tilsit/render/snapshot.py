@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
+from tilsit.render.tree import private_root
 
 __all__ = ["FileSnap", "ProjectSnap", "ReleaseSnap", "load_project", "version_key"]
 
@@ -68,6 +69,8 @@ class ProjectSnap:
     serial: int  # what pages show: the upstream's serial on mirror and proxy indexes
     deleted: bool
     releases: tuple[ReleaseSnap, ...]  # every release, deleted too, in version order
+    # "" when files are linked under the shared /packages/; "<index>/" for a private index.
+    files_root: str = ""
 
     @property
     def live_releases(self) -> tuple[ReleaseSnap, ...]:
@@ -110,6 +113,7 @@ def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectS
         return None
     releases = sorted(row.releases, key=lambda r: version_key(r.version))
     return ProjectSnap(
+        files_root=private_root(index.name) if index.private else "",
         index=index.name,
         name=row.name,
         normalized=row.normalized,

@@ -7,6 +7,8 @@ Layout (the contract nginx, a CDN, rsync and ``tilsit serve`` share)::
     <index>/simple/index.html, index.v1.json                 the project list
     <index>/simple/<project>/index.html, index.v1.json       a project page
     <index>/pypi/<project>/json, <index>/pypi/<project>/<version>/json   legacy JSON
+    <index>/packages/<aa>/<bb>/<rest of sha256>/<filename>   a private index's files
+    <index>/.private                                         marks a private index
     .serial                                                  last journal serial rendered
 
 Every page is written to a temp file on the same filesystem, fsynced and
@@ -26,19 +28,32 @@ from urllib.parse import quote
 
 from tilsit.store.fs import fsync_dir
 
-__all__ = ["PAGE_HTML", "PAGE_JSON", "Tree", "file_path"]
+__all__ = ["PAGE_HTML", "PAGE_JSON", "PRIVATE_MARKER", "Tree", "file_path", "private_root"]
 
 PAGE_HTML = "index.html"
 PAGE_JSON = "index.v1.json"
+# Present in <index>/ while the index is private: tilsit and nginx check it per
+# request, so a private index is never served from the tree without a check.
+PRIVATE_MARKER = ".private"
 
 
-def file_path(sha256: str, filename: str) -> str:
-    """Tree-relative path of a distribution file, also its URL path under ``/``."""
-    return f"packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}"
+def private_root(index: str) -> str:
+    """Where a private index's files live: under the index's own URL path, so that
+    the access check is by the first path segment and ``/packages/`` never holds them."""
+    return f"{index}/"
 
 
-def file_url(sha256: str, filename: str, base_url: str = "") -> str:
-    return f"{base_url.rstrip('/')}/{quote(file_path(sha256, filename))}"
+def file_path(sha256: str, filename: str, root: str = "") -> str:
+    """Tree-relative path of a distribution file, also its URL path under ``/``.
+
+    ``root`` is "" for the shared ``packages/`` of public indexes, or
+    :func:`private_root` of a private index.
+    """
+    return f"{root}packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}"
+
+
+def file_url(sha256: str, filename: str, base_url: str = "", root: str = "") -> str:
+    return f"{base_url.rstrip('/')}/{quote(file_path(sha256, filename, root))}"
 
 
 class Tree:

@@ -15,8 +15,9 @@ import os
 from tilsit import __version__
 from tilsit.instance import Instance
 from tilsit.upstream.schedule import run_schedule
-from tilsit.web.asgi import Receive, Scope, Send, text
+from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.downloads import DownloadCounter
+from tilsit.web.gate import ReadGate, challenge
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
@@ -42,6 +43,7 @@ class TilsitApp:
         self.downloads = DownloadCounter(instance.db)
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
+        self.gate = ReadGate(instance.db, settings.tree_dir)
         self._schedule: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
         self._indexes: set[str] = set()
@@ -72,6 +74,9 @@ class TilsitApp:
             if path.startswith(("/_/oidc/", "/_/static/")):
                 await self.ui(scope, receive, send)
                 return
+            if path.startswith("/_/auth/"):
+                await self._auth(scope, send, path[len("/_/auth/") :])
+                return
             await self._operations(scope, send, path)
             return
         if first in _UI_AREAS:
@@ -79,7 +84,16 @@ class TilsitApp:
             return
 
         if len(segments) == 3 and segments[2] == "mirror-status.json":
-            await self._mirror_status(scope, send, first)
+            if (admitted := await self.gate.admit(scope, send, first)) is not None:
+                await self._mirror_status(scope, admitted, first)
+            return
+        if len(segments) > 2 and segments[2] == "packages":
+            # A private index's files, under its own path so that this check applies.
+            if method not in _READ_METHODS:
+                await self._method_not_allowed(send, "GET, HEAD")
+                return
+            if (admitted := await self.gate.admit(scope, send, first)) is not None:
+                await self.read.package_file(scope, admitted, path[len(first) + 1 :], f"{first}/")
             return
 
         # /simple/..., /pypi/..., /legacy/ are the default index's; /<index>/... any index's.
@@ -93,10 +107,14 @@ class TilsitApp:
             await text(send, 404, f"Not Found: {path}", head=head)
             return
 
+        if area == "legacy" and method == "POST" and rest in ("", "/"):
+            await self.upload(scope, receive, send, index)
+            return
+        admitted = await self.gate.admit(scope, send, index)
+        if admitted is None:
+            return
+        send = admitted
         if area == "legacy":
-            if method == "POST" and rest in ("", "/"):
-                await self.upload(scope, receive, send, index)
-                return
             if method in _READ_METHODS and rest.startswith("/+simple"):
                 # hatch looks for the simple page below its upload URL.
                 await self.read.simple(
@@ -136,6 +154,20 @@ class TilsitApp:
         await self.files.send_page(
             scope, send, entry, [(b"cache-control", b"no-cache")], b"application/json"
         )
+
+    async def _auth(self, scope: Scope, send: Send, index: str) -> None:
+        """``/_/auth/<index>``: nginx's ``auth_request`` asks whether a request may read."""
+        if not index or "/" in index or index.startswith("."):
+            await text(send, 404, f"Not Found: {scope['path']}", head=scope["method"] == "HEAD")
+            return
+        status, reason = await self.gate.decide(header(scope, b"authorization"), index)
+        headers = [(b"cache-control", b"no-store")]
+        if status == 401:
+            headers.append((b"www-authenticate", challenge(index)))
+        if status == 200:
+            await respond(send, 204, b"", headers, content_type=None)
+            return
+        await text(send, status, reason, headers, head=scope["method"] == "HEAD")
 
     def _index_exists(self, name: str) -> bool:
         # Indexes are never removed, so a name once seen is remembered; an unknown

@@ -13,9 +13,15 @@ from tilsit.spec.simple import JSON
 from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
 from tilsit.web.treefiles import TreeFiles
 
-__all__ = ["ReadRoutes"]
+__all__ = ["HTML_CSP", "ReadRoutes"]
 
 _IMMUTABLE = b"max-age=31536000, immutable, public"
+# Simple pages are HTML a browser may open: they load nothing and are never framed.
+HTML_CSP = "default-src 'none'; frame-ancestors 'none'"
+_HTML_HEADERS = [
+    (b"content-security-policy", HTML_CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+]
 
 
 def _with_query(scope: Scope, path: str) -> str:
@@ -68,7 +74,10 @@ class ReadRoutes:
                 head=head,
             )
             return
-        await self.files.send_page(scope, send, entry, self._page_headers(), media_type.encode())
+        headers = self._page_headers()
+        if media_type != JSON:
+            headers += _HTML_HEADERS
+        await self.files.send_page(scope, send, entry, headers, media_type.encode())
 
     def _media_type(self, scope: Scope) -> str:
         query = scope.get("query_string", b"")
@@ -120,22 +129,27 @@ class ReadRoutes:
         ]
         await self.files.send_page(scope, send, entry, headers, b"application/json")
 
-    async def package_file(self, scope: Scope, send: Send, path: str) -> None:
-        """``path`` is the URL path: /packages/<aa>/<bb>/<rest>/<filename>[.metadata]."""
+    async def package_file(self, scope: Scope, send: Send, path: str, root: str = "") -> None:
+        """``path`` is the URL path: /packages/<aa>/<bb>/<rest>/<filename>[.metadata];
+        ``root`` is where its ``packages/`` is in the tree ("" or a private "<index>/")."""
         head = scope["method"] == "HEAD"
         parts = path.split("/")
-        if len(parts) != 6 or any(p in ("", ".", "..") for p in parts[2:]):
-            await text(send, 404, f"Not Found: {path}", head=head)
+        if (
+            len(parts) != 6
+            or parts[1] != "packages"
+            or any(p in ("", ".", "..") for p in parts[2:])
+        ):
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
             return
         sha256 = "".join(parts[2:5])
-        relative = path.lstrip("/")
+        relative = root + path.lstrip("/")
         headers: Headers = [(b"cache-control", _IMMUTABLE)]
         if parts[5].endswith(".metadata"):
             entry = self.files.page(relative, with_serial=False)
             if entry is None:
-                await text(send, 404, f"Not Found: {path}", head=head)
+                await text(send, 404, f"Not Found: {scope['path']}", head=head)
                 return
             await self.files.send_page(scope, send, entry, headers, b"application/octet-stream")
             return
         if not await self.files.send_file(scope, send, relative, f'"{sha256}"', headers):
-            await text(send, 404, f"Not Found: {path}", head=head)
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
