@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tilsit.auth import sessions
+from tilsit.auth import sessions, switches
 from tilsit.db.models import SessionRow, UserRow
 from tilsit.instance import Instance
 
@@ -186,6 +186,20 @@ def page(
 # Forms are small; anything bigger is refused before it is parsed.
 MAX_FORM_BYTES = 1024 * 1024
 
+# Forms still accepted in read-only mode: logging in (with its second-factor
+# step, under /account/login) and out, and the switches page, so that an admin
+# can log in and turn read-only mode off again.
+READ_ONLY_ALLOWED = ("/account/login", "/account/logout", "/admin/switches")
+
+
+def _allowed_when_read_only(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in READ_ONLY_ALLOWED)
+
+
+def _read_only(request: Request) -> bool:
+    with instance_of(request).db.read() as db:
+        return switches.enabled(db, switches.READ_ONLY)
+
 
 def _csrf_protected(endpoint: Endpoint) -> Endpoint:
     async def checked(request: Request) -> Response:
@@ -211,6 +225,15 @@ def _csrf_protected(endpoint: Endpoint) -> Endpoint:
                 403,
                 "The form's CSRF token is missing or does not match your session."
                 " Reload the page and try again.",
+            )
+        if not _allowed_when_read_only(request.url.path) and await anyio.to_thread.run_sync(
+            _read_only, request
+        ):
+            return await error_page(
+                request,
+                503,
+                "This server is in read-only mode: nothing can be changed for now."
+                " Packages can still be installed; try again later.",
             )
         request.scope["tilsit.form"] = form
         return await endpoint(request)
