@@ -22,6 +22,8 @@ ACTIONS: dict[str, str] = {
     "account.created": "account created",
     "account.disabled": "account disabled",
     "account.enabled": "account enabled",
+    "admin.granted": "made an administrator",
+    "admin.revoked": "administrator rights removed",
     "login.ok": "logged in",
     "login.failed": "failed login",
     "logout": "logged out",
