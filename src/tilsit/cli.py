@@ -26,6 +26,7 @@ from tilsit.index.manage import (
     get_user,
     set_yanked,
 )
+from tilsit.index.permissions import set_visibility
 from tilsit.instance import Instance, open_instance
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -225,6 +226,13 @@ def index() -> None:
     default=None,
     help="Mirror: seconds between syncs inside `tilsit serve` (default: no schedule).",
 )
+@click.option("--private", is_flag=True, help="Only users granted 'read' may read it.")
+@click.option(
+    "--create-policy",
+    type=click.Choice(["anyone", "listed"]),
+    default="anyone",
+    help="Who may create projects: any user, or only users granted 'create'.",
+)
 @instance_options
 def index_create(
     name: str,
@@ -235,6 +243,8 @@ def index_create(
     ca_bundle: Path | None,
     ttl: int | None,
     interval: int | None,
+    private: bool,
+    create_policy: str,
     settings: Settings,
 ) -> None:
     """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL."""
@@ -258,7 +268,10 @@ def index_create(
     instance = _open(settings)
     try:
         with instance.db.write() as session:
-            create_index(session, name, kind, actor="cli", options=options)
+            created = create_index(session, name, kind, actor="cli", options=options)
+            set_visibility(
+                session, created, private=private, create_policy=create_policy, actor_name="cli"
+            )
     except errors.IndexError_ as exc:
         _fail(exc)
     instance.renderer.catch_up()
@@ -557,4 +570,5 @@ def settings_doc() -> None:
 from tilsit.upstream.cli import mirror  # noqa: E402 - last: it takes instance_options from here
 
 main.add_command(mirror)
+import tilsit.access_cli  # noqa: E402, F401 - registers index set/grant/revoke/permissions, role
 from tilsit import audit_cli  # noqa: E402, F401 - registers audit, switch, token list/revoke
