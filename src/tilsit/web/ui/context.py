@@ -187,9 +187,15 @@ def page(
 MAX_FORM_BYTES = 1024 * 1024
 
 # Forms still accepted in read-only mode: logging in (with its second-factor
-# step, under /account/login) and out, and the switches page, so that an admin
-# can log in and turn read-only mode off again.
-READ_ONLY_ALLOWED = ("/account/login", "/account/logout", "/admin/switches")
+# step, /account/two-factor; removing a factor under it checks read-only mode
+# itself) and out, and the switches page, so that an admin can log in and turn
+# read-only mode off again.
+READ_ONLY_ALLOWED = (
+    "/account/login",
+    "/account/two-factor",
+    "/account/logout",
+    "/admin/switches",
+)
 
 
 def _allowed_when_read_only(path: str) -> bool:
