@@ -72,6 +72,7 @@ def _verified_matches(
         groups.setdefault(key_source_of(publisher), []).append(publisher)
     context = jwks.ssl_context(settings.oidc_ca_bundle)
     failure: TokenRefused | None = None
+    verified: dict[str, Any] | None = None
     for cache_key, members in groups.items():
         first = members[0]
         source = jwks.KeySet(cache_key, issuer, first.jwks_url, first.static_keys)
@@ -92,7 +93,11 @@ def _verified_matches(
             failure = exc
             continue
         found = [p for p in members if matches(p, claims)]
-        return claims, found
+        if found:
+            return claims, found
+        verified = claims
+    if verified is not None:
+        return verified, []
     assert failure is not None
     raise failure
 
