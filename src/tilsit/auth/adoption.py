@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.policy import CRITICAL_WINDOW_DAYS, critical_project_ids, has_two_factor
@@ -66,7 +66,7 @@ class Adoption:
 
 def _with_two_factor(session: Session) -> set[int]:
     totp = session.scalars(select(UserRow.id).where(UserRow.totp_secret.is_not(None)))
-    keys = session.scalars(select(distinct(WebAuthnCredentialRow.user_id)))
+    keys = session.scalars(select(WebAuthnCredentialRow.user_id).distinct())
     return set(totp) | set(keys)
 
 
@@ -75,7 +75,8 @@ def two_factor_adoption(session: Session, percent: float) -> Adoption:
     active = set(session.scalars(select(UserRow.id).where(UserRow.is_active.is_(True))))
     uploaders = set(
         session.scalars(
-            select(distinct(RoleRow.user_id))
+            select(RoleRow.user_id)
+            .distinct()
             .join(UserRow, UserRow.id == RoleRow.user_id)
             .join(ProjectRow, ProjectRow.id == RoleRow.project_id)
             .where(UserRow.is_active.is_(True), ProjectRow.deleted_at.is_(None))
@@ -99,7 +100,7 @@ def two_factor_adoption(session: Session, percent: float) -> Adoption:
             .join(UserRow, UserRow.id == RoleRow.user_id)
             .where(RoleRow.project_id == project_id)
             .order_by(UserRow.name)
-        ).tuples():
+        ):
             secure = has_two_factor(session, user)
             everyone[user.id] = secure
             maintainers.append(Maintainer(user.name, role, secure))
