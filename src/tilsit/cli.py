@@ -570,5 +570,9 @@ def settings_doc() -> None:
 from tilsit.upstream.cli import mirror  # noqa: E402 - last: it takes instance_options from here
 
 main.add_command(mirror)
+
+from tilsit.publishers_cli import publisher  # noqa: E402 - last, as above
+
+main.add_command(publisher)
 import tilsit.access_cli  # noqa: E402, F401 - registers index set/grant/revoke/permissions, role
 from tilsit import audit_cli  # noqa: E402, F401 - registers audit, switch, token list/revoke
