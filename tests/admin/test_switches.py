@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.admin.signin import Visitor, sign_in
+from tests.admin.signin import Visitor, csrf_of, sign_in
 from tests.builders import make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
@@ -154,3 +154,87 @@ def test_no_new_projects_refuses_new_names_only(
     assert upload(client, make_wheel("np-old", "2.0"), token).status_code == 200
     _flip(admin, switches.NO_NEW_PROJECTS, "off")
     assert upload(client, make_wheel("np-new", "1.0"), token).status_code == 200
+
+
+def _anonymous_form(client: AppClient, path: str) -> tuple[str, str]:
+    """The session cookie and CSRF token an anonymous visitor gets with a form page."""
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    cookie = response.headers["set-cookie"].split(";", 1)[0]
+    return cookie, csrf_of(response.text)
+
+
+def test_no_new_users_closes_sign_up(instance: Instance, client: AppClient, admin: Visitor) -> None:
+    def sign_up(name: str) -> int:
+        cookie, csrf = _anonymous_form(client, "/account/register")
+        password = "correct horse battery staple tilsit 42"
+        response = client.post(
+            "/account/register",
+            data={
+                "csrf_token": csrf,
+                "name": name,
+                "email": f"{name}@example.test",
+                "password": password,
+                "confirm": password,
+            },
+            headers={"cookie": cookie},
+        )
+        if response.status_code == 403:
+            assert "Sign-up is closed" in response.text
+        return response.status_code
+
+    _flip(admin, switches.NO_NEW_USERS, "on")
+    assert sign_up("newcomer") == 403
+    with instance.db.read() as session:
+        assert session.scalars(select(UserRow).where(UserRow.name == "newcomer")).first() is None
+    _flip(admin, switches.NO_NEW_USERS, "off")
+    assert sign_up("newcomer") == 303
+
+
+def _user(instance: Instance, name: str) -> UserRow:
+    with instance.db.read() as session:
+        return session.scalars(select(UserRow).where(UserRow.name == name)).one()
+
+
+def test_admin_disables_enables_and_promotes_users(
+    instance: Instance, client: AppClient, token: str, admin: Visitor, alice: Visitor
+) -> None:
+    target = _user(instance, "alice").id
+    done = admin.post(f"/admin/users/{target}", {"action": "disable"})
+    assert done.status_code == 303
+    assert not _user(instance, "alice").is_active
+    # Her session and her token stop working at once.
+    assert alice.get("/account/tokens").status_code == 303
+    refused = upload(client, make_wheel("dis-proj", "1.0"), token)
+    assert refused.status_code == 403
+    assert "disabled" in refused.text
+    assert admin.post(f"/admin/users/{target}", {"action": "enable"}).status_code == 303
+    assert upload(client, make_wheel("dis-proj", "1.0"), token).status_code == 200
+    assert admin.post(f"/admin/users/{target}", {"action": "make-admin"}).status_code == 303
+    assert _user(instance, "alice").is_admin
+    assert admin.post(f"/admin/users/{target}", {"action": "remove-admin"}).status_code == 303
+    assert not _user(instance, "alice").is_admin
+    actions = [e.action for e in _events(instance, "account.disabled")] + [
+        e.action for e in _events(instance, "admin.granted")
+    ]
+    assert actions == ["account.disabled", "admin.granted"]
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "message"),
+    [
+        ("disable", 400, "cannot disable your own account"),
+        ("remove-admin", 400, "cannot disable your own account or remove your own admin"),
+        ("explode", 400, "Unknown action"),
+    ],
+)
+def test_admin_user_changes_refused(
+    instance: Instance, admin: Visitor, action: str, status: int, message: str
+) -> None:
+    me = _user(instance, "root").id
+    response = admin.post(f"/admin/users/{me}", {"action": action})
+    assert response.status_code == status
+    assert message in response.text
+    root = _user(instance, "root")
+    assert root.is_admin and root.is_active
+    assert admin.post("/admin/users/99999", {"action": "enable"}).status_code == 404
