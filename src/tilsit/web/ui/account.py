@@ -376,7 +376,8 @@ async def email_page(request: Request) -> Response:
             with instance.db.write() as db:
                 live = db.get(UserRow, user.id)
                 assert live is not None
-                return live.email or "", accounts.change_email(db, live, new_address, ip)
+                secret = accounts.change_email(db, live, new_address, ip)
+                return live.email or "", secret
 
         address, secret = await run(change)
     except (AccountError, RateLimited) as exc:
