@@ -66,7 +66,9 @@ class ReadGate:
         if not self.is_private(index):
             return 200, ""
         secret = credentials_from_header(authorization)
-        if secret is None:
+        if not secret:
+            # A user name without a password (pip sends one from the URL before it asks
+            # its keyring) is no credential: challenge again rather than refuse.
             return 401, _UNAUTHORIZED.format(index=index)
         key = (hashlib.sha256(secret.encode()).hexdigest(), index)
         now = self.clock()
