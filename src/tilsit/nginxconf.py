@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from tilsit.web.read import HTML_CSP
+
 __all__ = ["PERL_MODULE", "render_nginx_config", "render_standalone"]
 
 # Where Debian and Ubuntu install the dynamic module (libnginx-mod-http-perl).
@@ -324,6 +326,19 @@ map $http_if_none_match $tilsit_file_not_modified {
 "" "";
 default $tilsit_file_not_modified_perl;
 }
+# A private index answers 304 only after its access check: not from the rewrite phase.
+map "$tilsit_private:$tilsit_page_not_modified" $tilsit_page_304 {
+":1" 1;
+default "";
+}
+map "$tilsit_private:$tilsit_file_not_modified" $tilsit_file_304 {
+":1" 1;
+default "";
+}
+map $tilsit_private $tilsit_visibility {
+"" public;
+default private;
+}
 # Methods other than GET and HEAD on the read path (uploads go to /legacy/).
 map "$request_method:$uri" $tilsit_refused {
 "~^(?:GET|HEAD):" "";
@@ -388,9 +403,10 @@ def _simple(prefix: str, index: str, check: str) -> str:
     :func:`_path` turns the named group back into its variable for redirects.
     """
     path = _path(prefix)
+    auth = f"set $tilsit_auth_index {index};\n"
     return f"""
 location ~ "^{prefix}/$" {{
-{check}{_to_page(f"{index}/simple")}
+{check}{auth}{_to_page(f"{index}/simple")}
 }}
 location ~ "^{prefix}/(?<tilsit_name>{_NAME})$" {{
 {check}return 301 {path}/$tilsit_canonical_name/$is_args$args;
@@ -399,19 +415,20 @@ location ~ "^{prefix}/(?<tilsit_name>{_NAME})/$" {{
 {check}if ($tilsit_name != $tilsit_canonical_name) {{
 return 301 {path}/$tilsit_canonical_name/$is_args$args;
 }}
-{_to_page(f"{index}/simple/$tilsit_name")}
+{auth}{_to_page(f"{index}/simple/$tilsit_name")}
 }}"""
 
 
 def _legacy(prefix: str, index: str, check: str) -> str:
     """The legacy JSON API below ``prefix`` (``/pypi`` or ``/<index>/pypi``)."""
     path = _path(prefix)
+    auth = f"set $tilsit_auth_index {index};\n"
     return f"""
 location ~ "^{prefix}/(?<tilsit_legacy>{_NAME}(?:/{_VERSION})?)/json/?$" {{
 {check}if ($tilsit_legacy != $tilsit_canonical_legacy) {{
 return 301 {path}/$tilsit_canonical_legacy/json$is_args$args;
 }}
-rewrite ^ /.tilsit/legacy/{index}/pypi/$tilsit_legacy/json last;
+{auth}rewrite ^ /.tilsit/legacy/{index}/pypi/$tilsit_legacy/json last;
 }}"""
 
 
@@ -419,9 +436,26 @@ def _path(prefix_regex: str) -> str:
     return re.sub(r"\(\?<(\w+)>[^)]*\)", r"$\1", prefix_regex)
 
 
+# A private index (its tree directory holds .private) is read only after tilsit has
+# checked the request's token: auth_request asks /_/auth/<index>. Conditional requests
+# are answered only after that check, and its pages are never cached as public.
+_AUTH = """
+set $tilsit_private "";
+if (-f "$document_root/$tilsit_auth_index/.private") { set $tilsit_private 1; }
+auth_request /.tilsit/auth;
+error_page 401 /.tilsit/401;
+error_page 403 /.tilsit/403;
+"""
+
+
 def _page_location(media: str, tree: str, content_type: str, page_cache: str) -> str:
     simple = media != "legacy"
     extra = 'add_header Vary "Accept";' if simple else 'add_header Access-Control-Allow-Origin "*";'
+    if media in ("html", "v1html"):
+        extra += (
+            f'\nadd_header Content-Security-Policy "{HTML_CSP}";'
+            '\nadd_header X-Content-Type-Options "nosniff";'
+        )
     return f"""
 location ^~ /.tilsit/{media}/ {{
 internal;
@@ -430,13 +464,72 @@ default_type {content_type};
 etag off;
 if_modified_since off;
 max_ranges 0;
-error_page 404 {"/.tilsit/404-page" if simple else "/.tilsit/404"};
-if ($tilsit_page_not_modified) {{ return 304; }}
+error_page 404 {"/.tilsit/404-page" if simple else "/.tilsit/404"};{_AUTH}
+if ($tilsit_page_304) {{ return 304; }}
 add_header Last-Modified "";
 add_header ETag $tilsit_page_etag;
 add_header X-PyPI-Last-Serial $tilsit_page_serial;
-add_header Cache-Control "{page_cache}";
+add_header Cache-Control "{page_cache.replace("public", "$tilsit_visibility")}";
 {extra}
+}}"""
+
+
+def _private_files(tree: str) -> str:
+    """A private index's files, under ``/<index>/packages/`` (see tilsit.render.tree)."""
+    named = f"/(?<tilsit_files_index>{_INDEX})/packages"
+    cache = _IMMUTABLE.replace("public", "private")
+    return f"""
+location ~ "^{named}/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{
+set $tilsit_auth_index $tilsit_files_index;{_AUTH}
+default_type application/octet-stream;
+etag off;
+if_modified_since off;
+max_ranges 0;
+if ($tilsit_page_304) {{ return 304; }}
+add_header Last-Modified "";
+add_header ETag $tilsit_page_etag;
+add_header Cache-Control "{cache}";
+}}
+location ~ "^{named}/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{
+set $tilsit_file_etag '"$2$3$4"';
+set $tilsit_auth_index $tilsit_files_index;{_AUTH}
+default_type application/octet-stream;
+etag off;
+max_ranges 1;
+if ($tilsit_file_304) {{ return 304; }}
+add_header ETag $tilsit_file_etag;
+add_header Cache-Control "{cache}";
+}}"""
+
+
+def _auth_locations(proxy: str | None) -> str:
+    """The ``auth_request`` target: public indexes at once, private ones asked of tilsit."""
+    ask = (
+        f"""rewrite ^ /_/auth/$tilsit_auth_index break;
+{proxy}
+proxy_pass_request_body off;
+proxy_set_header Content-Length "";"""
+        if proxy is not None
+        else "return 403;"
+    )
+    return f"""
+location = /.tilsit/auth {{
+internal;
+# Every route that reaches the tree names its index; a route that did not would be refused.
+if ($tilsit_auth_index = "") {{ return 403; }}
+if (!-f "$document_root/$tilsit_auth_index/.private") {{ return 204; }}
+{ask}
+}}
+location = /.tilsit/401 {{
+internal;
+# auth_request passes on tilsit's WWW-Authenticate challenge.
+add_header Cache-Control "no-store" always;
+return 401 "Unauthorized: index $tilsit_auth_index is private. Send an API token as the password of HTTP Basic authentication (user name __token__) or as a Bearer token. Account passwords are not accepted here, as they would bypass two-factor authentication.\n";
+}}
+location = /.tilsit/403 {{
+internal;
+add_header Cache-Control "no-store" always;
+return 403 "Forbidden: this API token may not read index $tilsit_auth_index\n";
 }}"""
 
 
@@ -602,6 +695,7 @@ add_header Cache-Control "{_IMMUTABLE}";
 
 # A mirror's freshness (tilsit mirror sync writes it into the tree).
 location ~ "^/(?<tilsit_status_index>{_INDEX})/mirror-status[.]json$" {{
+set $tilsit_auth_index $tilsit_status_index;{_AUTH}
 default_type application/json;
 add_header Cache-Control "no-cache";
 try_files /$tilsit_status_index/mirror-status.json =404;
@@ -611,6 +705,8 @@ try_files /$tilsit_status_index/mirror-status.json =404;
 location = /simple {{
 return 301 /simple/$is_args$args;
 }}{default_static}
+
+# A private index's files, and the access check of private indexes.{_private_files(tree)}{_auth_locations(proxy if upstream is not None else None)}
 
 # Every index by name, at /<index>/simple/ and /<index>/pypi/.
 location ~ "^{named}/simple$" {{
