@@ -60,6 +60,15 @@ def _hs256_with_public_key(issuer: LocalIssuer) -> str:
     return f"{header}.{payload}.{_b64(signature)}"
 
 
+def _signed_with_header(issuer: LocalIssuer, header: dict[str, Any]) -> str:
+    """A correctly RS256-signed token with a header PyJWT would not write itself."""
+    encoded = _b64(json.dumps(header).encode())
+    payload = _b64(json.dumps(issuer.claims(aud=AUDIENCE)).encode())
+    signing_input = f"{encoded}.{payload}".encode()
+    signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input, issuer.rsa_key)
+    return f"{encoded}.{payload}.{_b64(signature)}"
+
+
 def _now() -> int:
     return int(time.time())
 
@@ -88,6 +97,12 @@ ATTACKS: list[tuple[str, Callable[[LocalIssuer], str], int, str | None]] = [
     ("future iat", lambda i: i.token(aud=AUDIENCE, iat=_now() + 120), 422, "invalid-token"),
     ("alg none", _unsigned, 422, "invalid-token"),
     ("HS256 signed with the public key", _hs256_with_public_key, 422, "invalid-token"),
+    (
+        "crit header",
+        lambda i: _signed_with_header(i, {"alg": "RS256", "kid": "rsa-1", "crit": ["b64"]}),
+        422,
+        "invalid-token",
+    ),
     ("unknown kid", lambda i: i.token(aud=AUDIENCE, kid="made-up"), 422, "invalid-token"),
     ("no jti", lambda i: i.token(aud=AUDIENCE, jti=None), 422, "invalid-token"),
     ("no exp", lambda i: i.token(aud=AUDIENCE, exp=None), 422, "invalid-token"),

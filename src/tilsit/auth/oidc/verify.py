@@ -53,7 +53,7 @@ def read_header(token: str) -> dict[str, Any]:
         raise TokenRefused("invalid-token", f"The token is longer than {MAX_TOKEN_LENGTH} bytes")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.PyJWTError as exc:
         raise TokenRefused("invalid-token", f"The token is not a JWT: {exc}") from exc
     alg = header.get("alg")
     if alg not in ALGORITHMS:
@@ -61,6 +61,12 @@ def read_header(token: str) -> dict[str, Any]:
             "invalid-token",
             f"Signing algorithm {alg!r} is not accepted: only {', '.join(ALGORITHMS)}",
         )
+    if "crit" in header:
+        # No extension is understood here, so a token that demands one is refused
+        # (RFC 7515 4.1.11), whatever the library version would do with it.
+        raise TokenRefused("invalid-token", "The token's header marks extensions as critical")
+    # Keys named by the token itself (jku, jwk, x5u, x5c) are never used: keys come
+    # only from the publisher's issuer.
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 255:
         raise TokenRefused("invalid-token", "The token's header names no key ('kid')")
