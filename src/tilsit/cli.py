@@ -14,7 +14,7 @@ import click
 from sqlalchemy import select
 
 from tilsit.config import SETTINGS, InvalidSetting, Settings, load_settings
-from tilsit.db.models import FileRow, IndexRow
+from tilsit.db.models import FileRow, IndexRow, UserRow
 from tilsit.index import errors
 from tilsit.index.manage import (
     create_index,
@@ -295,19 +295,94 @@ def user() -> None:
     """Manage users."""
 
 
+def _new_password(ask: bool, from_stdin: bool, name: str, email: str) -> str | None:
+    """A checked argon2 hash of a password typed (hidden, twice) or read from stdin."""
+    from tilsit.auth.passwords import WeakPassword, check_new_password, hash_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif ask:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        return None
+    try:
+        check_new_password(password, name=name, email=email)
+    except WeakPassword as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    return hash_password(password)
+
+
+_password_options = [
+    click.option("--password", "ask_password", is_flag=True, help="Prompt for a password."),
+    click.option("--password-stdin", is_flag=True, help="Read the password from stdin."),
+]
+
+
 @user.command("create")
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="May upload to and manage every project.")
+@click.option("--email", default=None, help="The user's email address (taken as verified).")
+@_password_options[0]
+@_password_options[1]
 @instance_options
-def user_create(name: str, admin: bool, settings: Settings) -> None:
-    """Create a user (who can then be given tokens)."""
+def user_create(
+    name: str,
+    admin: bool,
+    email: str | None,
+    ask_password: bool,
+    password_stdin: bool,
+    settings: Settings,
+) -> None:
+    """Create a user (who can then be given tokens, or log in with a password)."""
+    from tilsit.auth.accounts import AccountError, normalise_email
+
+    try:
+        address = normalise_email(email) if email else None
+    except AccountError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    hashed = _new_password(ask_password, password_stdin, name, address or "")
     instance = _open(settings)
     try:
         with instance.db.write() as session:
-            create_user(session, name, admin=admin)
+            row = create_user(session, name, admin=admin)
+            if address:
+                taken = session.scalars(select(UserRow.id).where(UserRow.email == address))
+                if taken.first() is not None:
+                    raise errors.IndexError_(f"The address {address} belongs to another user")
+                # An administrator vouches for the address; no link is mailed.
+                row.email, row.email_verified_at = address, datetime.now(UTC)
+            if hashed:
+                row.password_hash, row.password_changed_at = hashed, datetime.now(UTC)
     except errors.IndexError_ as exc:
         _fail(exc)
     click.echo(f"created user {name!r}; next: tilsit token create --user {name}")
+
+
+@user.command("set-password")
+@click.argument("name")
+@_password_options[1]
+@instance_options
+def user_set_password(name: str, password_stdin: bool, settings: Settings) -> None:
+    """Set a user's password (prompted twice, hidden) and end their web sessions."""
+    from tilsit.auth.audit import record_event
+    from tilsit.auth.sessions import end_user_sessions
+
+    instance = _open(settings)
+    with instance.db.read() as session:
+        found = session.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()
+    if found is None:
+        _fail(errors.IndexError_(f"There is no user {name!r}"))
+        return
+    hashed = _new_password(True, password_stdin, name, found.email or "")
+    with instance.db.write() as session:
+        row = session.get(UserRow, found.id)
+        assert row is not None and hashed is not None
+        row.password_hash, row.password_changed_at = hashed, datetime.now(UTC)
+        end_user_sessions(session, row)
+        record_event(session, "password.changed", actor_name="cli", user=row)
+    click.echo(f"password of {name!r} set; their web sessions were ended")
 
 
 @main.group()
