@@ -113,3 +113,32 @@ def test_sign_up_totp_and_passkey(
     page.wait_for_url(f"{base}/account/")
     assert "Your account: bea" in page.content()
     assert "never" not in page.goto(f"{base}/account/passkeys").text()  # type: ignore[union-attr]
+
+    # A signature counter that does not go up means a cloned key: refused.
+    set_sign_count(mail_server, "bea", 10**9)
+    log_out(page)
+    login(page, base, "bea", PASSWORD)
+    page.wait_for_url(f"{base}/account/two-factor")
+    page.get_by_role("button", name="Use a passkey").click()
+    status = page.locator("#passkey-status")
+    status.filter(has_text="did not work").wait_for()
+    assert "sign count" in status.inner_text()
+    assert page.url == f"{base}/account/two-factor"
+
+
+def set_sign_count(server: LiveServer, name: str, count: int) -> None:
+    from sqlalchemy import select
+
+    from tilsit.db.engine import Database
+    from tilsit.db.models import UserRow, WebAuthnCredentialRow
+
+    db = Database(server.settings.db_url)
+    try:
+        with db.write() as session:
+            user = session.scalars(select(UserRow).where(UserRow.name == name)).one()
+            for row in session.scalars(
+                select(WebAuthnCredentialRow).where(WebAuthnCredentialRow.user_id == user.id)
+            ):
+                row.sign_count = count
+    finally:
+        db.dispose()
