@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import anyio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse
 
 from tilsit.auth import mail
 from tilsit.auth.accounts import AccountError
@@ -23,6 +23,7 @@ __all__ = [
     "absolute_url",
     "form_text",
     "json_refusal",
+    "live_session",
     "mail_task",
     "refusal",
     "run",
@@ -113,8 +114,3 @@ def live_session(db: Any, request: Request) -> SessionRow | None:
         return None
     live: SessionRow | None = db.get(SessionRow, row.id)
     return live
-
-
-def with_status(response: Response, status: int) -> Response:
-    response.status_code = status
-    return response

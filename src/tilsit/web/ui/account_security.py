@@ -8,7 +8,6 @@ enough to strip an account of its second factor.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import segno
@@ -325,10 +324,6 @@ async def remove_factor(request: Request) -> Response:
     return await render(
         request, "account/message.html", {"title": "Two-factor", "messages": [done]}
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 routes: list[BaseRoute] = [
