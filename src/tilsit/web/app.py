@@ -93,7 +93,9 @@ class TilsitApp:
                 await self._method_not_allowed(send, "GET, HEAD")
                 return
             if (admitted := await self.gate.admit(scope, send, first)) is not None:
-                await self.read.package_file(scope, admitted, path[len(first) + 1 :], f"{first}/")
+                shared_path = path[len(first) + 1 :]  # /packages/…, as the counter reads it
+                admitted = self.downloads.counting(scope, admitted, shared_path)
+                await self.read.package_file(scope, admitted, shared_path, f"{first}/")
             return
 
         # /simple/..., /pypi/..., /legacy/ are the default index's; /<index>/... any index's.
