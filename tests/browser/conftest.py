@@ -120,9 +120,13 @@ def mail_server(settings: Settings, tmp_path: Path, smtp_sink: SmtpServer) -> It
     stop(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """The system Chromium, headless, through Playwright (one per test session)."""
+    """The system Chromium, headless, through Playwright, one per test module.
+
+    Not one per session: Playwright's sync API keeps an event loop running in
+    the main thread while it is open, and later tests call asyncio.run().
+    """
     need(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
     try:
         from playwright.sync_api import sync_playwright
