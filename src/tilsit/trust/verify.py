@@ -176,6 +176,18 @@ class TreeFetcher(FetcherInterface):
                 yield chunk
 
 
+class _Recording(FetcherInterface):
+    """Remembers the last URL asked for, so a fault can name the file that failed."""
+
+    def __init__(self, inner: FetcherInterface) -> None:
+        self.inner = inner
+        self.last_url = ""
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        self.last_url = url
+        return self.inner._fetch(url)
+
+
 class _Links(HTMLParser):
     """The ``<a href>`` links of a simple page, with their core-metadata flag."""
 
@@ -287,6 +299,7 @@ class _Source:
             self.index_path = f"/{index}/"
             self.tree = TreeFetcher(root)
             self.fetcher = self.tree
+        self.fetcher = self.recorder = _Recording(self.fetcher)
 
     @property
     def metadata_url(self) -> str:
@@ -409,13 +422,14 @@ class _Run:
             return None
         return version + 1
 
-    def metadata_fault(self, exc: Exception, stage: str) -> None:
+    def metadata_fault(self, exc: Exception) -> None:
+        failed = self.src.recorder.last_url.rsplit("/", 1)[-1]
         gap = self.root_gap()
         name, role = classify(exc, gap=gap is not None)
         detail = f"{type(exc).__name__}: {exc}"
         if gap is not None:
             detail = f"{gap}.root.json is missing but {gap + 1}.root.json exists; {detail}"
-        self.report.add(name, stage if role == "metadata" else f"{role}.json", detail)
+        self.report.add(name, failed if role == "metadata" else f"{role}.json", detail)
 
     def run(self, projects: tuple[str, ...], sample: int | None, seed: int | None) -> None:
         try:
@@ -426,7 +440,7 @@ class _Run:
         try:
             updater.refresh()
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
-            self.metadata_fault(exc, "refresh")
+            self.metadata_fault(exc)
             return
         gap = self.root_gap()
         if gap is not None:
@@ -584,11 +598,7 @@ class _Run:
             self.report.add(UNLISTED, url_path, f"linked from {page} but not a signed target")
             return
         if target.startswith("simple/"):
-            for name in (PAGE_HTML, PAGE_JSON):
-                candidate = target + name
-                if candidate in self.targets:
-                    self.check_page(updater, candidate)
-            return
+            return  # a signed project page: checked when its project is chosen
         pairs = [(target, url_path)]
         if has_metadata:
             pairs.append((target + ".metadata", url_path + ".metadata"))
