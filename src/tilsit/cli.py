@@ -650,5 +650,6 @@ from tilsit.publishers_cli import publisher  # noqa: E402 - last, as above
 
 main.add_command(publisher)
 import tilsit.access_cli  # noqa: E402, F401 - registers index set/grant/revoke/permissions, role
+import tilsit.trust_cli  # noqa: E402 - registers keys init/rotate/show and tuf refresh
 from tilsit import audit_cli  # noqa: E402, F401 - registers audit, switch, token list/revoke
 import tilsit.verify_cli  # noqa: E402, F401 - registers verify and tuf export-static

@@ -149,6 +149,42 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM file of CA certificates to trust when fetching OIDC issuers' keys;"
         " empty means the system's (which honours SSL_CERT_FILE).",
     ),
+    Setting(
+        "tuf_bin_bits",
+        int,
+        10,
+        "TUF: bits of sha256(target path) that pick its hashed bin (2^N bins per index);"
+        " 10 suits about 100k targets, add one bit per fourfold growth.",
+    ),
+    Setting("tuf_timestamp_expiry", int, 86400, "TUF: seconds a timestamp.json stays valid."),
+    Setting("tuf_snapshot_expiry", int, 86400, "TUF: seconds a snapshot stays valid."),
+    Setting("tuf_bins_expiry", int, 86400, "TUF: seconds a hashed bin stays valid."),
+    Setting(
+        "tuf_targets_expiry",
+        int,
+        365 * 86400,
+        "TUF: seconds targets.json stays valid (re-signed with the targets key).",
+    ),
+    Setting(
+        "tuf_root_expiry",
+        int,
+        365 * 86400,
+        "TUF: seconds a root version stays valid (re-signed with the root keys).",
+    ),
+    Setting(
+        "tuf_grace",
+        int,
+        3600,
+        "TUF: seconds a superseded snapshot, its bins and their hashed files stay on disk,"
+        " for clients in the middle of a download (at least 3600).",
+    ),
+    Setting("tuf_root_keys", int, 1, "TUF: root keys `tilsit keys init` makes by default."),
+    Setting(
+        "tuf_root_threshold",
+        int,
+        1,
+        "TUF: root keys that must sign a new root version, by default.",
+    ),
 )
 
 
@@ -184,6 +220,15 @@ class Settings:
     trusted_token_lifetime: int = 900
     oidc_github_issuer: str = "https://token.actions.githubusercontent.com"
     oidc_ca_bundle: str = ""
+    tuf_bin_bits: int = 10
+    tuf_timestamp_expiry: int = 86400
+    tuf_snapshot_expiry: int = 86400
+    tuf_bins_expiry: int = 86400
+    tuf_targets_expiry: int = 365 * 86400
+    tuf_root_expiry: int = 365 * 86400
+    tuf_grace: int = 3600
+    tuf_root_keys: int = 1
+    tuf_root_threshold: int = 1
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property

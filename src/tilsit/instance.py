@@ -13,6 +13,9 @@ from tilsit.index.manage import create_index
 from tilsit.render.follow import Renderer
 from tilsit.render.tree import Tree
 from tilsit.store.fs import FilesystemBlobStore
+from tilsit.trust.keys import open_keys
+from tilsit.trust.repository import Signing
+from tilsit.trust.settings import trust_settings, utcnow
 
 __all__ = ["Instance", "open_instance"]
 
@@ -24,6 +27,7 @@ class Instance:
     blobs: FilesystemBlobStore
     tree: Tree
     renderer: Renderer
+    signing: Signing
 
     def close(self) -> None:
         self.db.dispose()
@@ -37,8 +41,11 @@ def open_instance(settings: Settings, *, migrate: bool = True) -> Instance:
         db.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
     tree = Tree(settings.tree_dir, settings.tmp_dir)
-    renderer = Renderer(db, blobs, tree, settings.data / "render.lock", settings.base_url)
-    instance = Instance(settings, db, blobs, tree, renderer)
+    # Every index is signed (TUF); a data directory without keys gets a first set.
+    trust = trust_settings(settings)
+    signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
+    renderer = Renderer(db, blobs, tree, settings.data / "render.lock", settings.base_url, signing)
+    instance = Instance(settings, db, blobs, tree, renderer, signing)
     with db.write() as session:
         exists = session.scalars(
             select(IndexRow.id).where(IndexRow.name == settings.default_index)

@@ -170,7 +170,10 @@ def test_making_the_index_public_again_restores_anonymous_reads(private: Private
         assert private.http.get(path).status_code == 200, path
     tree = private.instance.settings.tree_dir
     assert not (tree / "sec" / PRIVATE_MARKER).exists()
-    assert not (tree / "sec" / "packages").exists()
+    # The private copies go; only the <sha256>.<name> links TUF clients fetch stay.
+    left = [p.name for p in (tree / "sec" / "packages").rglob("*") if p.is_file()]
+    assert left and all(name.startswith(f"{wheel.sha256}.") for name in left), left
+    assert private.http.get("/" + file_path(wheel.sha256, wheel.filename, "sec/")).status_code == 404
 
 
 def test_nginx_auth_endpoint(private: Private) -> None:

@@ -10,9 +10,11 @@ is healed by the next catch-up (``tilsit serve`` runs one at start), and
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -33,6 +35,8 @@ from tilsit.render.snapshot import ProjectSnap, load_project
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
 from tilsit.store.blobs import BlobStore
+from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
+from tilsit.trust.repository import Batch, Signing
 
 __all__ = ["Renderer"]
 
@@ -59,13 +63,29 @@ def _still_served(session: Session, sha256: str, filename: str) -> bool:
 
 class Renderer:
     def __init__(
-        self, db: Database, blobs: BlobStore, tree: Tree, lock_path: Path, base_url: str = ""
+        self,
+        db: Database,
+        blobs: BlobStore,
+        tree: Tree,
+        lock_path: Path,
+        base_url: str = "",
+        signing: Signing | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.tree = tree
         self.lock_path = lock_path
         self.base_url = base_url
+        self.signing = signing
+        # Targets written or removed per index by the render in progress (TUF).
+        self._batch = Batch()
+        self._went_public = False
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The renderer's lock, for other writers of the tree (TUF freshness and sweep)."""
+        with self._locked():
+            yield
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -96,10 +116,14 @@ class Renderer:
                     names.add(project)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id)
+                self._batch = Batch()
                 self._mark_privacy(index)
                 for name in sorted(names):
                     self._render_project(session, index, name)
                 self._render_index(session, index)
+                # After the pages and files are in place, before .serial.
+                if self.signing is not None:
+                    self.signing.repo(index.name).round(_now(), self._batch.changes)
             last = rows[-1][0]
             self.tree.set_serial(last)
             return int(last)
@@ -109,6 +133,7 @@ class Renderer:
         with self._locked(), self.db.read() as session:
             last = session.scalar(select(func.max(JournalRow.serial))) or 0
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+                self._batch = Batch()
                 self._mark_privacy(index)
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
@@ -116,6 +141,10 @@ class Renderer:
                 for name in names:
                     self._render_project(session, index, name)
                 self._render_index(session, index)
+                if self.signing is not None:
+                    # Every bin re-signed from exactly what was just rendered.
+                    live = {p: t for p, t in self._batch.changes.items() if t is not None}
+                    self.signing.repo(index.name).round(_now(), live, replace=True)
             self.tree.set_serial(last)
             return int(last)
 
@@ -127,13 +156,40 @@ class Renderer:
                 self.tree.write(marker, b"")
         elif self.tree.read(marker) is not None:
             self.tree.remove(marker)
+            self._went_public = True
+
+    def _drop_private_files(self, index: IndexRow) -> None:
+        """Remove the plain-named files left from when the index was private (its pages
+        now link /packages/); the ``<sha256>.<name>`` links TUF clients fetch stay."""
+        own_files = self.tree.path(f"{private_root(index.name)}packages")
+        if not own_files.is_dir():
+            return
+        for directory, _dirs, files in os.walk(own_files, topdown=False):
+            for name in files:
+                if not is_hashed(name):
+                    self.tree.remove(os.path.relpath(os.path.join(directory, name), self.tree.root))
+
+    def _page(self, index: str, project: str | None, page: str, data: bytes) -> None:
+        """Write a simple page and, when signing, its hashed link and its target entry."""
+        relative = f"{index}/{page_target(project, page)}"
+        self.tree.write(relative, data)
+        if self.signing is None:
+            return
+        target = page_target(project, page)
+        sha256 = hashlib.sha256(data).hexdigest()
+        if self._batch.upsert(target, sha256, len(data)):
+            self.tree.link(hashed_path(index, target, sha256), self.tree.path(relative))
+
+    def _file_target(self, index: str, target: str, sha256: str, blob: Path) -> None:
+        if self.signing is None:
+            return
+        if self._batch.upsert(target, sha256, blob.stat().st_size):
+            self.tree.link(hashed_path(index, target, sha256), blob)
 
     def _render_index(self, session: Session, index: IndexRow) -> None:
-        if not index.private:
-            # Left over from when the index was private (its pages now link /packages/).
-            own_files = f"{private_root(index.name)}packages"
-            if self.tree.path(own_files).is_dir():
-                self.tree.remove_dir(own_files)
+        if not index.private and self._went_public:
+            self._went_public = False
+            self._drop_private_files(index)
         entries = [
             # Mirrors show the upstream's serials, so their pages match the origin's.
             IndexEntry(name, serial if upstream is None else upstream)
@@ -148,9 +204,8 @@ class Renderer:
             state = session.get(UpstreamStateRow, index.id)
             if state is not None and state.synced_serial is not None:
                 serial = state.synced_serial
-        base = f"{index.name}/simple"
-        self.tree.write(f"{base}/{PAGE_JSON}", index_json(entries, serial))
-        self.tree.write(f"{base}/{PAGE_HTML}", index_html(entries, serial))
+        self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
+        self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
 
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
@@ -166,20 +221,28 @@ class Renderer:
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:
-            self.tree.remove_dir(simple_dir)
+            if self.signing is None:
+                self.tree.remove_dir(simple_dir)
+            else:  # the hashed pages stay for the grace period (the TUF sweep)
+                for name in (PAGE_JSON, PAGE_HTML):
+                    self.tree.remove(f"{simple_dir}/{name}")
+                    self._batch.remove(page_target(project.normalized, name))
             self.tree.remove_dir(legacy_dir)
             return
         page = simple_page(project, self.base_url)
-        self.tree.write(f"{simple_dir}/{PAGE_JSON}", project_json(page))
-        self.tree.write(f"{simple_dir}/{PAGE_HTML}", project_html(page))
+        self._page(index.name, project.normalized, PAGE_JSON, project_json(page))
+        self._page(index.name, project.normalized, PAGE_HTML, project_html(page))
         self._render_legacy(project, legacy_dir)
 
     def _place_files(self, session: Session, project: ProjectSnap) -> None:
         # Files go into the tree before any page that links them.
         root = project.files_root
+        index = project.index
         for _release, f in project.live_files():
+            target = file_target(f.sha256, f.filename)
             if f.cached:  # a proxy links a file once it has fetched it
                 self.tree.link(file_path(f.sha256, f.filename, root), self.blobs.path(f.sha256))
+                self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
             if (
                 f.serves_metadata
                 and f.metadata_sha256 is not None
@@ -189,11 +252,19 @@ class Renderer:
                     file_path(f.sha256, f.filename, root) + ".metadata",
                     self.blobs.path(f.metadata_sha256),
                 )
+                self._file_target(
+                    index,
+                    target + ".metadata",
+                    f.metadata_sha256,
+                    self.blobs.path(f.metadata_sha256),
+                )
             if root:
                 # A private index's file leaves the shared /packages/ (where it was
                 # while the index was public) unless a public index lists it too.
                 self._unshare(session, f.sha256, f.filename)
         for f in project.dead_files():
+            self._batch.remove(file_target(f.sha256, f.filename))
+            self._batch.remove(file_target(f.sha256, f.filename) + ".metadata")
             if root:
                 self.tree.remove(file_path(f.sha256, f.filename, root) + ".metadata")
                 self.tree.remove(file_path(f.sha256, f.filename, root))
@@ -220,3 +291,7 @@ class Renderer:
         for child in existing.iterdir() if existing.is_dir() else []:
             if child.is_dir() and child.name not in live:
                 self.tree.remove_dir(f"{legacy_dir}/{child.name}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

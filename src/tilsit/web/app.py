@@ -83,6 +83,14 @@ class TilsitApp:
             await self.ui(scope, receive, send)
             return
 
+        if len(segments) == 4 and segments[2] == "tuf":
+            # TUF metadata, gated like the rest of the index.
+            if method not in _READ_METHODS:
+                await self._method_not_allowed(send, "GET, HEAD")
+                return
+            if (admitted := await self.gate.admit(scope, send, first)) is not None:
+                await self.read.tuf(scope, admitted, first, segments[3])
+            return
         if len(segments) == 3 and segments[2] == "mirror-status.json":
             if (admitted := await self.gate.admit(scope, send, first)) is not None:
                 await self._mirror_status(scope, admitted, first)
@@ -131,6 +139,8 @@ class TilsitApp:
         if not self._index_exists(index):
             await text(send, 404, f"Not Found: there is no index named {index!r}", head=head)
             return
+        if area == "simple" and await self.read.hashed_page(scope, send, index, rest):
+            return  # a TUF client's <sha256>.<page>, for every kind of index
         proxy = await self.proxy.index(index)  # in memory once the name is known
         if proxy is not None:
             if area == "simple":

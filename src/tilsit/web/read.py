@@ -10,12 +10,15 @@ from tilsit.render.tree import PAGE_HTML, PAGE_JSON
 from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
 from tilsit.spec.names import normalize
 from tilsit.spec.simple import JSON
+from tilsit.trust.layout import is_hashed, tuf_dir
 from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
 from tilsit.web.treefiles import TreeFiles
 
 __all__ = ["HTML_CSP", "ReadRoutes"]
 
 _IMMUTABLE = b"max-age=31536000, immutable, public"
+# timestamp.json and root.json name the latest versions: clients must always revalidate.
+_TUF_LATEST = frozenset(("timestamp.json", "root.json"))
 # Simple pages are HTML a browser may open: they load nothing and are never framed.
 HTML_CSP = "default-src 'none'; frame-ancestors 'none'"
 _HTML_HEADERS = [
@@ -78,6 +81,47 @@ class ReadRoutes:
         if media_type != JSON:
             headers += _HTML_HEADERS
         await self.files.send_page(scope, send, entry, headers, media_type.encode())
+
+    async def hashed_page(self, scope: Scope, send: Send, index: str, rest: str) -> bool:
+        """``rest`` after ``/<index>/simple/``: a TUF client's ``[<project>/]<sha256>.<page>``.
+
+        Returns False (nothing sent) when ``rest`` is not such a name. The bytes never
+        change under a hashed name, so they are cached for good.
+        """
+        parts = rest.strip("/").split("/")
+        name = parts[-1]
+        if rest.endswith("/") or len(parts) > 2 or not is_hashed(name):
+            return False
+        page = name[65:]
+        if page not in (PAGE_HTML, PAGE_JSON) or (
+            len(parts) == 2 and parts[0] != normalize(parts[0])
+        ):
+            return False
+        media_type = JSON if page == PAGE_JSON else "text/html"
+        entry = self.files.page(f"{index}/simple/{'/'.join(parts)}")
+        if entry is None:
+            await text(send, 404, f"Not Found: {scope['path']}", head=scope["method"] == "HEAD")
+            return True
+        headers: Headers = [(b"cache-control", _IMMUTABLE)]
+        if media_type != JSON:
+            headers += _HTML_HEADERS
+        await self.files.send_page(scope, send, entry, headers, media_type.encode())
+        return True
+
+    async def tuf(self, scope: Scope, send: Send, index: str, name: str) -> None:
+        """``/<index>/tuf/<name>``: the index's TUF metadata."""
+        head = scope["method"] == "HEAD"
+        if not name or "/" in name or name.startswith(".") or not name.endswith(".json"):
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
+            return
+        entry = self.files.page(f"{tuf_dir(index)}/{name}", with_serial=False)
+        if entry is None:
+            await text(send, 404, f"Not Found: {scope['path']}", head=head)
+            return
+        cache = b"no-cache" if name in _TUF_LATEST else _IMMUTABLE
+        await self.files.send_page(
+            scope, send, entry, [(b"cache-control", cache)], b"application/json"
+        )
 
     def _media_type(self, scope: Scope) -> str:
         query = scope.get("query_string", b"")

@@ -1,0 +1,296 @@
+"""One index's TUF repository in the tree: bins, snapshot and timestamp, signed on write.
+
+Layout under ``<tree>/<index>/tuf/`` (consistent snapshots): every ``N.root.json``
+(never deleted) and ``root.json`` (the latest), ``N.targets.json``,
+``N.bins-xxx.json``, ``N.snapshot.json`` and ``timestamp.json``. A round writes the
+touched bins, then a snapshot, then the timestamp by atomic rename: that rename is
+the commit point, so a reader sees the old consistent snapshot or the new one.
+
+The snapshot and timestamp stay parsed in memory between rounds (re-read only
+when another process replaced ``timestamp.json``); a bin is parsed when touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
+
+from tilsit.render.tree import Tree
+from tilsit.store.fs import fsync_dir
+from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, load_keys, trust_dir
+from tilsit.trust.layout import hashed_path, signable, tuf_dir
+
+__all__ = ["Batch", "IndexRepository", "Signing"]
+
+_VERSIONED = re.compile(r"(\d+)\.(.+)\.json")
+
+
+@dataclass
+class Batch:
+    """What one render changed in an index: target path -> its file, or None if removed."""
+
+    changes: dict[str, TargetFile | None] = field(default_factory=dict)
+
+    def upsert(self, path: str, sha256: str, length: int) -> bool:
+        """Record a target; False (and nothing recorded) if the path cannot be signed."""
+        if not signable(path):
+            return False
+        self.changes[path] = TargetFile(length, {"sha256": sha256}, path)
+        return True
+
+    def remove(self, path: str) -> None:
+        if signable(path):
+            self.changes[path] = None
+
+
+def _sign(md: Metadata[Targets] | Metadata[Snapshot] | Metadata[Timestamp], keys: KeySet) -> bytes:
+    md.signatures.clear()
+    md.sign(keys.online, append=True)
+    return md.to_bytes(SERIALIZER)
+
+
+class IndexRepository:
+    def __init__(self, tree: Tree, index: str, keys: KeySet, settings: TrustSettings) -> None:
+        self.tree = tree
+        self.index = index
+        self.keys = keys
+        self.settings = settings
+        self.dir = tuf_dir(index)
+        self._stat: tuple[int, int] | None = None
+        self._timestamp: Metadata[Timestamp] | None = None
+        self._snapshot: Metadata[Snapshot] | None = None
+        self._bin_expiry: dict[str, datetime] | None = None
+
+    # -- reading the current state -------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        return f"{self.dir}/{name}"
+
+    def exists(self) -> bool:
+        return self.tree.path(self._path("timestamp.json")).exists()
+
+    def _current(self) -> tuple[Metadata[Timestamp], Metadata[Snapshot]]:
+        st = os.stat(self.tree.path(self._path("timestamp.json")))
+        key = (st.st_ino, st.st_mtime_ns)
+        if self._stat != key or self._timestamp is None or self._snapshot is None:
+            raw = self.tree.read(self._path("timestamp.json"))
+            assert raw is not None
+            self._timestamp = Metadata[Timestamp].from_bytes(raw)
+            version = self._timestamp.signed.snapshot_meta.version
+            snap = self.tree.read(self._path(f"{version}.snapshot.json"))
+            if snap is None:
+                raise FileNotFoundError(f"{self.dir}/{version}.snapshot.json is missing")
+            self._snapshot = Metadata[Snapshot].from_bytes(snap)
+            self._stat = key
+            self._bin_expiry = None
+        return self._timestamp, self._snapshot
+
+    def timestamp(self) -> Metadata[Timestamp]:
+        return self._current()[0]
+
+    def snapshot(self) -> Metadata[Snapshot]:
+        return self._current()[1]
+
+    def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]:
+        if version is None:
+            version = self.snapshot().signed.meta[f"{name}.json"].version
+        raw = self.tree.read(self._path(f"{version}.{name}.json"))
+        if raw is None:
+            raise FileNotFoundError(f"{self.dir}/{version}.{name}.json is missing")
+        return Metadata[Targets].from_bytes(raw)
+
+    def bin_expiries(self) -> dict[str, datetime]:
+        """When each current bin expires (parsed once, then kept up to date by rounds)."""
+        self._current()
+        if self._bin_expiry is None:
+            self._bin_expiry = {
+                name: self.load_bin(name).signed.expires for name in self.keys.bins.get_roles()
+            }
+        return self._bin_expiry
+
+    def targets(self) -> dict[str, TargetFile]:
+        """Every target the current snapshot lists (parses every bin: for tests and tools)."""
+        found: dict[str, TargetFile] = {}
+        for name in self.keys.bins.get_roles():
+            found.update(self.load_bin(name).signed.targets)
+        return found
+
+    # -- writing -------------------------------------------------------------------
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.tree.write(self._path(name), data)
+
+    def _sync_trusted(self) -> bool:
+        """Copy root versions and targets.json the index lacks; True if targets changed."""
+        for number, raw in enumerate(self.keys.roots, 1):
+            if self.tree.read(self._path(f"{number}.root.json")) is None:
+                self._write(f"{number}.root.json", raw)
+        if self.tree.read(self._path("root.json")) != self.keys.roots[-1]:
+            self._write("root.json", self.keys.roots[-1])
+        version = self.keys.targets.signed.version
+        if self.tree.read(self._path(f"{version}.targets.json")) != self.keys.targets_bytes:
+            self._write(f"{version}.targets.json", self.keys.targets_bytes)
+            return True
+        return False
+
+    def create(self, now: datetime) -> None:
+        """Root chain, targets, every bin empty at version 1, snapshot 1, timestamp 1."""
+        self._sync_trusted()
+        empty = Metadata(Targets(expires=now + timedelta(seconds=self.settings.bins_expiry)))
+        # An empty bin's signed bytes do not name the bin: sign once, link the rest.
+        data = _sign(empty, self.keys)
+        names = list(self.keys.bins.get_roles())
+        first = self.tree.path(self._path(f"1.{names[0]}.json"))
+        self._write(first.name, data)
+        for name in names[1:]:
+            target = first.with_name(f"1.{name}.json")
+            target.unlink(missing_ok=True)
+            os.link(first, target)
+        fsync_dir(first.parent)
+        snapshot = Metadata(Snapshot())
+        snapshot.signed.meta = {f"{n}.json": MetaFile(1) for n in names}
+        snapshot.signed.meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
+        timestamp = Metadata(Timestamp())
+        # _commit bumps both to version 1.
+        snapshot.signed.version = timestamp.signed.version = 0
+        self._commit(snapshot, timestamp, now)
+        self._bin_expiry = dict.fromkeys(names, empty.signed.expires)
+
+    def _commit(
+        self, snapshot: Metadata[Snapshot], timestamp: Metadata[Timestamp], now: datetime
+    ) -> None:
+        snapshot.signed.version += 1
+        snapshot.signed.expires = now + timedelta(seconds=self.settings.snapshot_expiry)
+        snap_bytes = _sign(snapshot, self.keys)
+        self._write(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
+        self._commit_timestamp(snapshot, snap_bytes, timestamp, now)
+
+    def _commit_timestamp(
+        self,
+        snapshot: Metadata[Snapshot],
+        snap_bytes: bytes | None,
+        timestamp: Metadata[Timestamp],
+        now: datetime,
+    ) -> None:
+        if snap_bytes is not None:
+            timestamp.signed.snapshot_meta = MetaFile(
+                snapshot.signed.version,
+                len(snap_bytes),
+                {"sha256": hashlib.sha256(snap_bytes).hexdigest()},
+            )
+        timestamp.signed.version += 1
+        timestamp.signed.expires = now + timedelta(seconds=self.settings.timestamp_expiry)
+        self._write("timestamp.json", _sign(timestamp, self.keys))
+        st = os.stat(self.tree.path(self._path("timestamp.json")))
+        self._stat = (st.st_ino, st.st_mtime_ns)
+        self._timestamp = timestamp
+        self._snapshot = snapshot
+
+    def round(
+        self,
+        now: datetime,
+        changes: Mapping[str, TargetFile | None] | None = None,
+        *,
+        resign: Iterable[str] = (),
+        replace: bool = False,
+        snapshot_due: bool = False,
+        timestamp_due: bool = False,
+    ) -> list[str]:
+        """Sign one round and return the bins it wrote.
+
+        ``changes`` are applied to the bins they hash to (a bin whose targets end up
+        unchanged is left alone); ``resign`` bins get a new version even if unchanged;
+        ``replace`` makes ``changes`` the whole target set and re-signs every bin.
+        Then a snapshot (if any bin or targets.json changed, or ``snapshot_due``) and a
+        timestamp (if the snapshot changed or ``timestamp_due``).
+        """
+        if not self.exists():
+            self.create(now)
+        new_targets = self._sync_trusted()
+        timestamp, snapshot = self._current()
+        bins = self.keys.bins
+        grouped: dict[str, dict[str, TargetFile | None]] = {}
+        for path, target in (changes or {}).items():
+            grouped.setdefault(bins.get_role_for_target(path), {})[path] = target
+        names = set(grouped) | set(resign)
+        if replace:
+            names = set(bins.get_roles())
+        expiries = self.bin_expiries()
+        written: list[str] = []
+        for name in sorted(names):
+            md = self.load_bin(name)
+            targets = md.signed.targets
+            before = dict(targets)
+            if replace:
+                targets.clear()
+            for path, target in grouped.get(name, {}).items():
+                if target is None:
+                    targets.pop(path, None)
+                else:
+                    targets[path] = target
+            if targets == before and name not in resign and not replace:
+                continue
+            md.signed.version += 1
+            md.signed.expires = now + timedelta(seconds=self.settings.bins_expiry)
+            # The hashed links a bin lists are in place before the bin is written.
+            self._write(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
+            snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
+            expiries[name] = md.signed.expires
+            written.append(name)
+        if new_targets:
+            snapshot.signed.meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
+        if written or new_targets or snapshot_due:
+            self._commit(snapshot, timestamp, now)
+        elif timestamp_due:
+            self._commit_timestamp(snapshot, None, timestamp, now)
+        return written
+
+    def hashed_path(self, target: str, sha256: str) -> str:
+        return hashed_path(self.index, target, sha256)
+
+
+class Signing:
+    """Every index's repository, signed with one server key set."""
+
+    def __init__(self, tree: Tree, keys: KeySet, settings: TrustSettings) -> None:
+        self.tree = tree
+        self.keys = keys
+        self.settings = settings
+        self._repos: dict[str, IndexRepository] = {}
+        self._trust_stat = self._stat_trust()
+
+    def _stat_trust(self) -> int:
+        return os.stat(trust_dir(self.keys.data)).st_mtime_ns
+
+    def repo(self, index: str) -> IndexRepository:
+        # `tilsit keys rotate` in another process adds files to <data>/trust/: a
+        # running server must sign with the new online key from then on.
+        if self._stat_trust() != self._trust_stat:
+            self.use_keys(load_keys(self.keys.data))
+        repo = self._repos.get(index)
+        if repo is None or repo.keys is not self.keys:
+            repo = self._repos[index] = IndexRepository(self.tree, index, self.keys, self.settings)
+        return repo
+
+    def use_keys(self, keys: KeySet) -> None:
+        self.keys = keys
+        self._repos.clear()
+        self._trust_stat = self._stat_trust()
+
+    def indexes(self) -> list[str]:
+        """Indexes with TUF metadata in the tree."""
+        return sorted(
+            p.parent.parent.name for p in self.tree.root.glob("*/tuf/timestamp.json") if p.is_file()
+        )
+
+
+def versioned(name: str) -> tuple[int, str] | None:
+    """``(N, role)`` for ``N.role.json``, else None."""
+    match = _VERSIONED.fullmatch(name)
+    return (int(match.group(1)), match.group(2)) if match else None

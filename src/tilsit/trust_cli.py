@@ -1,0 +1,175 @@
+"""``tilsit keys init|rotate|show`` and ``tilsit tuf refresh``: the server's TUF keys.
+
+Registered on the main command group when :mod:`tilsit.cli` imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import click
+
+from tilsit.cli import _open, instance_options, main
+from tilsit.config import Settings
+from tilsit.trust.fresh import refresh, sweep
+from tilsit.trust.keys import (
+    KeyError_,
+    KeySet,
+    init_keys,
+    keys_dir,
+    load_keys,
+    rotate_online_key,
+    trust_dir,
+)
+from tilsit.trust.settings import trust_settings, utcnow
+
+__all__ = ["keys"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _describe(keys: KeySet, tree: Path) -> None:
+    root = keys.root.signed
+    click.echo(f"root version {root.version}, expires {root.expires.isoformat()}")
+    role = root.roles["root"]
+    click.echo(f"root keys ({role.threshold} of {len(role.keyids)} sign a new root):")
+    for keyid in role.keyids:
+        click.echo(f"  {keyid}")
+    click.echo(f"targets key: {root.roles['targets'].keyids[0]}")
+    click.echo(f"online key (timestamp, snapshot, bins): {root.roles['timestamp'].keyids[0]}")
+    first = hashlib.sha256(keys.roots[0]).hexdigest()
+    click.echo(f"1.root.json sha256 (what clients pin): {first}")
+    for path in sorted(tree.glob("*/tuf/1.root.json")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        click.echo(f"  index {path.parent.parent.name}: {digest}  /{path.parent.parent.name}/tuf/")
+
+
+@click.group()
+def keys() -> None:
+    """The server's TUF signing keys (one set for every index)."""
+
+
+@keys.command("init")
+@click.option("--root-keys", type=int, default=None, help="Root keys to make (tuf_root_keys).")
+@click.option(
+    "--root-threshold",
+    type=int,
+    default=None,
+    help="Root keys needed to sign a new root (tuf_root_threshold).",
+)
+@click.option(
+    "--offline",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write the root and targets keys here instead of <data>/keys (keep DIR offline).",
+)
+@instance_options
+def keys_init(
+    settings: Settings, root_keys: int | None, root_threshold: int | None, offline: Path | None
+) -> None:
+    """Make root, targets and online keys and sign root version 1; never overwrites."""
+    try:
+        made = init_keys(
+            settings.data,
+            trust_settings(settings),
+            utcnow(),
+            root_keys=settings.tuf_root_keys if root_keys is None else root_keys,
+            root_threshold=settings.tuf_root_threshold
+            if root_threshold is None
+            else root_threshold,
+            offline=offline,
+        )
+    except (KeyError_, ValueError) as exc:
+        _fail(str(exc))
+        return
+    where = offline if offline is not None else keys_dir(settings.data)
+    click.echo(f"root and targets keys in {where}; online key in {keys_dir(settings.data)}")
+    _describe(made, settings.tree_dir)
+
+
+@keys.command("show")
+@instance_options
+def keys_show(settings: Settings) -> None:
+    """Root keyids and the sha256 of each index's 1.root.json (what clients pin)."""
+    try:
+        _describe(load_keys(settings.data), settings.tree_dir)
+    except KeyError_ as exc:
+        _fail(str(exc))
+
+
+@keys.command("rotate")
+@click.option(
+    "--keys",
+    "secret",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Directory holding the root and targets keys (default <data>/keys).",
+)
+@instance_options
+def keys_rotate(settings: Settings, secret: Path | None) -> None:
+    """Replace the online key: a new root version, every index's bins re-signed."""
+    instance = _open(settings)
+    signing = instance.signing
+    with instance.renderer.locked():
+        try:
+            rotated = rotate_online_key(signing.keys, trust_settings(settings), utcnow(), secret)
+        except KeyError_ as exc:
+            _fail(str(exc))
+            return
+        signing.use_keys(rotated)
+        everything = list(rotated.bins.get_roles())
+        for index in signing.indexes():
+            signing.repo(index).round(utcnow(), resign=everything)
+            click.echo(f"re-signed index {index}")
+    click.echo(f"root version {rotated.root.signed.version} written to {trust_dir(settings.data)}")
+    _describe(rotated, settings.tree_dir)
+
+
+def refresh_all(settings: Settings) -> list[str]:
+    """Re-sign due metadata and sweep every index now; one line per index that changed."""
+    instance = _open(settings)
+    signing = instance.signing
+    lines = []
+    with instance.renderer.locked():
+        for index in signing.indexes():
+            repo = signing.repo(index)
+            now = utcnow()
+            done = refresh(repo, now)
+            swept = sweep(repo, now)
+            if done or swept.snapshots or swept.bins:
+                lines.append(
+                    f"{index}: re-signed {len(done.bins)} bins"
+                    f"{', snapshot' if done.snapshot else ''}"
+                    f"{', timestamp' if done.timestamp else ''};"
+                    f" swept {len(swept.snapshots)} snapshots, {len(swept.bins)} bins,"
+                    f" {len(swept.links)} links"
+                )
+    return lines
+
+
+def _tuf_group() -> click.Group:
+    existing = main.commands.get("tuf")
+    if isinstance(existing, click.Group):
+        return existing
+
+    @main.group("tuf")
+    def tuf() -> None:
+        """The signed (TUF) side of the tree."""
+
+    return tuf
+
+
+@_tuf_group().command("refresh")
+@instance_options
+def tuf_refresh(settings: Settings) -> None:
+    """Re-sign metadata near expiry and sweep superseded versions now (for cron)."""
+    for line in refresh_all(settings):
+        click.echo(line)
+
+
+main.add_command(keys)
