@@ -313,7 +313,13 @@ class _Source:
         return f"{parts.scheme}://{parts.netloc}{url_path}"
 
     def get(self, url: str, max_length: int, accept: str | None = None) -> bytes | None:
-        """Bytes at ``url`` (at most ``max_length`` + 1), or None when absent."""
+        """Bytes at ``url`` (at most ``max_length`` + 1), or None when absent.
+
+        With ``accept`` set to the JSON type, a directory URL answered with
+        anything else (a static server that does not negotiate, as nginx's
+        default or ``http.server``) is read again as ``index.v1.json``, the
+        name such a server offers for the JSON page.
+        """
         if self.tree is not None:
             path = self.tree.path_of(url)
             if path is not None and path.is_dir():
@@ -328,6 +334,9 @@ class _Source:
             if response.status_code == 404:
                 return None
             response.raise_for_status()
+            media_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if accept == JSON_TYPE and url.endswith("/") and media_type != JSON_TYPE:
+                return self.get(url + PAGE_JSON, max_length)
             data = b""
             for chunk in response.iter_bytes():
                 data += chunk
