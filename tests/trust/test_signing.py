@@ -22,7 +22,6 @@ from tilsit.render.tree import file_path
 from tilsit.trust.layout import file_target, hashed_path
 from tilsit.trust.repository import IndexRepository
 
-
 # The private-index fixture (an index "sec" made private, with one upload).
 sec_index = private_conftest.private
 
