@@ -474,6 +474,40 @@ add_header Cache-Control "{page_cache.replace("public", "$tilsit_visibility")}";
 }}"""
 
 
+def _tuf(tree: str) -> str:
+    """TUF metadata at ``/<index>/tuf/`` and the ``<sha256>.<page>`` names TUF clients
+    fetch (see tilsit.trust.layout), gated like the rest of the index."""
+    named = f"/(?<tilsit_tuf_index>{_INDEX})"
+    immutable = _IMMUTABLE.replace("public", "$tilsit_visibility")
+    gate = f"set $tilsit_auth_index $tilsit_tuf_index;{_AUTH}"
+    hashed = f"{named}/simple/(?:{_NAME}/)?[0-9a-f]{{64}}[.]index"
+    html = (
+        f'add_header Content-Security-Policy "{HTML_CSP}";\n'
+        'add_header X-Content-Type-Options "nosniff";'
+    )
+    return f"""
+location ~ "^{named}/tuf/(?:timestamp|root)[.]json$" {{
+{gate}default_type application/json;
+add_header Cache-Control "no-cache";
+}}
+location ~ "^{named}/tuf/[0-9]+[.][a-z0-9-]+[.]json$" {{
+{gate}default_type application/json;
+add_header Cache-Control "{immutable}";
+}}
+location ~ "^{named}/tuf/" {{
+{_NOT_FOUND}
+}}
+location ~ "^{hashed}[.]html$" {{
+{gate}default_type text/html;
+add_header Cache-Control "{immutable}";
+{html}
+}}
+location ~ "^{hashed}[.]v1[.]json$" {{
+{gate}default_type application/vnd.pypi.simple.v1+json;
+add_header Cache-Control "{immutable}";
+}}"""
+
+
 def _private_files(tree: str) -> str:
     """A private index's files, under ``/<index>/packages/`` (see tilsit.render.tree)."""
     named = f"/(?<tilsit_files_index>{_INDEX})/packages"
@@ -707,6 +741,8 @@ return 301 /simple/$is_args$args;
 }}{default_static}
 
 # A private index's files, and the access check of private indexes.{_private_files(tree)}{_auth_locations(proxy if upstream is not None else None)}
+
+# TUF (PEP 458): each index's signed metadata and hashed pages.{_tuf(tree)}
 
 # Every index by name, at /<index>/simple/ and /<index>/pypi/.
 location ~ "^{named}/simple$" {{

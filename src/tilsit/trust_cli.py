@@ -13,7 +13,6 @@ import click
 
 from tilsit.cli import _open, instance_options, main
 from tilsit.config import Settings
-from tilsit.trust.fresh import refresh, sweep
 from tilsit.trust.keys import (
     KeyError_,
     KeySet,
@@ -23,6 +22,7 @@ from tilsit.trust.keys import (
     rotate_online_key,
     trust_dir,
 )
+from tilsit.trust.loop import freshness_pass
 from tilsit.trust.settings import trust_settings, utcnow
 
 __all__ = ["keys"]
@@ -132,24 +132,7 @@ def keys_rotate(settings: Settings, secret: Path | None) -> None:
 
 def refresh_all(settings: Settings) -> list[str]:
     """Re-sign due metadata and sweep every index now; one line per index that changed."""
-    instance = _open(settings)
-    signing = instance.signing
-    lines = []
-    with instance.renderer.locked():
-        for index in signing.indexes():
-            repo = signing.repo(index)
-            now = utcnow()
-            done = refresh(repo, now)
-            swept = sweep(repo, now)
-            if done or swept.snapshots or swept.bins:
-                lines.append(
-                    f"{index}: re-signed {len(done.bins)} bins"
-                    f"{', snapshot' if done.snapshot else ''}"
-                    f"{', timestamp' if done.timestamp else ''};"
-                    f" swept {len(swept.snapshots)} snapshots, {len(swept.bins)} bins,"
-                    f" {len(swept.links)} links"
-                )
-    return lines
+    return freshness_pass(_open(settings))
 
 
 def _tuf_group() -> click.Group:

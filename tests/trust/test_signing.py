@@ -12,9 +12,10 @@ from tuf.api.exceptions import RepositoryError
 from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import AppClient, LiveServer
+from tests.conftest import AppClient, LiveServer, stop_process
 from tests.private import conftest as private_conftest
 from tests.private.conftest import Private, basic
+from tests.readpath.conftest import need_nginx, start_nginx
 from tests.trust.tufclient import fetch, updater
 from tests.uploads import upload
 from tilsit.instance import Instance
@@ -254,3 +255,41 @@ def test_public_hashed_links_survive_a_private_round_trip(sec_index: Private) ->
     hashed = "/" + hashed_path("sec", file_target(wheel.sha256, wheel.filename), wheel.sha256)
     assert private.http.get(hashed).content == wheel.data
     assert os.path.exists(private.instance.settings.tree_dir / hashed.lstrip("/"))
+
+
+@pytest.mark.nginx
+def test_nginx_serves_the_signed_tree(live_server: LiveServer, tmp_path: Path) -> None:
+    need_nginx()
+    wheel = make_wheel("via_nginx", "1.0")
+    live_server.cli("index", "create", "sec", "--private")
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        assert upload(http, wheel, live_server.token("alice")).status_code == 200
+        assert upload(http, wheel, live_server.token("alice"), "/sec/legacy/").status_code == 200
+    tree = live_server.settings.tree_dir
+    process, url = start_nginx(tree, live_server.url, tmp_path / "nginx")
+    try:
+        root = (tree / "main" / "tuf" / "1.root.json").read_bytes()
+        client = updater(url, "main", root, tmp_path / "client")
+        client.refresh()
+        assert fetch(client, file_target(wheel.sha256, wheel.filename)) == wheel.data
+        page = fetch(client, "simple/via-nginx/index.html")
+        assert (
+            page
+            == httpx.get(f"{url}/main/simple/via-nginx/", headers={"Accept": "text/html"}).content
+        )
+        fetch(client, "simple/via-nginx/index.v1.json")
+        fetch(client, "simple/index.v1.json")
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.get("/main/tuf/timestamp.json").headers["cache-control"] == "no-cache"
+            assert "immutable" in http.get("/main/tuf/1.root.json").headers["cache-control"]
+            assert http.get("/main/tuf/.lock").status_code == 404
+            assert http.get("/sec/tuf/timestamp.json").status_code == 401
+            auth = ("__token__", live_server.token("alice"))
+            assert http.get("/sec/tuf/timestamp.json", auth=auth).status_code == 200
+            hashed = "/" + hashed_path(
+                "sec", file_target(wheel.sha256, wheel.filename), wheel.sha256
+            )
+            assert http.get(hashed).status_code == 401
+            assert http.get(hashed, auth=auth).content == wheel.data
+    finally:
+        stop_process(process)

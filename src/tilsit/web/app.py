@@ -14,6 +14,7 @@ import os
 
 from tilsit import __version__
 from tilsit.instance import Instance
+from tilsit.trust.loop import keep_fresh
 from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.downloads import DownloadCounter
@@ -45,6 +46,7 @@ class TilsitApp:
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir)
         self._schedule: asyncio.Task[None] | None = None
+        self._freshness: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
         self._indexes: set[str] = set()
 
@@ -222,6 +224,10 @@ class TilsitApp:
                 self._schedule = asyncio.create_task(
                     run_schedule(self.instance, self._stop_schedule)
                 )
+                # TUF: re-sign before expiry and sweep old versions, under the render lock.
+                self._freshness = asyncio.create_task(
+                    keep_fresh(self.instance, self._stop_schedule)
+                )
                 self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -229,6 +235,9 @@ class TilsitApp:
                     self._stop_schedule.set()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._schedule
+                if self._freshness is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._freshness
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()

@@ -1,0 +1,61 @@
+"""The freshness pass: re-sign due metadata and sweep, for every index, under the render lock.
+
+``tilsit serve`` runs it every few minutes; ``tilsit tuf refresh`` runs it once (cron).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+
+from tilsit.trust.fresh import refresh, sweep
+from tilsit.trust.settings import utcnow
+
+if TYPE_CHECKING:
+    from tilsit.instance import Instance
+
+__all__ = ["FRESHNESS_INTERVAL", "freshness_pass", "keep_fresh"]
+
+log = logging.getLogger(__name__)
+
+# Far below half the shortest default lifetime (12 h), so a missed pass or two never matters.
+FRESHNESS_INTERVAL = 300.0
+
+
+def freshness_pass(instance: Instance) -> list[str]:
+    """One pass over every index; one line per index that changed."""
+    signing = instance.signing
+    lines = []
+    # The renderer's lock: a pass never interleaves with a render's signing round.
+    with instance.renderer.locked():
+        for index in signing.indexes():
+            repo = signing.repo(index)
+            now = utcnow()
+            done = refresh(repo, now)
+            swept = sweep(repo, now)
+            if done or swept.snapshots or swept.bins or swept.links:
+                lines.append(
+                    f"{index}: re-signed {len(done.bins)} bins"
+                    f"{', snapshot' if done.snapshot else ''}"
+                    f"{', timestamp' if done.timestamp else ''};"
+                    f" swept {len(swept.snapshots)} snapshots, {len(swept.bins)} bins,"
+                    f" {len(swept.links)} links"
+                )
+    return lines
+
+
+async def keep_fresh(
+    instance: Instance, stop: asyncio.Event, *, every: float = FRESHNESS_INTERVAL
+) -> None:
+    while not stop.is_set():
+        try:
+            for line in await anyio.to_thread.run_sync(freshness_pass, instance):
+                log.info("tuf: %s", line)
+        except Exception:  # a bad pass must not end the loop: the next may succeed
+            log.exception("tuf freshness pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
