@@ -76,9 +76,20 @@ def verify_command(
     sys.exit(report.exit_code)
 
 
-@main.group("tuf")
-def tuf() -> None:
-    """TUF metadata of the served indexes."""
+def _tuf_group() -> click.Group:
+    """The ``tuf`` group, shared with trust_cli (whichever module loads first makes it)."""
+    existing = main.commands.get("tuf")
+    if isinstance(existing, click.Group):
+        return existing
+
+    @main.group("tuf")
+    def tuf() -> None:
+        """The signed (TUF) side of the tree."""
+
+    return tuf
+
+
+tuf = _tuf_group()
 
 
 @tuf.command("export-static")
