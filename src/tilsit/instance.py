@@ -36,14 +36,15 @@ class Instance:
 def open_instance(settings: Settings, *, migrate: bool = True) -> Instance:
     """Open (and on first use create) the data directory, schema and default index."""
     settings.data.mkdir(parents=True, exist_ok=True)
+    tree = Tree(settings.tree_dir, settings.tmp_dir)
+    # Every index is signed (TUF); a data directory without keys gets a first set.
+    # Before the database opens: an unsafe key file stops the server with nothing open.
+    trust = trust_settings(settings)
+    signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
     db = Database(settings.db_url)
     if migrate:
         db.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
-    tree = Tree(settings.tree_dir, settings.tmp_dir)
-    # Every index is signed (TUF); a data directory without keys gets a first set.
-    trust = trust_settings(settings)
-    signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
     renderer = Renderer(db, blobs, tree, settings.data / "render.lock", settings.base_url, signing)
     instance = Instance(settings, db, blobs, tree, renderer, signing)
     with db.write() as session:
