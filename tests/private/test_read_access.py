@@ -172,8 +172,12 @@ def test_making_the_index_public_again_restores_anonymous_reads(private: Private
     assert not (tree / "sec" / PRIVATE_MARKER).exists()
     # The private copies go; only the <sha256>.<name> links TUF clients fetch stay.
     left = [p.name for p in (tree / "sec" / "packages").rglob("*") if p.is_file()]
-    assert left and all(name.startswith(f"{wheel.sha256}.") for name in left), left
-    assert private.http.get("/" + file_path(wheel.sha256, wheel.filename, "sec/")).status_code == 404
+    assert sorted(name.split(".", 1)[1] for name in left) == [
+        wheel.filename,
+        wheel.filename + ".metadata",
+    ], left
+    own = "/" + file_path(wheel.sha256, wheel.filename, "sec/")
+    assert private.http.get(own).status_code == 404
 
 
 def test_nginx_auth_endpoint(private: Private) -> None:
