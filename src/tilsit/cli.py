@@ -28,6 +28,7 @@ from tilsit.index.manage import (
 )
 from tilsit.index.permissions import set_visibility
 from tilsit.instance import Instance, open_instance
+from tilsit.trust.mirror import root_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -215,6 +216,13 @@ def index() -> None:
     help="PEM CA bundle that the upstream's TLS certificate must chain to.",
 )
 @click.option(
+    "--upstream-root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Mirror: the origin's TUF root (1.root.json) to verify it against"
+    " (default: trust the origin's root on the first sync).",
+)
+@click.option(
     "--ttl",
     type=int,
     default=None,
@@ -241,6 +249,7 @@ def index_create(
     upstream_username: str | None,
     upstream_password: str | None,
     ca_bundle: Path | None,
+    upstream_root: Path | None,
     ttl: int | None,
     interval: int | None,
     private: bool,
@@ -250,6 +259,8 @@ def index_create(
     """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL."""
     if mirror_url and proxy_url:
         raise click.UsageError("--mirror and --proxy exclude each other")
+    if upstream_root is not None and not mirror_url:
+        raise click.UsageError("--upstream-root is for --mirror indexes")
     kind = "mirror" if mirror_url else "proxy" if proxy_url else "hosted"
     options: dict[str, object] = {}
     if kind != "hosted":
@@ -265,6 +276,11 @@ def index_create(
             options["ttl"] = ttl
         if interval is not None:
             options["interval"] = interval
+        if upstream_root is not None:
+            try:
+                options["upstream_root"] = root_text(upstream_root)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--upstream-root") from exc
     instance = _open(settings)
     try:
         with instance.db.write() as session:

@@ -36,6 +36,7 @@ from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
 from tilsit.store.blobs import BlobStore
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
+from tilsit.trust.mirror import carries
 from tilsit.trust.repository import Batch, Signing
 
 __all__ = ["Renderer"]
@@ -80,6 +81,9 @@ class Renderer:
         # Targets written or removed per index by the render in progress (TUF).
         self._batch = Batch()
         self._went_public = False
+        # A mirror carrying its origin's TUF metadata: its pages are the origin's
+        # signed bytes, placed by the sync, and this server never signs it.
+        self._carried = False
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -117,12 +121,13 @@ class Renderer:
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id)
                 self._batch = Batch()
+                self._carried = carries(index.options)
                 self._mark_privacy(index)
                 for name in sorted(names):
                     self._render_project(session, index, name)
                 self._render_index(session, index)
                 # After the pages and files are in place, before .serial.
-                if self.signing is not None:
+                if self.signing is not None and not self._carried:
                     self.signing.repo(index.name).round(_now(), self._batch.changes)
             last = rows[-1][0]
             self.tree.set_serial(last)
@@ -134,6 +139,7 @@ class Renderer:
             last = session.scalar(select(func.max(JournalRow.serial))) or 0
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
                 self._batch = Batch()
+                self._carried = carries(index.options)
                 self._mark_privacy(index)
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
@@ -141,7 +147,7 @@ class Renderer:
                 for name in names:
                     self._render_project(session, index, name)
                 self._render_index(session, index)
-                if self.signing is not None:
+                if self.signing is not None and not self._carried:
                     # Every bin re-signed from exactly what was just rendered.
                     live = {p: t for p, t in self._batch.changes.items() if t is not None}
                     self.signing.repo(index.name).round(_now(), live, replace=True)
@@ -171,6 +177,8 @@ class Renderer:
 
     def _page(self, index: str, project: str | None, page: str, data: bytes) -> None:
         """Write a simple page and, when signing, its hashed link and its target entry."""
+        if self._carried:
+            return
         relative = f"{index}/{page_target(project, page)}"
         self.tree.write(relative, data)
         if self.signing is None:
@@ -221,7 +229,9 @@ class Renderer:
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:
-            if self.signing is None:
+            if self._carried:
+                pass  # the origin's signed pages: the sync drops them once unsigned
+            elif self.signing is None:
                 self.tree.remove_dir(simple_dir)
             else:  # the hashed pages stay for the grace period (the TUF sweep)
                 for name in (PAGE_JSON, PAGE_HTML):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from tilsit.trust.fresh import refresh, sweep
+from tilsit.trust.mirror import carried_indexes
 from tilsit.trust.settings import utcnow
 
 if TYPE_CHECKING:
@@ -31,8 +32,12 @@ def freshness_pass(instance: Instance) -> list[str]:
     signing = instance.signing
     lines = []
     # The renderer's lock: a pass never interleaves with a render's signing round.
+    with instance.db.read() as session:
+        carried = carried_indexes(session)
     with instance.renderer.locked():
         for index in signing.indexes():
+            if index in carried:
+                continue  # the origin's signatures, copied by the sync: never re-signed here
             repo = signing.repo(index)
             now = utcnow()
             done = refresh(repo, now)

@@ -38,6 +38,8 @@ def status_document(index: IndexRow, state: UpstreamStateRow | None) -> dict[str
         "last_success": _time(state.last_success) if state else None,
         "last_error": state.last_error if state else None,
         "last_error_at": _time(state.last_error_at) if state else None,
+        # Whose TUF signatures the index carries: the origin's, or this server's and why.
+        "tuf": index.options.get("tuf"),
     }
 
 

@@ -52,6 +52,17 @@ from tilsit.index.upstream import (
     upstream_state,
 )
 from tilsit.instance import Instance
+from tilsit.trust.layout import tuf_dir
+from tilsit.trust.mirror import (
+    AbsoluteLinks,
+    CarryFault,
+    NoOriginMetadata,
+    carries,
+    carry,
+    reset_state,
+    resigned,
+    state_dir_for,
+)
 from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import (
     UpstreamError,
@@ -244,6 +255,8 @@ class MirrorSync:
                         root, root_etag = await self._sync(client)
                     finally:
                         self.report.requests = client.requests
+                if self.report.ok and root is not None:
+                    await asyncio.to_thread(self._trust)
             except _RootFailed as exc:
                 self.report.error = str(exc)
             except Exception as exc:  # noqa: BLE001 - recorded as the run's last error, then raised
@@ -579,6 +592,63 @@ class MirrorSync:
             return count
         finally:
             temp.unlink(missing_ok=True)
+
+    # -- TUF: carry the origin's signatures, or sign here and say why ------------
+
+    def _trust(self) -> None:
+        instance = self.instance
+        upstream = str(self.options["upstream"])
+        with instance.db.read() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            private = index.private
+            options = dict(index.options)
+        if self.filters.active:
+            reason = "filtered: its pages differ from the origin's signed pages"
+        else:
+            try:
+                with instance.renderer.locked():
+                    carried = carry(
+                        instance.tree,
+                        instance.blobs,
+                        state_dir_for(instance.settings.data, self.index_name),
+                        self.index_name,
+                        private,
+                        options,
+                    )
+                    self._set_tuf(carried.options, carried.root)
+                self.reporter.note(
+                    f"TUF: carrying the origin's metadata (timestamp v{carried.timestamp_version},"
+                    f" {carried.targets} targets, {carried.fetched_pages} pages fetched)"
+                )
+                return
+            except NoOriginMetadata as exc:
+                reason = f"the upstream publishes no TUF metadata ({exc})"
+            except AbsoluteLinks as exc:
+                reason = (
+                    f"the upstream's pages link files by absolute URL ({exc}),"
+                    " so its signed pages would send clients to the origin"
+                )
+            except CarryFault as exc:
+                self.report.error = f"the upstream's TUF metadata does not verify: {exc}"
+                return
+        self.reporter.note(f"TUF: re-signed with this server's own root: {reason}")
+        was_carried = carries(options)
+        self._set_tuf(resigned(upstream, reason), None)
+        if was_carried:
+            # The origin's metadata is another root's: sign everything here from scratch.
+            instance.tree.remove_dir(tuf_dir(self.index_name))
+            reset_state(instance.settings.data, self.index_name)
+            instance.renderer.rebuild()
+
+    def _set_tuf(self, tuf: dict[str, Any], root: bytes | None) -> None:
+        with self.instance.db.write() as session:
+            index = session.get_one(IndexRow, self.index_id)
+            options = dict(index.options)
+            options["tuf"] = tuf
+            if root is not None and "upstream_root" not in options:
+                options["upstream_root"] = root.decode()  # trusted on first use: pinned from now
+            if options != index.options:
+                index.options = options
 
     # -- the end -----------------------------------------------------------------
 

@@ -1,0 +1,442 @@
+"""A mirror of a tilsit index carries the origin's TUF metadata, unchanged.
+
+After a sync has stored every file, :func:`carry` acts as a TUF client of the
+origin (python-tuf's ngclient, bootstrapped from the pinned root, or the root
+trusted on first use): it refreshes, walks every hashed bin, downloads each
+signed page it lacks (ngclient checks length and sha256) and checks each signed
+file against the blob the sync stored. Only when every target matches does it
+publish: hashed links and plain names first, then the origin's metadata bytes
+(``N.root.json``, ``N.targets.json``, ``N.bins-*.json``, ``N.snapshot.json``)
+and ``timestamp.json`` last, so a reader sees the old consistent snapshot or
+the new one. The mirror never signs such an index (the renderer and the
+freshness pass skip it), so it verifies against the origin's root, and a
+mirror that stops syncing fails clients once the origin's timestamp expires.
+
+A mirror that cannot carry the origin's signatures (filtered, an origin with no
+TUF metadata, or pages that link files by absolute URL and would send clients
+to the origin) is signed by this server's own keys, and says so: the reason is
+in the index options, ``mirror-status.json``, ``tilsit mirror status`` and
+``tilsit verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
+from tuf.ngclient import FetcherInterface, Updater
+
+from tilsit.db.models import IndexRow
+from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree, private_root
+from tilsit.store.blobs import BlobStore
+from tilsit.trust.layout import hashed_path, tuf_dir
+from tilsit.trust.verify import page_links, probe_paths
+
+__all__ = [
+    "CARRIED",
+    "RESIGNED",
+    "AbsoluteLinks",
+    "CarryFault",
+    "NoOriginMetadata",
+    "carried_indexes",
+    "carries",
+    "carry",
+    "index_base",
+    "reset_state",
+    "resigned",
+    "root_text",
+    "state_dir_for",
+]
+
+CARRIED = "carried"
+RESIGNED = "re-signed"
+
+
+def carries(options: Mapping[str, Any]) -> bool:
+    """Whether the index publishes its origin's metadata (so this server must not sign it)."""
+    tuf = options.get("tuf")
+    return isinstance(tuf, Mapping) and tuf.get("mode") == CARRIED
+
+
+def resigned(upstream: str, reason: str) -> dict[str, Any]:
+    return {"mode": RESIGNED, "upstream": upstream, "reason": reason}
+
+
+def index_base(upstream: str) -> str:
+    """The origin's index base (``…/<index>/``) for a simple URL (``…/<index>/simple/``)."""
+    base = upstream.rstrip("/")
+    base = base.removesuffix("/simple")
+    return base + "/"
+
+
+class NoOriginMetadata(Exception):
+    """The upstream publishes no TUF metadata (or not in tilsit's layout)."""
+
+
+class CarryFault(Exception):
+    """The origin's signed metadata or targets do not hold: nothing is published."""
+
+    def __init__(self, fault: str, path: str, detail: str) -> None:
+        super().__init__(f"{fault}: {path}: {detail}")
+        self.fault = fault
+        self.path = path
+
+
+class AbsoluteLinks(Exception):
+    """The origin's pages link files by absolute URL: copied verbatim they send clients away."""
+
+
+@dataclass
+class Carried:
+    options: dict[str, Any]  # the index's new "tuf" option
+    root: bytes  # the root the run trusted (pinned, or on first use)
+    timestamp_version: int
+    targets: int
+    fetched_pages: int
+
+
+class _Fetcher(FetcherInterface):
+    """ngclient's downloads through httpx, with the mirror's CA bundle and credentials."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        auth = options.get("auth")
+        ca_bundle = options.get("ca_bundle")
+        self.client = httpx.Client(
+            timeout=60,
+            verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True,
+            auth=(auth["username"], auth["password"]) if isinstance(auth, Mapping) else None,
+            headers={"User-Agent": "tilsit-mirror"},
+        )
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            response = self.client.send(self.client.build_request("GET", url), stream=True)
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {exc}") from exc
+        if response.status_code != 200:
+            response.close()
+            raise tuf_errors.DownloadHTTPError(
+                f"{url}: HTTP {response.status_code}", response.status_code
+            )
+        return self._chunks(url, response)
+
+    @staticmethod
+    def _chunks(url: str, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {exc}") from exc
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _fetch(fetcher: FetcherInterface, url: str, cap: int) -> bytes:
+    return fetcher.download_bytes(url, cap)
+
+
+def _origin_root(fetcher: FetcherInterface, base: str) -> bytes:
+    try:
+        return _fetch(fetcher, f"{base}tuf/1.root.json", 512_000)
+    except tuf_errors.DownloadHTTPError as exc:
+        raise NoOriginMetadata(f"{base}tuf/1.root.json: HTTP {exc.status_code}") from exc
+    except tuf_errors.DownloadError as exc:
+        raise NoOriginMetadata(f"{base}tuf/1.root.json: {exc}") from exc
+
+
+def _fault_of(exc: Exception) -> str:
+    if isinstance(exc, tuf_errors.ExpiredMetadataError):
+        return "expired metadata"
+    if isinstance(exc, tuf_errors.BadVersionNumberError):
+        return "rollback or mix-and-match"
+    if isinstance(exc, tuf_errors.UnsignedMetadataError):
+        return "bad signature"
+    if isinstance(
+        exc, tuf_errors.LengthOrHashMismatchError | tuf_errors.DownloadLengthMismatchError
+    ):
+        return "tampered file"
+    if isinstance(exc, tuf_errors.DownloadHTTPError) and exc.status_code == 404:
+        return "missing file"
+    return "bad metadata"
+
+
+def carry(
+    tree: Tree,
+    blobs: BlobStore,
+    state_dir: Path,
+    index: str,
+    private: bool,
+    options: Mapping[str, Any],
+) -> Carried:
+    """Verify the origin's current metadata and targets, then publish them under ``index``.
+
+    Raises :class:`NoOriginMetadata` or :class:`AbsoluteLinks` (the mirror must sign
+    itself) or :class:`CarryFault` (the origin's copy does not verify: publish nothing).
+    """
+    fetcher = _Fetcher(options)
+    try:
+        return _carry(tree, blobs, state_dir, index, private, options, fetcher)
+    finally:
+        fetcher.close()
+
+
+def _carry(
+    tree: Tree,
+    blobs: BlobStore,
+    state_dir: Path,
+    index: str,
+    private: bool,
+    options: Mapping[str, Any],
+    fetcher: _Fetcher,
+) -> Carried:
+    upstream = str(options["upstream"])
+    base = index_base(upstream)
+    tuf_option = options.get("tuf")
+    previous: Mapping[str, Any] = tuf_option if isinstance(tuf_option, Mapping) else {}
+    pinned = options.get("upstream_root")
+    if isinstance(pinned, str):
+        root = pinned.encode()
+        trust = "pinned"
+    else:
+        root = _origin_root(fetcher, base)
+        trust = "first use"
+    Metadata[Root].from_bytes(root)  # a pinned root that does not parse is refused here
+    metadata_dir = state_dir / "metadata"
+    downloads = state_dir / "targets"
+    metadata_dir.mkdir(parents=True, exist_ok=True)
+    downloads.mkdir(parents=True, exist_ok=True)
+    try:
+        updater = Updater(
+            metadata_dir=str(metadata_dir),
+            metadata_base_url=f"{base}tuf/",
+            target_dir=str(downloads),
+            target_base_url=base,
+            fetcher=fetcher,
+            # The root cached by the last sync (rollback protection), else the pinned one.
+            bootstrap=None if (metadata_dir / "root.json").is_file() else root,
+        )
+        updater.refresh()
+    except tuf_errors.DownloadHTTPError as exc:
+        if exc.status_code == 404 and not (metadata_dir / "timestamp.json").is_file():
+            raise NoOriginMetadata(f"{base}tuf/: HTTP 404") from exc
+        raise CarryFault(_fault_of(exc), "metadata", str(exc)) from exc
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+        raise CarryFault(_fault_of(exc), "metadata", f"{type(exc).__name__}: {exc}") from exc
+
+    targets_md = Metadata[Targets].from_file(str(metadata_dir / "targets.json"))
+    delegations = targets_md.signed.delegations
+    if delegations is None or delegations.succinct_roles is None:
+        raise CarryFault(
+            "bad metadata", "targets.json", "no succinct hashed bins: not a tilsit origin"
+        )
+    succinct = delegations.succinct_roles
+    try:
+        for probe in probe_paths(succinct).values():
+            updater.get_targetinfo(probe)
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+        raise CarryFault(_fault_of(exc), "bins", f"{type(exc).__name__}: {exc}") from exc
+    listed: dict[str, TargetFile] = {}
+    bins: dict[str, bytes] = {}
+    for name in succinct.get_roles():
+        raw = (metadata_dir / f"{name}.json").read_bytes()
+        bins[name] = raw
+        listed.update(Metadata[Targets].from_bytes(raw).signed.targets)
+
+    # Every target checked before anything is published.
+    pages: dict[str, bytes] = {}
+    files: dict[str, tuple[str, Path]] = {}
+    fetched = 0
+    for path, info in sorted(listed.items()):
+        sha256 = info.hashes.get("sha256")
+        if sha256 is None:
+            raise CarryFault("bad metadata", path, "no sha256 in the target's hashes")
+        if path.startswith("packages/"):
+            files[path] = (sha256, _check_file(blobs, path, info, sha256, updater, downloads))
+            continue
+        local = tree.read(hashed_path(index, path, sha256))
+        if (
+            local is not None
+            and len(local) == info.length
+            and hashlib.sha256(local).hexdigest() == sha256
+        ):
+            pages[path] = local
+            continue
+        try:
+            got = updater.download_target(info, str(downloads / "page"))
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+            raise CarryFault(_fault_of(exc), path, f"{type(exc).__name__}: {exc}") from exc
+        data = Path(got).read_bytes()
+        for href, _meta in (
+            page_links(path, data) if path.rsplit("/", 1)[-1] in (PAGE_HTML, PAGE_JSON) else []
+        ):
+            if urlsplit(href).netloc:
+                raise AbsoluteLinks(f"{path} links {href}")
+        pages[path] = data
+        fetched += 1
+
+    root_versions = _root_chain(fetcher, base, metadata_dir)
+    _publish(tree, index, private, pages, files, metadata_dir, bins, root_versions, previous)
+    timestamp = Metadata[Timestamp].from_file(str(metadata_dir / "timestamp.json"))
+    return Carried(
+        options={
+            "mode": CARRIED,
+            "upstream": upstream,
+            "trust": trust,
+            "root_sha256": hashlib.sha256(root).hexdigest(),
+        },
+        root=root,
+        timestamp_version=timestamp.signed.version,
+        targets=len(listed),
+        fetched_pages=fetched,
+    )
+
+
+def _check_file(
+    blobs: BlobStore, path: str, info: TargetFile, sha256: str, updater: Updater, downloads: Path
+) -> Path:
+    if not blobs.exists(sha256):
+        # Signed after the sync read the origin's page (an upload in between): fetch it verified.
+        try:
+            got = updater.download_target(info, str(downloads / "file"))
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+            raise CarryFault(_fault_of(exc), path, f"{type(exc).__name__}: {exc}") from exc
+        blobs.put_file(Path(got), sha256)
+    blob = blobs.path(sha256)
+    size = blob.stat().st_size
+    if size != info.length:
+        raise CarryFault(
+            "tampered file", path, f"the stored blob has {size} bytes, signed {info.length}"
+        )
+    return blob
+
+
+def _root_chain(fetcher: FetcherInterface, base: str, metadata_dir: Path) -> list[bytes]:
+    """Every ``N.root.json`` up to the trusted one, each signed by its predecessor."""
+    current = (metadata_dir / "root.json").read_bytes()
+    last = Metadata[Root].from_bytes(current).signed.version
+    chain: list[bytes] = []
+    previous: Metadata[Root] | None = None
+    for version in range(1, last + 1):
+        raw = (
+            current
+            if version == last
+            else _fetch(fetcher, f"{base}tuf/{version}.root.json", 512_000)
+        )
+        md = Metadata[Root].from_bytes(raw)
+        if md.signed.version != version:
+            raise CarryFault(
+                "broken root chain", f"{version}.root.json", f"holds version {md.signed.version}"
+            )
+        try:
+            if previous is not None:
+                previous.verify_delegate(Root.type, md)
+            md.verify_delegate(Root.type, md)
+        except tuf_errors.UnsignedMetadataError as exc:
+            raise CarryFault("broken root chain", f"{version}.root.json", str(exc)) from exc
+        chain.append(raw)
+        previous = md
+    return chain
+
+
+def _publish(
+    tree: Tree,
+    index: str,
+    private: bool,
+    pages: dict[str, bytes],
+    files: dict[str, tuple[str, Path]],
+    metadata_dir: Path,
+    bins: dict[str, bytes],
+    roots: list[bytes],
+    previous: Mapping[str, Any],
+) -> None:
+    # 1. Targets under their hashed names (what TUF clients fetch), and the plain
+    #    file names pip fetches: nothing yet links to them.
+    for path, data in pages.items():
+        sha256 = hashlib.sha256(data).hexdigest()
+        hashed = hashed_path(index, path, sha256)
+        if tree.read(hashed) != data:
+            tree.write(hashed, data)
+    plain_root = private_root(index) if private else ""
+    for path, (sha256, blob) in files.items():
+        tree.link(hashed_path(index, path, sha256), blob)
+        tree.link(f"{plain_root}{path}", blob)
+    # 2. The origin's metadata bytes, unchanged; the timestamp last (the commit point).
+    directory = tuf_dir(index)
+    written: set[str] = set()
+
+    def put(name: str, raw: bytes) -> None:
+        written.add(name)
+        if tree.read(f"{directory}/{name}") != raw:
+            tree.write(f"{directory}/{name}", raw)
+
+    for number, raw in enumerate(roots, 1):
+        put(f"{number}.root.json", raw)
+    put("root.json", roots[-1])
+    targets_raw = (metadata_dir / "targets.json").read_bytes()
+    put(f"{Metadata[Targets].from_bytes(targets_raw).signed.version}.targets.json", targets_raw)
+    for name, raw in bins.items():
+        put(f"{Metadata[Targets].from_bytes(raw).signed.version}.{name}.json", raw)
+    snapshot_raw = (metadata_dir / "snapshot.json").read_bytes()
+    put(f"{Metadata[Snapshot].from_bytes(snapshot_raw).signed.version}.snapshot.json", snapshot_raw)
+    put("timestamp.json", (metadata_dir / "timestamp.json").read_bytes())
+    # 3. The plain page names pip fetches, now that the signed snapshot lists them.
+    for path, data in pages.items():
+        if tree.read(f"{index}/{path}") != data:
+            tree.write(f"{index}/{path}", data)
+    _drop_unlisted_pages(tree, index, set(pages))
+    if previous.get("mode") != CARRIED:
+        # Metadata this server signed before it carried the origin's: another root's.
+        for entry in tree.path(directory).iterdir():
+            if entry.is_file() and entry.name not in written:
+                entry.unlink()
+
+
+def _drop_unlisted_pages(tree: Tree, index: str, listed: set[str]) -> None:
+    """Plain project pages the origin no longer signs (deleted projects)."""
+    simple = tree.path(f"{index}/simple")
+    if not simple.is_dir():
+        return
+    for project in simple.iterdir():
+        if not project.is_dir():
+            continue
+        for page in (PAGE_HTML, PAGE_JSON):
+            target = f"simple/{project.name}/{page}"
+            if target not in listed and (project / page).is_file():
+                tree.remove(f"{index}/{target}")
+
+
+def state_dir_for(data: Path, index: str) -> Path:
+    return data / "mirror-tuf" / index
+
+
+def reset_state(data: Path, index: str) -> None:
+    shutil.rmtree(state_dir_for(data, index), ignore_errors=True)
+
+
+def root_text(path: Path) -> str:
+    """A pinned root file's text, refused unless it is TUF root metadata."""
+    raw = path.read_bytes()
+    try:
+        Metadata[Root].from_bytes(raw)
+    except Exception as exc:  # any parse failure is the same refusal
+        raise ValueError(f"{path}: not TUF root metadata: {exc}") from exc
+    return raw.decode()
+
+
+def carried_indexes(session: Session) -> set[str]:
+    """Names of the indexes whose metadata is their origin's (never signed here)."""
+    rows = session.execute(select(IndexRow.name, IndexRow.options).where(IndexRow.kind == "mirror"))
+    return {name for name, options in rows if carries(options or {})}
