@@ -658,14 +658,11 @@ def settings_doc() -> None:
         click.echo(f"{s.name}  (TILSIT_{s.name.upper()}, default {s.default!s})\n    {s.help}")
 
 
-from tilsit.upstream.cli import mirror  # noqa: E402 - last: it takes instance_options from here
+# Command groups kept in their own modules. They import instance_options from
+# here, so they come last; importing the first four registers their commands.
+from tilsit import access_cli, audit_cli, trust_cli, verify_cli  # noqa: E402, F401
+from tilsit.publishers_cli import publisher  # noqa: E402
+from tilsit.upstream.cli import mirror  # noqa: E402
 
 main.add_command(mirror)
-
-from tilsit.publishers_cli import publisher  # noqa: E402 - last, as above
-
 main.add_command(publisher)
-import tilsit.access_cli  # noqa: E402, F401 - registers index set/grant/revoke/permissions, role
-import tilsit.trust_cli  # noqa: E402 - registers keys init/rotate/show and tuf refresh
-from tilsit import audit_cli  # noqa: E402, F401 - registers audit, switch, token list/revoke
-import tilsit.verify_cli  # noqa: E402, F401 - registers verify and tuf export-static
