@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tuf.api.metadata import Metadata, Timestamp
+from tuf.api.metadata import Metadata, Root, Timestamp
 
 from tests.builders import make_wheel
 from tests.conftest import LiveServer, need, start_server, stop
 from tests.trust.signed import INDEX, faults, first_dists, flip_byte, run_verify, wait_for
+from tests.trust.test_tufjs import tufjs
 from tests.upstream.conftest import Upstream, cli, downstream, make_mirror, start_upstream, sync
 from tilsit.config import Settings
 from tilsit.instance import Instance
@@ -233,8 +234,21 @@ def test_a_filtered_mirror_signs_with_its_own_root_and_says_so(world: World) -> 
     assert tuf["mode"] == "re-signed"
     assert str(tuf["reason"]).startswith("filtered")
     own = world.tree / "filtered/tuf/1.root.json"
+    root = Metadata[Root].from_bytes(own.read_bytes())
+    # Signed by the mirror's root keys, inside the root clients pin.
+    assert root.signed.unrecognized_fields["x-tilsit-resigned"] == {
+        "upstream": world.origin_url,
+        "reason": tuf["reason"],
+    }
+    root.verify_delegate(Root.type, root)
     result = world.verify("filtered", own)
     assert result.returncode == 0, result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert f"RE-SIGNED: a mirror of {world.origin_url}" in result.stdout  # type: ignore[attr-defined]
+    assert "filtered" in result.stdout  # type: ignore[attr-defined]
+    # tuf-js, which tilsit did not write, still loads a root with the extra field.
+    js = tufjs(f"{world.server.url}/filtered/", own, "simple/foo/index.html")
+    assert js.returncode == 0, js.stdout + js.stderr
+    assert js.stdout.startswith("OK simple/foo/index.html")
     against_origin = world.verify("filtered", world.origin_root)
     assert against_origin.returncode == 2, against_origin.stdout  # type: ignore[attr-defined]
     assert world.timestamp(world.tree, "filtered") != world.timestamp(world.origin_tree, INDEX)

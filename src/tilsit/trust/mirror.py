@@ -40,12 +40,16 @@ from tuf.ngclient import FetcherInterface, Updater
 from tilsit.db.models import IndexRow
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree, private_root
 from tilsit.store.blobs import BlobStore
+from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir
+from tilsit.trust.keys import _root_signers as root_signers
 from tilsit.trust.layout import hashed_path, tuf_dir
+from tilsit.trust.repository import versioned
 from tilsit.trust.verify import page_links, probe_paths
 
 __all__ = [
     "CARRIED",
     "RESIGNED",
+    "RESIGNED_FIELD",
     "AbsoluteLinks",
     "CarryFault",
     "NoOriginMetadata",
@@ -53,6 +57,7 @@ __all__ = [
     "carries",
     "carry",
     "index_base",
+    "mark_resigned",
     "reset_state",
     "resigned",
     "root_text",
@@ -440,3 +445,43 @@ def carried_indexes(session: Session) -> set[str]:
     """Names of the indexes whose metadata is their origin's (never signed here)."""
     rows = session.execute(select(IndexRow.name, IndexRow.options).where(IndexRow.kind == "mirror"))
     return {name for name, options in rows if carries(options or {})}
+
+
+RESIGNED_FIELD = "x-tilsit-resigned"
+
+
+def mark_resigned(tree: Tree, keys: KeySet, index: str, marker: Mapping[str, Any]) -> str | None:
+    """Put ``marker`` into the index's latest root as the signed ``x-tilsit-resigned`` field.
+
+    The root keeps its version and keys (re-signed in place by the root keys, so
+    root N-1 still vouches for it and clients holding the unmarked bytes are not
+    disturbed). Returns why it could not be signed (root keys kept offline), else None.
+    """
+    directory = tuf_dir(index)
+    versions = sorted(
+        parsed[0]
+        for entry in tree.path(directory).glob("*.root.json")
+        if (parsed := versioned(entry.name)) is not None
+    )
+    if not versions:
+        return "the index has no root yet"
+    latest = versions[-1]
+    raw = tree.read(f"{directory}/{latest}.root.json")
+    assert raw is not None
+    md = Metadata[Root].from_bytes(raw)
+    if md.signed.unrecognized_fields.get(RESIGNED_FIELD) == dict(marker):
+        return None
+    try:
+        signers = root_signers(keys, keys_dir(keys.data))
+    except (KeyError_, OSError) as exc:
+        return f"root keys unavailable here: {exc}"
+    md.signed.unrecognized_fields[RESIGNED_FIELD] = dict(marker)
+    md.signatures.clear()
+    for signer in signers:
+        md.sign(signer, append=True)
+    if latest > 1:
+        previous = tree.read(f"{directory}/{latest - 1}.root.json")
+        assert previous is not None
+        Metadata[Root].from_bytes(previous).verify_delegate(Root.type, md)
+    tree.write(f"{directory}/{latest}.root.json", md.to_bytes(SERIALIZER))
+    return None

@@ -107,6 +107,9 @@ class Report:
     pages_read: int = 0
     bytes_checked: int = 0
     seconds: float = 0.0
+    # A mirror signed by its own server rather than its origin (the root's signed
+    # "x-tilsit-resigned" field): {"upstream": URL, "reason": why}.
+    resigned: dict[str, object] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -132,10 +135,16 @@ class Report:
             "pages_read": self.pages_read,
             "bytes_checked": self.bytes_checked,
             "seconds": round(self.seconds, 3),
+            "resigned": self.resigned,
         }
 
     def summary(self) -> str:
         lines = [f"FAULT {f.name}: {f.path}: {f.detail}" for f in self.faults]
+        if self.resigned is not None:
+            lines.append(
+                f"RE-SIGNED: a mirror of {self.resigned.get('upstream')} signed by its own"
+                f" server's root, not the origin's: {self.resigned.get('reason')}"
+            )
         verdict = "OK" if not self.faults else f"{len(self.faults)} fault(s)"
         lines.append(
             f"{verdict}: {self.source}: root v{self.root_version}, timestamp "
@@ -466,6 +475,10 @@ class _Run:
     def load_timestamp_version(self) -> None:
         ts = Metadata.from_file(str(self.metadata_dir / "timestamp.json"))
         self.report.timestamp_version = ts.signed.version
+        root = Metadata[Root].from_file(str(self.metadata_dir / "root.json")).signed
+        marker = root.unrecognized_fields.get("x-tilsit-resigned")
+        if isinstance(marker, dict):
+            self.report.resigned = marker
 
     def walk_bins(self, updater: Updater) -> bool:
         top = Metadata[Targets].from_file(str(self.metadata_dir / "targets.json")).signed

@@ -59,6 +59,7 @@ from tilsit.trust.mirror import (
     NoOriginMetadata,
     carries,
     carry,
+    mark_resigned,
     reset_state,
     resigned,
     state_dir_for,
@@ -633,12 +634,22 @@ class MirrorSync:
                 return
         self.reporter.note(f"TUF: re-signed with this server's own root: {reason}")
         was_carried = carries(options)
-        self._set_tuf(resigned(upstream, reason), None)
+        tuf = resigned(upstream, reason)
+        self._set_tuf(tuf, None)
         if was_carried:
             # The origin's metadata is another root's: sign everything here from scratch.
             instance.tree.remove_dir(tuf_dir(self.index_name))
             reset_state(instance.settings.data, self.index_name)
             instance.renderer.rebuild()
+        with instance.renderer.locked():
+            unsigned = mark_resigned(
+                instance.tree,
+                instance.signing.keys,
+                self.index_name,
+                {"upstream": upstream, "reason": reason},
+            )
+        if unsigned is not None:
+            self._set_tuf({**tuf, "root_field": f"not signed: {unsigned}"}, None)
 
     def _set_tuf(self, tuf: dict[str, Any], root: bytes | None) -> None:
         with self.instance.db.write() as session:
