@@ -78,10 +78,15 @@ def resigned(upstream: str, reason: str) -> dict[str, Any]:
     return {"mode": RESIGNED, "upstream": upstream, "reason": reason}
 
 
-def index_base(upstream: str) -> str:
-    """The origin's index base (``…/<index>/``) for a simple URL (``…/<index>/simple/``)."""
-    base = upstream.rstrip("/")
-    base = base.removesuffix("/simple")
+def index_base(upstream: str) -> str | None:
+    """The origin's index base (``…/<index>/``) for a simple URL (``…/<index>/simple/``).
+
+    None when the URL names no index (``https://host/simple/``, as PyPI's): a tilsit
+    origin publishes TUF metadata only under ``/<index>/tuf/``, so nothing is asked.
+    """
+    base = upstream.rstrip("/").removesuffix("/simple")
+    if urlsplit(base).path.strip("/") == "":
+        return None
     return base + "/"
 
 
@@ -209,6 +214,10 @@ def _carry(
 ) -> Carried:
     upstream = str(options["upstream"])
     base = index_base(upstream)
+    if base is None:
+        raise NoOriginMetadata(
+            f"{upstream} names no index; a tilsit origin signs /<index>/simple/ under /<index>/tuf/"
+        )
     tuf_option = options.get("tuf")
     previous: Mapping[str, Any] = tuf_option if isinstance(tuf_option, Mapping) else {}
     pinned = options.get("upstream_root")

@@ -54,6 +54,7 @@ from tilsit.index.upstream import (
 from tilsit.instance import Instance
 from tilsit.trust.layout import tuf_dir
 from tilsit.trust.mirror import (
+    RESIGNED,
     AbsoluteLinks,
     CarryFault,
     NoOriginMetadata,
@@ -83,6 +84,8 @@ __all__ = [
     "VerificationFailed",
     "sync_mirror",
 ]
+
+NO_METADATA = "the upstream publishes no TUF metadata"
 
 _METADATA_CAP = 64 * 1024 * 1024  # a core-metadata file is a few kB; refuse absurd ones
 _REMOVE_BATCH = 500
@@ -603,6 +606,15 @@ class MirrorSync:
             index = session.get_one(IndexRow, self.index_id)
             private = index.private
             options = dict(index.options)
+        before = options.get("tuf")
+        unchanged = not (self.report.synced or self.report.removed)
+        if (
+            unchanged
+            and isinstance(before, dict)
+            and before.get("mode") == RESIGNED
+            and str(before.get("reason", "")).startswith(NO_METADATA)
+        ):
+            return  # asked when the upstream last changed: no metadata then, none to copy now
         if self.filters.active:
             reason = "filtered: its pages differ from the origin's signed pages"
         else:
@@ -623,7 +635,7 @@ class MirrorSync:
                 )
                 return
             except NoOriginMetadata as exc:
-                reason = f"the upstream publishes no TUF metadata ({exc})"
+                reason = f"{NO_METADATA} ({exc})"
             except AbsoluteLinks as exc:
                 reason = (
                     f"the upstream's pages link files by absolute URL ({exc}),"
