@@ -25,6 +25,7 @@ from tilsit.render.tree import Tree
 from tilsit.store.fs import fsync_dir
 from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, load_keys, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
+from tilsit.trust.published import Published, load_published, save_published
 
 __all__ = ["Batch", "IndexRepository", "Signing"]
 
@@ -66,6 +67,9 @@ class IndexRepository:
         self._timestamp: Metadata[Timestamp] | None = None
         self._snapshot: Metadata[Snapshot] | None = None
         self._bin_expiry: dict[str, datetime] | None = None
+        # The highest versions ever published (kept outside the tree): nothing
+        # signed here goes at or below them, even after the tree was lost.
+        self._published = load_published(keys.data, index)
 
     # -- reading the current state -------------------------------------------------
 
@@ -140,32 +144,42 @@ class IndexRepository:
         return False
 
     def create(self, now: datetime) -> None:
-        """Root chain, targets, every bin empty at version 1, snapshot 1, timestamp 1."""
+        """Root chain, targets, every bin empty, one snapshot and a timestamp.
+
+        At version 1 for a new index; above every version ever published for an index
+        whose tree was emptied or lost (so cached clients see no rollback).
+        """
         self._sync_trusted()
-        empty = Metadata(Targets(expires=now + timedelta(seconds=self.settings.bins_expiry)))
+        floor = self._published
+        start = floor.bins + 1
+        empty = Metadata(
+            Targets(version=start, expires=now + timedelta(seconds=self.settings.bins_expiry))
+        )
         # An empty bin's signed bytes do not name the bin: sign once, link the rest.
         data = _sign(empty, self.keys)
         names = list(self.keys.bins.get_roles())
-        first = self.tree.path(self._path(f"1.{names[0]}.json"))
+        first = self.tree.path(self._path(f"{start}.{names[0]}.json"))
         self._write(first.name, data)
         for name in names[1:]:
-            target = first.with_name(f"1.{name}.json")
+            target = first.with_name(f"{start}.{name}.json")
             target.unlink(missing_ok=True)
             os.link(first, target)
         fsync_dir(first.parent)
         snapshot = Metadata(Snapshot())
-        snapshot.signed.meta = {f"{n}.json": MetaFile(1) for n in names}
+        snapshot.signed.meta = {f"{n}.json": MetaFile(start) for n in names}
         snapshot.signed.meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
         timestamp = Metadata(Timestamp())
-        # _commit bumps both to version 1.
-        snapshot.signed.version = timestamp.signed.version = 0
+        # _commit bumps both above what was published (to 1 for a new index).
+        snapshot.signed.version = floor.snapshot
+        timestamp.signed.version = floor.timestamp
+        self._published = floor.at_least(Published(bins=start))
         self._commit(snapshot, timestamp, now)
         self._bin_expiry = dict.fromkeys(names, empty.signed.expires)
 
     def _commit(
         self, snapshot: Metadata[Snapshot], timestamp: Metadata[Timestamp], now: datetime
     ) -> None:
-        snapshot.signed.version += 1
+        snapshot.signed.version = max(snapshot.signed.version, self._published.snapshot) + 1
         snapshot.signed.expires = now + timedelta(seconds=self.settings.snapshot_expiry)
         snap_bytes = _sign(snapshot, self.keys)
         self._write(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
@@ -184,9 +198,15 @@ class IndexRepository:
                 len(snap_bytes),
                 {"sha256": hashlib.sha256(snap_bytes).hexdigest()},
             )
-        timestamp.signed.version += 1
+        timestamp.signed.version = max(timestamp.signed.version, self._published.timestamp) + 1
         timestamp.signed.expires = now + timedelta(seconds=self.settings.timestamp_expiry)
-        self._write("timestamp.json", _sign(timestamp, self.keys))
+        ts_bytes = _sign(timestamp, self.keys)
+        # Recorded durably before the commit point, so no published version is ever lost.
+        self._published = self._published.at_least(
+            Published(timestamp.signed.version, snapshot.signed.version)
+        )
+        save_published(self.keys.data, self.index, self._published)
+        self._write("timestamp.json", ts_bytes)
         st = os.stat(self.tree.path(self._path("timestamp.json")))
         self._stat = (st.st_ino, st.st_mtime_ns)
         self._timestamp = timestamp
@@ -218,9 +238,13 @@ class IndexRepository:
         grouped: dict[str, dict[str, TargetFile | None]] = {}
         for path, target in (changes or {}).items():
             grouped.setdefault(bins.get_role_for_target(path), {})[path] = target
-        names = set(grouped) | set(resign)
-        if replace:
-            names = set(bins.get_roles())
+        # A tree older than what was published (restored from a backup): every bin
+        # goes above the highest bin version ever published.
+        stale = timestamp.signed.version < self._published.timestamp
+        forced = set(resign)
+        if replace or stale or self._signed_by_another_key(timestamp):
+            forced = set(bins.get_roles())
+        names = set(grouped) | forced
         expiries = self.bin_expiries()
         written: list[str] = []
         for name in sorted(names):
@@ -234,9 +258,11 @@ class IndexRepository:
                     targets.pop(path, None)
                 else:
                     targets[path] = target
-            if targets == before and name not in resign and not replace:
+            if targets == before and name not in forced:
                 continue
-            md.signed.version += 1
+            floor = self._published.bins if stale else 0
+            md.signed.version = max(md.signed.version, floor) + 1
+            self._published = self._published.at_least(Published(bins=md.signed.version))
             md.signed.expires = now + timedelta(seconds=self.settings.bins_expiry)
             # The hashed links a bin lists are in place before the bin is written.
             self._write(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
@@ -250,6 +276,11 @@ class IndexRepository:
         elif timestamp_due:
             self._commit_timestamp(snapshot, None, timestamp, now)
         return written
+
+    def _signed_by_another_key(self, timestamp: Metadata[Timestamp]) -> bool:
+        """Whether the index still carries an old online key's signatures (a rotation
+        whose re-signing a crash interrupted): then every bin is re-signed."""
+        return self.keys.online.public_key.keyid not in timestamp.signatures
 
     def hashed_path(self, target: str, sha256: str) -> str:
         return hashed_path(self.index, target, sha256)
@@ -277,6 +308,12 @@ class Signing:
         if repo is None or repo.keys is not self.keys:
             repo = self._repos[index] = IndexRepository(self.tree, index, self.keys, self.settings)
         return repo
+
+    def latest_keys(self) -> KeySet:
+        """The key set on disk now, without switching this process's signing to it."""
+        if self._stat_trust() != self._trust_stat:
+            return load_keys(self.keys.data)
+        return self.keys
 
     def use_keys(self, keys: KeySet) -> None:
         self.keys = keys
