@@ -21,9 +21,11 @@ def _versions(tree: Path) -> tuple[int, int, int]:
     """(timestamp, snapshot, highest bin) versions the tree publishes now."""
     tuf = tree / INDEX / "tuf"
     ts = Metadata[Timestamp].from_bytes((tuf / "timestamp.json").read_bytes()).signed
-    snap = Metadata[Snapshot].from_bytes(
-        (tuf / f"{ts.snapshot_meta.version}.snapshot.json").read_bytes()
-    ).signed
+    snap = (
+        Metadata[Snapshot]
+        .from_bytes((tuf / f"{ts.snapshot_meta.version}.snapshot.json").read_bytes())
+        .signed
+    )
     bins = max(m.version for n, m in snap.meta.items() if n != "targets.json")
     return ts.version, snap.version, bins
 

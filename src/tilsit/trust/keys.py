@@ -26,7 +26,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner, Signer
-from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Delegations, Metadata, Root, SuccinctRoles, Targets
 from tuf.api.serialization.json import JSONSerializer
 
@@ -40,7 +39,6 @@ __all__ = [
     "keys_dir",
     "load_keys",
     "open_keys",
-    "rotate_online_key",
     "trust_dir",
 ]
 
@@ -182,7 +180,19 @@ def _online_keyid(root: Root) -> str:
 
 
 def load_keys(data: Path) -> KeySet:
-    """Load the trusted metadata and the online key; refuse unsafe or mismatched keys."""
+    """Load the trusted metadata and the online key; refuse unsafe or mismatched keys.
+
+    A root or key change a crash interrupted is first finished or rolled back
+    (:mod:`tilsit.trust.rotation`), so what loads is one whole key set.
+    """
+    from tilsit.trust.rotation import recover, trust_lock
+
+    with trust_lock(data):
+        recover(data)
+        return _load(data)
+
+
+def _load(data: Path) -> KeySet:
     directory = trust_dir(data)
     versions = _root_versions(directory)
     if not versions or versions[0] != 1:
@@ -311,49 +321,3 @@ def _targets_signer(keys: KeySet, secret: Path) -> Signer:
     if signer.public_key.keyid not in keys.root.signed.roles["targets"].keyids:
         raise KeyError_(f"{secret / 'targets.pem'} is not the key root names for targets")
     return signer
-
-
-def rotate_online_key(
-    keys: KeySet, settings: TrustSettings, now: datetime, secret: Path | None = None
-) -> KeySet:
-    """Replace the online key: root N+1 (signed by root N's keys) and targets M+1 name the
-    new key. Every root version is kept; the caller re-signs each index's bins."""
-    if os.environ.get(ENV_ONLINE_KEY):
-        raise KeyError_(
-            f"the online key comes from ${ENV_ONLINE_KEY}; rotating it would write a key the"
-            " server does not use. Unset it, rotate, then export the new online.pem"
-        )
-    data = keys.data
-    secret = secret if secret is not None else keys_dir(data)
-    root_signers = _root_signers(keys, secret)
-    targets_signer = _targets_signer(keys, secret)
-    old = keys.online.public_key
-    new = CryptoSigner.generate_ed25519()
-
-    root = Metadata[Root].from_bytes(keys.roots[-1])
-    for role in ("snapshot", "timestamp"):
-        root.signed.revoke_key(old.keyid, role)
-        root.signed.add_key(new.public_key, role)
-    root.signed.version += 1
-    root.signed.expires = now + timedelta(seconds=settings.root_expiry)
-    root_bytes = _sign(root, root_signers)
-    try:  # the chain rule clients apply: root N's threshold signed root N+1
-        keys.root.signed.verify_delegate("root", root.signed_bytes, root.signatures)
-    except UnsignedMetadataError as exc:
-        raise KeyError_(f"the new root is not signed by root's threshold: {exc}") from None
-
-    targets = Metadata[Targets].from_bytes(keys.targets_bytes)
-    bins = keys.bins
-    targets.signed.delegations = Delegations(
-        keys={new.public_key.keyid: new.public_key},
-        succinct_roles=SuccinctRoles([new.public_key.keyid], 1, bins.bit_length, bins.name_prefix),
-    )
-    targets.signed.version += 1
-    targets.signed.expires = now + timedelta(seconds=settings.targets_expiry)
-    targets_bytes = _sign(targets, [targets_signer])
-
-    directory = trust_dir(data)
-    _write_public(directory / f"{targets.signed.version}.targets.json", targets_bytes)
-    _replace_private(keys_dir(data) / "online.pem", new.private_bytes)
-    _write_public(directory / f"{root.signed.version}.root.json", root_bytes)
-    return load_keys(data)

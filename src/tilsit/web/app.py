@@ -12,8 +12,11 @@ import json
 import logging
 import os
 
+import anyio.to_thread
+
 from tilsit import __version__
 from tilsit.instance import Instance
+from tilsit.trust.expiry import trust_health
 from tilsit.trust.loop import keep_fresh
 from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
@@ -195,7 +198,9 @@ class TilsitApp:
 
     async def _operations(self, scope: Scope, send: Send, path: str) -> None:
         if path == "/_/health":
-            body = json.dumps({"status": "ok", "version": __version__}).encode()
+            # TUF expiries and warnings: root and targets need an operator (offline keys).
+            trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
+            body = json.dumps({"status": "ok", "version": __version__, **trust}).encode()
             await send(
                 {
                     "type": "http.response.start",
