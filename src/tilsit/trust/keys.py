@@ -8,7 +8,9 @@ One key set per server, shared by every index:
   ``TILSIT_TUF_ONLINE_KEY`` (PEM text) replaces ``online.pem``.
 - ``<data>/trust/``: the signed root chain ``N.root.json`` and the latest
   ``N.targets.json``. Neither names an index, so every index carries the same bytes
-  and a new index needs no offline key.
+  and a new index needs no offline key. ``published/<index>.json`` holds the highest
+  versions each index published (:mod:`tilsit.trust.published`); ``rotating/`` a root
+  or key change in progress (:mod:`tilsit.trust.rotation`).
 
 The online key signs timestamp, snapshot and the hashed bins.
 """
