@@ -230,6 +230,9 @@ class IndexRepository:
         Then a snapshot (if any bin or targets.json changed, or ``snapshot_due``) and a
         timestamp (if the snapshot changed or ``timestamp_due``).
         """
+        # Another process (a `tilsit rebuild`) may have published since this one last
+        # looked: re-read the record so it never goes down.
+        self._published = self._published.at_least(load_published(self.keys.data, self.index))
         if not self.exists():
             self.create(now)
         new_targets = self._sync_trusted()
