@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
+import urllib3
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, SuccinctRoles, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
@@ -564,8 +565,9 @@ class _Run:
             else:
                 self.report.add(UNREACHABLE, path, f"hashed copy: {exc}")
             return None
-        except tuf_errors.DownloadError as exc:
-            self.report.add(UNREACHABLE, path, f"hashed copy: {exc}")
+        except (tuf_errors.DownloadError, urllib3.exceptions.HTTPError) as exc:
+            # urllib3 errors raised while reading the body escape ngclient's wrapping.
+            self.report.add(UNREACHABLE, path, f"hashed copy: {type(exc).__name__}: {exc}")
             return None
         self.report.bytes_checked += info.length
         data = local.read_bytes() if path.startswith("simple/") else None
@@ -578,7 +580,7 @@ class _Run:
         try:
             data = self.src.get(url, info.length, accept)
         except httpx.HTTPError as exc:
-            self.report.add(UNREACHABLE, path, f"plain name {url}: {exc}")
+            self.report.add(UNREACHABLE, path, f"plain name {url}: {type(exc).__name__}: {exc}")
             return
         self.report.plain_checked += 1
         if data is None:
