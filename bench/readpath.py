@@ -200,7 +200,8 @@ def tilsit_server(data: Path, workers: int, log: Path) -> Iterator[tuple[str, in
             stdout=out,
             stderr=subprocess.STDOUT,
             # nginx runs with its access log off too: like for like.
-            env={**os.environ, "TILSIT_ACCESS_LOG": "false"},
+            # The corpus is loaded by one user: no limit on new projects per hour.
+            env={**os.environ, "TILSIT_ACCESS_LOG": "false", "TILSIT_PROJECT_CREATE_RATE": ""},
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -226,6 +226,12 @@ def test_project_creation_is_rate_limited_per_user(server: Callable[..., Server]
     # New versions of existing projects are not limited; other users are not affected.
     assert upload(client, make_wheel("one", "1.1"), alice).status_code == 200
     assert upload(client, make_wheel("three", "1.0"), token_for(instance, "bob")).status_code == 200
+    # Administrators load projects in bulk and are not limited.
+    with instance.db.write() as session:
+        create_user(session, "root", admin=True)
+    admin = token_for(instance, "root")
+    for name in ("four", "five", "six"):
+        assert upload(client, make_wheel(name, "1.0"), admin).status_code == 200
 
 
 def _publisher_token(instance: Instance, publisher_id: int, project: str) -> str:
