@@ -9,7 +9,14 @@ Layout (the contract nginx, a CDN, rsync and ``tilsit serve`` share)::
     <index>/pypi/<project>/json, <index>/pypi/<project>/<version>/json   legacy JSON
     <index>/packages/<aa>/<bb>/<rest of sha256>/<filename>   a private index's files
     <index>/.private                                         marks a private index
+    <index>/tuf/N.root.json, root.json, N.targets.json,      the index's TUF metadata
+        N.bins-xxx.json, N.snapshot.json, timestamp.json     (see tilsit.trust; timestamp last)
+    <index>/simple/[<project>/]<sha256>.index.html|.index.v1.json   signed pages, by hash
+    <index>/packages/<aa>/<bb>/<rest>/<sha256>.<filename>[.metadata] signed files, by hash
     .serial                                                  last journal serial rendered
+
+TUF target paths are relative to ``<index>/`` (``simple/…``, ``packages/…``), and
+the hashed names are hard links to the same inodes as the plain names pip fetches.
 
 Every page is written to a temp file on the same filesystem, fsynced and
 renamed over the old one, so a reader sees the old page or the new one, never
