@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from tilsit.db.models import SessionRow, UserRow
+from tilsit.db.models import SessionRow, UserRow, utcnow
 
 __all__ = [
     "ANONYMOUS",
@@ -63,7 +63,7 @@ def new_session(
     data: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> NewSession:
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     secret = secrets.token_urlsafe(32)
     row = SessionRow(
         id=_key(secret),
@@ -88,7 +88,7 @@ def load_session(
     if not secret or len(secret) > 100:
         return None
     row = session.get(SessionRow, _key(secret))
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     if row is None or row.expires_at <= now:
         return None
     if row.user_id is not None:
@@ -98,12 +98,8 @@ def load_session(
     return row
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def needs_touch(row: SessionRow, now: datetime | None = None) -> bool:
-    return (now or datetime.now(UTC)) - row.last_seen_at >= _TOUCH_EVERY
+    return (now or utcnow()) - row.last_seen_at >= _TOUCH_EVERY
 
 
 def promote_session(
@@ -135,7 +131,5 @@ def end_user_sessions(session: Session, user: UserRow, *, except_id: str | None 
 
 
 def sweep_sessions(session: Session, now: datetime | None = None) -> int:
-    result = session.execute(
-        delete(SessionRow).where(SessionRow.expires_at <= (now or datetime.now(UTC)))
-    )
+    result = session.execute(delete(SessionRow).where(SessionRow.expires_at <= (now or utcnow())))
     return int(getattr(result, "rowcount", 0) or 0)

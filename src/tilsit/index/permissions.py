@@ -107,6 +107,18 @@ def _check_permission(permission: str) -> None:
         )
 
 
+def _permission_row(
+    session: Session, index: IndexRow, user: UserRow, permission: str
+) -> IndexPermissionRow | None:
+    return session.scalars(
+        select(IndexPermissionRow).where(
+            IndexPermissionRow.index_id == index.id,
+            IndexPermissionRow.user_id == user.id,
+            IndexPermissionRow.permission == permission,
+        )
+    ).first()
+
+
 def grant_permission(
     session: Session,
     index: IndexRow,
@@ -119,13 +131,7 @@ def grant_permission(
 ) -> bool:
     """Give ``user`` ``permission`` on ``index``; False if it was already granted."""
     _check_permission(permission)
-    existing = session.scalars(
-        select(IndexPermissionRow).where(
-            IndexPermissionRow.index_id == index.id,
-            IndexPermissionRow.user_id == user.id,
-            IndexPermissionRow.permission == permission,
-        )
-    ).first()
+    existing = _permission_row(session, index, user, permission)
     if existing is not None:
         return False
     session.add(IndexPermissionRow(index_id=index.id, user_id=user.id, permission=permission))
@@ -155,13 +161,7 @@ def revoke_permission(
 ) -> bool:
     """Take ``permission`` on ``index`` from ``user``; False if the user did not have it."""
     _check_permission(permission)
-    existing = session.scalars(
-        select(IndexPermissionRow).where(
-            IndexPermissionRow.index_id == index.id,
-            IndexPermissionRow.user_id == user.id,
-            IndexPermissionRow.permission == permission,
-        )
-    ).first()
+    existing = _permission_row(session, index, user, permission)
     if existing is None:
         return False
     session.delete(existing)

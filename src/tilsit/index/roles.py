@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
-from tilsit.db.models import IndexRow, InvitationRow, ProjectRow, RoleRow, UserRow
+from tilsit.db.models import IndexRow, InvitationRow, ProjectRow, RoleRow, UserRow, utcnow
 from tilsit.index import errors
 
 __all__ = [
@@ -81,10 +81,6 @@ class ProjectRole:
     project: str
     user: str
     role: str
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -179,7 +175,7 @@ def invite(
 ) -> InvitationRow:
     """Invite ``invitee`` to ``role`` on ``project``; ``by`` must be an Owner."""
     role = _check_role(role)
-    now = now or _now()
+    now = now or utcnow()
     _require_manager(session, by, project)
     if not invitee.is_active:
         raise errors.InvalidUpload(f"User {invitee.name!r} is disabled and cannot be invited")
@@ -230,7 +226,7 @@ def accept_invitation(
     ip: str = "",
     now: datetime | None = None,
 ) -> RoleRow:
-    row, project = _invitation_for(session, invitation_id, user, now or _now())
+    row, project = _invitation_for(session, invitation_id, user, now or utcnow())
     if _role_row(session, project, user) is not None:
         raise RoleExists(f"You already have a role on {project.name!r}")
     row.status = "accepted"
@@ -261,7 +257,7 @@ def decline_invitation(
     ip: str = "",
     now: datetime | None = None,
 ) -> None:
-    row, project = _invitation_for(session, invitation_id, user, now or _now())
+    row, project = _invitation_for(session, invitation_id, user, now or utcnow())
     row.status = "declined"
     _event(
         session,
@@ -409,7 +405,7 @@ def project_invitations(
     session: Session, project: ProjectRow, now: datetime | None = None
 ) -> list[tuple[InvitationRow, UserRow]]:
     """Open (pending, unexpired) invitations to ``project``."""
-    now = now or _now()
+    now = now or utcnow()
     rows = session.execute(
         select(InvitationRow, UserRow)
         .join(UserRow, InvitationRow.user_id == UserRow.id)
@@ -423,7 +419,7 @@ def pending_invitations(
     session: Session, user: UserRow, now: datetime | None = None
 ) -> list[tuple[InvitationRow, ProjectRole]]:
     """``user``'s open invitations, with the project and who invited them."""
-    now = now or _now()
+    now = now or utcnow()
     inviter = UserRow.__table__.alias("inviter")
     rows = session.execute(
         select(InvitationRow, IndexRow.name, ProjectRow.name, inviter.c.name)

@@ -14,7 +14,6 @@ import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -38,6 +37,7 @@ from tilsit.store.blobs import BlobStore
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
 from tilsit.trust.repository import Batch, Signing
+from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
 
@@ -128,7 +128,7 @@ class Renderer:
                 self._render_index(session, index)
                 # After the pages and files are in place, before .serial.
                 if self.signing is not None and not self._carried:
-                    self.signing.repo(index.name).round(_now(), self._batch.changes)
+                    self.signing.repo(index.name).round(utcnow(), self._batch.changes)
             last = rows[-1][0]
             self.tree.set_serial(last)
             return int(last)
@@ -150,7 +150,7 @@ class Renderer:
                 if self.signing is not None and not self._carried:
                     # Every bin re-signed from exactly what was just rendered.
                     live = {p: t for p, t in self._batch.changes.items() if t is not None}
-                    self.signing.repo(index.name).round(_now(), live, replace=True)
+                    self.signing.repo(index.name).round(utcnow(), live, replace=True)
             self.tree.set_serial(last)
             return int(last)
 
@@ -301,7 +301,3 @@ class Renderer:
         for child in existing.iterdir() if existing.is_dir() else []:
             if child.is_dir() and child.name not in live:
                 self.tree.remove_dir(f"{legacy_dir}/{child.name}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)

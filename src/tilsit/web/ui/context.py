@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tilsit.auth import sessions, switches
-from tilsit.db.models import SessionRow, UserRow
+from tilsit.db.models import SessionRow, UserRow, utcnow
 from tilsit.instance import Instance
 
 __all__ = [
@@ -310,7 +310,7 @@ class VisitorMiddleware:
             with self.instance.db.write() as db:
                 live = db.get(SessionRow, row.id)
                 if live is not None:
-                    live.last_seen_at = sessions.utcnow()
+                    live.last_seen_at = utcnow()
         return Visitor(row, user, self.cookie)
 
     def _cookie_headers(self, visitor: Visitor) -> list[tuple[bytes, bytes]]:
