@@ -87,7 +87,11 @@ def test_static_repository(client: str, signed: Signed, tmp_path: Path) -> None:
     ):
         assert (exported / name).is_file(), name
     targetpath = (exported / "targetpath").read_text().strip()
-    assert targetpath.startswith("packages/") and targetpath.endswith(".whl")
+    # A distribution (which one depends on what other tests of the module
+    # uploaded), present in the export under its hashed name.
+    assert targetpath.startswith("packages/") and targetpath.endswith((".whl", ".tar.gz"))
+    folder, _, name = targetpath.rpartition("/")
+    assert list((exported / "targets" / folder).glob(f"*.{name}")), targetpath
     assert static_test(command, exported, tmp_path / "run") == [0, 0, 0]
     # The same steps with the clock a year on fail at refresh: the test can fail.
     later = static_test(command, exported, tmp_path / "later", shift="+400d")
