@@ -412,3 +412,36 @@ def test_jwks_refetched_for_a_new_kid_after_a_minute(
 
 def _summary(result: Minted) -> tuple[int, str | None]:
     return result.status, result.code
+
+
+@pytest.mark.parametrize(
+    ("switch", "status"),
+    [
+        ("read-only", 503),
+        ("no-uploads", 503),
+        ("no-trusted-publishing", 422),
+    ],
+)
+def test_switches_refuse_the_exchange_without_spending_the_token(
+    client: AppClient,
+    instance: Instance,
+    issuer: LocalIssuer,
+    octo: int,
+    switch: str,
+    status: int,
+) -> None:
+    from tilsit.auth import switches
+
+    token = issuer.token(aud=AUDIENCE)
+    with instance.db.write() as session:
+        switches.set_switch(session, switch, True, actor="test")
+    refused = client.post("/_/oidc/mint-token", json={"token": token})
+    assert refused.status_code == status, refused.text
+    assert refused.json()["errors"][0]["code"] == "not-enabled"
+    assert ("retry-after" in refused.headers) == (status == 503)
+    with instance.db.read() as session:
+        assert session.scalars(select(TokenRow).where(TokenRow.publisher_id == octo)).first() is None
+    with instance.db.write() as session:
+        switches.set_switch(session, switch, False, actor="test")
+    # The refused token was not spent: the same job's retry is exchanged.
+    assert mint(client, token).status == 200

@@ -12,6 +12,7 @@ from tilsit.db.models import SwitchRow
 __all__ = [
     "NO_NEW_PROJECTS",
     "NO_NEW_USERS",
+    "NO_TRUSTED_PUBLISHING",
     "NO_UPLOADS",
     "READ_ONLY",
     "SWITCHES",
@@ -24,12 +25,17 @@ READ_ONLY = "read-only"
 NO_NEW_USERS = "no-new-users"
 NO_NEW_PROJECTS = "no-new-projects"
 NO_UPLOADS = "no-uploads"
+NO_TRUSTED_PUBLISHING = "no-trusted-publishing"
 
 SWITCHES: dict[str, str] = {
     READ_ONLY: "Read-only: no uploads, no account or project changes; reads go on.",
     NO_NEW_USERS: "No new users: sign-up is closed (admins can still create accounts).",
     NO_NEW_PROJECTS: "No new projects: uploads to existing projects only.",
     NO_UPLOADS: "No uploads: every upload is refused.",
+    NO_TRUSTED_PUBLISHING: (
+        "No trusted publishing: CI tokens are not exchanged (for example while an issuer"
+        " is suspect); API tokens still upload."
+    ),
 }
 
 

@@ -78,7 +78,10 @@ async def mint_token(request: Request) -> JSONResponse:
     try:
         minted = await anyio.to_thread.run_sync(run)
     except TokenRefused as refusal:
-        return _failed(refusal.code, refusal.description)
+        response = _failed(refusal.code, refusal.description, refusal.status)
+        if refusal.status == 503:
+            response.headers["retry-after"] = "300"
+        return response
     return JSONResponse(
         {"success": True, "token": minted.secret, "expires": int(minted.expires.timestamp())},
         headers={"cache-control": "no-store"},

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from tilsit.auth import switches
 from tilsit.auth.audit import record_event
 from tilsit.auth.oidc import jwks
 from tilsit.auth.oidc.publishers import key_source_of, matches
@@ -164,6 +165,7 @@ def exchange(db: Database, settings: Settings, token: object, ip: str = "") -> M
     try:
         if not isinstance(token, str) or not token:
             raise TokenRefused("invalid-payload", 'The body must be {"token": "<OIDC token>"}')
+        _check_switches(db)
         header = read_header(token)
         issuer = unverified_claims(token)["iss"]
         claims, found = _verified_matches(db, settings, token, issuer, header["kid"])
@@ -177,6 +179,22 @@ def exchange(db: Database, settings: Settings, token: object, ip: str = "") -> M
         _refuse(db, refusal, ip, issuer, detail)
         raise
     return _mint(db, settings, publisher, claims, ip)
+
+
+def _check_switches(db: Database) -> None:
+    """Refuse before the token is looked at, so its ``jti`` is not spent and the
+    job can retry with the same token once the switch is off."""
+    with db.read() as session:
+        if switches.enabled(session, switches.READ_ONLY) or switches.enabled(
+            session, switches.NO_UPLOADS
+        ):
+            raise TokenRefused(
+                "not-enabled", "Uploads are paused by an administrator; try again later", 503
+            )
+        if switches.enabled(session, switches.NO_TRUSTED_PUBLISHING):
+            raise TokenRefused(
+                "not-enabled", "Trusted publishing is turned off by an administrator"
+            )
 
 
 def _check_publisher(session: Any, publisher: PublisherRow) -> None:

@@ -41,10 +41,12 @@ MAX_TOKEN_LENGTH = 16 * 1024
 class TokenRefused(Exception):
     """A token that cannot be exchanged; ``code`` is PyPI's error code for it."""
 
-    def __init__(self, code: str, description: str) -> None:
+    def __init__(self, code: str, description: str, status: int = 422) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
+        # 422 for everything about the token; 503 when the server is paused.
+        self.status = status
 
 
 def read_header(token: str) -> dict[str, Any]:
