@@ -440,7 +440,9 @@ def test_switches_refuse_the_exchange_without_spending_the_token(
     assert refused.json()["errors"][0]["code"] == "not-enabled"
     assert ("retry-after" in refused.headers) == (status == 503)
     with instance.db.read() as session:
-        assert session.scalars(select(TokenRow).where(TokenRow.publisher_id == octo)).first() is None
+        assert (
+            session.scalars(select(TokenRow).where(TokenRow.publisher_id == octo)).first() is None
+        )
     with instance.db.write() as session:
         switches.set_switch(session, switch, False, actor="test")
     # The refused token was not spent: the same job's retry is exchanged.
