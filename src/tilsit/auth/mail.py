@@ -64,7 +64,8 @@ def send_mail(settings: Settings, to: str, subject: str, body: str) -> Path | No
 def _to_outbox(settings: Settings, message: EmailMessage) -> Path:
     outbox = settings.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    # Microseconds, so that the names sort in the order the mail was written.
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     path = outbox / f"{stamp}-{secrets.token_hex(4)}.eml"
     # Written aside and renamed, so a reader never sees half a message.
     partial = path.with_suffix(".tmp")

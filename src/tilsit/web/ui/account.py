@@ -27,6 +27,7 @@ from tilsit.web.ui.account_common import (
     json_refusal,
     live_session,
     mail_task,
+    notify,
     refusal,
     run,
     safe_next,
@@ -388,6 +389,9 @@ async def email_page(request: Request) -> Response:
         {"title": "Email address", "messages": [f"A confirmation link was sent to {address}."]},
     )
     response.background = mail_task(request, *_verification_mail(request, address, secret))
+    # The old address hears of it: the usual first step of an account takeover.
+    if user.email and user.email.lower() != address.lower():
+        notify(request, response, user, "email.changed", detail=f"new address {address}")
     return response
 
 
@@ -530,7 +534,7 @@ async def password_page(request: Request) -> Response:
             sessions.end_user_sessions(db, live, except_id=keep)
 
     await run(end_others)
-    return await render(
+    response = await render(
         request,
         "account/message.html",
         {
@@ -538,6 +542,8 @@ async def password_page(request: Request) -> Response:
             "messages": ["Your password is changed; your other sessions were logged out."],
         },
     )
+    notify(request, response, user, "password.changed")
+    return response
 
 
 # --- overview ---------------------------------------------------------------

@@ -9,15 +9,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from tilsit.auth import mail
+from tilsit.auth import mail, notices
 from tilsit.auth.accounts import AccountError
 from tilsit.auth.ratelimit import RateLimited
-from tilsit.db.models import SessionRow
-from tilsit.web.ui.context import instance_of, render, visitor_of
+from tilsit.db.models import SessionRow, UserRow
+from tilsit.web.ui.context import client_ip, instance_of, render, visitor_of
 
 __all__ = [
     "absolute_url",
@@ -25,6 +25,7 @@ __all__ = [
     "json_refusal",
     "live_session",
     "mail_task",
+    "notify",
     "refusal",
     "run",
     "safe_next",
@@ -101,6 +102,43 @@ def mail_task(request: Request, to: str, subject: str, body: str) -> BackgroundT
             log.exception("could not send %r to %s", subject, to)
 
     return BackgroundTask(send)
+
+
+def notify(
+    request: Request,
+    response: Any,
+    user: UserRow,
+    change: str,
+    *,
+    detail: str = "",
+    to: str | None = None,
+    confirmed: bool | None = None,
+) -> None:
+    """Send the security notice for ``change`` after ``response``.
+
+    It goes to ``to`` (default: the user's address) only when that address was
+    confirmed: an unconfirmed one may be the attacker's own.
+    """
+    address = to if to is not None else user.email
+    if confirmed is None:
+        confirmed = user.email_verified_at is not None
+    if not address or not confirmed:
+        return
+    notice = notices.notice_for(
+        change,
+        to=address,
+        user_name=user.name,
+        ip=client_ip(request),
+        reset_url=absolute_url(request, "/account/forgot-password"),
+        detail=detail,
+    )
+    task = mail_task(request, notice.to, notice.subject, notice.body)
+    if response.background is None:
+        response.background = BackgroundTasks([task])
+    elif isinstance(response.background, BackgroundTasks):
+        response.background.tasks.append(task)
+    else:
+        response.background = BackgroundTasks([response.background, task])
 
 
 def session_data(request: Request) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tilsit.web.ui.account_common import (
     form_text,
     json_refusal,
     live_session,
+    notify,
     refusal,
     run,
     session_data,
@@ -122,7 +123,9 @@ async def totp_page(request: Request) -> Response:
         elif isinstance(exc, AccountError):
             response.status_code = exc.status
         return response
-    return RedirectResponse("/account/recovery-codes?after=totp", status_code=303)
+    redirect = RedirectResponse("/account/recovery-codes?after=totp", status_code=303)
+    notify(request, redirect, user, "2fa.totp.added")
+    return redirect
 
 
 # --- passkeys -----------------------------------------------------------------
@@ -220,7 +223,9 @@ async def passkey_add(request: Request) -> Response:
         await run(add)
     except (AccountError, passkeys.PasskeyRefused) as exc:
         return json_refusal(exc)
-    return JSONResponse({"redirect": "/account/passkeys"})
+    added = JSONResponse({"redirect": "/account/passkeys"})
+    notify(request, added, user, "2fa.webauthn.added", detail=f"passkey {label!r}")
+    return added
 
 
 # --- recovery codes -----------------------------------------------------------
@@ -263,7 +268,9 @@ async def recovery_page(request: Request) -> Response:
         codes = await run(generate)
     except AccountError as exc:
         return await refusal(request, "account/recovery.html", context, exc)
-    return await render(request, "account/recovery.html", {**context, "codes": codes})
+    response = await render(request, "account/recovery.html", {**context, "codes": codes})
+    notify(request, response, user, "recovery.generated")
+    return response
 
 
 # --- removing a factor ----------------------------------------------------------
@@ -286,7 +293,7 @@ async def remove_factor(request: Request) -> Response:
     except (AccountError, RateLimited) as exc:
         return await refusal(request, "account/message.html", {"title": "Two-factor"}, exc)
 
-    def remove() -> str:
+    def remove() -> tuple[str, str, str]:
         with instance.db.write() as db:
             accounts.check_writable(db)
             live = db.get(UserRow, user.id)
@@ -295,6 +302,7 @@ async def remove_factor(request: Request) -> Response:
                 live.totp_secret = None
                 record_event(db, "2fa.totp.removed", actor=live, ip=ip, user=live)
                 done = "The authenticator app is removed."
+                change, detail = "2fa.totp.removed", ""
             elif what.startswith("passkey:") and what[8:].isdigit():
                 row = db.get(WebAuthnCredentialRow, int(what[8:]))
                 if row is None or row.user_id != live.id:
@@ -310,20 +318,23 @@ async def remove_factor(request: Request) -> Response:
                     detail={"label": row.label},
                 )
                 done = f"The passkey {row.label!r} is removed."
+                change, detail = "2fa.webauthn.removed", f"passkey {row.label!r}"
             else:
                 raise accounts.InvalidAccountInput("Choose a second factor to remove.")
             if not has_two_factor(db, live):
                 # Recovery codes stand in for a second factor; with none left they go too.
                 db.execute(delete(RecoveryCodeRow).where(RecoveryCodeRow.user_id == live.id))
-            return done
+            return done, change, detail
 
     try:
-        done = await run(remove)
+        done, change, detail = await run(remove)
     except AccountError as exc:
         return await refusal(request, "account/message.html", {"title": "Two-factor"}, exc)
-    return await render(
+    response = await render(
         request, "account/message.html", {"title": "Two-factor", "messages": [done]}
     )
+    notify(request, response, user, change, detail=detail)
+    return response
 
 
 routes: list[BaseRoute] = [

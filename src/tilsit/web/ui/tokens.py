@@ -21,6 +21,7 @@ from tilsit.auth.token_admin import (
     tokens_of,
 )
 from tilsit.db.models import IndexRow, ProjectRow, RoleRow, TokenRow, UserRow
+from tilsit.web.ui.account_common import notify
 from tilsit.web.ui.context import (
     client_ip,
     error_page,
@@ -182,7 +183,7 @@ async def token_create(request: Request) -> Response:
     settings = instance.settings
     base = (settings.base_url or str(request.base_url)).rstrip("/")
     index = scope_index or settings.default_index
-    return await render(
+    response = await render(
         request,
         "tokens/created.html",
         {
@@ -195,6 +196,14 @@ async def token_create(request: Request) -> Response:
             "scheme": base.split("://", 1)[0],
         },
     )
+    notify(
+        request,
+        response,
+        user,
+        "token.created",
+        detail=f"{row.display_prefix}… ({scope_text(row, scope_index)})",
+    )
+    return response
 
 
 async def token_revoke(request: Request) -> Response:
