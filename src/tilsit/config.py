@@ -124,6 +124,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("project_create_rate", str, "20/1h", "New projects allowed per user."),
     Setting(
+        "publisher_add_rate",
+        str,
+        "100/1d",
+        "Trusted publishers a user may add from the web pages, per user and per IP.",
+    ),
+    Setting(
+        "pending_publishers_max",
+        int,
+        3,
+        "Pending trusted publishers a user may have at once (each one reserves a project name).",
+    ),
+    Setting(
         "oidc_audience",
         str,
         "",
@@ -216,6 +228,8 @@ class Settings:
     login_rate: str = "10/5m"
     two_factor_rate: str = "5/5m,20/1h"
     project_create_rate: str = "20/1h"
+    publisher_add_rate: str = "100/1d"
+    pending_publishers_max: int = 3
     oidc_audience: str = ""
     trusted_token_lifetime: int = 900
     oidc_github_issuer: str = "https://token.actions.githubusercontent.com"
@@ -270,6 +284,14 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
         raise InvalidSetting(
             f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}"
         ) from exc
+    if setting.name.endswith("_rate"):
+        # Checked here, so a mistyped limit stops start-up instead of the first login.
+        from tilsit.auth.ratelimit import InvalidLimit, parse_limits
+
+        try:
+            parse_limits(str(coerced))
+        except InvalidLimit as exc:
+            raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
     if setting.choices and coerced not in setting.choices:
         raise InvalidSetting(
             f"{origin}: {setting.name} must be one of {', '.join(setting.choices)}, got {value!r}"

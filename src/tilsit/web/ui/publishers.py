@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from tilsit.auth.oidc.publishers import (
     gitlab_spec,
     remove_publisher,
 )
+from tilsit.auth.ratelimit import RateLimited, consume, parse_limits
 from tilsit.config import Settings
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
 from tilsit.index import errors
@@ -106,6 +107,33 @@ def spec_from_form(request: Request, settings: Settings) -> PublisherSpec:
     raise InvalidPublisher(f"Unknown publisher kind {kind!r}")
 
 
+def _limit_adding(db: Session, user: UserRow, ip: str, settings: Settings, pending: bool) -> None:
+    """Refuse a publisher beyond the user's allowance (administrators have none).
+
+    Publishers are cheap to add and a pending one reserves a project name, so a
+    stolen session or a script must not be able to squat names or flood issuers.
+    """
+    if user.is_admin:
+        return
+    limits = parse_limits(settings.publisher_add_rate)
+    consume(db, f"publisher-add:user:{user.id}", limits)
+    consume(db, f"publisher-add:ip:{ip}", limits)
+    if pending:
+        held = db.scalar(
+            select(func.count(PublisherRow.id)).where(
+                PublisherRow.created_by == user.id,
+                PublisherRow.project_id.is_(None),
+                PublisherRow.removed_at.is_(None),
+            )
+        )
+        if (held or 0) >= settings.pending_publishers_max:
+            raise InvalidPublisher(
+                f"You have {held} pending publishers, the most allowed at once"
+                f" ({settings.pending_publishers_max}): remove one, or publish the first"
+                " release of one of their projects"
+            )
+
+
 async def _run(request: Request, work: Callable[[Session], T], *, write: bool = False) -> T:
     instance = instance_of(request)
 
@@ -149,6 +177,7 @@ async def project_publishers(request: Request) -> Response:
     messages: list[str] = []
     errors_: list[str] = []
     status = 200
+    retry_after: int | None = None
     if request.method == "POST":
         settings = instance_of(request).settings
         action = _field(request, "action")
@@ -163,6 +192,7 @@ async def project_publishers(request: Request) -> Response:
             assert index is not None
             if action == "add":
                 assert spec is not None
+                _limit_adding(db, user, client_ip(request), settings, pending=False)
                 row = add_publisher(
                     db,
                     spec,
@@ -186,6 +216,8 @@ async def project_publishers(request: Request) -> Response:
                 messages.append(await _run(request, change, write=True))
             except InvalidPublisher as exc:
                 errors_, status = [str(exc)], 400
+            except RateLimited as exc:
+                errors_, status, retry_after = [str(exc)], 429, exc.retry_after
 
     def load(db: Session) -> tuple[ProjectRow, list[Listed]]:
         project = _managed_project(db, user, index_name, name)
@@ -197,7 +229,7 @@ async def project_publishers(request: Request) -> Response:
         return project, _listed(db, list(rows))
 
     project, publishers = await _run(request, load)
-    return await render(
+    response = await render(
         request,
         "publishers/project.html",
         {
@@ -211,6 +243,9 @@ async def project_publishers(request: Request) -> Response:
         },
         status,
     )
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
+    return response
 
 
 def _publisher_id(request: Request) -> int:
@@ -228,6 +263,7 @@ async def account_publishing(request: Request) -> Response:
     messages: list[str] = []
     errors_: list[str] = []
     status = 200
+    retry_after: int | None = None
     settings = instance_of(request).settings
     if request.method == "POST":
         action = _field(request, "action")
@@ -241,6 +277,7 @@ async def account_publishing(request: Request) -> Response:
                     raise InvalidPublisher(exc.message) from exc
                 if not may_create(db, user, index):
                     raise InvalidPublisher(f"You may not create projects in index {index.name!r}")
+                _limit_adding(db, user, client_ip(request), settings, pending=True)
                 row = add_publisher(
                     db,
                     spec,
@@ -268,6 +305,8 @@ async def account_publishing(request: Request) -> Response:
             messages.append(await _run(request, change, write=True))
         except InvalidPublisher as exc:
             errors_, status = [str(exc)], 400
+        except RateLimited as exc:
+            errors_, status, retry_after = [str(exc)], 429, exc.retry_after
 
     def load(db: Session) -> tuple[list[Listed], list[str]]:
         rows = db.scalars(
@@ -285,7 +324,7 @@ async def account_publishing(request: Request) -> Response:
         return _listed(db, list(rows)), list(indexes)
 
     publishers, indexes = await _run(request, load)
-    return await render(
+    response = await render(
         request,
         "publishers/account.html",
         {
@@ -299,6 +338,9 @@ async def account_publishing(request: Request) -> Response:
         },
         status,
     )
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
+    return response
 
 
 routes: list[BaseRoute] = [
