@@ -136,7 +136,12 @@ def serve(
         f"  {tilsit} token create --user alice --data {data_dir}\n"
         "then upload and install:\n"
         f"  twine upload --repository-url {origin}/legacy/ -u __token__ -p <token> dist/*\n"
-        f"  pip install --index-url {origin}/simple/ <project>\n"
+        f"  pip install --index-url {origin}/simple/ <project>\n\n"
+        f"Web pages: {origin}/ (sign-up at /account/register). An administrator:\n"
+        f"  {tilsit} user create root --admin --password --data {data_dir}\n"
+        "Signed tree (TUF): pin this root, then check any copy of the index end to end:\n"
+        f"  {settings.tree_dir.resolve() / settings.default_index / 'tuf' / '1.root.json'}\n"
+        f"  {tilsit} verify {origin}/{settings.default_index}/ --root <that file>\n"
     )
     install()
     cert, key = settings.tls_cert or None, settings.tls_key or None

@@ -38,6 +38,20 @@ __all__ = ["export_static", "tuf", "verify_command"]
 )
 @click.option("--fresh", is_flag=True, help="Trust nothing from earlier runs (no state).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--cafile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CA certificates (PEM) to trust for an https SOURCE instead of the system's.",
+)
+@click.option(
+    "--token",
+    envvar="TILSIT_TOKEN",
+    default=None,
+    show_envvar=True,
+    help="API token with read access, for a private index (better from the environment,"
+    " or put the host in ~/.netrc).",
+)
 def verify_command(
     source: str,
     root_file: Path,
@@ -47,6 +61,8 @@ def verify_command(
     state_dir: Path | None,
     fresh: bool,
     as_json: bool,
+    cafile: str | None,
+    token: str | None,
 ) -> None:
     """Verify the index at SOURCE (a URL or a tree directory) end to end.
 
@@ -65,7 +81,14 @@ def verify_command(
         state_dir = default_state_dir(f"{source}#{index or ''}", root)
     try:
         report = verify(
-            source, root, index=index, projects=projects, sample=sample, state_dir=state_dir
+            source,
+            root,
+            index=index,
+            projects=projects,
+            sample=sample,
+            state_dir=state_dir,
+            cafile=cafile,
+            token=token or None,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

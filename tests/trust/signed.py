@@ -220,14 +220,19 @@ def http_server(directory: Path) -> Iterator[str]:
 
 
 def run_verify(
-    *args: str, faketime: str | None = None, timeout: float = 300
+    *args: str,
+    faketime: str | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``tilsit verify …`` in a subprocess (optionally under ``faketime``)."""
     command = [sys.executable, "-m", "tilsit", "verify", *args]
     if faketime is not None:
         assert shutil.which("faketime")
         command = ["faketime", "-f", faketime, *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
 
 
 def faults(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -23,28 +23,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from itertools import count
+from netrc import NetrcParseError
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
-import urllib3
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, SuccinctRoles, TargetFile, Targets
-from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
+from tuf.ngclient import FetcherInterface, Updater
 
 __all__ = [
     "FAULTS",
     "METADATA_FAULTS",
     "TARGET_FAULTS",
     "Fault",
+    "HttpxFetcher",
     "Report",
     "TreeFetcher",
     "verify",
@@ -64,7 +67,9 @@ EXPIRED = tuple(f"expired {role}" for role in ("root", "timestamp", "snapshot", 
 BAD_SIGNATURE = "bad signature"
 MISSING_METADATA = "missing metadata"
 BAD_METADATA = "bad metadata"
+ACCESS_DENIED = "access denied"
 METADATA_FAULTS = (
+    ACCESS_DENIED,
     ROLLBACK,
     MIX_AND_MATCH,
     BROKEN_ROOT_CHAIN,
@@ -186,6 +191,68 @@ class TreeFetcher(FetcherInterface):
                 yield chunk
 
 
+class HttpxFetcher(FetcherInterface):
+    """ngclient's downloads through the same httpx client as the plain names.
+
+    One HTTP stack, so ``--cafile``, a token for a private index and
+    ``~/.netrc`` apply to metadata, hashed targets and pages alike.
+    """
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            response = self.http.send(self.http.build_request("GET", url), stream=True)
+        except httpx.TimeoutException as exc:
+            raise tuf_errors.SlowRetrievalError(f"{url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            response.close()
+            raise tuf_errors.DownloadHTTPError(
+                f"{url}: HTTP {response.status_code}", response.status_code
+            )
+        return self._chunks(url, response)
+
+    @staticmethod
+    def _chunks(url: str, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes()
+        except httpx.TimeoutException as exc:
+            raise tuf_errors.SlowRetrievalError(f"{url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise tuf_errors.DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            response.close()
+
+
+def http_client(
+    timeout: float, cafile: str | None = None, token: str | None = None
+) -> httpx.Client:
+    """The client verify reads a server with: the system's CAs (or ``cafile``),
+    ``SSL_CERT_FILE`` and ``~/.netrc`` honoured, and a token for a private index
+    sent as pip sends it (Basic ``__token__``)."""
+    verify: ssl.SSLContext | bool = True
+    if cafile:
+        verify = ssl.create_default_context(cafile=cafile)
+    auth: httpx.Auth | None = httpx.BasicAuth("__token__", token) if token else None
+    netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    if auth is None and netrc.is_file():
+        # As pip and uv do: credentials for the host from the netrc file.
+        try:
+            auth = httpx.NetRCAuth(str(netrc))
+        except (OSError, NetrcParseError) as exc:
+            raise ValueError(f"{netrc}: {exc}") from exc
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        verify=verify,
+        auth=auth,
+        headers={"user-agent": "tilsit-verify"},
+    )
+
+
 class _Recording(FetcherInterface):
     """Remembers the last URL asked for, so a fault can name the file that failed."""
 
@@ -273,6 +340,8 @@ def classify(exc: Exception, *, gap: bool) -> tuple[str, str]:
     if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
         return OVERSIZED, role
     if isinstance(exc, tuf_errors.DownloadHTTPError):
+        if exc.status_code in (401, 403):
+            return ACCESS_DENIED, role
         return MISSING_METADATA, role
     return BAD_METADATA, role
 
@@ -280,7 +349,14 @@ def classify(exc: Exception, *, gap: bool) -> tuple[str, str]:
 class _Source:
     """Where metadata, hashed targets and plain names come from."""
 
-    def __init__(self, source: str, index: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        source: str,
+        index: str | None,
+        timeout: float,
+        cafile: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.tree: TreeFetcher | None = None
         self.http: httpx.Client | None = None
         self.fetcher: FetcherInterface
@@ -291,8 +367,8 @@ class _Source:
             self.index = index or base.rstrip("/").rsplit("/", 1)[-1]
             self.index_base = base
             self.index_path = urlsplit(base).path
-            self.fetcher = Urllib3Fetcher(app_user_agent="tilsit-verify")
-            self.http = httpx.Client(timeout=timeout, follow_redirects=True)
+            self.http = http_client(timeout, cafile, token)
+            self.fetcher = HttpxFetcher(self.http)
         else:
             root = Path(source)
             if not root.is_dir():
@@ -374,6 +450,8 @@ def verify(
     state_dir: Path | None = None,
     timeout: float = 30.0,
     seed: int | None = None,
+    cafile: str | None = None,
+    token: str | None = None,
 ) -> Report:
     """Verify the index at ``source`` against the trusted ``root`` bytes.
 
@@ -381,7 +459,7 @@ def verify(
     below what an earlier run saw is caught); None uses a throwaway directory.
     """
     started = time.monotonic()
-    src = _Source(source, index, timeout)
+    src = _Source(source, index, timeout, cafile, token)
     report = Report(source=source if src.tree is None else f"{source} (index {src.index})")
     with tempfile.TemporaryDirectory(prefix="tilsit-verify-") as scratch:
         metadata_dir = state_dir or Path(scratch) / "metadata"
@@ -565,8 +643,7 @@ class _Run:
             else:
                 self.report.add(UNREACHABLE, path, f"hashed copy: {exc}")
             return None
-        except (tuf_errors.DownloadError, urllib3.exceptions.HTTPError) as exc:
-            # urllib3 errors raised while reading the body escape ngclient's wrapping.
+        except (tuf_errors.DownloadError, httpx.HTTPError) as exc:
             self.report.add(UNREACHABLE, path, f"hashed copy: {type(exc).__name__}: {exc}")
             return None
         self.report.bytes_checked += info.length
