@@ -152,10 +152,10 @@ def test_sweep_keeps_the_grace_window_and_every_root(
     assert len(snapshots) > 3
     now = utcnow()
     # Within the grace window nothing goes.
-    kept = sweep(repo, now)
+    kept = sweep(repo, now, repo.settings.grace)
     assert not kept.snapshots and not kept.bins and not kept.links
     # Two hours on, only what the current snapshot lists stays.
-    swept = sweep(repo, now + timedelta(hours=2))
+    swept = sweep(repo, now + timedelta(hours=2), repo.settings.grace)
     assert swept.snapshots == [v for v in snapshots if v < current]
     assert sorted(int(p.name.split(".")[0]) for p in tuf.glob("*.snapshot.json")) == [current]
     assert (tuf / "1.root.json").is_file() and (tuf / "root.json").is_file()

@@ -10,7 +10,9 @@ signed by the mirror's own root and says so.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +144,36 @@ def test_an_upload_at_the_origin_then_a_sync_verifies(world: World) -> None:
     page = (world.tree / "mirror/simple/foo/index.html").read_bytes()
     assert b"foo-1.1-py3-none-any.whl" in page
     assert page == (world.origin_tree / INDEX / "simple/foo/index.html").read_bytes()
+
+
+def test_old_carried_versions_are_swept_after_the_grace_period(world: World) -> None:
+    from tilsit.trust.loop import freshness_pass
+
+    world.origin_upload(make_wheel("foo", "1.2"))
+    report = sync(world.instance)
+    assert report.ok, report.summary()
+    tuf = world.tree / "mirror" / "tuf"
+    snapshots = sorted(tuf.glob("*.snapshot.json"), key=lambda p: int(p.name.split(".")[0]))
+    assert len(snapshots) >= 2, "each sync after an origin change carries a new snapshot"
+    current = Metadata[Timestamp].from_bytes(world.timestamp(world.tree, "mirror"))
+    timestamp_before = world.timestamp(world.tree, "mirror")
+    # Within the grace period nothing is swept: a client may be mid-update.
+    freshness_pass(world.instance)
+    assert sorted(tuf.glob("*.snapshot.json")) == sorted(snapshots)
+    # Three hours on (the default grace is one hour): every superseded version goes.
+    aged = time.time() - 3 * 3600
+    for entry in tuf.iterdir():
+        os.utime(entry, (aged, aged))
+    lines = freshness_pass(world.instance)
+    [line] = [line for line in lines if line.startswith("mirror (carried): swept")]
+    # foo's page changed with each release: its older signed copies are gone too.
+    assert not line.endswith(" 0 links"), line
+    left = [p.name for p in tuf.glob("*.snapshot.json")]
+    assert left == [f"{current.signed.snapshot_meta.version}.snapshot.json"]
+    # Still the origin's metadata, unchanged and verifying against the origin's root.
+    assert world.timestamp(world.tree, "mirror") == timestamp_before
+    result = world.verify("mirror", world.origin_root)
+    assert result.returncode == 0, result.stdout + result.stderr  # type: ignore[attr-defined]
 
 
 def test_a_tampered_page_on_the_mirror_is_named_and_the_next_sync_repairs_it(world: World) -> None:

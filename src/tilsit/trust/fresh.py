@@ -10,7 +10,9 @@ with the bin versions they list and the ``<sha256>.<name>`` links those bins lis
 Older snapshot and bin versions, and links only they listed, are deleted. A
 snapshot's superseding time is the mtime of the next snapshot version, so no extra
 state is kept (and a ``cp -a`` copy keeps it). Root and targets versions are never
-deleted.
+deleted. The same sweep serves an index this server signs (:class:`IndexRepository`)
+and a mirror carrying its origin's metadata (:class:`~tilsit.trust.mirror.CarriedMetadata`),
+through :class:`Sweepable`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,27 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from tuf.api.metadata import Metadata, Snapshot
+from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
+from tilsit.render.tree import Tree
 from tilsit.trust.repository import IndexRepository, versioned
 
-__all__ = ["Refreshed", "Swept", "refresh", "sweep"]
+__all__ = ["Refreshed", "Sweepable", "Swept", "refresh", "sweep"]
+
+
+class Sweepable(Protocol):
+    """An index's TUF metadata directory, as the sweep reads it."""
+
+    tree: Tree
+    dir: str  # tree-relative, e.g. "main/tuf"
+
+    def exists(self) -> bool: ...
+    def timestamp(self) -> Metadata[Timestamp]: ...
+    def is_bin(self, role: str) -> bool: ...
+    def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]: ...
+    def hashed_path(self, target: str, sha256: str) -> str: ...
 
 
 @dataclass
@@ -73,9 +90,8 @@ class Swept:
     links: list[str] = field(default_factory=list)  # tree-relative paths
 
 
-def sweep(repo: IndexRepository, now: datetime, grace: int | None = None) -> Swept:
+def sweep(repo: Sweepable, now: datetime, grace: int) -> Swept:
     """Delete superseded snapshot and bin versions (and their hashed links) older than grace."""
-    grace = repo.settings.grace if grace is None else grace
     swept = Swept()
     if not repo.exists():
         return swept
@@ -90,7 +106,7 @@ def sweep(repo: IndexRepository, now: datetime, grace: int | None = None) -> Swe
         version, role = parsed
         if role == "snapshot":
             snapshots[version] = entry.stat().st_mtime
-        elif repo.keys.bins.is_delegated_role(role):
+        elif repo.is_bin(role):
             bin_files.setdefault(role, []).append(version)
     cutoff = (now - timedelta(seconds=grace)).timestamp()
     ordered = sorted(v for v in snapshots if v <= current)
@@ -109,7 +125,7 @@ def sweep(repo: IndexRepository, now: datetime, grace: int | None = None) -> Swe
         snap = Metadata[Snapshot].from_bytes(raw)
         for name, meta in snap.signed.meta.items():
             role = name.removesuffix(".json")
-            if repo.keys.bins.is_delegated_role(role):
+            if repo.is_bin(role):
                 marked_bins.setdefault(role, set()).add(meta.version)
     for role, versions in sorted(bin_files.items()):
         kept = marked_bins.get(role)

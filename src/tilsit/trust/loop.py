@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from tilsit.trust.fresh import refresh, sweep
-from tilsit.trust.mirror import carried_indexes
-from tilsit.trust.settings import utcnow
+from tilsit.trust.mirror import CarriedMetadata, carried_indexes
+from tilsit.trust.settings import trust_settings, utcnow
 
 if TYPE_CHECKING:
     from tilsit.instance import Instance
@@ -34,14 +34,23 @@ def freshness_pass(instance: Instance) -> list[str]:
     # The renderer's lock: a pass never interleaves with a render's signing round.
     with instance.db.read() as session:
         carried = carried_indexes(session)
+    grace = trust_settings(instance.settings).grace
     with instance.renderer.locked():
         for index in signing.indexes():
-            if index in carried:
-                continue  # the origin's signatures, copied by the sync: never re-signed here
-            repo = signing.repo(index)
             now = utcnow()
+            if index in carried:
+                # The origin's signatures, copied by the sync: never re-signed here, but
+                # the versions each sync copied are swept as the origin sweeps its own.
+                gone = sweep(CarriedMetadata(instance.tree, index), now, grace)
+                if gone.snapshots or gone.bins or gone.links:
+                    lines.append(
+                        f"{index} (carried): swept {len(gone.snapshots)} snapshots,"
+                        f" {len(gone.bins)} bins, {len(gone.links)} links"
+                    )
+                continue
+            repo = signing.repo(index)
             done = refresh(repo, now)
-            swept = sweep(repo, now)
+            swept = sweep(repo, now, grace)
             if done or swept.snapshots or swept.bins or swept.links:
                 lines.append(
                     f"{index}: re-signed {len(done.bins)} bins"

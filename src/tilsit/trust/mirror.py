@@ -34,7 +34,15 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
+from tuf.api.metadata import (
+    Metadata,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 from tuf.ngclient import FetcherInterface, Updater
 
 from tilsit.db.models import IndexRow
@@ -51,6 +59,7 @@ __all__ = [
     "RESIGNED",
     "RESIGNED_FIELD",
     "AbsoluteLinks",
+    "CarriedMetadata",
     "CarryFault",
     "NoOriginMetadata",
     "carried_indexes",
@@ -181,6 +190,54 @@ def _fault_of(exc: Exception) -> str:
     if isinstance(exc, tuf_errors.DownloadHTTPError) and exc.status_code == 404:
         return "missing file"
     return "bad metadata"
+
+
+class CarriedMetadata:
+    """The origin's metadata as a mirror carries it, for :func:`tilsit.trust.fresh.sweep`.
+
+    Which roles are bins comes from the origin's targets metadata (its bin count
+    may differ from this server's), never from this server's keys.
+    """
+
+    def __init__(self, tree: Tree, index: str) -> None:
+        self.tree = tree
+        self.index = index
+        self.dir = tuf_dir(index)
+        self._succinct: SuccinctRoles | None = None
+
+    def exists(self) -> bool:
+        return self.tree.path(f"{self.dir}/timestamp.json").exists()
+
+    def timestamp(self) -> Metadata[Timestamp]:
+        raw = self.tree.read(f"{self.dir}/timestamp.json")
+        if raw is None:
+            raise FileNotFoundError(f"{self.dir}/timestamp.json is missing")
+        return Metadata[Timestamp].from_bytes(raw)
+
+    def is_bin(self, role: str) -> bool:
+        if self._succinct is None:
+            snapshot = self.tree.read(
+                f"{self.dir}/{self.timestamp().signed.snapshot_meta.version}.snapshot.json"
+            )
+            if snapshot is None:
+                return False
+            version = Metadata[Snapshot].from_bytes(snapshot).signed.meta["targets.json"].version
+            raw = self.tree.read(f"{self.dir}/{version}.targets.json")
+            delegations = Metadata[Targets].from_bytes(raw).signed.delegations if raw else None
+            if delegations is None or delegations.succinct_roles is None:
+                return False
+            self._succinct = delegations.succinct_roles
+        return self._succinct.is_delegated_role(role)
+
+    def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]:
+        assert version is not None, "the sweep names the version"
+        raw = self.tree.read(f"{self.dir}/{version}.{name}.json")
+        if raw is None:
+            raise FileNotFoundError(f"{self.dir}/{version}.{name}.json is missing")
+        return Metadata[Targets].from_bytes(raw)
+
+    def hashed_path(self, target: str, sha256: str) -> str:
+        return hashed_path(self.index, target, sha256)
 
 
 def carry(

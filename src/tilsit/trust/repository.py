@@ -288,6 +288,9 @@ class IndexRepository:
     def hashed_path(self, target: str, sha256: str) -> str:
         return hashed_path(self.index, target, sha256)
 
+    def is_bin(self, role: str) -> bool:
+        return self.keys.bins.is_delegated_role(role)
+
 
 class Signing:
     """Every index's repository, signed with one server key set."""
