@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import anyio
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from tilsit.auth import mail, notices
 from tilsit.auth.accounts import AccountError
@@ -105,28 +105,19 @@ def mail_task(request: Request, to: str, subject: str, body: str) -> BackgroundT
 
 
 def notify(
-    request: Request,
-    response: Any,
-    user: UserRow,
-    change: str,
-    *,
-    detail: str = "",
-    to: str | None = None,
-    confirmed: bool | None = None,
+    request: Request, response: Response, user: UserRow, change: str, *, detail: str = ""
 ) -> None:
     """Send the security notice for ``change`` after ``response``.
 
-    It goes to ``to`` (default: the user's address) only when that address was
-    confirmed: an unconfirmed one may be the attacker's own.
+    ``user`` is as the request found it, so after an address change the notice
+    goes to the old address. Only a confirmed address is told: an unconfirmed
+    one may be the attacker's own.
     """
-    address = to if to is not None else user.email
-    if confirmed is None:
-        confirmed = user.email_verified_at is not None
-    if not address or not confirmed:
+    if not user.email or user.email_verified_at is None:
         return
     notice = notices.notice_for(
         change,
-        to=address,
+        to=user.email,
         user_name=user.name,
         ip=client_ip(request),
         reset_url=absolute_url(request, "/account/forgot-password"),
