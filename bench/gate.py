@@ -21,16 +21,13 @@ talks to 127.0.0.1 only; each wrk run is bounded by --duration.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,16 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from readpath import (
     PIP_ACCEPT,
     ROOT,
-    free_port,
+    check_target,
     generated_wheels,
-    stop,
+    nginx_server,
     tilsit_cli,
     tilsit_server,
     upload_all,
-    wait_until_up,
     wrk,
 )
-from tilsit.nginxconf import PERL_MODULE, render_standalone
+from tilsit.nginxconf import PERL_MODULE
 
 PRIVATE = "sec"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -67,64 +63,6 @@ def ungated(config: str) -> str:
     if len(kept) == len(config.splitlines()):
         raise SystemExit("found no gate lines to remove: has tilsit.nginxconf changed?")
     return "\n".join(kept) + "\n"
-
-
-@contextmanager
-def nginx(tree: Path, upstream: str, run_dir: Path, *, gate: bool) -> Iterator[str]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = render_standalone(
-        tree,
-        f"127.0.0.1:{port}",
-        "main",
-        upstream,
-        run_dir=run_dir,
-        user="root" if os.geteuid() == 0 else None,
-        workers=1,
-    )
-    (run_dir / "nginx.conf").write_text(config if gate else ungated(config))
-    log = run_dir / "error.log"
-    process = subprocess.Popen(
-        ["nginx", "-c", str(run_dir / "nginx.conf"), "-p", str(run_dir), "-e", str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/simple/", process, log)
-        yield url
-    finally:
-        stop(process)
-
-
-def upload_private(url: str, token: str, wheel_paths: list[Path]) -> None:
-    """Upload to the private index (upload_all posts to the default index)."""
-    with httpx.Client(base_url=url, timeout=300) as client:
-        for path in wheel_paths:
-            data = path.read_bytes()
-            name, version = path.name.split("-")[:2]
-            response = client.post(
-                f"/{PRIVATE}/legacy/",
-                auth=("__token__", token),
-                data={
-                    ":action": "file_upload",
-                    "protocol_version": "1",
-                    "name": name,
-                    "version": version,
-                    "filetype": "bdist_wheel",
-                    "pyversion": "py3",
-                    "sha256_digest": hashlib.sha256(data).hexdigest(),
-                },
-                files={"content": (path.name, data, "application/octet-stream")},
-            )
-            if response.status_code != 200:
-                raise SystemExit(f"{path.name}: {response.status_code} {response.text[:200]}")
-
-
-def check(url: str, headers: dict[str, str], content_type: str) -> None:
-    response = httpx.get(url, headers=headers, timeout=30)
-    if response.status_code != 200 or response.headers["content-type"] != content_type:
-        raise SystemExit(f"{url}: {response.status_code} {response.headers.get('content-type')}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -161,7 +99,9 @@ def main() -> None:
             _stored, refused = upload_all(url, token, wheels)
             if refused:
                 raise SystemExit("\n".join(refused))
-            upload_private(url, token, [w.path for w in wheels[1:6]])
+            _stored, refused = upload_all(url, token, wheels[1:6], f"/{PRIVATE}/legacy/")
+            if refused:
+                raise SystemExit("\n".join(refused))
         public_file = "/" + str(
             next((data / "tree" / "packages").rglob(small.path.name)).relative_to(data / "tree")
         )
@@ -186,10 +126,10 @@ def main() -> None:
         with ExitStack() as stack:
             tilsit, _pid = stack.enter_context(tilsit_server(data, 1, work / "tilsit.log"))
             gated = stack.enter_context(
-                nginx(data / "tree", tilsit, work / "nginx-gated", gate=True)
+                nginx_server(data / "tree", tilsit, work / "nginx-gated", "1")
             )
             plain = stack.enter_context(
-                nginx(data / "tree", tilsit, work / "nginx-ungated", gate=False)
+                nginx_server(data / "tree", tilsit, work / "nginx-ungated", "1", ungated)
             )
             # Without a token the gated nginx refuses the private page: the gate is on.
             refused_anon = httpx.get(f"{gated}/{PRIVATE}/simple/{page}/", timeout=30)
@@ -204,7 +144,7 @@ def main() -> None:
             for target, (path, headers, content_type) in targets.items():
                 results[target] = {}
                 for server, url in servers[target].items():
-                    check(url + path, headers, content_type)
+                    check_target(url + path, headers, content_type)
                     wrk(url + path, headers, argparse.Namespace(**{**vars(args), "duration": 2}))
                     load = wrk(url + path, headers, args)
                     results[target][server] = asdict(load)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -105,14 +105,16 @@ def generated_wheels(projects: int, directory: Path) -> list[Wheel]:
     return wheels
 
 
-def upload_all(url: str, token: str, wheels: list[Wheel]) -> tuple[list[Wheel], list[str]]:
-    """Upload through /legacy/ as twine does; returns (stored, refusals)."""
+def upload_all(
+    url: str, token: str, wheels: list[Wheel], legacy: str = "/legacy/"
+) -> tuple[list[Wheel], list[str]]:
+    """Upload through ``legacy`` (the default index's) as twine does; returns (stored, refusals)."""
     stored, refused = [], []
     with httpx.Client(base_url=url, timeout=300) as client:
         for wheel in wheels:
             data = wheel.path.read_bytes()
             response = client.post(
-                "/legacy/",
+                legacy,
                 auth=("__token__", token),
                 data={
                     ":action": "file_upload",
@@ -212,21 +214,27 @@ def tilsit_server(data: Path, workers: int, log: Path) -> Iterator[tuple[str, in
 
 
 @contextmanager
-def nginx_server(tree: Path, upstream: str, run_dir: Path, workers: str) -> Iterator[str]:
+def nginx_server(
+    tree: Path,
+    upstream: str,
+    run_dir: Path,
+    workers: str,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[str]:
+    """nginx with tilsit's generated config (``edit`` may change it first, for a variant)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = run_dir / "nginx.conf"
-    config.write_text(
-        render_standalone(
-            tree,
-            f"127.0.0.1:{port}",
-            "main",
-            upstream,
-            run_dir=run_dir,
-            user="root" if os.geteuid() == 0 else None,
-            workers=workers,
-        )
+    text = render_standalone(
+        tree,
+        f"127.0.0.1:{port}",
+        "main",
+        upstream,
+        run_dir=run_dir,
+        user="root" if os.geteuid() == 0 else None,
+        workers=workers,
     )
+    config.write_text(edit(text) if edit is not None else text)
     log = run_dir / "error.log"
     process = subprocess.Popen(
         ["nginx", "-c", str(config), "-p", str(run_dir), "-e", str(log)],
