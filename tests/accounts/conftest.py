@@ -7,9 +7,13 @@ but the cookie jar only sends Secure cookies over https).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
@@ -113,3 +117,14 @@ def alert(response: httpx.Response) -> str:
     """The text of the page's role=alert block (the reason for a refusal)."""
     match = re.search(r'role="alert"[^>]*>(.*?)</(?:div|p)>', response.text, re.S)
     return re.sub(r"<[^>]+>|\s+", " ", match[1]).strip() if match else ""
+
+
+def mails_to(instance: Instance, to: str) -> list[EmailMessage]:
+    """The outbox's messages to ``to``, oldest first (the names sort by time)."""
+    found = []
+    for file in sorted(Path(instance.settings.outbox_dir).glob("*.eml")):
+        message = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        if message["To"] == to:
+            found.append(message)
+    return found

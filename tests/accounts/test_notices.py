@@ -6,26 +6,12 @@ outbox (no SMTP server is configured in these tests).
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-from email.message import EmailMessage
-from pathlib import Path
 
 import pyotp
 
-from tests.accounts.conftest import PASSWORD, Browser, add_user, alert
+from tests.accounts.conftest import PASSWORD, Browser, add_user, alert, mails_to
 from tilsit.instance import Instance
-
-
-def mails_to(instance: Instance, to: str) -> list[EmailMessage]:
-    found = []
-    for file in sorted(Path(instance.settings.outbox_dir).glob("*.eml")):
-        message = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        if message["To"] == to:
-            found.append(message)
-    return found
 
 
 def notices_to(instance: Instance, to: str) -> list[tuple[str, str]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from pathlib import Path
 
@@ -11,7 +9,15 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from tests.accounts.conftest import PASSWORD, Browser, BrowserFactory, add_user, alert, user_row
+from tests.accounts.conftest import (
+    PASSWORD,
+    Browser,
+    BrowserFactory,
+    add_user,
+    alert,
+    mails_to,
+    user_row,
+)
 from tilsit.auth import passwords, switches
 from tilsit.db.models import AuditEventRow, SessionRow, UserRow
 from tilsit.instance import Instance
@@ -19,11 +25,7 @@ from tilsit.instance import Instance
 
 def outbox_link(instance: Instance, to: str, path: str) -> str:
     """The link to ``path`` in the newest message to ``to`` in the outbox."""
-    found = []
-    for file in sorted(Path(instance.settings.outbox_dir).glob("*.eml")):
-        message = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
-        if message["To"] == to:
-            found.append(message)
+    found = mails_to(instance, to)
     assert found, f"no mail to {to}"
     body = found[-1].get_body(preferencelist=("plain",))
     assert body is not None
