@@ -79,6 +79,35 @@ def main() -> None:
     """tilsit: a Python package index you run yourself."""
 
 
+def _secure_secrets(settings: Settings, instance: Instance) -> None:
+    """Tighten secret files an older tilsit (or a hand) left readable; stop if one cannot be."""
+    from tilsit.store.private import LooseSecretMode, tighten
+
+    files = instance.db.secret_files()
+    config = next((Path(s) for s in settings.sources if not s.startswith("TILSIT_")), None)
+    if config is not None and _config_holds_secrets(config):
+        files.append(config)
+    try:
+        fixes = tighten(files, [settings.outbox_dir])
+    except LooseSecretMode as exc:
+        instance.close()
+        raise click.ClickException(str(exc)) from exc
+    for fix in fixes:
+        click.echo(f"tightened {fix}", err=True)
+
+
+def _config_holds_secrets(path: Path) -> bool:
+    import tomllib
+
+    with path.open("rb") as fh:
+        document = tomllib.load(fh)
+    table = document.get("tilsit", document)
+    url = str(table.get("database_url", table.get("database-url", "")))
+    password = table.get("smtp_password", table.get("smtp-password", ""))
+    # A database URL names its password between "user:" and "@".
+    return bool(password) or ("@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0])
+
+
 @main.command()
 @click.option("--host", default=None, help="Listen address (setting: host).")
 @click.option("--port", type=int, default=None, help="Listen port (setting: port).")
@@ -124,6 +153,7 @@ def serve(
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     instance = open_instance(settings)
+    _secure_secrets(settings, instance)
     scheme = "https" if settings.tls_cert else "http"
     origin = f"{scheme}://{settings.host}:{settings.port}"
     data_dir = settings.data.resolve()

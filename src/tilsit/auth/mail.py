@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from tilsit.config import Settings
+from tilsit.store.private import private_dir, write_private
 
 __all__ = ["compose", "send_mail"]
 
@@ -62,14 +63,12 @@ def send_mail(settings: Settings, to: str, subject: str, body: str) -> Path | No
 
 
 def _to_outbox(settings: Settings, message: EmailMessage) -> Path:
-    outbox = settings.outbox_dir
-    outbox.mkdir(parents=True, exist_ok=True)
+    # The outbox holds reset and verification links: owner-only, like the database.
+    outbox = private_dir(settings.outbox_dir)
     # Microseconds, so that the names sort in the order the mail was written.
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     path = outbox / f"{stamp}-{secrets.token_hex(4)}.eml"
-    # Written aside and renamed, so a reader never sees half a message.
-    partial = path.with_suffix(".tmp")
-    partial.write_bytes(message.as_bytes())
-    partial.replace(path)
+    # Written aside (owner-only) and renamed, so a reader never sees half a message.
+    write_private(path, message.as_bytes())
     log.warning("no smtp_host set: wrote mail to %s into %s", message["To"], path)
     return path

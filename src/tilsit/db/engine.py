@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
+
 __all__ = ["Database"]
 
 # Any constant would do; this one spells "tilsit" in ASCII.
@@ -49,16 +51,26 @@ def _sqlite_setup(engine: Engine) -> None:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.path: Path | None = None
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.path = Path(path)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only before SQLite writes a byte; its side files take this mode.
+                create_private_file(self.path)
             self.engine = create_engine(url, connect_args={"timeout": 30})
             _sqlite_setup(self.engine)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def secret_files(self) -> list[Path]:
+        """The files that hold this database on this host (none for a server database)."""
+        if self.path is None:
+            return []
+        return [self.path, *(self.path.with_name(self.path.name + s) for s in SQLITE_SIDE_FILES)]
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None for an empty database."""
