@@ -5,12 +5,20 @@ which renders each project and index touched by rows past the tree's
 ``.serial`` marker, then advances the marker. A crash between commit and render
 is healed by the next catch-up (``tilsit serve`` runs one at start), and
 ``tilsit rebuild`` renders everything from scratch.
+
+Rendering is fault-isolated per project: a project whose pages cannot be
+written is logged, recorded in :mod:`tilsit.render.failures` (``/_/health``
+reports it) and skipped, and its half-made TUF changes are dropped, while the
+other projects render, the index is signed and the serial advances. Reported
+projects are tried again at every catch-up that has work, so a passing fault
+(a full disk) heals by itself; a success removes the report.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +37,7 @@ from tilsit.db.models import (
     UpstreamStateRow,
 )
 from tilsit.render import legacy
+from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
@@ -40,6 +49,8 @@ from tilsit.trust.repository import Batch, Signing
 from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
+
+log = logging.getLogger("tilsit.render")
 
 
 def _still_served(session: Session, sha256: str, filename: str) -> bool:
@@ -71,6 +82,7 @@ class Renderer:
         lock_path: Path,
         base_url: str = "",
         signing: Signing | None = None,
+        failures_path: Path | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
@@ -84,6 +96,10 @@ class Renderer:
         # A mirror carrying its origin's TUF metadata: its pages are the origin's
         # signed bytes, placed by the sync, and this server never signs it.
         self._carried = False
+        self.failures = RenderFailures(failures_path or lock_path.with_name("render-failures.json"))
+        # The report while a render runs (under the lock), and the serial it renders.
+        self._failed: dict[str, RenderFailure] = {}
+        self._serial = 0
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -113,46 +129,101 @@ class Renderer:
             ).all()
             if not rows:
                 return done
+            last = int(rows[-1][0])
+            self._start(last)
             touched: dict[int, set[str]] = {}
             for _serial, index_id, project in rows:
                 names = touched.setdefault(index_id, set())
                 if project is not None:
                     names.add(project)
+            self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id)
-                self._batch = Batch()
-                self._carried = carries(index.options)
-                self._mark_privacy(index)
-                for name in sorted(names):
-                    self._render_project(session, index, name)
-                self._render_index(session, index)
-                # After the pages and files are in place, before .serial.
-                if self.signing is not None and not self._carried:
-                    self.signing.repo(index.name).round(utcnow(), self._batch.changes)
-            last = rows[-1][0]
+                self._render_one_index(session, index, sorted(names), replace=False)
             self.tree.set_serial(last)
-            return int(last)
+            self.failures.save(self._failed)
+            return last
 
     def rebuild(self) -> int:
         """Render every index and project from the database."""
         with self._locked(), self.db.read() as session:
-            last = session.scalar(select(func.max(JournalRow.serial))) or 0
+            last = int(session.scalar(select(func.max(JournalRow.serial))) or 0)
+            self._start(last)
+            self._failed = {}  # everything is rendered again: the old report is void
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
-                self._batch = Batch()
-                self._carried = carries(index.options)
-                self._mark_privacy(index)
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
-                for name in names:
-                    self._render_project(session, index, name)
-                self._render_index(session, index)
-                if self.signing is not None and not self._carried:
+                self._render_one_index(session, index, list(names), replace=True)
+            self.tree.set_serial(last)
+            self.failures.save(self._failed)
+            return last
+
+    def _start(self, serial: int) -> None:
+        self._serial = serial
+        self._failed = self.failures.load()
+
+    def _retry_failed(self, session: Session, touched: dict[int, set[str]]) -> None:
+        """Add the projects that failed before to this render: a passing fault heals."""
+        if not self._failed:
+            return
+        ids = {row.name: row.id for row in session.execute(select(IndexRow.name, IndexRow.id))}
+        for failure in self._failed.values():
+            index_id = ids.get(failure.index)
+            if index_id is None:
+                continue
+            names = touched.setdefault(index_id, set())
+            if failure.project is not None:
+                names.add(failure.project)
+
+    def _render_one_index(
+        self, session: Session, index: IndexRow, names: list[str], *, replace: bool
+    ) -> None:
+        """Render ``names`` and the index page, then sign; each project on its own."""
+        self._batch = Batch()
+        self._carried = carries(index.options)
+        try:
+            self._mark_privacy(index)
+        except Exception as exc:  # noqa: BLE001 - one index must not stop the others
+            # Without its marker a private index's pages would be served to anyone.
+            self._fail(index.name, None, exc)
+            return
+        for name in names:
+            before = dict(self._batch.changes)
+            try:
+                self._render_project(session, index, name)
+            except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                # Its half-made TUF changes are dropped: sign only what rendered whole.
+                self._batch.changes = before
+                self._fail(index.name, name, exc)
+            else:
+                self._failed.pop(f"{index.name}/{name}", None)
+        try:
+            self._render_index(session, index)
+            # After the pages and files are in place, before .serial.
+            if self.signing is not None and not self._carried:
+                if replace:
                     # Every bin re-signed from exactly what was just rendered.
                     live = {p: t for p, t in self._batch.changes.items() if t is not None}
                     self.signing.repo(index.name).round(utcnow(), live, replace=True)
-            self.tree.set_serial(last)
-            return int(last)
+                else:
+                    self.signing.repo(index.name).round(utcnow(), self._batch.changes)
+        except Exception as exc:  # noqa: BLE001 - one index must not stop the others
+            self._fail(index.name, None, exc)
+        else:
+            self._failed.pop(f"{index.name}/", None)
+
+    def _fail(self, index: str, project: str | None, exc: Exception) -> None:
+        what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"
+        log.error("render failed for %s, skipped: %s", what, describe(exc), exc_info=exc)
+        key = f"{index}/{project or ''}"
+        earlier = self._failed.get(key)
+        since = earlier.since if earlier is not None else utcnow().isoformat()
+        self._failed[key] = RenderFailure(index, project, describe(exc), self._serial, since)
+
+    def render_failures(self) -> list[RenderFailure]:
+        """What ``/_/health`` reports: the projects (and indexes) the last renders skipped."""
+        return sorted(self.failures.load().values(), key=lambda f: f.key)
 
     def _mark_privacy(self, index: IndexRow) -> None:
         # First, before any page moves: the marker is what the read path checks.

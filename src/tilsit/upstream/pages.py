@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from tilsit.index.upstream import UpstreamFile, UpstreamProject
-from tilsit.spec.names import normalize
+from tilsit.spec.names import InvalidProjectName, normalize, validate_name
 from tilsit.upstream.errors import InvalidUpstreamPage
 
 __all__ = [
@@ -158,6 +158,10 @@ def _url_filename(url: str) -> str:
 
 
 def _check_name(url: str, wanted: str, found: str) -> None:
+    try:
+        validate_name(found)  # bounded: the tree must hold it (issue 9, item 8)
+    except InvalidProjectName as exc:
+        raise InvalidUpstreamPage(url, str(exc)) from exc
     if normalize(found) != normalize(wanted):
         raise InvalidUpstreamPage(url, f"page is for {found!r}, not {wanted!r}")
 

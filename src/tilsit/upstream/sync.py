@@ -52,6 +52,7 @@ from tilsit.index.upstream import (
     upstream_state,
 )
 from tilsit.instance import Instance
+from tilsit.spec.names import validate_name
 from tilsit.trust.layout import tuf_dir
 from tilsit.trust.mirror import (
     RESIGNED,
@@ -468,6 +469,7 @@ class MirrorSync:
         self.reporter.project(name, f"FAILED: {problem}", failed=True)
 
     async def _project_once(self, name: str, listed: int | None) -> str:
+        validate_name(name)  # before any request: a name the tree cannot hold is refused, named
         here = self.local.get(name)
         revalidate = listed is None and here is not None and not here.deleted and not self.full
         url = self.client.url(f"{name}/")

@@ -200,7 +200,16 @@ class TilsitApp:
         if path == "/_/health":
             # TUF expiries and warnings: root and targets need an operator (offline keys).
             trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
-            body = json.dumps({"status": "ok", "version": __version__, **trust}).encode()
+            failures = await anyio.to_thread.run_sync(self.instance.renderer.render_failures)
+            # Degraded, still 200: everything else is served; the list says what is not.
+            body = json.dumps(
+                {
+                    "status": "degraded" if failures else "ok",
+                    "version": __version__,
+                    "render_failures": [f.as_json() for f in failures],
+                    **trust,
+                }
+            ).encode()
             await send(
                 {
                     "type": "http.response.start",

@@ -32,7 +32,7 @@ import time
 import anyio.to_thread
 
 from tilsit.instance import Instance
-from tilsit.spec.names import normalize
+from tilsit.spec.names import is_valid_name, normalize
 from tilsit.upstream.errors import UpstreamError, UpstreamNotFound
 from tilsit.upstream.proxy import PageStatus, Proxy, ProxyFile, ProxyIndex, timed_out
 from tilsit.web.asgi import Headers, Message, Scope, Send, header, respond, text
@@ -44,7 +44,6 @@ log = logging.getLogger("tilsit.proxy")
 
 _IMMUTABLE = b"max-age=31536000, immutable, public"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
 STALE_HEADERS: Headers = [
     (b"warning", b'110 - "Response is Stale"'),
     (b"cache-control", b"no-cache"),
@@ -113,7 +112,7 @@ class ProxyRoutes:
     async def _page(self, scope: Scope, send: Send, index: ProxyIndex, name: str) -> Send | None:
         """Bring ``name``'s page up to date; the ``send`` to serve it with, or None if answered."""
         head = scope["method"] == "HEAD"
-        if not _NAME.match(name):
+        if not is_valid_name(name):
             return send  # not a project name: the tree answers 404
         outcome = await self.proxy.page(index, name)
         if outcome.status is PageStatus.FRESH:
