@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from tests.builders import make_sdist, make_wheel
 from tests.conftest import LiveServer
+from tests.uploads import upload
 from tests.upstream.conftest import Notes
 from tests.upstream.static import StaticServer, StaticTree
-from tests.uploads import upload
 from tilsit.db.models import ProjectRow
 from tilsit.index.manage import create_index
 from tilsit.instance import Instance
