@@ -20,6 +20,7 @@ from tilsit.auth.audit_query import (
     EventFilter,
     UnknownFilterValue,
     export_rows,
+    spreadsheet_cell,
 )
 from tilsit.auth.token_admin import UnknownToken, revoke_token, token_by_reference, tokens_of
 from tilsit.cli import _open, instance_options, main, token
@@ -88,10 +89,13 @@ def audit_export(
                 if writer is None:
                     out.write(json.dumps(record, sort_keys=True) + "\n")
                 else:
+                    # Every cell can carry text an outsider chose (a user name typed
+                    # at the login form, a forwarded address), and the file is meant
+                    # for spreadsheets.
                     writer.writerow(
                         [
-                            *("" if record[f] is None else record[f] for f in EXPORT_FIELDS),
-                            json.dumps(record["detail"], sort_keys=True),
+                            *(spreadsheet_cell(record[f]) for f in EXPORT_FIELDS),
+                            spreadsheet_cell(json.dumps(record["detail"], sort_keys=True)),
                         ]
                     )
         except UnknownFilterValue as exc:

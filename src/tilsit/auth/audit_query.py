@@ -25,11 +25,26 @@ __all__ = [
     "UnknownFilterValue",
     "export_rows",
     "find_events",
+    "spreadsheet_cell",
     "user_events",
 ]
 
 # Pages show at most this many events; the CLI export has no limit.
 PAGE_SIZE = 200
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (tab and CR
+# too: some strip them and read what follows). OWASP's CSV-injection guidance.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """``value`` as a CSV cell no spreadsheet runs: text that could start a formula
+    gets a leading ``'``, which spreadsheets show as text and do not display."""
+    text = "" if value is None else str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
 
 
 class UnknownFilterValue(ValueError):

@@ -5,6 +5,10 @@
 - An invitation names one user and one role, and lives 7 days; only that user
   accepts or declines it. A user who already has a role cannot be invited.
 - A project never loses its last Owner: demoting or removing them is refused.
+- An invitation acts on its inviter's rights, so it is accepted only while the
+  inviter still has them (an active account, Owner of the project or admin):
+  an invitation from an Owner who was since removed or disabled, say in the
+  clean-up after a compromise, no longer hands out a role.
 
 Every change writes an audit event (``role.*``) in the caller's transaction.
 """
@@ -31,6 +35,7 @@ __all__ = [
     "LastOwner",
     "ProjectRole",
     "RoleExists",
+    "StaleInvitation",
     "accept_invitation",
     "add_role",
     "change_role",
@@ -73,6 +78,13 @@ class InvitationClosed(errors.IndexError_):
     """The invitation was accepted, declined or revoked already, or has expired."""
 
     status = 410
+
+
+class StaleInvitation(errors.IndexError_):
+    """The inviter no longer has the right to hand out the role (disabled, or no
+    longer an Owner of the project)."""
+
+    status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +230,21 @@ def _invitation_for(
     return row, session.get_one(ProjectRow, row.project_id)
 
 
+def _check_inviter(session: Session, row: InvitationRow, project: ProjectRow) -> None:
+    """Refuse an invitation whose inviter could not send it today."""
+    inviter = session.get_one(UserRow, row.invited_by)
+    if not inviter.is_active:
+        raise StaleInvitation(
+            f"This invitation to {project.name!r} was sent by {inviter.name!r}, whose account is now"
+            " disabled: ask a current Owner for a new invitation"
+        )
+    if not may_manage(session, inviter, project):
+        raise StaleInvitation(
+            f"This invitation to {project.name!r} was sent by {inviter.name!r}, who is no longer"
+            " an Owner of it: ask a current Owner for a new invitation"
+        )
+
+
 def accept_invitation(
     session: Session,
     invitation_id: int,
@@ -229,6 +256,7 @@ def accept_invitation(
     row, project = _invitation_for(session, invitation_id, user, now or utcnow())
     if _role_row(session, project, user) is not None:
         raise RoleExists(f"You already have a role on {project.name!r}")
+    _check_inviter(session, row, project)
     row.status = "accepted"
     role = RoleRow(project_id=project.id, user_id=user.id, role=row.role)
     session.add(role)

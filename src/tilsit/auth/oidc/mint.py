@@ -7,12 +7,15 @@ The steps, in order:
    and verify the token (:mod:`tilsit.auth.oidc.verify`), then match the
    verified claims against those publishers only: a publisher's keys never
    vouch for another publisher's identity;
-3. claim the token's ``(iss, jti)`` in a committed transaction of its own; the
+3. check the publisher's standing: its project still exists (or, for a pending
+   one, still does not), and the user who set it up still holds the right they
+   lent it (:mod:`tilsit.auth.oidc.authority`; uploads check it again);
+4. claim the token's ``(iss, jti)`` in a committed transaction of its own; the
    unique constraint and the single writer make the claim atomic, so of any
    number of concurrent exchanges of one token exactly one gets past here.
    The claim is kept after the token expires (it costs one row), so no leeway
    window or clean-up race can ever reopen it;
-4. mint an API token scoped to the publisher's project and index, living
+5. mint an API token scoped to the publisher's project and index, living
    ``trusted_token_lifetime`` seconds.
 
 Every refusal is answered with PyPI's error codes and recorded in the audit log.
@@ -32,12 +35,13 @@ from sqlalchemy.exc import IntegrityError
 from tilsit.auth import switches
 from tilsit.auth.audit import record_event
 from tilsit.auth.oidc import jwks
+from tilsit.auth.oidc.authority import publisher_refusal
 from tilsit.auth.oidc.publishers import key_source_of, matches
 from tilsit.auth.oidc.verify import TokenRefused, read_header, unverified_claims, verify_token
 from tilsit.auth.tokens import PREFIX
 from tilsit.config import Settings
 from tilsit.db.engine import Database
-from tilsit.db.models import OIDCTokenUseRow, ProjectRow, PublisherRow, TokenRow, UserRow
+from tilsit.db.models import OIDCTokenUseRow, ProjectRow, PublisherRow, TokenRow
 
 __all__ = ["MintedToken", "TokenRefused", "burn", "exchange"]
 
@@ -198,30 +202,27 @@ def _check_switches(db: Database) -> None:
 
 
 def _check_publisher(session: Any, publisher: PublisherRow) -> None:
-    if publisher.project_id is not None:
-        project = session.get(ProjectRow, publisher.project_id)
-        if project is None or project.deleted_at is not None:
-            raise TokenRefused("invalid-publisher", "The publisher's project has been deleted")
-        return
-    # A pending publisher: its project must still not exist (someone else may
-    # have created it since), and its owner-to-be must still be an active user.
-    taken = session.scalars(
-        select(ProjectRow.id).where(
-            ProjectRow.index_id == publisher.index_id,
-            ProjectRow.normalized == publisher.pending_name,
-        )
-    ).first()
-    if taken is not None:
-        raise TokenRefused(
-            "invalid-pending-publisher",
-            f"Project {publisher.pending_name!r} already exists: a pending publisher can only"
-            " create a new project",
-        )
-    owner = session.get(UserRow, publisher.created_by) if publisher.created_by else None
-    if owner is None or not owner.is_active:
-        raise TokenRefused(
-            "invalid-pending-publisher", "The user who set up this pending publisher is disabled"
-        )
+    if publisher.project_id is None:
+        # A pending publisher: its project must still not exist (someone else may
+        # have created it since).
+        taken = session.scalars(
+            select(ProjectRow.id).where(
+                ProjectRow.index_id == publisher.index_id,
+                ProjectRow.normalized == publisher.pending_name,
+            )
+        ).first()
+        if taken is not None:
+            raise TokenRefused(
+                "invalid-pending-publisher",
+                f"Project {publisher.pending_name!r} already exists: a pending publisher can"
+                " only create a new project",
+            )
+    # The user who set the publisher up must still hold the right they lent it
+    # (the same check runs again when the minted token uploads).
+    refusal = publisher_refusal(session, publisher)
+    if refusal is not None:
+        code = "invalid-publisher" if publisher.project_id else "invalid-pending-publisher"
+        raise TokenRefused(code, refusal)
 
 
 def _mint(

@@ -15,6 +15,10 @@ token must carry:
 
 A *pending* publisher has no project yet: it names the project
 (``pending_name``) that its first upload creates, owned by the user who added it.
+
+A publisher acts on the rights of the user who added it (``created_by``): an
+Owner of the project, or for a pending one a user who may create projects in
+the index. Those rights are checked when it is added and whenever it is used.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
+from tilsit.auth.oidc.authority import authority_refusal
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
 from tilsit.spec.names import InvalidProjectName, normalize, validate_name
 
@@ -331,6 +336,12 @@ def add_publisher(
                 PublisherRow.removed_at.is_(None),
             )
         ).all()
+    if actor is not None:
+        # The publisher will act on the actor's rights; uses re-check them
+        # (tilsit.auth.oidc.authority), so a publisher is never born stale.
+        reason = authority_refusal(session, actor, index, project)
+        if reason is not None:
+            raise InvalidPublisher(f"Cannot add this publisher: {reason}")
     if any(_same(row, spec) for row in existing):
         raise InvalidPublisher("This publisher is already configured for the project")
     row = PublisherRow(
