@@ -114,6 +114,13 @@ SETTINGS: tuple[Setting, ...] = (
         " (at least one project once any has downloads).",
     ),
     Setting(
+        "critical_keep_days",
+        int,
+        30,
+        "Days a project stays critical after it was last among the top critical_percent,"
+        " so that others' downloads cannot push it out of the 2FA policy at once.",
+    ),
+    Setting(
         "login_rate", str, "10/5m", "Failed logins allowed per user and per IP (count/window)."
     ),
     Setting(
@@ -225,6 +232,7 @@ class Settings:
     secure_cookies: bool = True
     require_2fa: str = "off"
     critical_percent: float = 1.0
+    critical_keep_days: int = 30
     login_rate: str = "10/5m"
     two_factor_rate: str = "5/5m,20/1h"
     project_create_rate: str = "20/1h"

@@ -310,6 +310,41 @@ class DownloadCountRow(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class DownloadClientRow(Base):
+    """One client's counted download of one file on one UTC day: the key that makes a
+    download count once per client, whichever worker process served it.
+
+    ``client`` is a keyed hash of the client's address (web.downloads), never the
+    address; rows older than yesterday are swept, and with them the day's key.
+    """
+
+    __tablename__ = "download_clients"
+
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DownloadKeyRow(Base):
+    """The random key of one day's client hashes, shared by every worker process."""
+
+    __tablename__ = "download_keys"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+
+
+class CriticalProjectRow(Base):
+    """A project that was critical, and the last day it stays so (``critical_keep_days``
+    after it was last seen among the busiest), so that others' downloads cannot push it
+    out of the 2FA policy at once."""
+
+    __tablename__ = "critical_projects"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    until: Mapped[date] = mapped_column(Date, index=True)
+
+
 class InvitationRow(Base):
     """An Owner's invitation to a role on a project, until accepted or declined."""
 

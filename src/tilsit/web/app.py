@@ -44,7 +44,7 @@ class TilsitApp:
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
-        self.downloads = DownloadCounter(instance.db)
+        self.downloads = DownloadCounter(instance.db, settings)
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir)

@@ -7,6 +7,7 @@ carry their journal serial, read from the page itself, as ``X-PyPI-Last-Serial``
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -37,6 +38,14 @@ class CachedFile:
     serial: int | None
 
 
+# More digits than any file size has; longer numbers are refused before int()
+# (which raises past 4300 digits) as nginx refuses them: 416, not satisfiable.
+_RANGE_DIGITS = 18
+# What a missing or unreadable tree path raises: the path names nothing here.
+_NOT_THERE = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+_NAMES_NOTHING = (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL)
+
+
 def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
     """A single ``bytes=`` range as (first, last), None to ignore it, False if unsatisfiable."""
     match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", value)
@@ -45,6 +54,8 @@ def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
     first_s, last_s = match.groups()
     if not first_s and not last_s:
         return None
+    if len(first_s) > _RANGE_DIGITS or len(last_s) > _RANGE_DIGITS:
+        return False
     if not first_s:  # suffix: the last N bytes
         length = int(last_s)
         if length == 0:
@@ -66,13 +77,30 @@ class TreeFiles:
         self._cache: OrderedDict[str, CachedFile] = OrderedDict()
         self._cached = 0
 
+    def _path(self, relative: str) -> str | None:
+        """The filesystem path of a tree path, None if it cannot be in the tree.
+
+        The request path was checked once (:mod:`tilsit.web.requestpath`); this is
+        the last line before the filesystem, for every caller: no NUL (which
+        ``os.stat`` refuses with ValueError), no segment that climbs.
+        """
+        if "\x00" in relative or any(p in (".", "..") for p in relative.split("/")):
+            return None
+        return os.path.join(self.root, relative)
+
     def page(self, relative: str, *, with_serial: bool = True) -> CachedFile | None:
         """A small file (page or metadata), from the cache when its stat is unchanged."""
-        path = os.path.join(self.root, relative)
+        path = self._path(relative)
+        if path is None:
+            return None
         try:
             st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        except _NOT_THERE:
             return None
+        except OSError as exc:
+            if exc.errno in _NAMES_NOTHING:
+                return None
+            raise
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = self._cache.get(relative)
         if cached is not None and cached.key == key:
@@ -122,11 +150,17 @@ class TreeFiles:
         self, scope: Scope, send: Send, relative: str, etag: str, headers: Headers
     ) -> bool:
         """Send a distribution file with Range, HEAD and 304; False if it is not in the tree."""
-        path = os.path.join(self.root, relative)
+        path = self._path(relative)
+        if path is None:
+            return False
         try:
             fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except _NOT_THERE:
             return False
+        except OSError as exc:
+            if exc.errno in _NAMES_NOTHING:
+                return False
+            raise
         with os.fdopen(fd, "rb") as fh:
             size = os.fstat(fd).st_size
             head = scope["method"] == "HEAD"
