@@ -65,6 +65,23 @@ SETTINGS: tuple[Setting, ...] = (
         " (/packages/...), which every installer resolves against the index's host.",
     ),
     Setting("max_upload_size", int, 100 * MiB, "Largest accepted distribution file, in bytes."),
+    Setting(
+        "upstream_page_max_size",
+        int,
+        64 * MiB,
+        "Largest simple page a mirror or proxy reads from its upstream, in bytes after"
+        " decompression; a larger page fails that project (the server keeps serving)."
+        " Files are capped by the size their page declares, else by max_upload_size.",
+    ),
+    Setting(
+        "upstream_file_origins",
+        str,
+        "",
+        "Origins (scheme://host[:port], comma- or space-separated) that a mirror or proxy may"
+        " follow a redirect to when fetching a file, besides its upstream's own origin"
+        " (e.g. https://files.pythonhosted.org). A redirect for a page is never followed to"
+        " another origin, and upstream credentials never leave the upstream's origin.",
+    ),
     Setting("page_max_age", int, 600, "Cache-Control max-age of simple pages, in seconds."),
     Setting(
         "page_cache_size",
@@ -220,6 +237,8 @@ class Settings:
     default_index: str = "main"
     base_url: str = ""
     max_upload_size: int = 100 * MiB
+    upstream_page_max_size: int = 64 * MiB
+    upstream_file_origins: str = ""
     page_max_age: int = 600
     page_cache_size: int = 64 * MiB
     smtp_host: str = ""
@@ -299,6 +318,13 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
         try:
             parse_limits(str(coerced))
         except InvalidLimit as exc:
+            raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
+    if setting.name == "upstream_file_origins":
+        from tilsit.upstream.client import parse_origins
+
+        try:
+            parse_origins(str(coerced))
+        except ValueError as exc:
             raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
     if setting.choices and coerced not in setting.choices:
         raise InvalidSetting(

@@ -143,7 +143,7 @@ def test_statuses_become_upstream_errors(
                 await client.fetch_page(f"{servers[0]}{path}")
             assert caught.value.status == status
             with pytest.raises(error):
-                async with client.stream_file(f"{servers[0]}{path}"):
+                async with client.stream_file(f"{servers[0]}{path}", limit=1 << 20):
                     pass
 
     run(go)
@@ -165,12 +165,12 @@ def test_network_failures_are_unavailable(servers: tuple[str, str]) -> None:
 def test_stream_file_and_truncation(servers: tuple[str, str]) -> None:
     async def go() -> None:
         async with _client(servers[0]) as client:
-            async with client.stream_file(f"{servers[0]}/file") as stream:
+            async with client.stream_file(f"{servers[0]}/file", limit=len(FILE)) as stream:
                 assert stream.content_length == len(FILE)
                 data = b"".join([chunk async for chunk in stream])
             assert data == FILE
             with pytest.raises(UpstreamUnavailable):
-                async with client.stream_file(f"{servers[0]}/truncated") as stream:
+                async with client.stream_file(f"{servers[0]}/truncated", limit=len(FILE)) as stream:
                     async for _chunk in stream:
                         pass
 
@@ -213,14 +213,16 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        (tilsit.upstream.client, ["FetchedPage", "FileStream", "UpstreamClient"]),
+        (tilsit.upstream.client, ["FetchedPage", "FileStream", "UpstreamClient", "parse_origins"]),
         (
             tilsit.upstream.errors,
             [
                 "InvalidUpstreamPage",
+                "RedirectRefused",
                 "UpstreamError",
                 "UpstreamNotFound",
                 "UpstreamProtocolError",
+                "UpstreamTooLarge",
                 "UpstreamUnavailable",
             ],
         ),

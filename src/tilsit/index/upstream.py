@@ -11,7 +11,9 @@ mirror and proxy indexes, so both follow the same rules:
 - the project's pages show the upstream's serial (so a mirror of tilsit is
   byte-identical to its origin) while the journal keeps its own serials;
 - a file row is ``cached`` only when its blob is stored: a mirror stores every
-  blob before calling in here, a proxy fetches on first request.
+  blob before calling in here, a proxy fetches on first request;
+- a blob already in the store is reused only under :func:`reusable_blobs`: the
+  store is shared by every index, and knowing a hash is not having the bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow
@@ -36,6 +38,7 @@ __all__ = [
     "mark_file_cached",
     "mark_metadata_cached",
     "remove_upstream_project",
+    "reusable_blobs",
     "upstream_state",
 ]
 
@@ -78,6 +81,51 @@ def upstream_state(session: Session, index: IndexRow) -> UpstreamStateRow:
     return state
 
 
+def reusable_blobs(session: Session, index_id: int, hashes: Collection[str]) -> set[str]:
+    """The hashes among ``hashes`` whose stored blob index ``index_id`` may use unfetched.
+
+    Blobs are content-addressed and shared by every index, so a hash an upstream
+    page lists may name bytes that a private index stored (lock files carry such
+    hashes). Serving them because the hash matches would hand a private file to
+    whoever controls an upstream page. A stored blob stands in for a fetch only
+    when this index already holds it (its own file row is cached: the bytes were
+    fetched and checked for it, or uploaded to it), or when it is public already
+    (a live, cached file of a public index lists it). Core-metadata blobs follow
+    the same rule through ``metadata_sha256``, counted only where the metadata
+    was stored with its row (hosted and mirror indexes; a proxy fetches it on
+    demand). Every reuse by a mirror or proxy asks here.
+    """
+    wanted = set(hashes)
+    if not wanted:
+        return set()
+    visible = or_(
+        FileRow.index_id == index_id,
+        (IndexRow.private.is_(False))
+        & FileRow.deleted_at.is_(None)
+        & ReleaseRow.deleted_at.is_(None)
+        & ProjectRow.deleted_at.is_(None),
+    )
+    joined = (
+        select(FileRow.sha256, FileRow.metadata_sha256, IndexRow.kind)
+        .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
+        .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
+        .join(IndexRow, FileRow.index_id == IndexRow.id)
+        .where(FileRow.cached.is_(True), visible)
+    )
+    found: set[str] = set()
+    listed = sorted(wanted)
+    for start in range(0, len(listed), 500):  # bounded IN lists
+        batch = listed[start : start + 500]
+        rows = session.execute(
+            joined.where(or_(FileRow.sha256.in_(batch), FileRow.metadata_sha256.in_(batch)))
+        )
+        for sha256, metadata_sha256, kind in rows:
+            found.add(sha256)
+            if metadata_sha256 is not None and kind != "proxy":
+                found.add(metadata_sha256)
+    return found & wanted
+
+
 def apply_upstream_project(
     session: Session,
     index: IndexRow,
@@ -88,9 +136,10 @@ def apply_upstream_project(
 ) -> Applied:
     """Make the index's copy of one project match ``upstream``; run inside ``Database.write``.
 
-    ``stored`` holds the sha256 of every blob the caller has durably stored for
-    this page (files and metadata); files whose blob is not among them, and not
-    stored before, are recorded as not cached.
+    ``stored`` holds the sha256 of every blob the caller fetched, checked and
+    durably stored for this page (files and metadata). A file is recorded as
+    cached when its blob is among them or :func:`reusable_blobs` allows this
+    index the blob already stored; else not cached (a proxy fetches it later).
     """
     normalized = normalize(upstream.name)
     project = session.scalars(
@@ -122,6 +171,7 @@ def apply_upstream_project(
     }
     added = removed = changed = 0
     wanted = {f.filename for f in upstream.files}
+    held = set(stored) | reusable_blobs(session, index.id, {f.sha256 for f in upstream.files})
     for f in upstream.files:
         yanked, reason = f.yanked is not None, f.yanked or ""
         row = rows.get(f.filename)
@@ -144,7 +194,7 @@ def apply_upstream_project(
                     upload_time=f.upload_time or now,
                     yanked=yanked,
                     yanked_reason=reason,
-                    cached=f.sha256 in stored,
+                    cached=f.sha256 in held,
                     source_url=f.url,
                 )
             )
@@ -160,8 +210,8 @@ def apply_upstream_project(
             row.requires_python,
         )
         if row.sha256 != f.sha256:
-            row.cached = f.sha256 in stored
-        row.cached = row.cached or f.sha256 in stored
+            row.cached = f.sha256 in held
+        row.cached = row.cached or f.sha256 in held
         row.sha256, row.size, row.source_url = f.sha256, f.size, f.url
         row.yanked, row.yanked_reason = yanked, reason
         row.metadata_sha256, row.requires_python = f.metadata_sha256, f.requires_python

@@ -10,16 +10,24 @@ boundary, so callers (sync, proxy) decide on retries by class alone::
     ├── UpstreamNotFound           404 / 410: the page or file does not exist (now)
     └── UpstreamProtocolError      the upstream answered, but not as an index should
         │                          (401/403, other statuses, redirect loops, bad encodings)
-        └── InvalidUpstreamPage    a page that is not a readable simple-API document
+        ├── InvalidUpstreamPage    a page that is not a readable simple-API document
+        ├── UpstreamTooLarge       a body past its cap (a page's setting, a file's size), or
+        │                          compressed past any sane ratio: not read further
+        └── RedirectRefused        a file redirected to an origin the index does not trust
+
+A page redirected to another origin is :class:`UpstreamNotFound` (the upstream
+does not have it here), never followed.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "InvalidUpstreamPage",
+    "RedirectRefused",
     "UpstreamError",
     "UpstreamNotFound",
     "UpstreamProtocolError",
+    "UpstreamTooLarge",
     "UpstreamUnavailable",
 ]
 
@@ -48,3 +56,11 @@ class UpstreamProtocolError(UpstreamError):
 
 class InvalidUpstreamPage(UpstreamProtocolError):
     """A page that cannot be read as a PEP 503 / PEP 691 document."""
+
+
+class UpstreamTooLarge(UpstreamProtocolError):
+    """A body past its cap, or decompressing past any sane ratio; reading stopped there."""
+
+
+class RedirectRefused(UpstreamProtocolError):
+    """A file request redirected to an origin that the index is not configured to trust."""

@@ -68,9 +68,10 @@ from tilsit.index.upstream import (
     mark_file_cached,
     mark_metadata_cached,
     remove_upstream_project,
+    reusable_blobs,
 )
 from tilsit.instance import Instance
-from tilsit.upstream.client import UpstreamClient
+from tilsit.upstream.client import UpstreamClient, parse_origins
 from tilsit.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,
@@ -197,7 +198,7 @@ class ProxyFile:
     sha256: str  # what the fetched bytes must hash to
     size: int | None  # what they must measure, when the page says
     metadata: bool  # the ``.metadata`` file rather than the distribution
-    stored: bool  # the blob is already stored here
+    stored: bool  # the blob is stored and these indexes may serve it (reusable_blobs)
 
     @property
     def index(self) -> ProxyIndex:
@@ -236,7 +237,7 @@ class FileFetch:
         self._write_fd: int | None = None
         self.temp: Path | None = None
         if existing is not None:
-            # Stored meanwhile (another request, process or index): serve the blob.
+            # Held by these indexes already (stored meanwhile, or public): serve the blob.
             self._read_fd = os.open(existing, os.O_RDONLY)
             self.written = self.length = os.fstat(self._read_fd).st_size
             self.verified = True
@@ -388,7 +389,13 @@ class Proxy:
         client = self._clients.get(index.id)
         if client is None:
             options = {"timeout": DEFAULT_TIMEOUT, **index.options}
-            client = UpstreamClient.from_options(options, connections=_CONNECTIONS)
+            settings = self.instance.settings
+            client = UpstreamClient.from_options(
+                options,
+                connections=_CONNECTIONS,
+                page_max_size=settings.upstream_page_max_size,
+                file_origins=parse_origins(settings.upstream_file_origins),
+            )
             self._clients[index.id] = client
         return client
 
@@ -489,12 +496,11 @@ class Proxy:
                 row.fetched_at = datetime.now(UTC)
 
     def _apply(self, index: ProxyIndex, project: UpstreamProject) -> None:
-        blobs = self.instance.blobs
-        # Bytes already stored here (the same file in another index) need no fetch.
-        stored = {f.sha256 for f in project.files if blobs.exists(f.sha256)}
+        # Nothing fetched yet: apply_upstream_project marks cached only the blobs
+        # this index may reuse (reusable_blobs), never one because its hash matches.
         with self.instance.db.write() as session:
             row = session.get_one(IndexRow, index.id)
-            apply_upstream_project(session, row, project, stored=stored, actor="proxy")
+            apply_upstream_project(session, row, project, actor="proxy")
         self.instance.renderer.catch_up()
 
     def _remove(self, index: ProxyIndex, name: str) -> None:
@@ -523,6 +529,8 @@ class Proxy:
                     ReleaseRow.deleted_at.is_(None),
                     ProjectRow.deleted_at.is_(None),
                     IndexRow.kind == "proxy",
+                    # /packages/ is public: a private proxy's files are not fetched for it.
+                    IndexRow.private.is_(False),
                 )
                 .order_by(ProjectRow.fetched_at.desc().nulls_last(), FileRow.id)
             ).all()
@@ -539,10 +547,10 @@ class Proxy:
             if metadata:
                 assert first.metadata_sha256 is not None
                 expected, size = first.metadata_sha256, None
-                stored = self.instance.blobs.exists(expected)
             else:
                 expected, size = sha256, first.size if first.size >= 0 else None
-                stored = any(row.cached for row, _, _ in found)
+            # A blob in the store is served unfetched only if these indexes may have it.
+            stored = bool(reusable_blobs(session, sources[0].index.id, {expected}))
             return ProxyFile(
                 sources=sources,
                 filename=filename,
@@ -565,9 +573,8 @@ class Proxy:
         lead = fetch is None
         if fetch is None:
             existing = self.instance.blobs.path(target.sha256)
-            fetch = FileFetch(
-                target, self.instance.settings.tmp_dir, existing if existing.is_file() else None
-            )
+            reuse = target.stored and existing.is_file()
+            fetch = FileFetch(target, self.instance.settings.tmp_dir, existing if reuse else None)
             self._files[key] = fetch
         fetch.join()
         try:
@@ -631,7 +638,11 @@ class Proxy:
         self, fetch: FileFetch, index: ProxyIndex, url: str, update: Callable[[bytes], object]
     ) -> None:
         expected = fetch.target.size
-        async with self.client(index).stream_file(url) as stream:
+        settings = self.instance.settings
+        # No size promised: a metadata file is capped like a page, a file like an upload.
+        unknown = settings.upstream_page_max_size if fetch.target.metadata else None
+        cap = expected if expected is not None else unknown or settings.max_upload_size
+        async with self.client(index).stream_file(url, limit=cap) as stream:
             sent = stream.content_length
             if expected is not None and sent is not None and sent != expected:
                 raise CorruptUpstreamFile(

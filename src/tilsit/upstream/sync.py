@@ -20,7 +20,12 @@ One run:
 Pages are rendered (``Renderer.catch_up``) after applies, coalesced; a page
 only ever links blobs stored before its rows were committed, so a kill at any
 point leaves every published page consistent, and the next run resumes (what
-was applied has matching serials; stored blobs are not fetched again).
+was applied has matching serials; its blobs are not fetched again). A blob in
+the store is reused only when :func:`~tilsit.index.upstream.reusable_blobs`
+allows it (this index holds it, or a public index does); the store is shared,
+and a hash an upstream page lists is not proof of having the bytes. Every body
+is capped (pages by ``upstream_page_max_size``, files by their page's size or
+``max_upload_size``); past a cap the project fails without a retry.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from tilsit.index.upstream import (
     UpstreamProject,
     apply_upstream_project,
     remove_upstream_project,
+    reusable_blobs,
     upstream_state,
 )
 from tilsit.instance import Instance
@@ -66,10 +72,11 @@ from tilsit.trust.mirror import (
     resigned,
     state_dir_for,
 )
-from tilsit.upstream.client import UpstreamClient
+from tilsit.upstream.client import UpstreamClient, parse_origins
 from tilsit.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,
+    UpstreamTooLarge,
 )
 from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.pages import RootIndex, parse_project_page, parse_root_page
@@ -88,7 +95,6 @@ __all__ = [
 
 NO_METADATA = "the upstream publishes no TUF metadata"
 
-_METADATA_CAP = 64 * 1024 * 1024  # a core-metadata file is a few kB; refuse absurd ones
 _REMOVE_BATCH = 500
 
 
@@ -109,7 +115,7 @@ class StalePage(Exception):
 
 
 class _TooLarge(Exception):
-    """A file of unknown size grew past ``max_file_size`` while streaming."""
+    """A file of unknown size grew past the filters' ``max_file_size`` while streaming."""
 
 
 class _RootFailed(Exception):
@@ -253,7 +259,10 @@ class MirrorSync:
             crash: Exception | None = None
             try:
                 async with UpstreamClient.from_options(
-                    self.options, connections=self.workers
+                    self.options,
+                    connections=self.workers,
+                    page_max_size=settings.upstream_page_max_size,
+                    file_origins=parse_origins(settings.upstream_file_origins),
                 ) as client:
                     self.client = client
                     try:
@@ -456,6 +465,9 @@ class MirrorSync:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 outcome = await self._project_once(name, listed)
+            except UpstreamTooLarge as exc:  # it would only be read to the cap again
+                problem = _describe(exc)
+                break
             except _RETRYABLE as exc:
                 problem = _describe(exc)
                 self._retrying(name, problem, attempt)
@@ -499,7 +511,11 @@ class MirrorSync:
         for skipped in parsed.skipped:
             self.reporter.note(f"{name}: skipped {skipped.filename}: {skipped.reason}")
         selected = self.filters.select(parsed.project)
-        tasks = [asyncio.ensure_future(self._file(f)) for f in selected.project.files]
+        listed_blobs = {f.sha256 for f in selected.project.files} | {
+            f.metadata_sha256 for f in selected.project.files if f.metadata_sha256 is not None
+        }
+        held = await asyncio.to_thread(self._reusable, listed_blobs)
+        tasks = [asyncio.ensure_future(self._file(f, held)) for f in selected.project.files]
         try:
             fetched = await asyncio.gather(*tasks)
         except BaseException:
@@ -534,58 +550,85 @@ class MirrorSync:
 
     # -- files -------------------------------------------------------------------
 
-    async def _file(self, f: UpstreamFile) -> UpstreamFile | None:
-        """Make sure the file's blob (and its metadata's) is stored; None if filtered by size."""
+    def _reusable(self, hashes: set[str]) -> set[str]:
+        with self.instance.db.read() as session:
+            return reusable_blobs(session, self.index_id, hashes)
+
+    async def _file(self, f: UpstreamFile, held: set[str]) -> UpstreamFile | None:
+        """Make sure the file's blob (and its metadata's) is stored; None if filtered by size.
+
+        A blob in the store is taken as this file's only when ``held`` (what
+        :func:`reusable_blobs` allows this index) has it; else the bytes are fetched
+        and must match, even if the store has a blob of that hash (another index's).
+        """
         blobs = self.instance.blobs
         async with self._slots:
-            if blobs.exists(f.sha256):
+            if f.sha256 in held and blobs.exists(f.sha256):
                 size = await asyncio.to_thread(lambda: blobs.path(f.sha256).stat().st_size)
                 if f.size >= 0 and size != f.size:
                     raise VerificationFailed(
                         f"{f.filename}: the page says {f.size} bytes, its sha256 has {size}"
                     )
             else:
-                limit = self.filters.max_file_size if f.size < 0 else None
                 try:
-                    size = await self._download(f.url, f.sha256, f.size, limit, f.filename)
+                    size = await self._download(
+                        f.url,
+                        f.sha256,
+                        f.size,
+                        f.filename,
+                        cap=self.instance.settings.max_upload_size,
+                        filtered=self.filters.max_file_size,
+                    )
                 except _TooLarge:
                     return None
-            if f.metadata_sha256 is not None and not blobs.exists(f.metadata_sha256):
+            if f.metadata_sha256 is not None and not (
+                f.metadata_sha256 in held and blobs.exists(f.metadata_sha256)
+            ):
+                # A core-metadata file is a few kB: capped like a page.
                 await self._download(
                     f.url + ".metadata",
                     f.metadata_sha256,
                     -1,
-                    _METADATA_CAP,
                     f"{f.filename}.metadata",
+                    cap=self.instance.settings.upstream_page_max_size,
                 )
         return f if f.size >= 0 else replace(f, size=size)
 
     async def _download(
-        self, url: str, sha256: str, size: int, limit: int | None, what: str
+        self, url: str, sha256: str, size: int, what: str, *, cap: int, filtered: int | None = None
     ) -> int:
-        """Stream ``url`` to a temp file, verify size and sha256, store the blob."""
+        """Stream ``url`` to a temp file, verify size and sha256, store the blob.
+
+        The body may not pass its page's ``size`` (when it gives one), else ``cap``
+        (:class:`UpstreamTooLarge`: the project fails). ``filtered`` is a filter's
+        cap on a file of unknown size: past it :class:`_TooLarge`, the file left out.
+        """
+        allowed = size if size >= 0 else min(cap, filtered) if filtered is not None else cap
         fd, name = tempfile.mkstemp(dir=self.instance.settings.tmp_dir, prefix=self._tmp_prefix)
         temp = Path(name)
         try:
             digest = hashlib.sha256()
             count = 0
             with os.fdopen(fd, "wb") as out:
-                async with self.client.stream_file(url) as stream:
-                    if size >= 0 and stream.content_length not in (None, size):
-                        raise VerificationFailed(
-                            f"{what}: the upstream sends {stream.content_length} bytes,"
-                            f" its page says {size}"
-                        )
-                    async for chunk in stream:
-                        count += len(chunk)
-                        if size >= 0 and count > size:
+                try:
+                    async with self.client.stream_file(url, limit=allowed) as stream:
+                        if size >= 0 and stream.content_length not in (None, size):
                             raise VerificationFailed(
-                                f"{what}: more bytes than the {size} its page says"
+                                f"{what}: the upstream sends {stream.content_length} bytes,"
+                                f" its page says {size}"
                             )
-                        if limit is not None and count > limit:
-                            raise _TooLarge(what)
-                        digest.update(chunk)
-                        out.write(chunk)
+                        async for chunk in stream:
+                            count += len(chunk)
+                            digest.update(chunk)
+                            out.write(chunk)
+                except UpstreamTooLarge as exc:
+                    if size >= 0:
+                        raise VerificationFailed(
+                            f"{what}: more bytes than the {size} its page says ({exc.message})"
+                        ) from None
+                    if filtered is not None and filtered <= cap:
+                        raise _TooLarge(what) from None
+                    raise
             if size >= 0 and count != size:
                 raise VerificationFailed(f"{what}: got {count} bytes, its page says {size}")
             if digest.hexdigest() != sha256:
