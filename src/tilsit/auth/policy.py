@@ -2,7 +2,14 @@
 
 ``require_2fa`` is "off", "uploaders" (every user who uploads) or "critical"
 (maintainers of critical projects: the top ``critical_percent`` of projects by
-downloads over the last 30 days, from the server's own per-file daily counts).
+downloads over the last 30 days, from the server's own per-file daily counts,
+and every project that was among them within ``critical_keep_days``).
+
+Downloads are counted once per client, file and day (:mod:`tilsit.web.downloads`),
+and a project once critical stays so for a period, recorded in
+``critical_projects`` whenever counts are written: so whoever can send requests
+can neither make their own project critical cheaply nor push a real one out of
+the policy by making others busier.
 Tokens minted by trusted publishing act for a CI identity, not a user, and are
 not subject to it: no user password is involved in them.
 """
@@ -12,10 +19,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import (
+    CriticalProjectRow,
     DownloadCountRow,
     FileRow,
     IndexRow,
@@ -25,7 +33,14 @@ from tilsit.db.models import (
     WebAuthnCredentialRow,
 )
 
-__all__ = ["CRITICAL_WINDOW_DAYS", "critical_project_ids", "has_two_factor", "two_factor_refusal"]
+__all__ = [
+    "CRITICAL_WINDOW_DAYS",
+    "busiest_project_ids",
+    "critical_project_ids",
+    "has_two_factor",
+    "record_critical",
+    "two_factor_refusal",
+]
 
 CRITICAL_WINDOW_DAYS = 30
 
@@ -36,7 +51,7 @@ def has_two_factor(session: Session, user: UserRow) -> bool:
     return bool(session.scalar(select(exists().where(WebAuthnCredentialRow.user_id == user.id))))
 
 
-def critical_project_ids(session: Session, percent: float, today: date | None = None) -> list[int]:
+def busiest_project_ids(session: Session, percent: float, today: date | None = None) -> list[int]:
     """Hosted projects in the top ``percent`` by downloads in the last 30 days, busiest first."""
     today = today or datetime.now(UTC).date()
     since = today - timedelta(days=CRITICAL_WINDOW_DAYS)
@@ -72,6 +87,33 @@ def critical_project_ids(session: Session, percent: float, today: date | None = 
     return [project_id for project_id, _count in rows]
 
 
+def critical_project_ids(session: Session, percent: float, today: date | None = None) -> list[int]:
+    """The busiest projects now (busiest first), then those that were critical within
+    ``critical_keep_days`` (as recorded by :func:`record_critical`) and still exist."""
+    today = today or datetime.now(UTC).date()
+    busiest = busiest_project_ids(session, percent, today)
+    kept = session.scalars(
+        select(CriticalProjectRow.project_id)
+        .join(ProjectRow, ProjectRow.id == CriticalProjectRow.project_id)
+        .where(CriticalProjectRow.until >= today, ProjectRow.deleted_at.is_(None))
+        .order_by(CriticalProjectRow.project_id)
+    )
+    return busiest + [project_id for project_id in kept if project_id not in busiest]
+
+
+def record_critical(session: Session, percent: float, keep_days: int, today: date) -> None:
+    """Record that the busiest projects now stay critical until ``keep_days`` from today;
+    rows whose period ended are swept."""
+    until = today + timedelta(days=keep_days)
+    for project_id in busiest_project_ids(session, percent, today):
+        row = session.get(CriticalProjectRow, project_id)
+        if row is None:
+            session.add(CriticalProjectRow(project_id=project_id, until=until))
+        elif row.until < until:
+            row.until = until
+    session.execute(delete(CriticalProjectRow).where(CriticalProjectRow.until < today))
+
+
 def two_factor_refusal(
     session: Session,
     policy: str,
@@ -93,7 +135,8 @@ def two_factor_refusal(
         and project.id in critical_project_ids(session, percent)
     ):
         return (
-            f"Project {project.name!r} is a critical project (top {percent:g}% by downloads):"
+            f"Project {project.name!r} is a critical project (top {percent:g}% by downloads,"
+            " now or recently):"
             f" user {user.name!r} must set up two-factor authentication before uploading to it"
         )
     return None

@@ -1,45 +1,71 @@
-"""Download counts: per file per UTC day, counted in memory and written in batches.
+"""Download counts: once per client, file and UTC day, counted in memory and written in batches.
 
 A download must not be a database write (the read path serves from the tree,
-ARCHITECTURE principle 1), so a served file only bumps a counter here; every
-few seconds, and once more at shutdown, the counters are added to
-``download_counts`` in one write transaction. Several workers each keep their
-own counters: the upsert adds, so their batches sum.
+ARCHITECTURE principle 1), so a served file only notes (file, day, client)
+here; every few seconds, and once more at shutdown, the notes are written in
+one write transaction. Several workers each keep their own notes: the
+``download_clients`` table's primary key (file, day, client) decides which note
+is the first, and only a first note adds to ``download_counts``. So a client
+adds at most one download per file per day, however many requests it sends
+and to whichever worker.
 
-What counts: a GET of ``/packages/…/<filename>`` answered 200, or 206 for a range
-that starts at byte 0 (the start of a download; the rest of a resumed or
-chunked transfer is the same download). HEAD, 304 and ``.metadata`` files do
-not count. When nginx or a CDN serves the tree, tilsit never sees those
-downloads, and they are not counted.
+Download counts decide which projects are critical (``require_2fa =
+critical``), so they are a policy input that anyone can send: hence the rules.
+
+- What counts: a GET of ``/packages/…/<filename>`` that sent the whole file,
+  answered 200, or 206 for a range from byte 0 to the last byte. A partial
+  range (``bytes=0-0``, or the rest of a resumed transfer) does not, nor do
+  HEAD, 304 and ``.metadata`` files. When nginx or a CDN serves the tree,
+  tilsit never sees those downloads, and they are not counted.
+- The client is its address (as uvicorn reports it: behind a proxy on the same
+  host, the forwarded one). It is kept only as an HMAC under a random key of
+  the day (``download_keys``); yesterday's and older rows and keys are swept,
+  so a stored hash can no longer be tied to an address once its key is gone.
+- Each batch that counted something records which projects are critical now
+  (``critical_projects``), so a project once critical stays so for
+  ``critical_keep_days`` (see :mod:`tilsit.auth.policy`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
-from collections import Counter
-from datetime import UTC, date, datetime
+import secrets
+from datetime import UTC, date, datetime, timedelta
 
 import anyio
-from sqlalchemy import case, select
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tilsit.auth.policy import record_critical
+from tilsit.config import Settings
 from tilsit.db.engine import Database
-from tilsit.db.models import DownloadCountRow, FileRow, IndexRow
+from tilsit.db.models import (
+    DownloadClientRow,
+    DownloadCountRow,
+    DownloadKeyRow,
+    FileRow,
+    IndexRow,
+)
 from tilsit.web.asgi import Message, Scope, Send
 
-__all__ = ["FLUSH_INTERVAL", "DownloadCounter", "file_key"]
+__all__ = ["FLUSH_INTERVAL", "MAX_PENDING", "DownloadCounter", "file_key"]
 
 log = logging.getLogger("tilsit.downloads")
 
 # Seconds between batches: short enough that counts are current, long enough
 # that a busy server writes once per interval, not once per download.
 FLUSH_INTERVAL = 5.0
+# Notes kept between two batches, at most: a flood from many addresses must not
+# grow memory without bound. Past it, new notes are dropped until the next batch.
+MAX_PENDING = 100_000
 
-# (sha256, filename, day)
-Key = tuple[str, str, date]
+# (sha256, filename, day, client address)
+Note = tuple[str, str, date, str]
 
 
 def file_key(path: str) -> tuple[str, str] | None:
@@ -53,68 +79,111 @@ def file_key(path: str) -> tuple[str, str] | None:
     return sha256, parts[5]
 
 
-def _counts(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+def _expected_length(status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """Bytes the body must carry for the response to be a whole file; None if it is not
+    one (-1: a whole file of unstated length)."""
+    length = _header(headers, b"content-length")
     if status == 200:
-        return True
+        return int(length) if length is not None and length.isdigit() else -1
     if status != 206:
-        return False
-    content_range = next((v for k, v in headers if k.lower() == b"content-range"), b"")
-    return content_range.startswith(b"bytes 0-")
+        return None
+    # "bytes <first>-<last>/<size>": whole only from the first byte to the last.
+    content_range = (_header(headers, b"content-range") or b"").decode("latin-1")
+    unit, _, spec = content_range.partition(" ")
+    span, _, size = spec.partition("/")
+    first, _, last = span.partition("-")
+    if unit != "bytes" or not (first.isdigit() and last.isdigit() and size.isdigit()):
+        return None
+    if int(first) != 0 or int(last) != int(size) - 1:
+        return None
+    return int(size)
 
 
 class DownloadCounter:
-    def __init__(self, db: Database, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, db: Database, settings: Settings, interval: float = FLUSH_INTERVAL) -> None:
         self.db = db
+        self.critical_percent = settings.critical_percent
+        self.critical_keep_days = settings.critical_keep_days
         self.interval = interval
-        self._pending: Counter[Key] = Counter()
+        self._pending: set[Note] = set()
+        self._swept: date | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
-        return sum(self._pending.values())
+        return len(self._pending)
 
     def counting(self, scope: Scope, send: Send, path: str) -> Send:
-        """``send``, counting the download if the response is a served file."""
+        """``send``, noting the download once the whole file has been sent."""
         if scope["method"] != "GET":
             return send
         key = file_key(path)
         if key is None:
             return send
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        expected: int | None = None
+        sent = 0
 
         async def counted(message: Message) -> None:
-            if message["type"] == "http.response.start" and _counts(
-                message["status"], list(message.get("headers", []))
-            ):
-                self._pending[(key[0], key[1], datetime.now(UTC).date())] += 1
+            nonlocal expected, sent
             await send(message)
+            if message["type"] == "http.response.start":
+                expected = _expected_length(message["status"], list(message.get("headers", [])))
+            elif message["type"] == "http.response.body" and expected is not None:
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    if expected in (-1, sent):
+                        self._note((key[0], key[1], datetime.now(UTC).date(), address))
+                    expected = None
 
         return counted
 
+    def _note(self, note: Note) -> None:
+        if len(self._pending) >= MAX_PENDING and note not in self._pending:
+            return
+        self._pending.add(note)
+
     async def flush(self) -> int:
-        """Write the pending counts; returns how many downloads were written."""
+        """Write the pending notes; returns how many downloads they added."""
         if not self._pending:
             return 0
-        batch, self._pending = self._pending, Counter()
+        batch, self._pending = self._pending, set()
         try:
             return await anyio.to_thread.run_sync(self._write, batch)
         except Exception:
-            # Keep the counts for the next attempt rather than lose them.
-            self._pending.update(batch)
+            # Keep the notes for the next attempt rather than lose them.
+            self._pending |= batch
             raise
 
-    def _write(self, batch: Counter[Key]) -> int:
+    def _write(self, batch: set[Note]) -> int:
+        today = datetime.now(UTC).date()
         written = 0
         with self.db.write() as session:
-            per_file: Counter[tuple[int, date]] = Counter()
-            for (sha256, filename, day), count in batch.items():
-                file_id = _file_id(session, sha256, filename)
+            if self._swept != today:
+                _sweep(session, today)
+                self._swept = today
+            keys: dict[date, bytes] = {}
+            files: dict[tuple[str, str], int | None] = {}
+            for sha256, filename, day, address in sorted(batch):
+                if (sha256, filename) not in files:
+                    files[(sha256, filename)] = _file_id(session, sha256, filename)
+                file_id = files[(sha256, filename)]
                 if file_id is None:
                     continue  # a path the tree serves but no row names: nothing to count
-                per_file[(file_id, day)] += count
-            for (file_id, day), count in per_file.items():
-                _add(session, self.db.dialect, file_id, day, count)
-                written += count
+                if day not in keys:
+                    keys[day] = _day_key(session, self.db.dialect, day)
+                client = hmac.new(keys[day], address.encode(), hashlib.sha256).hexdigest()
+                if _first_note(session, self.db.dialect, file_id, day, client):
+                    _add(session, self.db.dialect, file_id, day, 1)
+                    written += 1
+            if written:
+                record_critical(session, self.critical_percent, self.critical_keep_days, today)
         return written
 
     def start(self) -> None:
@@ -143,6 +212,32 @@ class DownloadCounter:
                 await self.flush()
             except Exception:
                 log.exception("download counts could not be written; will retry")
+
+
+def _sweep(session: Session, today: date) -> None:
+    """Forget the notes (and the keys that hashed them) of days before yesterday:
+    yesterday stays, for a worker whose batch straddles midnight."""
+    horizon = today - timedelta(days=1)
+    session.execute(delete(DownloadClientRow).where(DownloadClientRow.day < horizon))
+    session.execute(delete(DownloadKeyRow).where(DownloadKeyRow.day < horizon))
+
+
+def _day_key(session: Session, dialect: str, day: date) -> bytes:
+    """The day's HMAC key, made by whichever worker needs it first."""
+    values = {"day": day, "key": secrets.token_hex(32)}
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(DownloadKeyRow).values(values).on_conflict_do_nothing())
+    stored = session.scalars(select(DownloadKeyRow.key).where(DownloadKeyRow.day == day)).one()
+    return bytes.fromhex(stored)
+
+
+def _first_note(session: Session, dialect: str, file_id: int, day: date, client: str) -> bool:
+    """Note ``client``'s download of the file that day; True if it is the first."""
+    values = {"file_id": file_id, "day": day, "client": client}
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: a row comes back only when this insert made it.
+    statement = insert(DownloadClientRow).values(values).on_conflict_do_nothing()
+    return session.execute(statement.returning(DownloadClientRow.day)).first() is not None
 
 
 def _file_id(session: Session, sha256: str, filename: str) -> int | None:
