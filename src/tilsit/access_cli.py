@@ -84,10 +84,10 @@ def _permission_command(grant: bool) -> click.Command:
             return
         if not changed:
             had = "already has" if grant else "does not have"
-            click.echo(f"{user_name!r} {had} {permission!r} on {name!r}: nothing changed")
+            click.echo(f"{user.name!r} {had} {permission!r} on {name!r}: nothing changed")
             return
         done = "granted" if grant else "revoked"
-        click.echo(f"{done} {permission!r} on {name!r} for {user_name!r}")
+        click.echo(f"{done} {permission!r} on {name!r} for {user.name!r}")
 
     command.__doc__ = (
         "Give USER a permission on index NAME: read, upload (any project) or create."
@@ -155,7 +155,7 @@ def role_add(
                 role_name,
                 actor_name=_ACTOR,
             )
-            click.echo(f"{user_name!r} is now {row.role} of {project!r}")
+            click.echo(f"{row.user.name!r} is now {row.role} of {project!r}")
     except errors.IndexError_ as exc:
         _fail(exc)
 

@@ -62,7 +62,17 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Public URL of the server (https://pypi.example.com); when set, pages carry absolute"
         " file URLs, as some mirror clients expect; empty means root-relative URLs"
-        " (/packages/...), which every installer resolves against the index's host.",
+        " (/packages/...), which every installer resolves against the index's host."
+        " Links in account mail are built on it; with neither it nor allowed_hosts set,"
+        " mail that needs a link (password reset, address confirmation) is not sent.",
+    ),
+    Setting(
+        "allowed_hosts",
+        str,
+        "",
+        "When base_url is empty: the Host header values (host or host:port, comma"
+        " separated) that links in account mail may be built on; a request naming any other"
+        " host gets no mail.",
     ),
     Setting("max_upload_size", int, 100 * MiB, "Largest accepted distribution file, in bytes."),
     Setting(
@@ -236,6 +246,7 @@ class Settings:
     tls_key: str = ""
     default_index: str = "main"
     base_url: str = ""
+    allowed_hosts: str = ""
     max_upload_size: int = 100 * MiB
     upstream_page_max_size: int = 64 * MiB
     upstream_file_origins: str = ""

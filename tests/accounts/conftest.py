@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import AppClient
 from tilsit.auth.passwords import hash_password
+from tilsit.config import Settings, load_settings
 from tilsit.db.models import UserRow
 from tilsit.index.manage import create_user
 from tilsit.instance import Instance
@@ -58,6 +59,23 @@ class Browser(AppClient):
 
 
 BrowserFactory = Callable[..., Browser]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The in-process browser speaks to https://testserver, which mail links may name.
+
+    With neither base_url nor allowed_hosts, account mail with a link is refused
+    (tests/accounts/test_takeover.py covers that).
+    """
+    return load_settings(
+        overrides={
+            "data": tmp_path / "data",
+            "database_url": database_url,
+            "allowed_hosts": "testserver",
+        },
+        environ={},
+    )
 
 
 @pytest.fixture

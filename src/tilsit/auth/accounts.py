@@ -26,13 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tilsit.auth import passwords, ratelimit, switches
 from tilsit.auth.audit import record_event
 from tilsit.auth.ratelimit import RateLimited
 from tilsit.auth.sessions import end_user_sessions
+from tilsit.auth.user_names import (
+    MAX_USER_NAME,
+    InvalidUserName,
+    UserNameTaken,
+    find_user_named,
+    user_key,
+    validate_user_name,
+)
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.db.models import EmailTokenRow, UserRow
@@ -66,13 +74,14 @@ __all__ = [
     "request_password_reset",
     "reset_password",
     "second_factor",
+    "spend_email_tokens",
 ]
 
 VERIFY = "verify"
 RESET = "reset"
 _LIFETIMES = {VERIFY: timedelta(days=2), RESET: timedelta(hours=1)}
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,252}\.[A-Za-z]{2,63}")
-_MAX_NAME = 50
+_MAX_NAME = MAX_USER_NAME
 
 
 class AccountError(ValueError):
@@ -130,13 +139,46 @@ def check_writable(session: Session) -> None:
 
 
 def find_user(session: Session, name: str) -> UserRow | None:
-    if not name or len(name) > _MAX_NAME:
-        return None
-    return session.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()
+    """The account ``name`` means: exact, else under the look-alike key ("ALICE" is alice)."""
+    return find_user_named(session, name)
 
 
 def _token_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Expired links deleted per issue: bounded, so issuing one never waits on a backlog.
+_SWEEP_BATCH = 200
+
+
+def _sweep_email_tokens(session: Session, now: datetime) -> None:
+    expired = (
+        select(EmailTokenRow.token_hash)
+        .where(EmailTokenRow.expires_at <= now)
+        .order_by(EmailTokenRow.expires_at)
+        .limit(_SWEEP_BATCH)
+    )
+    hashes = list(session.scalars(expired))
+    if hashes:
+        session.execute(delete(EmailTokenRow).where(EmailTokenRow.token_hash.in_(hashes)))
+
+
+def spend_email_tokens(session: Session, user: UserRow, *purposes: str) -> None:
+    """Mark every outstanding link of ``user`` for ``purposes`` used.
+
+    After a password reset or change, no other reset link may still work; after
+    an address change, no link sent to the old address. (:func:`peek_email_token`
+    refuses both anyway, by date and by address; this makes it plain in the rows.)
+    """
+    session.execute(
+        update(EmailTokenRow)
+        .where(
+            EmailTokenRow.user_id == user.id,
+            EmailTokenRow.purpose.in_(purposes),
+            EmailTokenRow.used_at.is_(None),
+        )
+        .values(used_at=datetime.now(UTC))
+    )
 
 
 def issue_email_token(session: Session, user: UserRow, purpose: str) -> str:
@@ -144,6 +186,7 @@ def issue_email_token(session: Session, user: UserRow, purpose: str) -> str:
     assert user.email, "an email token needs an address"
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
+    _sweep_email_tokens(session, now)
     session.add(
         EmailTokenRow(
             token_hash=_token_key(secret),
@@ -158,7 +201,13 @@ def issue_email_token(session: Session, user: UserRow, purpose: str) -> str:
 
 
 def peek_email_token(session: Session, secret: str, purpose: str) -> tuple[EmailTokenRow, UserRow]:
-    """The live token and its user, without spending it; raises :class:`BadEmailToken`."""
+    """The live token and its user, without spending it; raises :class:`BadEmailToken`.
+
+    A link carries the authority of the moment it was issued, so it is checked
+    again now: the account is still active, its address is still the one the
+    link was sent to, and its password has not changed since (a reset or a
+    change ends every link issued before it).
+    """
     invalid = BadEmailToken(
         "This link is not valid: it was used already, has expired, or is wrong."
     )
@@ -173,6 +222,8 @@ def peek_email_token(session: Session, secret: str, purpose: str) -> tuple[Email
     # A link sent to an old address is dead once the address changes.
     if user is None or user.email != row.email or not user.is_active:
         raise invalid
+    if user.password_changed_at is not None and row.created_at < user.password_changed_at:
+        raise invalid
     return row, user
 
 
@@ -183,11 +234,10 @@ def redeem_email_token(session: Session, secret: str, purpose: str) -> UserRow:
 
 
 def _validate_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", name):
-        raise InvalidAccountInput(
-            "A user name is 1 to 50 letters, digits, '.', '_' or '-', starting with a letter"
-            " or digit."
-        )
+    try:
+        validate_user_name(name)
+    except InvalidUserName as exc:
+        raise InvalidAccountInput(str(exc)) from exc
 
 
 def _email_in_use(session: Session, email: str, except_user: int | None = None) -> bool:
@@ -201,8 +251,9 @@ def _signup_checks(session: Session, name: str, email: str) -> None:
     if switches.enabled(session, switches.NO_NEW_USERS):
         raise SignupClosed("Sign-up is closed on this server; ask an administrator for an account.")
     check_writable(session)
-    if find_user(session, name) is not None:
-        raise NameTaken(f"The user name {name!r} is taken.")
+    holder = find_user(session, name)
+    if holder is not None:
+        raise NameTaken(str(UserNameTaken(name, holder.name)))
     if _email_in_use(session, email):
         raise EmailTaken("That email address belongs to another account.")
 
@@ -312,7 +363,9 @@ def login_with_password(
     takes as long as a wrong password.
     """
     name = name.strip()
-    keys = [f"login:user:{name.casefold()[:100]}", f"login:ip:{ip}"]
+    # Keyed like the lookup: "ALICE", "a1ice" and "a.lice" all reach alice, so they
+    # must all count against alice's limit, not get a fresh allowance each.
+    keys = [f"login:user:{user_key(name[:_MAX_NAME])[:100]}", f"login:ip:{ip}"]
     attempt = _begin_password_check(db, settings, keys, lambda s: find_user(s, name))
     if len(password) > passwords.MAX_LENGTH:
         ok = False  # refused unhashed; the hit stays, as for any wrong password
@@ -334,7 +387,7 @@ def check_password_for(
     with db.read() as session:
         current = session.get(UserRow, user_id)
         name = current.name if current else ""
-    keys = [f"login:user:{name.casefold()}", f"login:ip:{ip}"]
+    keys = [f"login:user:{user_key(name)}", f"login:ip:{ip}"]
     attempt = _begin_password_check(db, settings, keys, lookup)
     ok = len(password) <= passwords.MAX_LENGTH and passwords.verify_password(
         attempt.stored, password
@@ -411,6 +464,7 @@ def change_password(
         assert user is not None
         user.password_hash = hashed
         user.password_changed_at = datetime.now(UTC)
+        spend_email_tokens(session, user, RESET)
         record_event(session, "password.changed", actor=user, ip=ip, user=user)
     return user
 
@@ -454,6 +508,7 @@ def reset_password(db: Database, secret: str, new: str, ip: str) -> UserRow:
         user = redeem_email_token(session, secret, RESET)
         user.password_hash = hashed
         user.password_changed_at = datetime.now(UTC)
+        spend_email_tokens(session, user, RESET)
         record_event(session, "password.reset", actor=user, ip=ip, user=user)
         end_user_sessions(session, user)
     return user
@@ -465,6 +520,7 @@ def change_email(session: Session, user: UserRow, email: str, ip: str) -> str:
     address = normalise_email(email)
     if _email_in_use(session, address, except_user=user.id):
         raise EmailTaken("That email address belongs to another account.")
+    spend_email_tokens(session, user, VERIFY, RESET)
     user.email = address
     user.email_verified_at = None
     record_event(session, "email.added", actor=user, ip=ip, user=user)

@@ -40,7 +40,7 @@ def notice_for(
     to: str,
     user_name: str,
     ip: str,
-    reset_url: str,
+    reset_url: str | None,
     detail: str = "",
     when: datetime | None = None,
 ) -> Notice:
@@ -61,7 +61,8 @@ def notice_for(
         "If this was you, there is nothing to do.",
         "",
         "If it was not, someone else can act as you. Reset your password at",
-        f"{reset_url}",
+        # None when the server has no trusted public address to link to.
+        reset_url or "the 'Forgot your password?' page of your tilsit server",
         "(which ends every session), check the second factors and API tokens of",
         "your account, and tell your tilsit administrator.",
         "",

@@ -1,33 +1,41 @@
 """Browser sessions: a random secret in an HttpOnly cookie, its sha256 as the row key.
 
-A session starts anonymous (it still carries a CSRF token, so the login and
-sign-up forms are protected too), becomes ``partial`` after a correct password
-while a second factor is owed, and ``full`` once logged in. Every change of
-who the session is for issues a new secret (no session fixation).
+An anonymous visitor has no row: the cookie holds a random value whose
+:func:`anonymous_csrf_token` protects the login and sign-up forms, so browsing
+writes nothing. A row is made at a correct password: ``partial`` while a second
+factor is owed, ``full`` once logged in. Every change of who the session is for
+issues a new secret (no session fixation). Expired rows are deleted by
+:func:`sweep_sessions`, a bounded batch at each login.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import SessionRow, UserRow, utcnow
 
 __all__ = [
     "ANONYMOUS",
+    "ANONYMOUS_LIFETIME",
     "FULL",
     "PARTIAL",
     "NewSession",
+    "anonymous_csrf_token",
+    "anonymous_value",
     "end_session",
     "end_user_sessions",
     "load_session",
     "needs_touch",
+    "new_anonymous_value",
     "new_session",
     "promote_session",
     "sweep_sessions",
@@ -37,8 +45,12 @@ ANONYMOUS = "anonymous"
 PARTIAL = "partial"  # password checked, second factor owed
 FULL = "full"
 
-# An anonymous session only carries a CSRF token for the forms it was shown.
-_ANONYMOUS_LIFETIME = timedelta(hours=2)
+# An anonymous visitor's cookie only backs the CSRF token of the forms it was shown.
+ANONYMOUS_LIFETIME = timedelta(hours=2)
+_ANONYMOUS_VALUE = re.compile(r"[A-Za-z0-9_-]{40,100}")
+# Expired rows deleted per sweep: a login never waits on a large backlog; each
+# login takes another batch, so the table still shrinks faster than it grows.
+SWEEP_BATCH = 500
 # last_seen_at is refreshed at most this often, so browsing is not a write per page.
 _TOUCH_EVERY = timedelta(minutes=5)
 
@@ -59,7 +71,7 @@ def new_session(
     ip: str = "",
     user: UserRow | None = None,
     state: str = ANONYMOUS,
-    lifetime: timedelta = _ANONYMOUS_LIFETIME,
+    lifetime: timedelta = ANONYMOUS_LIFETIME,
     data: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> NewSession:
@@ -79,6 +91,27 @@ def new_session(
     session.add(row)
     session.flush()
     return NewSession(secret, row)
+
+
+def new_anonymous_value() -> str:
+    """A fresh cookie value for an anonymous visitor (no row is made for it)."""
+    return secrets.token_urlsafe(32)
+
+
+def anonymous_value(cookie: str | None) -> str | None:
+    """``cookie`` if it can serve as an anonymous visitor's value, else None."""
+    if cookie and _ANONYMOUS_VALUE.fullmatch(cookie):
+        return cookie
+    return None
+
+
+def anonymous_csrf_token(value: str) -> str:
+    """The CSRF token of forms shown to the anonymous visitor whose cookie is ``value``.
+
+    One-way, so a page's token does not reveal the HttpOnly cookie; keyed by
+    the cookie value itself, which only that visitor's browser holds.
+    """
+    return hmac.new(value.encode(), b"tilsit anonymous csrf", hashlib.sha256).hexdigest()
 
 
 def load_session(
@@ -112,9 +145,13 @@ def promote_session(
     ip: str = "",
     keep: dict[str, Any] | None = None,
 ) -> NewSession:
-    """Replace ``old`` with a fresh session for ``user`` in ``state`` (a new secret)."""
+    """Replace ``old`` with a fresh session for ``user`` in ``state`` (a new secret).
+
+    Every login passes here, so it also sweeps a batch of expired sessions.
+    """
     if old is not None:
         session.delete(old)
+    sweep_sessions(session)
     return new_session(session, ip=ip, user=user, state=state, lifetime=lifetime, data=keep)
 
 
@@ -130,6 +167,18 @@ def end_user_sessions(session: Session, user: UserRow, *, except_id: str | None 
     session.execute(query)
 
 
-def sweep_sessions(session: Session, now: datetime | None = None) -> int:
-    result = session.execute(delete(SessionRow).where(SessionRow.expires_at <= (now or utcnow())))
-    return int(getattr(result, "rowcount", 0) or 0)
+def sweep_sessions(
+    session: Session, now: datetime | None = None, *, limit: int = SWEEP_BATCH
+) -> int:
+    """Delete up to ``limit`` expired sessions; returns how many went."""
+    expired = (
+        select(SessionRow.id)
+        .where(SessionRow.expires_at <= (now or utcnow()))
+        .order_by(SessionRow.expires_at)
+        .limit(limit)
+    )
+    ids = list(session.scalars(expired))
+    if not ids:
+        return 0
+    session.execute(delete(SessionRow).where(SessionRow.id.in_(ids)))
+    return len(ids)

@@ -182,6 +182,9 @@ class UserRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # auth.user_names.user_key(name): look-alike names (case, separators, l/i/1,
+    # o/0) share a key, so a second "ALICE" cannot stand beside "alice".
+    name_key: Mapped[str] = mapped_column(String(100), index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # A disabled account cannot log in and its tokens stop working.

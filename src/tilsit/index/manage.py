@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
+from tilsit.auth.user_names import check_name_free, find_user_named
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
 from tilsit.index import errors
 from tilsit.index.journal import record
@@ -92,18 +93,18 @@ def create_index(
 
 
 def get_user(session: Session, name: str) -> UserRow:
-    user = session.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()
+    user = find_user_named(session, name)  # "ALICE" finds alice: names are one under their key
     if user is None:
         raise errors.IndexError_(f"There is no user named {name!r}")
     return user
 
 
 def create_user(session: Session, name: str, *, admin: bool = False) -> UserRow:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", name):
-        raise errors.IndexError_(f"Invalid user name {name!r}")
-    if session.scalars(select(UserRow.id).where(UserRow.name == name)).first() is not None:
-        raise errors.IndexError_(f"A user named {name!r} already exists")
-    user = UserRow(name=name, is_admin=admin)
+    try:
+        key = check_name_free(session, name)
+    except ValueError as exc:  # InvalidUserName, UserNameTaken (naming the holder)
+        raise errors.IndexError_(str(exc)) from exc
+    user = UserRow(name=name, name_key=key, is_admin=admin)
     session.add(user)
     session.flush()
     return user

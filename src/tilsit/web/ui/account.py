@@ -22,10 +22,12 @@ from tilsit.auth.policy import has_two_factor
 from tilsit.db.models import SessionRow, UserRow, WebAuthnCredentialRow
 from tilsit.web.ui import account_security
 from tilsit.web.ui.account_common import (
+    NoPublicAddress,
     absolute_url,
     form_text,
     json_refusal,
     live_session,
+    mail_links_refused,
     mail_task,
     notify,
     refusal,
@@ -83,8 +85,13 @@ async def register_page(request: Request) -> Response:
         return await refusal(request, "account/register.html", context, exc)
     await _log_in(request, user, "password")
     assert user.email is not None
+    try:
+        mail = _verification_mail(request, user.email, secret)
+    except NoPublicAddress:
+        # The account stands; its address stays unconfirmed until a link can be sent.
+        return RedirectResponse("/account/?welcome=nomail", status_code=303)
     response = RedirectResponse("/account/?welcome=1", status_code=303)
-    response.background = mail_task(request, *_verification_mail(request, user.email, secret))
+    response.background = mail_task(request, *mail)
     return response
 
 
@@ -305,7 +312,10 @@ async def passkey_login(request: Request) -> Response:
         credential = await request.json()
     except ValueError:
         return JSONResponse({"error": "The request body is not JSON."}, status_code=400)
-    rp = account_security.relying_party_of(request)
+    try:
+        rp = account_security.relying_party_of(request)
+    except passkeys.PasskeyRefused as exc:
+        return json_refusal(exc)
 
     def check(db: Any, user: UserRow) -> str:
         live = live_session(db, request)
@@ -364,6 +374,12 @@ async def email_page(request: Request) -> Response:
     instance, ip = instance_of(request), client_ip(request)
     new_address = form_text(form, "email", 300)
     try:
+        # Before anything changes: an address that cannot be confirmed would only
+        # replace a confirmed one.
+        absolute_url(request, "/")
+    except NoPublicAddress as exc:
+        return await mail_links_refused(request, "account/email.html", {"email": new_address}, exc)
+    try:
         await run(
             accounts.check_password_for,
             instance.db,
@@ -398,6 +414,12 @@ async def email_page(request: Request) -> Response:
 async def resend_verification(request: Request) -> Response:
     user = require_user(request)
     instance = instance_of(request)
+    try:
+        absolute_url(request, "/")
+    except NoPublicAddress as exc:
+        return await mail_links_refused(
+            request, "account/message.html", {"title": "Email address"}, exc
+        )
 
     def issue() -> tuple[str, str] | None:
         with instance.db.write() as db:
@@ -443,6 +465,12 @@ async def forgot_password_page(request: Request) -> Response:
     instance, ip = instance_of(request), client_ip(request)
     address = form_text(form, "email", 300)
     try:
+        # Checked before any token exists: a reset link is only ever built on the
+        # server's own address, never on the Host this request names.
+        link_base = absolute_url(request, "")
+    except NoPublicAddress as exc:
+        return await mail_links_refused(request, "account/forgot.html", {}, exc)
+    try:
         found = await run(
             accounts.request_password_reset, instance.db, instance.settings, address, ip
         )
@@ -452,7 +480,7 @@ async def forgot_password_page(request: Request) -> Response:
     response = await render(request, "account/forgot.html", {"messages": [_RESET_SENT]})
     if found is not None:
         user, secret = found
-        link = absolute_url(request, f"/account/reset-password?token={secret}")
+        link = f"{link_base}/account/reset-password?token={secret}"
         body = (
             f"Someone asked to reset the password of the tilsit account {user.name}.\n\n"
             f"Choose a new password within one hour here:\n\n{link}\n\n"
@@ -572,7 +600,14 @@ async def overview_page(request: Request) -> Response:
             }
 
     context = await run(load)
-    if request.query_params.get("welcome"):
+    welcome = request.query_params.get("welcome")
+    if welcome == "nomail":
+        context["messages"] = [
+            "Welcome! Your account is made, but this server cannot send links by mail yet"
+            " (its administrator has not set its public address), so your email address is"
+            " not confirmed: use 'Send the confirmation link again' later."
+        ]
+    elif welcome:
         context["messages"] = [
             "Welcome! We sent a link to your email address: open it to confirm the address."
         ]

@@ -17,13 +17,16 @@ from tilsit.auth import mail, notices
 from tilsit.auth.accounts import AccountError
 from tilsit.auth.ratelimit import RateLimited
 from tilsit.db.models import SessionRow, UserRow
+from tilsit.web.hosts import NoPublicAddress, public_base
 from tilsit.web.ui.context import client_ip, instance_of, render, visitor_of
 
 __all__ = [
+    "NoPublicAddress",
     "absolute_url",
     "form_text",
     "json_refusal",
     "live_session",
+    "mail_links_refused",
     "mail_task",
     "notify",
     "refusal",
@@ -87,8 +90,25 @@ def safe_next(value: str | None, default: str = "/account/") -> str:
 
 
 def absolute_url(request: Request, path: str) -> str:
-    base = instance_of(request).settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
+    """A link to ``path`` for a mail; raises :class:`NoPublicAddress` (and logs why).
+
+    Never built on the request's Host alone (see :mod:`tilsit.web.hosts`).
+    """
+    try:
+        base = public_base(
+            instance_of(request).settings, request.headers.get("host", ""), request.url.scheme
+        )
+    except NoPublicAddress as exc:
+        log.warning("account mail refused: %s", exc)
+        raise
     return base + path
+
+
+async def mail_links_refused(
+    request: Request, template: str, context: dict[str, Any], exc: NoPublicAddress
+) -> HTMLResponse:
+    """The page again, saying that no mail with a link can be sent from here."""
+    return await render(request, template, {**context, "errors": [exc.user_message]}, exc.status)
 
 
 def mail_task(request: Request, to: str, subject: str, body: str) -> BackgroundTask:
@@ -115,12 +135,18 @@ def notify(
     """
     if not user.email or user.email_verified_at is None:
         return
+    try:
+        reset_url: str | None = absolute_url(request, "/account/forgot-password")
+    except NoPublicAddress:
+        # The notice still goes (it carries no secret), naming the page instead of
+        # linking to an address the request chose.
+        reset_url = None
     notice = notices.notice_for(
         change,
         to=user.email,
         user_name=user.name,
         ip=client_ip(request),
-        reset_url=absolute_url(request, "/account/forgot-password"),
+        reset_url=reset_url,
         detail=detail,
     )
     task = mail_task(request, notice.to, notice.subject, notice.body)

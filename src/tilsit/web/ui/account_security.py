@@ -21,6 +21,7 @@ from tilsit.auth.accounts import AccountError, RateLimited
 from tilsit.auth.audit import record_event
 from tilsit.auth.policy import has_two_factor
 from tilsit.db.models import RecoveryCodeRow, UserRow, WebAuthnCredentialRow
+from tilsit.web.hosts import HostNotAllowed, NoPublicAddress, public_base
 from tilsit.web.ui.account_common import (
     form_text,
     json_refusal,
@@ -46,7 +47,22 @@ _ISSUER = "tilsit"
 
 
 def relying_party_of(request: Request) -> passkeys.RelyingParty:
-    return passkeys.relying_party(instance_of(request).settings.base_url, str(request.base_url))
+    """The WebAuthn relying party: the server's public address, like mail links.
+
+    With base_url or allowed_hosts set it is pinned to them (a request naming
+    another host is refused). With neither, the request's own address is used:
+    unlike a mailed link this is safe, since the browser itself checks that the
+    relying party matches the page it is on and signs the origin it saw, so a
+    forged Host cannot make a victim's browser use a passkey for another site.
+    """
+    settings = instance_of(request).settings
+    try:
+        base = public_base(settings, request.headers.get("host", ""), request.url.scheme)
+    except HostNotAllowed as exc:
+        raise passkeys.PasskeyRefused(exc.user_message) from exc
+    except NoPublicAddress:
+        base = str(request.base_url)
+    return passkeys.relying_party(base, "")
 
 
 # --- authenticator app --------------------------------------------------------
@@ -155,7 +171,10 @@ async def passkeys_page(request: Request) -> Response:
 async def passkey_options(request: Request) -> Response:
     user = require_user(request)
     instance = instance_of(request)
-    rp = relying_party_of(request)
+    try:
+        rp = relying_party_of(request)
+    except passkeys.PasskeyRefused as exc:
+        return json_refusal(exc)
 
     def begin() -> str:
         with instance.db.write() as db:
@@ -184,7 +203,10 @@ async def passkey_add(request: Request) -> Response:
     if not isinstance(body, dict):
         return JSONResponse({"error": "The request body is not an object."}, status_code=400)
     label = str(body.get("label") or "").strip()[:100] or "passkey"
-    rp = relying_party_of(request)
+    try:
+        rp = relying_party_of(request)
+    except passkeys.PasskeyRefused as exc:
+        return json_refusal(exc)
 
     def add() -> None:
         with instance.db.write() as db:

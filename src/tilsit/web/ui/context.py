@@ -3,6 +3,18 @@
 Pages are ordinary Starlette endpoints declared with :func:`page`. A page that
 accepts POST is wrapped so the form's ``csrf_token`` is checked before the
 endpoint runs; there is no way to declare a state-changing page without it.
+
+CSRF without a row for anonymous visitors: a session row is made only when
+there is something to keep (a login, or a second factor owed), so that a
+cookie-less GET is never a database write. An anonymous visitor shown a form
+gets a random value in the session cookie instead, and the form's token is
+:func:`sessions.anonymous_csrf_token` of it (a one-way function, so the page
+never shows the cookie). A forged POST from another site carries neither the
+cookie value (HttpOnly, never readable cross-origin) nor the token. An
+attacker who could *plant* a cookie could also fetch the token for it, with or
+without a server secret in the mix (as they could plant their own anonymous
+session before); the ``__Host-`` cookie prefix is what stops planting. The
+logged-in session's token stays in its row, as before.
 """
 
 from __future__ import annotations
@@ -86,15 +98,23 @@ class Visitor:
     ended: bool = False
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
+    # The anonymous visitor's cookie value (no row behind it), once there is one.
+    nonce: str | None = None
+
     @property
     def csrf_token(self) -> str:
-        return self.row.csrf_token if self.row is not None else ""
+        if self.row is not None:
+            return self.row.csrf_token
+        if self.nonce is not None:
+            return sessions.anonymous_csrf_token(self.nonce)
+        return ""
 
     def replace(self, new: sessions.NewSession, user: UserRow | None) -> None:
         self.row, self.user, self.new_secret, self.ended = new.row, user, new.secret, False
+        self.nonce = None
 
     def end(self) -> None:
-        self.row, self.user, self.ended = None, None, True
+        self.row, self.user, self.ended, self.nonce, self.new_secret = None, None, True, None, None
 
 
 def instance_of(request: Request) -> Instance:
@@ -117,17 +137,15 @@ def cookie_name(instance: Instance) -> str:
     return "__Host-tilsit-session" if instance.settings.secure_cookies else "tilsit-session"
 
 
-async def ensure_session(request: Request) -> Visitor:
-    """The visitor's session, created (anonymous) if there is none, for a form's CSRF token."""
+def ensure_csrf(request: Request) -> Visitor:
+    """The visitor, with a CSRF token for the page's forms: no database write.
+
+    A visitor without a session gets a fresh anonymous cookie value (sent with
+    the response); a logged-out visitor gets one on the next page.
+    """
     visitor = visitor_of(request)
-    if visitor.row is None:
-        instance = instance_of(request)
-
-        def create() -> sessions.NewSession:
-            with instance.db.write() as db:
-                return sessions.new_session(db, ip=client_ip(request))
-
-        visitor.replace(await anyio.to_thread.run_sync(create), None)
+    if visitor.row is None and visitor.nonce is None:
+        visitor.nonce = visitor.new_secret = sessions.new_anonymous_value()
     return visitor
 
 
@@ -152,7 +170,7 @@ def require_admin(request: Request) -> UserRow:
 async def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
-    visitor = await ensure_session(request)
+    visitor = ensure_csrf(request)
     instance = instance_of(request)
     values = {
         "request": request,
@@ -300,6 +318,10 @@ class VisitorMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _load(self, secret: str | None) -> Visitor:
+        if not secret:
+            # No cookie: nothing to look up (the page makes an anonymous value if
+            # it shows a form); most reads of the web pages end here.
+            return Visitor(None, None, self.cookie)
         with self.instance.db.read() as db:
             row = sessions.load_session(db, secret)
             user = None
@@ -311,12 +333,20 @@ class VisitorMiddleware:
                 live = db.get(SessionRow, row.id)
                 if live is not None:
                     live.last_seen_at = utcnow()
-        return Visitor(row, user, self.cookie)
+        # A value with no live row behind it is an anonymous visitor's: its forms'
+        # token derives from it. (An ended or expired session's old secret serves
+        # the same way; it names no row, so it grants nothing.)
+        nonce = sessions.anonymous_value(secret) if row is None else None
+        return Visitor(row, user, self.cookie, nonce=nonce)
 
     def _cookie_headers(self, visitor: Visitor) -> list[tuple[bytes, bytes]]:
         secure = "; Secure" if self.instance.settings.secure_cookies else ""
-        if visitor.new_secret is not None and visitor.row is not None:
-            max_age = int((visitor.row.expires_at - visitor.row.created_at).total_seconds())
+        if visitor.new_secret is not None:
+            if visitor.row is not None:
+                lifetime = visitor.row.expires_at - visitor.row.created_at
+            else:
+                lifetime = sessions.ANONYMOUS_LIFETIME
+            max_age = int(lifetime.total_seconds())
             value = (
                 f"{self.cookie}={visitor.new_secret}; Path=/; Max-Age={max_age}; HttpOnly;"
                 f" SameSite=Lax{secure}"

@@ -11,6 +11,9 @@ Each part has its own function so the parts read (and revert) separately.
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,13 +22,87 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+log = logging.getLogger("tilsit.db.migrations")
+
 
 def _user_names_upgrade() -> None:
-    """User names compared under case folding and the confusable key."""
+    """User names compared under case folding and the confusable key.
+
+    Adds ``users.name_key`` (unique) and fills it. Existing accounts whose names
+    collide under the key (``alice`` and ``ALICE``) must not stop the upgrade,
+    and must not vanish: the oldest (created first, then lowest id) keeps the
+    key; each newer one gets a key no name can produce (``~<id>~<key>``), so it
+    goes on working under its exact name. Each such pair is reported, at
+    WARNING in the log and as a ``user.name_collision`` audit event, so the
+    operator can rename or disable the newer account.
+    """
+    from tilsit.auth.user_names import user_key
+
+    # Plain ALTERs, no batch: on SQLite a batch rebuilds the table, which the
+    # foreign keys to users refuse while they are enforced. Added NOT NULL with a
+    # placeholder default, filled below, then made unique.
+    op.add_column(
+        "users",
+        sa.Column("name_key", sa.String(length=100), nullable=False, server_default=""),
+    )
+    connection = op.get_bind()
+    users = sa.table(
+        "users",
+        sa.column("id", sa.Integer()),
+        sa.column("name", sa.String()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("name_key", sa.String()),
+    )
+    audit = sa.table(
+        "audit_events",
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("action", sa.String()),
+        sa.column("actor", sa.String()),
+        sa.column("ip", sa.String()),
+        sa.column("user_id", sa.Integer()),
+        sa.column("detail", sa.JSON()),
+    )
+    now = datetime.now(UTC)
+    if connection.dialect.name == "sqlite":
+        now = now.replace(tzinfo=None)  # SQLite keeps naive UTC (models.UTCDateTime)
+    holders: dict[str, str] = {}
+    rows = connection.execute(
+        sa.select(users.c.id, users.c.name).order_by(users.c.created_at, users.c.id)
+    ).all()
+    for user_id, name in rows:
+        key = user_key(name)
+        if key in holders:
+            log.warning(
+                "user %r (id %d) looks like the older user %r: %r keeps the name key; %r still"
+                " logs in under its exact name, but rename or disable it",
+                name,
+                user_id,
+                holders[key],
+                holders[key],
+                name,
+            )
+            connection.execute(
+                audit.insert().values(
+                    at=now,
+                    action="user.name_collision",
+                    actor="migration 0004",
+                    ip="",
+                    user_id=user_id,
+                    detail={"name": name, "looks_like": holders[key]},
+                )
+            )
+            key = f"~{user_id}~{key}"
+        else:
+            holders[key] = name
+        connection.execute(users.update().where(users.c.id == user_id).values(name_key=key))
+    if connection.dialect.name != "sqlite":  # SQLite cannot drop a default in place
+        op.alter_column("users", "name_key", server_default=None)
+    op.create_index(op.f("ix_users_name_key"), "users", ["name_key"], unique=True)
 
 
 def _user_names_downgrade() -> None:
-    pass
+    op.drop_index(op.f("ix_users_name_key"), table_name="users")
+    op.drop_column("users", "name_key")
 
 
 def _downloads_upgrade() -> None:
