@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,15 +247,21 @@ def carry(
     index: str,
     private: bool,
     options: Mapping[str, Any],
+    *,
+    reusable: Callable[[str], bool],
 ) -> Carried:
     """Verify the origin's current metadata and targets, then publish them under ``index``.
+
+    ``reusable(sha256)`` says whether a blob already stored may stand for a signed
+    file without fetching it (``tilsit.index.upstream.reusable_blobs``): a hash the
+    origin signs is not proof of having the bytes, which may be a private index's.
 
     Raises :class:`NoOriginMetadata` or :class:`AbsoluteLinks` (the mirror must sign
     itself) or :class:`CarryFault` (the origin's copy does not verify: publish nothing).
     """
     fetcher = _Fetcher(options)
     try:
-        return _carry(tree, blobs, state_dir, index, private, options, fetcher)
+        return _carry(tree, blobs, state_dir, index, private, options, fetcher, reusable)
     finally:
         fetcher.close()
 
@@ -268,6 +274,7 @@ def _carry(
     private: bool,
     options: Mapping[str, Any],
     fetcher: _Fetcher,
+    reusable: Callable[[str], bool],
 ) -> Carried:
     upstream = str(options["upstream"])
     base = index_base(upstream)
@@ -335,7 +342,7 @@ def _carry(
         if sha256 is None:
             raise CarryFault("bad metadata", path, "no sha256 in the target's hashes")
         if path.startswith("packages/"):
-            files[path] = (sha256, _check_file(blobs, path, info, sha256, updater, downloads))
+            files[path] = (sha256, _check_file(blobs, path, info, sha256, updater, downloads, reusable))
             continue
         local = tree.read(hashed_path(index, path, sha256))
         if (
@@ -376,9 +383,15 @@ def _carry(
 
 
 def _check_file(
-    blobs: BlobStore, path: str, info: TargetFile, sha256: str, updater: Updater, downloads: Path
+    blobs: BlobStore,
+    path: str,
+    info: TargetFile,
+    sha256: str,
+    updater: Updater,
+    downloads: Path,
+    reusable: Callable[[str], bool],
 ) -> Path:
-    if not blobs.exists(sha256):
+    if not (reusable(sha256) and blobs.exists(sha256)):
         # Signed after the sync read the origin's page (an upload in between): fetch it verified.
         try:
             got = updater.download_target(info, str(downloads / "file"))

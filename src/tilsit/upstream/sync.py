@@ -37,7 +37,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from tilsit.db.models import IndexRow, ProjectRow, UpstreamStateRow
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, UpstreamStateRow
 from tilsit.index.journal import record
 from tilsit.index.manage import get_index
 from tilsit.index.upstream import (
@@ -672,6 +672,7 @@ class MirrorSync:
                         self.index_name,
                         private,
                         options,
+                        reusable=self._held_by_index(),
                     )
                     self._set_tuf(carried.options, carried.root)
                 self.reporter.note(
@@ -707,6 +708,20 @@ class MirrorSync:
             )
         if unsigned is not None:
             self._set_tuf({**tuf, "root_field": f"not signed: {unsigned}"}, None)
+
+    def _held_by_index(self) -> Callable[[str], bool]:
+        """Whether a signed target's stored blob may stand for it (one query per miss)."""
+        own: set[str] = set()
+        with self.instance.db.read() as session:
+            for sha256, metadata_sha256 in session.execute(
+                select(FileRow.sha256, FileRow.metadata_sha256).where(
+                    FileRow.index_id == self.index_id, FileRow.cached.is_(True)
+                )
+            ):
+                own.add(sha256)
+                if metadata_sha256 is not None:  # a mirror stores it before its row
+                    own.add(metadata_sha256)
+        return lambda sha256: sha256 in own or bool(self._reusable({sha256}))
 
     def _set_tuf(self, tuf: dict[str, Any], root: bytes | None) -> None:
         with self.instance.db.write() as session:
