@@ -134,6 +134,7 @@ def serve(
     import uvicorn
 
     from tilsit.web.app import TilsitApp
+    from tilsit.web.hosts import mail_links_warning
     from tilsit.web.reason import install
 
     try:
@@ -173,6 +174,8 @@ def serve(
         f"  {settings.tree_dir.resolve() / settings.default_index / 'tuf' / '1.root.json'}\n"
         f"  {tilsit} verify {origin}/{settings.default_index}/ --root <that file>\n"
     )
+    if mail := mail_links_warning(settings):
+        click.echo(f"warning: {mail}\n")
     install()
     cert, key = settings.tls_cert or None, settings.tls_key or None
     if settings.workers > 1:

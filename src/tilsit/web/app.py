@@ -22,6 +22,7 @@ from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge
+from tilsit.web.hosts import mail_links_warning
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
@@ -200,6 +201,8 @@ class TilsitApp:
         if path == "/_/health":
             # TUF expiries and warnings: root and targets need an operator (offline keys).
             trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
+            if mail := mail_links_warning(self.instance.settings):
+                trust["warnings"] = [*trust["warnings"], mail]
             failures = await anyio.to_thread.run_sync(self.instance.renderer.render_failures)
             # Degraded, still 200: everything else is served; the list says what is not.
             body = json.dumps(
