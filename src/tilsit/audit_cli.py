@@ -156,6 +156,12 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
+def _one_cell(text: str) -> str:
+    """``text`` as one cell of a tab-separated line: a user's own tab or newline (a token
+    description typed on the web) must not start a column or a row of its own."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 @token.command("list")
 @click.option("--user", "user_name", required=True, help="Whose tokens.")
 @instance_options
@@ -185,7 +191,7 @@ def token_list(user_name: str, settings: Settings) -> None:
                     _when(row.expires_at) if row.expires_at else "never",
                     _when(row.last_used_at) if row.last_used_at else "never",
                     _when(row.revoked_at),
-                    row.description,
+                    _one_cell(row.description),
                 ]
             )
         )

