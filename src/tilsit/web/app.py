@@ -23,10 +23,11 @@ from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge
-from tilsit.web.multipart import UPLOAD_TEMP
 from tilsit.web.hosts import mail_links_warning
+from tilsit.web.multipart import UPLOAD_TEMP
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
+from tilsit.web.requestpath import path_problem
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
 from tilsit.web.ui.context import MAX_FORM_BYTES
@@ -67,6 +68,9 @@ class TilsitApp:
         path: str = scope["path"]
         method: str = scope["method"]
         head = method == "HEAD"
+        if (problem := path_problem(path)) is not None:
+            await text(send, problem.status, problem.reason, head=head)
+            return
         segments = path.split("/", 3)  # "", first, second, rest
         first = segments[1] if len(segments) > 1 else ""
 
