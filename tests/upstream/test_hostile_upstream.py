@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,12 @@ def rig(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -> 
     live = start_server(settings, log, env=env)
     instance = open_instance(settings)
     hostile = HostileServer().start()
-    secret = make_wheel("secret-tool", "1.0", members={"secret_tool/key.txt": b"hunter2\n" * 64})
+    secret = make_wheel(
+        "secret-tool",
+        "1.0",
+        members={"secret_tool/key.txt": b"hunter2\n" * 64},
+        requires_dist=["internal-credentials-vault>=1"],
+    )
     try:
         with instance.db.write() as session:
             create_index(session, "sec", actor="test")
@@ -232,6 +238,53 @@ def test_mirror_fetches_and_refuses_instead_of_reusing_a_private_blob(rig: Rig) 
     assert rig.files_of(mirror) == []  # nothing applied
     assert not rig.in_tree(shared)
     assert rig.download(f"/{shared}") != secret.data
+    rig.serves_others()
+
+
+def test_a_listed_core_metadata_hash_does_not_publish_private_metadata(rig: Rig) -> None:
+    """The same through ``.metadata``: the tree, the legacy JSON, the proxy and the mirror."""
+    with rig.instance.db.read() as session:
+        private_meta = session.scalars(
+            select(FileRow.metadata_sha256).join(IndexRow).where(IndexRow.name == "sec")
+        ).one()
+    assert private_meta is not None
+    leaked = b"internal-credentials-vault"
+    name = "meta-leak"
+    wheel = make_wheel(name, "1.0")
+    here = f"/files/{wheel.filename}"
+    rig.hostile.routes[here] = page_bytes(wheel.data)
+    rig.hostile.routes[f"{here}.metadata"] = page_bytes(b"Metadata-Version: 2.1\nName: x\n\n")
+    rig.hostile.routes[f"/simple/{name}/"] = page(
+        name,
+        [
+            {
+                "filename": wheel.filename,
+                "url": f"{rig.hostile.url}{here}",
+                "hashes": {"sha256": wheel.sha256},
+                "size": len(wheel.data),
+                "core-metadata": {"sha256": private_meta},
+            }
+        ],
+    )
+    proxy = rig.index("proxy")
+    listed = rig.get(f"/{proxy}/simple/{name}/")
+    assert listed.status_code == 200, listed.text
+    shared = file_path(wheel.sha256, wheel.filename) + ".metadata"
+    assert not rig.in_tree(shared)
+    legacy = rig.get(f"/{proxy}/pypi/{name}/json")
+    assert legacy.status_code == 200, legacy.text
+    assert leaked not in legacy.content
+    assert leaked not in rig.download(f"/{shared}")
+    ranged = rig.get(f"/{shared}", headers={"Range": "bytes=0-"})
+    assert ranged.status_code == 502 and "sha256" in ranged.text, ranged.text
+    assert rig.hostile.asked(f"{here}.metadata")
+    assert not rig.in_tree(shared)
+
+    mirror = rig.index("mirror")
+    rig.hostile.routes["/simple/"] = root(name)
+    notes = rig.sync(mirror)
+    assert any(line.startswith(f"{name}: FAILED") and "sha256" in line for line in notes.lines)
+    assert rig.files_of(mirror) == []
     rig.serves_others()
 
 
@@ -374,12 +427,20 @@ def _no_temp_left(rig: Rig) -> None:
     assert not (list(tmp.glob("proxy-*")) if tmp.is_dir() else [])
 
 
+def _padded(answer: Answer, size: int) -> Answer:
+    """A valid page made ``size`` bytes longer by a field clients ignore."""
+    assert isinstance(answer.body, bytes)
+    document = json.loads(answer.body)
+    document["padding"] = "x" * size
+    return Answer(answer.status, answer.headers, json.dumps(document).encode())
+
+
 @pytest.mark.parametrize(
     ("name", "answer", "reason"),
     [
         (
             "huge",
-            lambda: Answer(200, {"content-type": JSON}, b"{" + b" " * (PAGE_CAP + 10) + b"}"),
+            lambda: _padded(page("huge", []), PAGE_CAP + 10),
             "upstream_page_max_size",
         ),
         ("endless", lambda: endless(), "upstream_page_max_size"),

@@ -154,6 +154,10 @@ class FileRow(Base):
     # Whether the blob is stored: a proxy index knows a file's hash from the
     # upstream page before it fetches the bytes on first request.
     cached: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether the core-metadata blob was stored for this row (uploaded, or fetched
+    # and checked): a proxy knows the hash first, and the store is shared by every
+    # index, so a blob of that hash existing proves nothing.
+    metadata_cached: Mapped[bool] = mapped_column(Boolean, default=True)
     # Where a mirrored or proxied file came from.
     source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
 

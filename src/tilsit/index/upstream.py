@@ -91,9 +91,10 @@ def reusable_blobs(session: Session, index_id: int, hashes: Collection[str]) -> 
     when this index already holds it (its own file row is cached: the bytes were
     fetched and checked for it, or uploaded to it), or when it is public already
     (a live, cached file of a public index lists it). Core-metadata blobs follow
-    the same rule through ``metadata_sha256``, counted only where the metadata
-    was stored with its row (hosted and mirror indexes; a proxy fetches it on
-    demand). Every reuse by a mirror or proxy asks here.
+    the same rule through ``metadata_sha256``, counted only where the row says the
+    metadata was stored for it (``metadata_cached``). Every reuse by a mirror or
+    proxy asks here, and the renderer links ``.metadata`` only where
+    ``metadata_cached`` is set.
     """
     wanted = set(hashes)
     if not wanted:
@@ -106,7 +107,7 @@ def reusable_blobs(session: Session, index_id: int, hashes: Collection[str]) -> 
         & ProjectRow.deleted_at.is_(None),
     )
     joined = (
-        select(FileRow.sha256, FileRow.metadata_sha256, IndexRow.kind)
+        select(FileRow.sha256, FileRow.metadata_sha256, FileRow.metadata_cached)
         .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
         .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
         .join(IndexRow, FileRow.index_id == IndexRow.id)
@@ -119,9 +120,9 @@ def reusable_blobs(session: Session, index_id: int, hashes: Collection[str]) -> 
         rows = session.execute(
             joined.where(or_(FileRow.sha256.in_(batch), FileRow.metadata_sha256.in_(batch)))
         )
-        for sha256, metadata_sha256, kind in rows:
+        for sha256, metadata_sha256, metadata_cached in rows:
             found.add(sha256)
-            if metadata_sha256 is not None and kind != "proxy":
+            if metadata_sha256 is not None and metadata_cached:
                 found.add(metadata_sha256)
     return found & wanted
 
@@ -171,7 +172,10 @@ def apply_upstream_project(
     }
     added = removed = changed = 0
     wanted = {f.filename for f in upstream.files}
-    held = set(stored) | reusable_blobs(session, index.id, {f.sha256 for f in upstream.files})
+    listed = {f.sha256 for f in upstream.files} | {
+        f.metadata_sha256 for f in upstream.files if f.metadata_sha256 is not None
+    }
+    held = set(stored) | reusable_blobs(session, index.id, listed)
     for f in upstream.files:
         yanked, reason = f.yanked is not None, f.yanked or ""
         row = rows.get(f.filename)
@@ -195,6 +199,7 @@ def apply_upstream_project(
                     yanked=yanked,
                     yanked_reason=reason,
                     cached=f.sha256 in held,
+                    metadata_cached=f.metadata_sha256 in held,
                     source_url=f.url,
                 )
             )
@@ -208,10 +213,15 @@ def apply_upstream_project(
             row.size,
             row.metadata_sha256,
             row.requires_python,
+            row.cached,
+            row.metadata_cached,
         )
         if row.sha256 != f.sha256:
             row.cached = f.sha256 in held
         row.cached = row.cached or f.sha256 in held
+        if row.metadata_sha256 != f.metadata_sha256:
+            row.metadata_cached = False
+        row.metadata_cached = row.metadata_cached or f.metadata_sha256 in held
         row.sha256, row.size, row.source_url = f.sha256, f.size, f.url
         row.yanked, row.yanked_reason = yanked, reason
         row.metadata_sha256, row.requires_python = f.metadata_sha256, f.requires_python
@@ -228,6 +238,8 @@ def apply_upstream_project(
             row.size,
             row.metadata_sha256,
             row.requires_python,
+            row.cached,  # newly reusable (public now): the tree links it
+            row.metadata_cached,
         )
         changed += before != after
     for filename, row in rows.items():
@@ -332,10 +344,9 @@ def mark_file_cached(
 def mark_metadata_cached(
     session: Session, index: IndexRow, sha256: str, filename: str
 ) -> int | None:
-    """A proxy stored a file's core metadata: journal so the renderer links ``.metadata``.
-
-    The renderer links a ``.metadata`` file whenever its blob exists; this only
-    makes it re-render the project. Unlike files, rows do not record it.
-    """
+    """A proxy stored a file's core metadata: record it and journal so the tree links it."""
     row = _proxied_file(session, index, sha256, filename)
-    return None if row is None else _journal_cached(session, index, row, "cache metadata")
+    if row is None or row.metadata_cached:
+        return None
+    row.metadata_cached = True
+    return _journal_cached(session, index, row, "cache metadata")

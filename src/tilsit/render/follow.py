@@ -327,7 +327,8 @@ class Renderer:
             if (
                 f.serves_metadata
                 and f.metadata_sha256 is not None
-                and self.blobs.exists(f.metadata_sha256)  # a proxy fetches it on demand
+                and f.metadata_cached  # stored for this index: a proxy fetches it on demand
+                and self.blobs.exists(f.metadata_sha256)
             ):
                 self.tree.link(
                     file_path(f.sha256, f.filename, root) + ".metadata",

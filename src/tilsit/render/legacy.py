@@ -72,7 +72,9 @@ def _info(
     raw: dict[str, Any] = {}
     if files:
         # Prefer a wheel's METADATA: an sdist's PKG-INFO may leave fields dynamic.
-        with_metadata = [f for f in files if f.metadata_sha256 is not None]
+        # Only metadata stored for this index: the blob store is shared, and a proxy
+        # page may name the hash of another (private) index's metadata.
+        with_metadata = [f for f in files if f.metadata_sha256 is not None and f.metadata_cached]
         source = next((f for f in with_metadata if f.packagetype == "bdist_wheel"), None)
         source = source or (with_metadata[0] if with_metadata else None)
         data = read_blob(source.metadata_sha256) if source and source.metadata_sha256 else None

@@ -38,6 +38,7 @@ class FileSnap:
     yanked: bool = False
     yanked_reason: str = ""
     cached: bool = True
+    metadata_cached: bool = True
     mirrored: bool = False
 
     @property
@@ -99,6 +100,7 @@ def _file(row: FileRow) -> FileSnap:
         yanked=row.yanked,
         yanked_reason=row.yanked_reason,
         cached=row.cached,
+        metadata_cached=row.metadata_cached,
         mirrored=row.source_url is not None,
     )
 

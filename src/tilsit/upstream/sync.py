@@ -713,13 +713,13 @@ class MirrorSync:
         """Whether a signed target's stored blob may stand for it (one query per miss)."""
         own: set[str] = set()
         with self.instance.db.read() as session:
-            for sha256, metadata_sha256 in session.execute(
-                select(FileRow.sha256, FileRow.metadata_sha256).where(
+            for sha256, metadata_sha256, metadata_cached in session.execute(
+                select(FileRow.sha256, FileRow.metadata_sha256, FileRow.metadata_cached).where(
                     FileRow.index_id == self.index_id, FileRow.cached.is_(True)
                 )
             ):
                 own.add(sha256)
-                if metadata_sha256 is not None:  # a mirror stores it before its row
+                if metadata_sha256 is not None and metadata_cached:
                     own.add(metadata_sha256)
         return lambda sha256: sha256 in own or bool(self._reusable({sha256}))
 

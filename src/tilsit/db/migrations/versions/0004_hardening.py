@@ -5,7 +5,8 @@ Revises: 0003
 Create Date: 2026-12-02
 
 The schema changes of the security hardening: user names unique under case
-folding and look-alikes, and download counting that a client cannot inflate.
+folding and look-alikes, download counting that a client cannot inflate, and
+whether a file's core metadata was stored for its own index.
 Each part has its own function so the parts read (and revert) separately.
 """
 
@@ -148,11 +149,41 @@ def _downloads_downgrade() -> None:
     op.drop_table("download_clients")
 
 
+def _metadata_cached_upgrade() -> None:
+    """Whether a file's core-metadata blob was stored for its own index.
+
+    Blobs are shared by every index, so a proxy page naming a core-metadata hash
+    that a private upload stored must not get that blob linked without a fetch.
+    Existing rows: hosted and mirror indexes store metadata before the row (true);
+    a proxy's is marked unfetched, and fetched again (checked) on the next request.
+    """
+    op.add_column(
+        "files",
+        sa.Column("metadata_cached", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
+    files = sa.table(
+        "files",
+        sa.column("index_id", sa.Integer()),
+        sa.column("metadata_cached", sa.Boolean()),
+    )
+    indexes = sa.table("indexes", sa.column("id", sa.Integer()), sa.column("kind", sa.String()))
+    proxies = sa.select(indexes.c.id).where(indexes.c.kind == "proxy")
+    op.get_bind().execute(
+        files.update().where(files.c.index_id.in_(proxies)).values(metadata_cached=False)
+    )
+
+
+def _metadata_cached_downgrade() -> None:
+    op.drop_column("files", "metadata_cached")
+
+
 def upgrade() -> None:
     _user_names_upgrade()
     _downloads_upgrade()
+    _metadata_cached_upgrade()
 
 
 def downgrade() -> None:
+    _metadata_cached_downgrade()
     _downloads_downgrade()
     _user_names_downgrade()
