@@ -237,6 +237,7 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
                 "ParsedProject",
                 "RootIndex",
                 "SkippedFile",
+                "SkippedProject",
                 "is_json",
                 "parse_project_page",
                 "parse_root_page",

@@ -162,7 +162,7 @@ def test_project_serial(
     [
         (_json(_file(hashes={"md5": "0" * 32})), JSON, "no sha256"),
         (_json(_file(hashes={"sha256": "short"})), JSON, "no sha256"),
-        (_json(_file(filename="../evil.whl")), JSON, "not a plain file name"),
+        (_json(_file(filename="../evil.whl")), JSON, "refused file name"),
         (_json(_file(), _file()), JSON, "listed twice"),
         (_html(f'<a href="/f/{WHEEL}">{WHEEL}</a>'), "text/html", "no sha256"),
     ],

@@ -21,6 +21,12 @@ the hashed names are hard links to the same inodes as the plain names pip fetche
 Every page is written to a temp file on the same filesystem, fsynced and
 renamed over the old one, so a reader sees the old page or the new one, never
 a mix.
+
+Paths from outside are checked against this layout before they get here
+(:mod:`tilsit.spec.treepaths`); the writer still refuses any path that could
+climb out of the directory it names (``..``, ``.``, empty segments, absolute
+paths, control characters) or that no filesystem holds (a segment over 255
+bytes), so a check missed upstream cannot write into another index.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+from tilsit.spec.treepaths import UnsafeTreePath, check_relative
 from tilsit.store.fs import fsync_dir
 
 __all__ = ["PAGE_HTML", "PAGE_JSON", "PRIVATE_MARKER", "Tree", "file_path", "private_root"]
@@ -71,9 +79,12 @@ class Tree:
         tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, relative: str) -> Path:
+        """The file at ``relative``; :class:`UnsafeTreePath` if it could leave the
+        directory its first segment names (lexically, or through a symlink)."""
+        check_relative(relative)
         path = (self.root / relative).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise ValueError(f"{relative!r} is outside the tree")
+            raise UnsafeTreePath(relative, "it leaves the tree")
         return path
 
     def write(self, relative: str, data: bytes) -> None:
@@ -105,17 +116,22 @@ class Tree:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.tmp / f"link-{os.getpid()}-{target.name}"
-        staging.unlink(missing_ok=True)
+        # Short and unique, never the target's name: "link-<pid>-" before a name
+        # that already fills a segment would pass NAME_MAX.
+        staging = self.tmp / f"link-{os.getpid()}-{secrets.token_hex(8)}"
         try:
-            os.link(source, staging)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-            shutil.copyfile(source, staging)
-            with open(staging, "rb+") as fh:
-                os.fsync(fh.fileno())
-        os.replace(staging, target)
+            try:
+                os.link(source, staging)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                shutil.copyfile(source, staging)
+                with open(staging, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(staging, target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
         fsync_dir(target.parent)
 
     def remove(self, relative: str) -> None:

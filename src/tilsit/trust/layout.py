@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from tilsit.spec.filenames import FILENAME_CHARACTERS
+
 __all__ = [
     "HASHED_NAME",
     "file_target",
@@ -20,8 +22,10 @@ __all__ = [
 ]
 
 # Neither python-tuf's ngclient nor tuf-js percent-encodes target paths, so a
-# path with any other character would be requested raw and not found.
-_TARGET_PATH = re.compile(r"[A-Za-z0-9._~!+/-]+")
+# path with any other character would be requested raw and not found. Filenames
+# are held to the same characters (uploads and syncs refuse others), so every
+# served file is a target; what is checked here is what the tree held before.
+_TARGET_PATH = re.compile(f"[{FILENAME_CHARACTERS}/]+")
 HASHED_NAME = re.compile(r"[0-9a-f]{64}\.")
 
 

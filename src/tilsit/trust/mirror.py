@@ -12,6 +12,13 @@ the new one. The mirror never signs such an index (the renderer and the
 freshness pass skip it), so it verifies against the origin's root, and a
 mirror that stops syncing fails clients once the origin's timestamp expires.
 
+Every path the origin's metadata names (target paths, their hashed links, the
+bins' role names) is checked by :mod:`tilsit.spec.treepaths` before anything
+is downloaded or written: a target must be a page or a file of the index's own
+layout, so an origin cannot sign ``simple/../../other/simple/x/index.html`` and
+replace another index's page. One bad path refuses the whole carry
+(:class:`CarryFault` ``unsafe target path``, naming it).
+
 A mirror that cannot carry the origin's signatures (filtered, an origin with no
 TUF metadata, or pages that link files by absolute URL and would send clients
 to the origin) is signed by this server's own keys, and says so: the reason is
@@ -22,6 +29,7 @@ in the index options, ``mirror-status.json``, ``tilsit mirror status`` and
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import ssl
 from collections.abc import Callable, Iterator, Mapping
@@ -46,7 +54,8 @@ from tuf.api.metadata import (
 from tuf.ngclient import FetcherInterface, Updater
 
 from tilsit.db.models import IndexRow
-from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree, private_root
+from tilsit.render.tree import PAGE_HTML, PAGE_JSON, Tree
+from tilsit.spec.treepaths import UnsafeTreePath, check_target, tree_path
 from tilsit.store.blobs import BlobStore
 from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir
 from tilsit.trust.keys import _root_signers as root_signers
@@ -114,6 +123,61 @@ class CarryFault(Exception):
 
 class AbsoluteLinks(Exception):
     """The origin's pages link files by absolute URL: copied verbatim they send clients away."""
+
+
+UNSAFE_PATH = "unsafe target path"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A signed target whose paths were checked: where its plain and hashed names go."""
+
+    path: str  # as signed, relative to the index base
+    sha256: str
+    plain: str  # tree-relative
+    hashed: str  # tree-relative
+
+    @property
+    def is_file(self) -> bool:
+        return self.path.startswith("packages/")
+
+
+def _checked_targets(index: str, private: bool, listed: Mapping[str, TargetFile]) -> list[_Target]:
+    """Every listed target's paths, checked, or :class:`CarryFault` naming the first bad one."""
+    checked: list[_Target] = []
+    for path, info in sorted(listed.items()):
+        try:
+            shape = check_target(path)
+        except UnsafeTreePath as exc:
+            raise CarryFault(UNSAFE_PATH, path, exc.reason) from exc
+        sha256 = info.hashes.get("sha256")
+        if sha256 is None:
+            raise CarryFault("bad metadata", path, "no sha256 in the target's hashes")
+        if _SHA256.fullmatch(sha256) is None:
+            raise CarryFault("bad metadata", path, "its sha256 is not 64 lower-case hex digits")
+        if shape == "file":
+            directories = "".join(path.split("/")[1:4])
+            owner = path.removesuffix(".metadata")
+            if owner != path:
+                # Core metadata sits beside its file, in the file's hash directories.
+                if owner not in listed:
+                    raise CarryFault(
+                        UNSAFE_PATH, path, "core metadata of a file the origin does not list"
+                    )
+            elif directories != sha256:
+                # The shared packages/ is content-addressed: a path must name its own bytes.
+                raise CarryFault(
+                    UNSAFE_PATH, path, "its directories are not its sha256 split as aa/bb/rest"
+                )
+        directory, _, name = path.rpartition("/")
+        try:
+            hashed = tree_path(index, f"{directory}/{sha256}.{name}")
+            plain = tree_path(index, path, shared=shape == "file" and not private)
+        except UnsafeTreePath as exc:
+            raise CarryFault(UNSAFE_PATH, path, exc.reason) from exc
+        checked.append(_Target(path, sha256, plain, hashed))
+    return checked
 
 
 @dataclass
@@ -321,6 +385,12 @@ def _carry(
             "bad metadata", "targets.json", "no succinct hashed bins: not a tilsit origin"
         )
     succinct = delegations.succinct_roles
+    for name in succinct.get_roles():
+        # The origin chooses the bins' name prefix, and each bin is written as a file.
+        try:
+            tree_path(index, f"tuf/1.{name}.json")
+        except UnsafeTreePath as exc:
+            raise CarryFault(UNSAFE_PATH, f"{name}.json", exc.reason) from exc
     try:
         for probe in probe_paths(succinct).values():
             updater.get_targetinfo(probe)
@@ -333,24 +403,24 @@ def _carry(
         bins[name] = raw
         listed.update(Metadata[Targets].from_bytes(raw).signed.targets)
 
-    # Every target checked before anything is published.
-    pages: dict[str, bytes] = {}
-    files: dict[str, tuple[str, Path]] = {}
+    # Every path checked before anything is fetched or written; every target
+    # checked against its signed hashes before anything is published.
+    targets = _checked_targets(index, private, listed)
+    pages: dict[_Target, bytes] = {}
+    files: dict[_Target, Path] = {}
     fetched = 0
-    for path, info in sorted(listed.items()):
-        sha256 = info.hashes.get("sha256")
-        if sha256 is None:
-            raise CarryFault("bad metadata", path, "no sha256 in the target's hashes")
-        if path.startswith("packages/"):
-            files[path] = (sha256, _check_file(blobs, path, info, sha256, updater, downloads, reusable))
+    for target in targets:
+        path, sha256, info = target.path, target.sha256, listed[target.path]
+        if target.is_file:
+            files[target] = _check_file(blobs, path, info, sha256, updater, downloads, reusable)
             continue
-        local = tree.read(hashed_path(index, path, sha256))
+        local = tree.read(target.hashed)
         if (
             local is not None
             and len(local) == info.length
             and hashlib.sha256(local).hexdigest() == sha256
         ):
-            pages[path] = local
+            pages[target] = local
             continue
         try:
             got = updater.download_target(info, str(downloads / "page"))
@@ -362,11 +432,11 @@ def _carry(
         ):
             if urlsplit(href).netloc:
                 raise AbsoluteLinks(f"{path} links {href}")
-        pages[path] = data
+        pages[target] = data
         fetched += 1
 
     root_versions = _root_chain(fetcher, base, metadata_dir)
-    _publish(tree, index, private, pages, files, metadata_dir, bins, root_versions, previous)
+    _publish(tree, index, pages, files, metadata_dir, bins, root_versions, previous)
     timestamp = Metadata[Timestamp].from_file(str(metadata_dir / "timestamp.json"))
     return Carried(
         options={
@@ -438,9 +508,8 @@ def _root_chain(fetcher: FetcherInterface, base: str, metadata_dir: Path) -> lis
 def _publish(
     tree: Tree,
     index: str,
-    private: bool,
-    pages: dict[str, bytes],
-    files: dict[str, tuple[str, Path]],
+    pages: dict[_Target, bytes],
+    files: dict[_Target, Path],
     metadata_dir: Path,
     bins: dict[str, bytes],
     roots: list[bytes],
@@ -448,15 +517,12 @@ def _publish(
 ) -> None:
     # 1. Targets under their hashed names (what TUF clients fetch), and the plain
     #    file names pip fetches: nothing yet links to them.
-    for path, data in pages.items():
-        sha256 = hashlib.sha256(data).hexdigest()
-        hashed = hashed_path(index, path, sha256)
-        if tree.read(hashed) != data:
-            tree.write(hashed, data)
-    plain_root = private_root(index) if private else ""
-    for path, (sha256, blob) in files.items():
-        tree.link(hashed_path(index, path, sha256), blob)
-        tree.link(f"{plain_root}{path}", blob)
+    for target, data in pages.items():
+        if tree.read(target.hashed) != data:
+            tree.write(target.hashed, data)
+    for target, blob in files.items():
+        tree.link(target.hashed, blob)
+        tree.link(target.plain, blob)
     # 2. The origin's metadata bytes, unchanged; the timestamp last (the commit point).
     directory = tuf_dir(index)
     written: set[str] = set()
@@ -477,10 +543,10 @@ def _publish(
     put(f"{Metadata[Snapshot].from_bytes(snapshot_raw).signed.version}.snapshot.json", snapshot_raw)
     put("timestamp.json", (metadata_dir / "timestamp.json").read_bytes())
     # 3. The plain page names pip fetches, now that the signed snapshot lists them.
-    for path, data in pages.items():
-        if tree.read(f"{index}/{path}") != data:
-            tree.write(f"{index}/{path}", data)
-    _drop_unlisted_pages(tree, index, set(pages))
+    for target, data in pages.items():
+        if tree.read(target.plain) != data:
+            tree.write(target.plain, data)
+    _drop_unlisted_pages(tree, index, {target.path for target in pages})
     if previous.get("mode") != CARRIED:
         # Metadata this server signed before it carried the origin's: another root's.
         for entry in tree.path(directory).iterdir():

@@ -10,6 +10,13 @@ Covers PEP 592 (yanked), PEP 658/714 (core metadata, both spellings), PEP 700
 (size, upload-time, versions) and the ``_last-serial`` / ``<!--SERIAL n-->``
 conventions of PyPI, warehouse and tilsit. HTML is read with the standard
 library's ``html.parser``, which unescapes attribute values and text.
+
+Every filename a page lists (or its URL's last segment, when an anchor has no
+text) becomes a path in the tree, so each is checked by
+:func:`tilsit.spec.treepaths.check_target` as the file's target path: a file
+that fails (``..``, a slash, non-ASCII, over the length bound, not a
+distribution name) is skipped with the reason, and the other files go on.
+Project names on a root page are checked the same way as their page's path.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from tilsit.index.upstream import UpstreamFile, UpstreamProject
 from tilsit.spec.names import InvalidProjectName, normalize, validate_name
+from tilsit.spec.treepaths import PAGES, UnsafeTreePath, check_target
 from tilsit.upstream.errors import InvalidUpstreamPage
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "ParsedProject",
     "RootIndex",
     "SkippedFile",
+    "SkippedProject",
     "is_json",
     "parse_project_page",
     "parse_root_page",
@@ -62,6 +71,14 @@ class SkippedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedProject:
+    """A name a root page lists that tilsit will not take, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedProject:
     project: UpstreamProject
     skipped: tuple[SkippedFile, ...] = ()
@@ -72,6 +89,7 @@ class ParsedProject:
 class RootIndex:
     projects: Mapping[str, int | None]  # normalized name -> _last-serial, None when not given
     serial: int | None  # meta._last-serial, <!--SERIAL n-->, or the header
+    skipped: tuple[SkippedProject, ...] = ()
 
 
 def _media_type(content_type: str | None) -> str:
@@ -144,13 +162,15 @@ def _json_yanked(value: object) -> str | None:
     return None
 
 
-def _bare_filename(filename: str) -> str | None:
-    """``filename`` if it is a plain file name, else None."""
-    if not filename or "/" in filename or "\\" in filename or filename in (".", ".."):
-        return None
-    if filename.startswith(".") or any(ord(c) < 32 for c in filename):
-        return None
-    return filename
+def _file_target(filename: str, sha256: str) -> str:
+    """The file's target path (``packages/<aa>/<bb>/<rest>/<filename>``), or UnsafeTreePath.
+
+    Its ``.metadata`` and hashed links are within the bound the filename check
+    keeps (see :data:`tilsit.spec.filenames.MAX_FILENAME_LENGTH`).
+    """
+    path = f"packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}"
+    check_target(path)
+    return path
 
 
 def _url_filename(url: str) -> str:
@@ -199,13 +219,15 @@ def _json_project(
         href, filename = entry.get("url"), entry.get("filename")
         if not isinstance(href, str) or not isinstance(filename, str):
             raise InvalidUpstreamPage(url, "a file entry lacks a url or filename string")
-        if _bare_filename(filename) is None:
-            skipped.append(SkippedFile(filename, "not a plain file name"))
-            continue
         hashes = entry.get("hashes")
         digest = hashes.get("sha256") if isinstance(hashes, dict) else None
         if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
             skipped.append(SkippedFile(filename, "no sha256 hash on the upstream page"))
+            continue
+        try:
+            _file_target(filename, digest.lower())
+        except UnsafeTreePath as exc:
+            skipped.append(SkippedFile(filename, f"refused file name: {exc.reason}"))
             continue
         size = entry.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -303,12 +325,14 @@ def _html_project(
             continue
         absolute, fragment = urldefrag(urljoin(base, href))
         filename = text or _url_filename(absolute)
-        if _bare_filename(filename) is None:
-            skipped.append(SkippedFile(filename, "not a plain file name"))
-            continue
         digest = _hash_attr(fragment)
         if digest is None:
             skipped.append(SkippedFile(filename, "no sha256 hash on the upstream page"))
+            continue
+        try:
+            _file_target(filename, digest)
+        except UnsafeTreePath as exc:
+            skipped.append(SkippedFile(filename, f"refused file name: {exc.reason}"))
             continue
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         # A bare data-yanked attribute yanks without a reason.
@@ -372,6 +396,15 @@ def parse_root_page(
 ) -> RootIndex:
     """Read a root (``/simple/``) page: every project with its ``_last-serial`` if given."""
     projects: dict[str, int | None] = {}
+    skipped: list[SkippedProject] = []
+
+    def listed(name: str, serial: int | None) -> None:
+        refusal = _project_refusal(name)
+        if refusal is None:
+            projects[normalize(name)] = serial
+        else:
+            skipped.append(SkippedProject(name, refusal))
+
     if _kind(url, content_type) == "json":
         doc = _load_json(url, body)
         meta = doc.get("meta") or {}
@@ -384,7 +417,7 @@ def parse_root_page(
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                 raise InvalidUpstreamPage(url, "a project entry lacks a name")
-            projects[normalize(entry["name"])] = _serial(entry.get("_last-serial"))
+            listed(entry["name"], _serial(entry.get("_last-serial")))
         serial = _serial(meta.get("_last-serial"))
     else:
         parsed = _read_html(url, body)
@@ -392,6 +425,16 @@ def parse_root_page(
             href = attrs.get("href")
             label = text or (unquote(href.rstrip("/").rsplit("/", 1)[-1]) if href else "")
             if label:
-                projects[normalize(label)] = None
+                listed(label, None)
         serial = parsed.serial
-    return RootIndex(projects, serial if serial is not None else header_serial)
+    return RootIndex(projects, serial if serial is not None else header_serial, tuple(skipped))
+
+
+def _project_refusal(name: str) -> str | None:
+    """Why a root page's project name cannot become ``simple/<name>/`` here, or None."""
+    try:
+        validate_name(name)
+        check_target(f"simple/{normalize(name)}/{PAGES[0]}")
+    except (InvalidProjectName, UnsafeTreePath) as exc:
+        return str(exc)
+    return None

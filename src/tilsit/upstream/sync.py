@@ -410,6 +410,8 @@ class MirrorSync:
                 problem = f"the upstream root lists no projects, but this mirror has {live}"
                 self._retrying("root page", problem, attempt)
                 continue
+            for skipped in root.skipped:
+                self.reporter.note(f"root page: skipped {skipped.name!r}: {skipped.reason}")
             return root, page.etag
         raise _RootFailed(f"upstream root failed: {problem}")
 
