@@ -62,6 +62,15 @@ def index_set(
         return
     instance.renderer.catch_up()
     click.echo(f"index {name!r} is {state}" + ("" if changed else " (unchanged)"))
+    if state == "private, create policy anyone":
+        # Kept as asked: changing who may create is a decision of its own. Reads stay
+        # closed (a new project opens only itself), but names can be probed by uploading.
+        click.echo(
+            f"warning: any user may still create projects in private index {name!r}, and so"
+            " learn whether a name is taken by trying it; use --create-policy listed to"
+            " allow only users granted 'create'",
+            err=True,
+        )
 
 
 def _permission_command(grant: bool) -> click.Command:

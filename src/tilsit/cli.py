@@ -280,8 +280,9 @@ def index() -> None:
 @click.option(
     "--create-policy",
     type=click.Choice(["anyone", "listed"]),
-    default="anyone",
-    help="Who may create projects: any user, or only users granted 'create'.",
+    default=None,
+    help="Who may create projects: any user, or only users granted 'create'"
+    " (default: listed for a --private index, else anyone).",
 )
 @instance_options
 def index_create(
@@ -295,10 +296,13 @@ def index_create(
     ttl: int | None,
     interval: int | None,
     private: bool,
-    create_policy: str,
+    create_policy: str | None,
     settings: Settings,
 ) -> None:
     """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL."""
+    # In a private index every user who may create a project may also probe its names
+    # (a name that exists is refused), so only listed users create unless told otherwise.
+    create_policy = create_policy or ("listed" if private else "anyone")
     if mirror_url and proxy_url:
         raise click.UsageError("--mirror and --proxy exclude each other")
     if upstream_root is not None and not mirror_url:
@@ -334,7 +338,8 @@ def index_create(
         _fail(exc)
     instance.renderer.catch_up()
     where = f": uploads to /{name}/legacy/" if kind == "hosted" else f" of {options['upstream']}"
-    click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}")
+    access = f" (private, create policy {create_policy})" if private else ""
+    click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}{access}")
 
 
 @index.command("list")

@@ -542,7 +542,10 @@ def _auth_locations(proxy: str | None) -> str:
         f"""rewrite ^ /_/auth/$tilsit_auth_index break;
 {proxy}
 proxy_pass_request_body off;
-proxy_set_header Content-Length "";"""
+proxy_set_header Content-Length "";
+# The decision is per project (a role opens one project's pages and files): tilsit reads
+# the path from the request as the client sent it, and resolves it as nginx does.
+proxy_set_header X-Original-URI $request_uri;"""
         if proxy is not None
         else "return 403;"
     )

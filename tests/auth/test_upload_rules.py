@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from tests.builders import make_wheel
 from tests.conftest import AppClient
+from tests.private.test_roles import Browser
 from tests.uploads import upload
 from tilsit.auth.tokens import create_token
 from tilsit.config import Settings
@@ -29,7 +30,7 @@ from tilsit.db.models import (
     UserRow,
     WebAuthnCredentialRow,
 )
-from tilsit.index.manage import create_user, get_index
+from tilsit.index.manage import create_index, create_user, get_index
 from tilsit.instance import Instance, open_instance
 from tilsit.web.app import TilsitApp
 from tilsit.web.reason import install
@@ -331,3 +332,93 @@ def test_new_indexes_are_public_and_open(instance: Instance) -> None:
     with instance.db.read() as session:
         index = session.scalars(select(IndexRow).where(IndexRow.name == "main")).one()
         assert index.private is False and index.create_policy == "anyone"
+
+
+def _pending(instance: Instance, name: str, owner: str, index: str = "main") -> int:
+    token_for(instance, owner)
+    with instance.db.write() as session:
+        user = session.scalars(select(UserRow).where(UserRow.name == owner)).one()
+        publisher = PublisherRow(
+            index_id=get_index(session, index).id,
+            pending_name=name,
+            kind="github",
+            issuer="https://token.actions.githubusercontent.com",
+            claims={"repository": f"{owner}/{name}"},
+            created_by=user.id,
+        )
+        session.add(publisher)
+        session.flush()
+        return publisher.id
+
+
+def _projects(instance: Instance) -> set[str]:
+    with instance.db.read() as session:
+        return set(session.scalars(select(ProjectRow.normalized)))
+
+
+def test_a_pending_publisher_reserves_its_name(server: Callable[..., Server]) -> None:
+    instance, client = server()
+    publisher_id = _pending(instance, "fromci", "carol")
+    mallory = token_for(instance, "mallory")
+    # The name, and the names that look like it, are carol's publisher's to create.
+    for name in ("fromci", "FromCI", "from-ci", "fr0mci"):
+        refused = upload(client, make_wheel(name, "1.0"), mallory)
+        assert refused.status_code == 403, (name, refused.text)
+        assert "reserved in index 'main' by a pending trusted publisher" in refused.text
+        assert "'fromci'" in refused.text
+    assert _projects(instance) == set()
+    # The publisher itself creates it, owned by carol.
+    minted = _publisher_token(instance, publisher_id, "fromci")
+    created = upload(client, make_wheel("fromci", "1.0"), minted)
+    assert created.status_code == 200, created.text
+    assert _projects(instance) == {"fromci"}
+
+
+def test_a_reservation_yields_to_its_registrar_and_admins_and_ends_with_removal(
+    server: Callable[..., Server],
+) -> None:
+    instance, client = server()
+    _pending(instance, "carols", "carol")
+    _pending(instance, "rooted", "carol")
+    removed = _pending(instance, "freed", "carol")
+    carol = token_for(instance, "carol")
+    assert upload(client, make_wheel("carols", "1.0"), carol).status_code == 200
+    with instance.db.write() as session:
+        create_user(session, "root", admin=True)
+    root = token_for(instance, "root")
+    assert upload(client, make_wheel("rooted", "1.0"), root).status_code == 200
+    mallory = token_for(instance, "mallory")
+    assert upload(client, make_wheel("freed", "1.0"), mallory).status_code == 403
+    with instance.db.write() as session:
+        row = session.get(PublisherRow, removed)
+        assert row is not None
+        row.removed_at = datetime.now(UTC)
+    assert upload(client, make_wheel("freed", "1.0"), mallory).status_code == 200
+    # A reservation is per index: the same name elsewhere is free.
+    with instance.db.write() as session:
+        create_index(session, "team", actor="test")
+    instance.renderer.catch_up()
+    assert upload(client, make_wheel("carols", "1.0"), mallory, "/team/legacy/").status_code == 200
+
+
+def test_a_reserved_name_cannot_be_reserved_again_by_another_user(
+    server: Callable[..., Server],
+) -> None:
+    instance, client = server()
+    _pending(instance, "fromci", "carol")
+    token_for(instance, "mallory")
+    mallory = Browser(client, instance, "mallory")
+    form = {
+        "action": "add",
+        "kind": "github",
+        "repository": "mallory/fromci",
+        "workflow": "release.yml",
+        "index": "main",
+    }
+    for name in ("fromci", "from_ci"):
+        refused = mallory.post("/account/publishing", {**form, "project_name": name})
+        assert refused.status_code == 400, refused.text
+        assert "already reserved in index" in refused.text
+    with instance.db.read() as session:
+        rows = session.scalars(select(PublisherRow.pending_name)).all()
+    assert rows == ["fromci"]

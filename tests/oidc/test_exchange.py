@@ -343,9 +343,15 @@ def test_pending_publisher_cannot_take_an_existing_project(
     client: AppClient, instance: Instance, issuer: LocalIssuer
 ) -> None:
     publisher_for(instance.db, octo_spec(issuer), pending="race-pkg", owner="carol")
-    # Someone else creates the project first.
+    # The pending name is reserved: bob may not create it, but an administrator may.
     bob = user_token(instance.db, "bob")
-    assert upload(client, make_wheel("race-pkg", "1.0"), bob).status_code == 200
+    assert upload(client, make_wheel("race-pkg", "1.0"), bob).status_code == 403
+    with instance.db.write() as session:
+        from tilsit.index.manage import create_user
+
+        create_user(session, "root", admin=True)
+    root = user_token(instance.db, "root")
+    assert upload(client, make_wheel("race-pkg", "1.0"), root).status_code == 200
     result = mint(client, issuer.token(aud=AUDIENCE))
     assert (result.status, result.code) == (422, "invalid-pending-publisher")
 

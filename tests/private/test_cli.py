@@ -64,3 +64,23 @@ def test_role_commands(
     assert run_cli(settings, "role", "list", "roled").stdout.split() == ["alice", "Owner"]
     missing = run_cli(settings, "role", "list", "nothing", check=False)
     assert missing.returncode == 1 and "no project 'nothing'" in missing.stderr
+
+
+def test_private_implies_the_listed_create_policy(settings: Settings) -> None:
+    created = run_cli(settings, "index", "create", "sec", "--private")
+    assert "(private, create policy listed)" in created.stdout
+    assert (
+        "private, create policy listed" in run_cli(settings, "index", "permissions", "sec").stdout
+    )
+    stated = run_cli(settings, "index", "create", "open", "--private", "--create-policy", "anyone")
+    assert "(private, create policy anyone)" in stated.stdout
+    public = run_cli(settings, "index", "create", "pub")
+    assert "create policy" not in public.stdout
+    assert "public, create policy anyone" in run_cli(settings, "index", "permissions", "pub").stdout
+    # Made private later, an index keeps its create policy, with a warning when it is anyone.
+    made = run_cli(settings, "index", "set", "pub", "--private")
+    assert "index 'pub' is private, create policy anyone" in made.stdout
+    assert "warning: any user may still create projects" in made.stderr
+    assert "--create-policy listed" in made.stderr
+    quiet = run_cli(settings, "index", "set", "pub", "--create-policy", "listed")
+    assert "private, create policy listed" in quiet.stdout and quiet.stderr == ""

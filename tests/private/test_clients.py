@@ -65,6 +65,7 @@ def private_index(
         served = Served(live, log)
         live.cli("index", "create", "sec", "--private")
         uploader = live.token("alice")
+        live.cli("index", "grant", "sec", "alice", "create")  # --private: create policy listed
         dep = make_wheel(DEP, "1.0")
         top = make_wheel(TOP, "1.0", requires_dist=[f"{DEP}>=1.0"])
         for dist in (dep, top):

@@ -55,8 +55,10 @@ def front(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -
     try:
         live.cli("index", "create", "sec", "--private")
         wheel = make_wheel("hidden", "1.0")
+        alice = live.token("alice")
+        live.cli("index", "grant", "sec", "alice", "create")  # --private: create policy listed
         with httpx.Client(base_url=live.url, timeout=60) as client:
-            response = upload(client, wheel, live.token("alice"), "/sec/legacy/")
+            response = upload(client, wheel, alice, "/sec/legacy/")
             assert response.status_code == 200, response.text
             response = upload(client, make_wheel("open", "1.0"), live.token("alice"))
             assert response.status_code == 200, response.text

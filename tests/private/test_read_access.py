@@ -95,8 +95,7 @@ def test_readers_get_200_on_every_route(private: Private) -> None:
             response = private.http.get(path, headers=headers)
             assert response.status_code == 200, (path, response.text)
             assert "public" not in response.headers.get("cache-control", "")
-    # The owner of a project in the index reads it too, and "upload" implies reading.
-    assert private.http.get("/sec/simple/", headers=basic(private.owner_token)).status_code == 200
+    # "upload" implies reading (a role on a project opens only that project: test_projects).
     private.grant("dave", "upload")
     assert private.http.get("/sec/simple/", headers=basic(private.token("dave"))).status_code == 200
 
@@ -137,7 +136,7 @@ def test_a_grant_is_noticed_within_the_cache_bound(private: Private) -> None:
 def test_a_public_index_is_unaffected(private: Private) -> None:
     assert private.http.get("/simple/").status_code == 200
     assert private.http.get("/main/simple/").status_code == 200
-    response = private.http.get("/sec/simple/", headers=basic(private.owner_token))
+    response = private.http.get("/sec/simple/secret-tool/", headers=basic(private.owner_token))
     assert response.status_code == 200
     # Credentials that would be refused on a private index change nothing on a public one.
     assert private.http.get("/simple/", headers=basic("whatever")).status_code == 200
@@ -150,10 +149,17 @@ def test_the_default_index_can_be_private(private: Private) -> None:
     shared = "/" + file_path(wheel.sha256, wheel.filename)
     assert private.http.get(shared).status_code == 200  # main is public: shared path
     private.set_private("main", True)
+    private.grant("owen", "read", "main")
+    reader = private.token("owen")
     root = routes(private, "main", "")
     for path in root:
         assert private.http.get(path).status_code == 401, path
+        assert private.http.get(path, headers=basic(reader)).status_code == 200, path
+    # Alice owns secret-tool in main: she reads its pages and files at the root paths too,
+    # but not the project list.
+    for path in root[1:]:
         assert private.http.get(path, headers=basic(private.owner_token)).status_code == 200, path
+    assert private.http.get("/simple/", headers=basic(private.owner_token)).status_code == 403
     assert private.http.get(shared).status_code == 404
     # Back to public: the files return to the shared path and the private copy goes.
     private.set_private("main", False)
@@ -185,7 +191,15 @@ def test_nginx_auth_endpoint(private: Private) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Basic realm="tilsit sec"'
     assert private.http.get("/_/auth/sec", headers=basic(private.token("hal"))).status_code == 403
-    assert private.http.get("/_/auth/sec", headers=basic(private.owner_token)).status_code == 204
+    # Without the original path, the question is about the whole index.
+    assert private.http.get("/_/auth/sec", headers=basic(private.owner_token)).status_code == 403
+    private.grant("hank", "read")
+    assert private.http.get("/_/auth/sec", headers=basic(private.token("hank"))).status_code == 204
+    # With it (nginx sends $request_uri), a project's Owner reads that project only.
+    own = {"X-Original-URI": "/sec/simple/secret-tool/", **basic(private.owner_token)}
+    assert private.http.get("/_/auth/sec", headers=own).status_code == 204
+    other = {"X-Original-URI": "/sec/simple/secret-tool/../other/", **basic(private.owner_token)}
+    assert private.http.get("/_/auth/sec", headers=other).status_code == 403
     assert private.http.get("/_/auth/main").status_code == 204  # public
     assert private.http.get("/_/auth/../etc").status_code == 404
 
@@ -207,7 +221,9 @@ def test_uploads_to_a_private_index_still_need_only_the_upload_token(private: Pr
         private.http, make_wheel("Secret_Tool", "1.1"), private.owner_token, "/sec/legacy/"
     )
     assert response.status_code == 200, response.text
+    private.grant("ivan", "read")
     stranger = upload(
         private.http, make_wheel("Secret_Tool", "1.2"), private.token("ivan"), "/sec/legacy/"
     )
     assert stranger.status_code == 403, stranger.text
+    assert "ask an owner for a role" in stranger.text

@@ -220,7 +220,10 @@ def test_private_index_metadata_is_gated(sec_index: Private) -> None:
     tuf = "/sec/tuf/timestamp.json"
     assert private.http.get(tuf).status_code == 401
     assert private.http.get("/sec/tuf/1.root.json").status_code == 401
-    authed = private.http.get(tuf, headers=basic(private.owner_token))
+    # TUF metadata is the whole index's: a project's Owner is refused, a reader served.
+    assert private.http.get(tuf, headers=basic(private.owner_token)).status_code == 403
+    private.grant("reader", "read")
+    authed = private.http.get(tuf, headers=basic(private.token("reader")))
     assert authed.status_code == 200
     assert (
         authed.content
@@ -264,6 +267,8 @@ def test_nginx_serves_the_signed_tree(live_server: LiveServer, tmp_path: Path) -
     live_server.cli("index", "create", "sec", "--private")
     with httpx.Client(base_url=live_server.url, timeout=60) as http:
         assert upload(http, wheel, live_server.token("alice")).status_code == 200
+        # --private means create policy listed; "create" implies reading the whole index.
+        live_server.cli("index", "grant", "sec", "alice", "create")
         assert upload(http, wheel, live_server.token("alice"), "/sec/legacy/").status_code == 200
     tree = live_server.settings.tree_dir
     process, url = start_nginx(tree, live_server.url, tmp_path / "nginx")

@@ -26,7 +26,7 @@ def _version(path: Path) -> int:
 def test_private_index_verifies_with_a_read_token_only(settings: Settings, tmp_path: Path) -> None:
     server = start_server(settings, tmp_path / "server.log")
     try:
-        server.cli("index", "create", "sec", "--private")
+        server.cli("index", "create", "sec", "--private", "--create-policy", "anyone")
         timestamp = settings.tree_dir / "sec" / "tuf" / "timestamp.json"
         wait_for(timestamp.is_file, "the private index's first timestamp")
         before = _version(timestamp)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
 from tilsit.auth.tokens import PREFIX, NewToken, create_token
-from tilsit.db.models import IndexRow, TokenRow, UserRow
+from tilsit.db.models import IndexRow, ProjectRow, RoleRow, TokenRow, UserRow
 
 __all__ = [
     "UnknownToken",
@@ -41,6 +41,8 @@ def issue_token(
     actor_name: str | None = None,
     ip: str = "",
 ) -> NewToken:
+    if index is None and projects:
+        index = _index_of_projects(session, user, projects)
     new = create_token(
         session,
         user,
@@ -65,6 +67,25 @@ def issue_token(
         },
     )
     return new
+
+
+def _index_of_projects(session: Session, user: UserRow, projects: list[str]) -> IndexRow | None:
+    """The one index in which ``user`` has a role on every project named, if there is one.
+
+    A token limited to projects is valid in one index only; made without an index, it is
+    the default index's (tilsit.index.access.token_index_id), which is wrong when the
+    projects the user picked all live in another index.
+    """
+    wanted = set(projects)
+    found: dict[int, set[str]] = {}
+    for index_id, name in session.execute(
+        select(ProjectRow.index_id, ProjectRow.normalized)
+        .join(RoleRow, RoleRow.project_id == ProjectRow.id)
+        .where(RoleRow.user_id == user.id, ProjectRow.normalized.in_(wanted))
+    ):
+        found.setdefault(index_id, set()).add(name)
+    complete = [index_id for index_id, names in found.items() if names == wanted]
+    return session.get(IndexRow, complete[0]) if len(complete) == 1 else None
 
 
 def tokens_of(session: Session, user: UserRow) -> list[TokenRow]:
@@ -128,8 +149,11 @@ def revoke_token(
 
 
 def scope_text(token: TokenRow, index_name: str | None) -> str:
-    """What the token may upload to, in words."""
-    where = f"index {index_name}" if index_name else "every index"
+    """What the token may read and upload to, in words."""
     if token.projects is None:
+        where = f"index {index_name}" if index_name else "every index"
         return f"all of the user's projects, {where}"
-    return f"projects {', '.join(token.projects)}, {where}"
+    # A token limited to projects is limited to one index: made without one, the default
+    # index (tilsit.index.access.token_index_id).
+    where = f"index {index_name}" if index_name else "the default index"
+    return f"projects {', '.join(token.projects)}, {where} only"

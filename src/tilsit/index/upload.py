@@ -31,7 +31,14 @@ from tilsit.db.models import (
 )
 from tilsit.dists import DistInfo, InvalidDistribution, Limits, inspect_distribution
 from tilsit.index import errors
-from tilsit.index.access import may_create, may_upload
+from tilsit.index.access import (
+    may_create,
+    may_read,
+    may_read_project,
+    may_upload,
+    pending_reservation,
+    token_index_id,
+)
 from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
@@ -88,6 +95,8 @@ class UploadRules:
     critical_percent: float = 1.0
     project_create_limits: tuple[Limit, ...] = ()
     ip: str = ""
+    # The index of a project-limited token made without one (see token_index_id).
+    default_index: str = "main"
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,13 @@ def check_form(form: UploadForm, limits: Limits | None = None) -> CheckedUpload:
     for field in ("name", "version", "filetype"):
         if not form.get(field):
             raise errors.InvalidUpload(f"Missing required field {field!r}")
+    if form.get("attestations"):
+        # Storing the file without them would publish it as if it had none; refusing says
+        # so, as PyPI refuses attestations it cannot verify.
+        raise errors.InvalidUpload(
+            "Attestations (PEP 740) are not verified or served by this index yet: upload"
+            " without them (twine upload without --attestations)"
+        )
     _check_digests(form)
     try:
         dist = parse_dist_filename(form.content_filename)
@@ -202,8 +218,10 @@ def _check_digests(form: UploadForm) -> None:
 
 
 def _create_project(
-    session: Session, index: IndexRow, name: str, owner: UserRow | None
+    session: Session, index: IndexRow, name: str, owner: UserRow | None, *, reveal: bool = True
 ) -> ProjectRow:
+    """Create project ``name``; ``reveal`` says whether the refusal may name a look-alike
+    (not to a caller who may not read the index)."""
     normalized = normalize(name)
     key = confusable_key(name)
     similar = session.scalars(
@@ -211,7 +229,8 @@ def _create_project(
     ).first()
     if similar is not None:
         raise errors.ProjectNameTooSimilar(
-            f"The name {name!r} is too similar to an existing project {similar!r}"
+            f"The name {name!r} is too similar to an existing project"
+            + (f" {similar!r}" if reveal else "")
         )
     project = ProjectRow(index_id=index.id, name=name, normalized=normalized, confusable=key)
     session.add(project)
@@ -235,7 +254,8 @@ def _authorize(
         raise errors.Unavailable("Read-only mode: this server accepts no uploads for now")
     if switches.enabled(session, switches.NO_UPLOADS):
         raise errors.Unavailable("Uploads are disabled on this server for now")
-    if token.index_id is not None and token.index_id != index.id:
+    limited_to = token_index_id(session, token, rules.default_index)
+    if limited_to is not None and limited_to != index.id:
         raise errors.Forbidden(f"This API token is not valid for index {index.name!r}")
     if token.projects is not None and dist.name not in token.projects:
         raise errors.Forbidden(f"This API token is not valid for project {dist.name!r}")
@@ -254,11 +274,15 @@ def _authorize(
     else:
         assert user is not None
         if project is not None and not may_upload(session, user, project):
+            if not may_read_project(session, user, project):
+                raise _not_found(index, user, dist)
             raise errors.Forbidden(
                 f"User {user.name!r} may not upload to project {project.name!r}:"
                 " ask an owner for a role"
             )
         if project is None and not may_create(session, user, index):
+            if not may_read(session, user, index):
+                raise _not_found(index, user, dist)
             raise errors.Forbidden(
                 f"User {user.name!r} may not create projects in index {index.name!r}:"
                 " ask an administrator for the 'create' permission"
@@ -268,8 +292,40 @@ def _authorize(
         )
         if refusal is not None:
             raise errors.SecondFactorRequired(refusal)
+    if project is None:
+        _check_reservation(session, index, uploader, dist)
     if project is None and switches.enabled(session, switches.NO_NEW_PROJECTS):
         raise errors.Forbidden("New projects are not accepted on this server for now")
+
+
+def _not_found(index: IndexRow, user: UserRow, dist: DistFilename) -> errors.UnknownProject:
+    """The one answer, for a project that exists and one that does not, to a user who may
+    neither read it nor create it in a private index: its existence is not theirs to learn."""
+    return errors.UnknownProject(
+        f"Not Found: index {index.name!r} has no project {dist.name!r} that user"
+        f" {user.name!r} may upload to"
+    )
+
+
+def _check_reservation(
+    session: Session, index: IndexRow, uploader: Uploader, dist: DistFilename
+) -> None:
+    """Refuse to create a name that a pending trusted publisher holds for its first upload
+    (see :func:`pending_reservation`): only that publisher, the user who registered it and
+    administrators may."""
+    held = pending_reservation(session, index, dist.name)
+    if held is None:
+        return
+    user, publisher = uploader.user, uploader.publisher
+    if publisher is not None and publisher.id == held.id:
+        return
+    if user is not None and (user.is_admin or held.created_by == user.id):
+        return
+    raise errors.Forbidden(
+        f"The project name {dist.name!r} is reserved in index {index.name!r} by a pending"
+        f" trusted publisher (for {held.pending_name!r}): only that publisher, the user who"
+        " registered it or an administrator may create it"
+    )
 
 
 def store_upload(
@@ -323,7 +379,8 @@ def store_upload(
         owner = user
         if publisher is not None and publisher.created_by is not None:
             owner = session.get(UserRow, publisher.created_by)
-        project = _create_project(session, index, form.get("name"), owner)
+        reveal = user is None or may_read(session, user, index)
+        project = _create_project(session, index, form.get("name"), owner, reveal=reveal)
         if publisher is not None:
             publisher.project_id = project.id
             publisher.pending_name = None

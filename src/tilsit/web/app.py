@@ -22,7 +22,7 @@ from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
-from tilsit.web.gate import ReadGate, challenge
+from tilsit.web.gate import ReadGate, challenge, original_path
 from tilsit.web.hosts import mail_links_warning
 from tilsit.web.multipart import UPLOAD_TEMP
 from tilsit.web.proxy import ProxyRoutes
@@ -53,7 +53,7 @@ class TilsitApp:
         self.downloads = DownloadCounter(instance.db, settings)
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
-        self.gate = ReadGate(instance.db, settings.tree_dir)
+        self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
@@ -189,7 +189,9 @@ class TilsitApp:
         if not index or "/" in index or index.startswith("."):
             await text(send, 404, f"Not Found: {scope['path']}", head=scope["method"] == "HEAD")
             return
-        status, reason = await self.gate.decide(header(scope, b"authorization"), index)
+        # The path nginx is about to serve decides, as when tilsit serves it itself.
+        path = original_path(header(scope, b"x-original-uri"))
+        status, reason = await self.gate.decide(header(scope, b"authorization"), index, path)
         headers = [(b"cache-control", b"no-store")]
         if status == 401:
             headers.append((b"www-authenticate", challenge(index)))

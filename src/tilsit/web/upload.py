@@ -8,6 +8,7 @@ stored; never a redirect.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 
@@ -50,6 +51,7 @@ class UploadRoute:
             require_2fa=settings.require_2fa,
             critical_percent=settings.critical_percent,
             project_create_limits=parse_limits(settings.project_create_rate),
+            default_index=settings.default_index,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, index_name: str) -> None:
@@ -123,12 +125,7 @@ class UploadRoute:
     ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         """Check and store one upload (in a worker thread: it reads archives and fsyncs)."""
         instance = self.instance
-        rules = UploadRules(
-            self.rules.require_2fa,
-            self.rules.critical_percent,
-            self.rules.project_create_limits,
-            ip,
-        )
+        rules = dataclasses.replace(self.rules, ip=ip)
         try:
             # The token is looked up twice on purpose: first so that a stranger
             # cannot make the server read archives, then under the writer lock,

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from tilsit.auth.audit import ACTIONS
 from tilsit.db.models import AuditEventRow, IndexRow, ProjectRow, UserRow
 from tilsit.index import errors
-from tilsit.index.access import INDEX_PERMISSIONS
+from tilsit.index.access import INDEX_PERMISSIONS, hidden_project, may_read_project
 from tilsit.index.manage import get_index, get_project, get_user
 from tilsit.index.permissions import (
     CREATE_POLICIES,
@@ -138,11 +138,16 @@ async def answer_invitation(request: Request) -> Response:
 # --- /project/<index>/<name>/ ---------------------------------------------------
 
 
-def _load_project(db: Session, request: Request) -> ProjectRow:
+def _load_project(db: Session, request: Request, user: UserRow) -> ProjectRow:
+    """The project the path names, if ``user`` may read it.
+
+    In a private index a project the user may not read is "not found" in the very words
+    of a missing one, so that no page tells the two apart.
+    """
     index = get_index(db, request.path_params["index"])
     project = get_project(db, index, request.path_params["name"])
-    if project.deleted_at is not None:
-        raise errors.UnknownProject(f"Project {project.name!r} has been deleted")
+    if not may_read_project(db, user, project):
+        raise hidden_project(index, request.path_params["name"])
     return project
 
 
@@ -155,11 +160,11 @@ async def project_page(
     user = require_user(request)
     instance = instance_of(request)
     with instance.db.read() as db:
+        me = db.get_one(UserRow, user.id)
         try:
-            project = _load_project(db, request)
+            project = _load_project(db, request, me)
         except errors.IndexError_ as exc:
             raise HTTPException(404, exc.message) from exc
-        me = db.get_one(UserRow, user.id)
         roles = project_roles(db, project)
         manager = may_manage(db, me, project)
         if not manager and all(member.id != me.id for member, _ in roles):
@@ -198,8 +203,8 @@ async def project_action(request: Request) -> Response:
     role = _field(request, "role")
 
     def change(db: Session) -> str:
-        project = _load_project(db, request)
         me = db.get_one(UserRow, user.id)
+        project = _load_project(db, request, me)
         if action == "invite":
             if not who:
                 raise errors.InvalidUpload("Give the user name of the person to invite.")
@@ -284,7 +289,13 @@ async def admin_index_action(request: Request) -> Response:
                 actor=me,
                 ip=ip,
             )
-            return f"Index {index.name} is {visibility}, create policy {index.create_policy}."
+            state = f"Index {index.name} is {visibility}, create policy {index.create_policy}."
+            if index.private and index.create_policy == "anyone":
+                state += (
+                    " Any user may still create projects in it, and so learn whether a name"
+                    " is taken by trying it: choose the create policy 'listed' to prevent it."
+                )
+            return state
         if action in ("grant", "revoke"):
             target = get_user(db, _field(request, "user"))
             permission = _field(request, "permission")

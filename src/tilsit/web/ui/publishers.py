@@ -39,7 +39,7 @@ from tilsit.auth.ratelimit import RateLimited, consume, parse_limits
 from tilsit.config import Settings
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
 from tilsit.index import errors
-from tilsit.index.access import may_create
+from tilsit.index.access import hidden_project, may_create, may_read_project, pending_reservation
 from tilsit.index.manage import get_index, get_project
 from tilsit.index.roles import may_manage
 from tilsit.web.ui.context import (
@@ -167,6 +167,9 @@ def _managed_project(db: Session, user: UserRow, index_name: str, name: str) -> 
     except errors.IndexError_ as exc:
         raise HTTPException(404, exc.message) from exc
     if not may_manage(db, user, project):
+        if not may_read_project(db, user, project):
+            # In a private index: the answer for a project that does not exist.
+            raise HTTPException(404, hidden_project(index, name).message)
         raise HTTPException(403, f"Only an Owner of {project.name!r} may manage its publishers.")
     return project
 
@@ -277,6 +280,13 @@ async def account_publishing(request: Request) -> Response:
                     raise InvalidPublisher(exc.message) from exc
                 if not may_create(db, user, index):
                     raise InvalidPublisher(f"You may not create projects in index {index.name!r}")
+                held = pending_reservation(db, index, _field(request, "project_name"))
+                if held is not None and held.created_by != user.id:
+                    # The upload path would refuse this publisher's first upload anyway.
+                    raise InvalidPublisher(
+                        f"The name {held.pending_name!r} is already reserved in index"
+                        f" {index.name!r} by another user's pending publisher"
+                    )
                 _limit_adding(db, user, client_ip(request), settings, pending=True)
                 row = add_publisher(
                     db,
