@@ -42,6 +42,10 @@ def test_targets_taken(path: str, shape: str) -> None:
         "tuf/3.bins-0a.json",
         "tuf/timestamp.json",
         "tuf/1.root.json",
+        "pypi/foo-bar/json",
+        "pypi/foo-bar/1.0.post1/json",
+        "pypi/foo-bar/1!2.0+local/json",
+        "pypi/pytz/2004d/json",
     ],
 )
 def test_hashed_and_metadata_names_are_paths_but_never_targets(path: str) -> None:
@@ -81,6 +85,11 @@ def test_hashed_and_metadata_names_are_paths_but_never_targets(path: str) -> Non
         (f"{FILES}/foo\u212a-1.0-py3-none-any.whl", "U+212A"),
         (f"{FILES}/foo-1.0-py3-none-{'x' * 250}.whl", "at most 180"),
         (f"{FILES}/{OTHER}.foo-1.0-py3-none-{'x' * 250}.whl.metadata", "at most 180"),
+        ("pypi/foo/../../../main/simple/requests/json", "'..' segment"),
+        ("pypi/foo/.hidden/json", "cannot name a release"),
+        ("pypi/foo/-1/json", "cannot name a release"),
+        ("pypi/Foo/1.0/json", "not a normalized project name"),
+        ("pypi/foo/1.0/other", "not a path of an index"),
     ],
 )
 def test_refused_with_the_reason(path: str, reason: str) -> None:

@@ -173,6 +173,42 @@ def test_a_mirror_skips_hostile_filenames_and_names_and_takes_the_rest(rig: Rig)
     rig.nothing_named(KELVIN)
 
 
+def test_a_mirror_skips_versions_that_would_climb_out_of_the_release_directory(rig: Rig) -> None:
+    # PEP 700 versions and a legacy file's version each become pypi/<project>/<version>/json.
+    project = "hp-versioned"
+    good = make_wheel(project, "1.0")
+    legacy = make_wheel(project, "0.1", members={"hp_versioned/old.py": b"old = 1\n"})
+    document = {
+        "meta": {"api-version": "1.1", "_last-serial": 1},
+        "name": project,
+        "files": [
+            rig.serve(project, good),
+            rig.serve(project, legacy, "hp-versioned-..zip"),
+        ],
+        "versions": ["1.0", "../../../main/simple/requests", "." * 3, "9" * 65],
+    }
+    rig.hostile.routes["/simple/"] = root(project)
+    rig.hostile.routes[f"/simple/{project}/"] = Answer(
+        200, {"content-type": JSON}, json.dumps(document).encode()
+    )
+    index = rig.index("mirror")
+    notes = Notes()
+    report = asyncio.run(
+        sync_mirror(rig.instance, index, workers=2, attempts=1, backoff=0, reporter=notes)
+    )
+    assert report.failed == {}, report.summary()
+    assert rig.files_of(index) == {good.filename}
+    refused = [line for line in notes.lines if "refused version" in line]
+    assert len(refused) == 4, notes.lines
+    assert any("../../../main/simple/requests" in line for line in refused)
+    assert any("hp-versioned-..zip" in line for line in refused)
+    legacy_dir = rig.tree / index / "pypi" / project
+    assert sorted(p.name for p in legacy_dir.iterdir()) == ["1.0", "json"]
+    assert not (rig.tree / "main" / "simple" / "requests" / "json").exists()
+    health = rig.get("/_/health").json()
+    assert not health.get("render_failures"), health
+
+
 def test_a_proxy_page_with_a_270_character_filename_breaks_nothing(rig: Rig) -> None:
     project = "hp-proxied"
     good = make_wheel(project, "1.0")

@@ -197,7 +197,7 @@ def validate_filename(filename: str) -> str:
             f" {', '.join(suffix for suffix, _kind in _LEGACY_TYPES)})"
         )
     name, dash, version = filename[: -len(extension)].partition("-")
-    if not (dash and version and name[:1].isalnum()):
+    if not (dash and name[:1].isalnum() and version[:1].isalnum()):
         raise InvalidDistFilename(
             f"invalid filename {_shown(filename)}: expected <name>-<version>{extension}"
         )

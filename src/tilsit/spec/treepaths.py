@@ -11,8 +11,11 @@ layout (``tilsit.render.tree``), relative to an index's base directory:
 - files: ``packages/<aa>/<bb>/<rest>/<filename>[.metadata]``, the directories
   a 64-hex sha256 split 2/2/60 and the filename a distribution filename
   (:func:`tilsit.spec.filenames.validate_filename`);
-- the hashed variants of both (``<sha256>.<name>``), and TUF metadata names
-  (``tuf/[N.]<role>.json``).
+- the legacy JSON of a project and of each release
+  (``pypi/<normalized project>/[<version>/]json``), whose version directory
+  comes from an upstream's ``versions`` list or a file's name;
+- the hashed variants of pages and files (``<sha256>.<name>``), and TUF
+  metadata names (``tuf/[N.]<role>.json``).
 
 Anything else is refused with :class:`UnsafeTreePath`, which says what is
 wrong: ``..``, ``.`` or empty segments, backslashes, control characters,
@@ -44,7 +47,7 @@ __all__ = [
 NAME_MAX = 255
 PAGES = ("index.html", "index.v1.json")
 
-PathShape = Literal["page", "file", "hashed page", "hashed file", "metadata"]
+PathShape = Literal["page", "file", "hashed page", "hashed file", "metadata", "legacy json"]
 
 _CHARACTERS = re.compile(f"[{FILENAME_CHARACTERS}/]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -53,6 +56,8 @@ _HEX60 = re.compile(r"[0-9a-f]{60}")
 _HASHED = re.compile(r"([0-9a-f]{64})\.(.+)")
 # A normalized project name (PEP 503): what tilsit names a project's directory.
 _PROJECT = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-))*(?<=[a-z0-9])")
+# A release's directory: what a version may be spelled with, never "." or "..".
+_VERSION = re.compile(f"[A-Za-z0-9][{FILENAME_CHARACTERS}]*")
 # As tilsit.index.manage creates them.
 _INDEX = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # N.root.json, root.json, N.targets.json, N.bins-xx.json, N.snapshot.json,
@@ -151,17 +156,21 @@ def path_shape(path: str) -> PathShape:
             shape = "hashed file" if hashed is not None else "file"
         case ["tuf", name] if _METADATA.fullmatch(name):
             shape = "metadata"
+        case ["pypi", _, "json"]:
+            shape = "legacy json"
+        case ["pypi", _, version, "json"]:
+            if _VERSION.fullmatch(version) is None:
+                raise UnsafeTreePath(path, f"{version!r} cannot name a release's directory")
+            shape = "legacy json"
         case _:
             raise UnsafeTreePath(
                 path,
                 "not a path of an index: expected simple/[<project>/]index.html|index.v1.json,"
-                " packages/<aa>/<bb>/<rest>/<filename>[.metadata] or tuf/<metadata>.json",
+                " packages/<aa>/<bb>/<rest>/<filename>[.metadata], pypi/<project>/[<version>/]json"
+                " or tuf/<metadata>.json",
             )
-    if (
-        shape in ("page", "hashed page")
-        and len(segments) == 3
-        and not _PROJECT.fullmatch(segments[1])
-    ):
+    named = shape == "legacy json" or (shape in ("page", "hashed page") and len(segments) == 3)
+    if named and not _PROJECT.fullmatch(segments[1]):
         raise UnsafeTreePath(path, f"{segments[1]!r} is not a normalized project name")
     _check_lengths(path, segments)  # after the shape, whose reasons say more
     return shape
@@ -175,7 +184,7 @@ def check_target(path: str) -> PathShape:
     """
     shape = path_shape(path)
     if shape not in ("page", "file"):
-        raise UnsafeTreePath(path, f"a {shape} name cannot be a target")
+        raise UnsafeTreePath(path, f"a {shape} path cannot be a target")
     return shape
 
 

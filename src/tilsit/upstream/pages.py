@@ -31,8 +31,15 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from tilsit.index.upstream import UpstreamFile, UpstreamProject
-from tilsit.spec.names import InvalidProjectName, normalize, validate_name
-from tilsit.spec.treepaths import PAGES, UnsafeTreePath, check_target
+from tilsit.spec.filenames import classify_mirrored
+from tilsit.spec.names import (
+    InvalidProjectName,
+    InvalidVersionText,
+    normalize,
+    validate_name,
+    validate_version,
+)
+from tilsit.spec.treepaths import PAGES, UnsafeTreePath, check_target, path_shape
 from tilsit.upstream.errors import InvalidUpstreamPage
 
 __all__ = [
@@ -162,15 +169,29 @@ def _json_yanked(value: object) -> str | None:
     return None
 
 
-def _file_target(filename: str, sha256: str) -> str:
-    """The file's target path (``packages/<aa>/<bb>/<rest>/<filename>``), or UnsafeTreePath.
+def _file_refusal(project: str, filename: str, sha256: str) -> str | None:
+    """Why a listed file cannot be taken (its paths in the tree), or None.
 
-    Its ``.metadata`` and hashed links are within the bound the filename check
-    keeps (see :data:`tilsit.spec.filenames.MAX_FILENAME_LENGTH`).
+    Its target ``packages/<aa>/<bb>/<rest>/<filename>`` (its ``.metadata`` and
+    hashed links are within the bound the filename check keeps, see
+    :data:`tilsit.spec.filenames.MAX_FILENAME_LENGTH`), and the release
+    directory its version becomes.
     """
-    path = f"packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}"
-    check_target(path)
-    return path
+    try:
+        check_target(f"packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}")
+    except UnsafeTreePath as exc:
+        return f"refused file name: {exc.reason}"
+    return _release_refusal(project, classify_mirrored(normalize(project), filename)[1])
+
+
+def _release_refusal(project: str, version: str) -> str | None:
+    """Why ``version`` cannot be a release (``pypi/<project>/<version>/json``), or None."""
+    try:
+        validate_version(version)
+        path_shape(f"pypi/{normalize(project)}/{version}/json")
+    except (InvalidVersionText, UnsafeTreePath) as exc:
+        return f"refused version: {exc}"
+    return None
 
 
 def _url_filename(url: str) -> str:
@@ -224,10 +245,9 @@ def _json_project(
         if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
             skipped.append(SkippedFile(filename, "no sha256 hash on the upstream page"))
             continue
-        try:
-            _file_target(filename, digest.lower())
-        except UnsafeTreePath as exc:
-            skipped.append(SkippedFile(filename, f"refused file name: {exc.reason}"))
+        refusal = _file_refusal(name, filename, digest.lower())
+        if refusal is not None:
+            skipped.append(SkippedFile(filename, refusal))
             continue
         size = entry.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -249,6 +269,10 @@ def _json_project(
     versions = doc.get("versions", [])
     if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
         raise InvalidUpstreamPage(url, "'versions' is not a list of strings")
+    # A listed version becomes a release directory (pypi/<project>/<version>/json).
+    refused = {v: r for v in versions if (r := _release_refusal(name, v)) is not None}
+    skipped += [SkippedFile(f"version {v}", reason) for v, reason in refused.items()]
+    versions = [v for v in versions if v not in refused]
     return spelled, _serial(meta.get("_last-serial")), files, skipped, versions
 
 
@@ -329,10 +353,9 @@ def _html_project(
         if digest is None:
             skipped.append(SkippedFile(filename, "no sha256 hash on the upstream page"))
             continue
-        try:
-            _file_target(filename, digest)
-        except UnsafeTreePath as exc:
-            skipped.append(SkippedFile(filename, f"refused file name: {exc.reason}"))
+        refusal = _file_refusal(name, filename, digest)
+        if refusal is not None:
+            skipped.append(SkippedFile(filename, refusal))
             continue
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         # A bare data-yanked attribute yanks without a reason.
