@@ -52,11 +52,6 @@ def test_a_disabled_users_publisher_mints_nothing(
     assert mint(client, issuer.token(aud=AUDIENCE)).status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs index/upload.py's uploader_for to call"
-    " tilsit.auth.oidc.authority.publisher_refusal (reported to the lead)",
-)
 def test_a_token_minted_before_the_user_was_disabled_uploads_nothing(
     instance: Instance, client: AppClient, issuer: LocalIssuer, octo: int
 ) -> None:

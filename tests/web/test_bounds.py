@@ -21,7 +21,7 @@ from tests.upstream.static import StaticServer, StaticTree
 from tilsit.db.models import ProjectRow
 from tilsit.index.manage import create_index
 from tilsit.instance import Instance
-from tilsit.spec.names import MAX_NAME_LENGTH
+from tilsit.spec.names import MAX_NAME_LENGTH, MAX_VERSION_LENGTH
 from tilsit.upstream.sync import sync_mirror
 
 
@@ -42,6 +42,19 @@ def test_upload_of_a_name_past_the_bound_is_refused(live_server: LiveServer) -> 
         longest = "n" * MAX_NAME_LENGTH
         assert upload(http, make_sdist(longest, "1.0"), token).status_code == 200
         assert http.get(f"/simple/{longest}/").status_code == 200
+
+
+def test_upload_of_a_version_past_the_bound_is_refused(live_server: LiveServer) -> None:
+    """A version is a directory of the tree (``pypi/<project>/<version>/json``)."""
+    token = live_server.token()
+    too_long = "1" + ".0" * (MAX_VERSION_LENGTH // 2)
+    assert len(too_long) > MAX_VERSION_LENGTH
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        response = upload(http, make_wheel("longver", too_long), token)
+        assert response.status_code == 400, response.text
+        assert "Field 'version'" in response.text
+        assert http.get("/simple/longver/").status_code == 404
+        assert upload(http, make_wheel("longver", "1.0"), token).status_code == 200
 
 
 def test_a_mirror_refuses_a_listed_name_past_the_bound_and_goes_on(

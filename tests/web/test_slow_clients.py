@@ -191,7 +191,8 @@ def test_a_slow_upload_body_is_cut_and_its_temp_file_dropped(limited: LiveServer
             },
             timeout=30,
         )
-        assert response.status_code == 413, response.text
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "10"
         assert "Too many uploads in progress" in response.text
         # ...and the first, silent past body_idle_timeout, is answered 408 and dropped.
         sock.settimeout(20)

@@ -68,7 +68,7 @@ def create_index(
     options: dict[str, object] | None = None,
 ) -> IndexRow:
     """Create an index; mirror and proxy indexes need ``options["upstream"]`` (a URL)."""
-    if not _INDEX_NAME.match(name) or name in _RESERVED:
+    if not _INDEX_NAME.fullmatch(name) or name in _RESERVED:
         raise errors.InvalidUpload(
             f"Invalid index name {name!r}: use lower-case letters, digits, '.', '-' and '_'"
             f" (not one of {', '.join(sorted(_RESERVED))})"

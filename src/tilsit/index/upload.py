@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.auth import switches
 from tilsit.auth.audit import record_event
+from tilsit.auth.oidc.authority import publisher_refusal
 from tilsit.auth.policy import two_factor_refusal
 from tilsit.auth.ratelimit import Limit, RateLimited, consume
 from tilsit.db.models import (
@@ -42,7 +43,14 @@ from tilsit.index.access import (
 from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
-from tilsit.spec.names import InvalidProjectName, confusable_key, normalize, validate_name
+from tilsit.spec.names import (
+    InvalidProjectName,
+    InvalidVersionText,
+    confusable_key,
+    normalize,
+    validate_name,
+    validate_version,
+)
 from tilsit.store.blobs import BlobStore
 
 __all__ = [
@@ -118,10 +126,11 @@ class Uploader:
 def uploader_for(session: Session, token: TokenRow) -> Uploader:
     if token.publisher_id is not None:
         publisher = session.get(PublisherRow, token.publisher_id)
-        if publisher is None or publisher.removed_at is not None:
-            raise errors.Forbidden(
-                "The trusted publisher this token was minted for has been removed"
-            )
+        # The publisher acts on its creator's authority, which may have ended since the mint.
+        refusal = publisher_refusal(session, publisher)
+        if refusal is not None:
+            raise errors.Forbidden(refusal)
+        assert publisher is not None
         return Uploader(token, None, publisher)
     user = session.get(UserRow, token.user_id) if token.user_id is not None else None
     if user is None or not user.is_active:
@@ -187,6 +196,10 @@ def check_form(form: UploadForm, limits: Limits | None = None) -> CheckedUpload:
             f"Field 'version' is {form.get('version')!r} but the filename {dist.filename!r} has"
             f" version {dist.version}"
         )
+    try:
+        validate_version(str(dist.version))
+    except InvalidVersionText as exc:
+        raise errors.InvalidUpload(f"Field 'version': {exc}") from exc
     if dist.version.local is not None:
         raise errors.InvalidUpload(
             f"Version {dist.version} has a local segment ('+{dist.version.local}'): local versions"

@@ -22,7 +22,7 @@ from tilsit.index.manage import get_index
 from tilsit.index.upload import UploadForm, UploadRules, check_form, store_upload, uploader_for
 from tilsit.instance import Instance
 from tilsit.web.asgi import Receive, Scope, Send, header, respond
-from tilsit.web.multipart import FormTooLarge, InvalidForm, StreamingForm
+from tilsit.web.multipart import FormTooLarge, InvalidForm, StreamingForm, UploadsBusy
 from tilsit.web.reason import ReasonStatus
 
 __all__ = ["UploadRoute"]
@@ -98,6 +98,11 @@ class UploadRoute:
                 parser.feed(chunk)
                 more = message.get("more_body", False)
             form = parser.finish()
+        except UploadsBusy as exc:
+            # Not this request's fault: the server's temp budget is full for now.
+            await _error(send, 503, str(exc), [(b"retry-after", b"10"), (b"connection", b"close")])
+            await _drain(receive)
+            return
         except FormTooLarge as exc:
             await _error(send, 413, str(exc), [(b"connection", b"close")])
             await _drain(receive)
