@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy
 
 from tests import postgres
+from tests.smtp import SmtpServer
 from tilsit.config import Settings, load_settings
 from tilsit.instance import Instance, open_instance
 from tilsit.web.app import TilsitApp
@@ -294,3 +295,17 @@ def token(instance: Instance) -> str:
     with instance.db.write() as session:
         user = create_user(session, "alice")
         return create_token(session, user).secret
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    server = SmtpServer("127.0.0.1", postgres.free_port())
+    controller = Controller(server.sink, hostname=server.host, port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()

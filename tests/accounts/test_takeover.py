@@ -27,8 +27,8 @@ from tests.accounts.conftest import (
     mails_to,
     user_row,
 )
-from tests.browser.conftest import SmtpServer
 from tests.conftest import LiveServer, run_cli, start_server, stop
+from tests.smtp import SmtpServer
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.db.models import EmailTokenRow, UserRow
@@ -71,22 +71,6 @@ def token_rows(settings: Settings) -> int:
 
 def all_mail(sink: SmtpServer) -> str:
     return "\n".join(str(m) for m in sink.sink.messages)
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that keeps what it receives (aiosmtpd)."""
-    from aiosmtpd.controller import Controller
-
-    from tests import postgres
-
-    server = SmtpServer("127.0.0.1", postgres.free_port())
-    controller = Controller(server.sink, hostname=server.host, port=server.port)
-    controller.start()
-    try:
-        yield server
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -4,22 +4,15 @@ The browser is the system Chromium (``/usr/bin/chromium``) driven by
 Playwright's sync API. The server is reached as ``http://localhost:<port>``:
 Chromium treats localhost as a secure context, so the ``__Host-`` cookie (which
 must be Secure) and WebAuthn both work without TLS. Other areas' browser tests
-reuse these fixtures: ``smtp_sink``, ``mail_server``, ``chromium``, ``page``,
+reuse these fixtures: ``mail_server``, ``chromium``, ``page``,
 ``make_user`` and :func:`login`.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-import re
 import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +21,7 @@ import sqlalchemy
 
 from tests import postgres
 from tests.conftest import LiveServer, need, start_server, stop
+from tests.smtp import SmtpServer
 from tilsit.config import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,65 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-class SmtpSink:
-    """Collects every message the server sends (an aiosmtpd handler)."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self._arrived = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        with self._arrived:
-            self.messages.append(message)
-            self._arrived.notify_all()
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, to: str, count: int = 1, timeout: float = 20) -> list[EmailMessage]:
-        """The messages sent to ``to``, once at least ``count`` have arrived."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while True:
-                found = [m for m in self.messages if to.lower() in str(m["To"]).lower()]
-                if len(found) >= count:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no mail to {to} within {timeout} s: {self.messages}")
-                self._arrived.wait(left)
-
-    def link(self, to: str, pattern: str = r"https?://\S+", count: int = 1) -> str:
-        """The first link matching ``pattern`` in the latest message to ``to``."""
-        message = self.wait_for(to, count)[-1]
-        body = message.get_body(preferencelist=("plain",))
-        assert body is not None, message
-        match = re.search(pattern, body.get_content())
-        assert match, body.get_content()
-        return match[0]
-
-
-@dataclass
-class SmtpServer:
-    host: str
-    port: int
-    sink: SmtpSink = field(default_factory=SmtpSink)
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-
-    server = SmtpServer("127.0.0.1", postgres.free_port())
-    controller = Controller(server.sink, hostname=server.host, port=server.port)
-    controller.start()
-    try:
-        yield server
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from typing import Any
 
 import pyotp
 
-from tests.browser.conftest import SmtpServer, login
+from tests.browser.conftest import login
 from tests.conftest import LiveServer
+from tests.smtp import SmtpServer
 
 PASSWORD = "a-long-browser-phrase-31"
 
