@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +202,7 @@ def start_server(
     scheme: str = "http",
     verify: ssl.SSLContext | bool = True,
     port: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> LiveServer:
     port = port or postgres.free_port()
     env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url, **(env or {})}
@@ -221,6 +222,7 @@ def start_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=preexec_fn,
         )
     url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -9,11 +9,8 @@ temp files of uploads in progress are bounded by ``upload_temp_max``.
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import postgres
 from tests.builders import make_wheel
-from tests.conftest import LiveServer, stop
+from tests.conftest import LiveServer, start_server, stop
 from tests.uploads import form_for
 from tilsit.config import Settings
 
@@ -39,10 +35,7 @@ def _low_fd_limit() -> None:
 @pytest.fixture
 def limited(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     """``tilsit serve`` with RLIMIT_NOFILE 256 and short deadlines."""
-    port = postgres.free_port()
     env = {
-        **os.environ,
-        "TILSIT_DATABASE_URL": settings.database_url,
         "TILSIT_MAX_CONNECTIONS": "100",
         "TILSIT_HEADER_TIMEOUT": "2",
         "TILSIT_BODY_IDLE_TIMEOUT": "2",
@@ -50,35 +43,7 @@ def limited(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
         "TILSIT_UPLOAD_TEMP_MAX": str(96 * 1024),
         "TILSIT_ACCESS_LOG": "false",
     }
-    log = tmp_path / "limited.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tilsit",
-                "serve",
-                "--data",
-                str(settings.data),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_low_fd_limit,
-        )
-    url = f"http://127.0.0.1:{port}"
-    server = LiveServer(url, settings, process)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        try:
-            httpx.get(f"{url}/_/health", timeout=2).raise_for_status()
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server = start_server(settings, tmp_path / "limited.log", env=env, preexec_fn=_low_fd_limit)
     yield server
     stop(server)
 
