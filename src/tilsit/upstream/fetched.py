@@ -14,7 +14,10 @@ a fetched file is read the way an upload is:
   caps, since an upstream's wheel is hostile input like any upload) and checks
   it names the file's project and version. A wheel whose METADATA cannot be read
   is still mirrored (the file is what the upstream serves), only without a
-  ``.metadata`` file; the reason is returned for the log.
+  ``.metadata`` file; the reason is returned for the log;
+- :func:`read_facts` puts the two together for one verified file, and also
+  serves a blob reused from the store (another index fetched it): that one is
+  read once, as no body streamed in to hash.
 
 Sdists are not read: an upload's PKG-INFO is kept for the legacy JSON but never
 served as ``.metadata`` (its fields may be dynamic), and a mirrored file's stored
@@ -38,7 +41,7 @@ from tilsit.dists import InvalidDistribution, Limits, wheel_metadata
 from tilsit.index.upstream import FileFacts
 from tilsit.spec.filenames import InvalidDistFilename, parse_dist_filename
 
-__all__ = ["BodyHashes", "CoreMetadata", "learn", "wheel_core_metadata"]
+__all__ = ["BodyHashes", "CoreMetadata", "read_facts", "wheel_core_metadata"]
 
 _CHUNK = 1 << 20
 
@@ -121,7 +124,7 @@ def wheel_core_metadata(path: Path, filename: str, limits: Limits | None = None)
     return CoreMetadata(data, requires)
 
 
-def learn(
+def read_facts(
     path: Path,
     filename: str,
     *,

@@ -79,7 +79,7 @@ from tilsit.upstream.errors import (
     UpstreamNotFound,
     UpstreamProtocolError,
 )
-from tilsit.upstream.fetched import BodyHashes, learn
+from tilsit.upstream.fetched import BodyHashes, read_facts
 from tilsit.upstream.pages import parse_project_page
 
 __all__ = [
@@ -524,7 +524,7 @@ class Proxy:
         for f in project.files:
             path = blobs.path(f.sha256)
             if f.sha256 in held and (f.filename, f.sha256) not in learned and path.is_file():
-                facts, problem = learn(
+                facts, problem = read_facts(
                     path,
                     f.filename,
                     hashes=None,
@@ -692,7 +692,7 @@ class Proxy:
                 fetch.write(chunk)
 
     def _facts(self, fetch: FileFetch) -> FileFacts | None:
-        """What the file's bytes say beyond the page (:func:`~tilsit.upstream.fetched.learn`).
+        """What the file's bytes say beyond the page (:func:`~tilsit.upstream.fetched.read_facts`).
 
         Digests as computed while the body streamed in; a blob reused from the
         store (another index fetched it) is read once instead. A wheel's METADATA
@@ -704,7 +704,7 @@ class Proxy:
         if target.metadata:
             return None
         path = fetch.temp or self.instance.blobs.path(target.sha256)
-        facts, problem = learn(
+        facts, problem = read_facts(
             path,
             target.filename,
             hashes=fetch.hashes if fetch.temp is not None else None,

@@ -79,7 +79,7 @@ from tilsit.upstream.errors import (
     UpstreamNotFound,
     UpstreamTooLarge,
 )
-from tilsit.upstream.fetched import BodyHashes, learn
+from tilsit.upstream.fetched import BodyHashes, read_facts
 from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.pages import RootIndex, parse_project_page, parse_root_page
 from tilsit.upstream.status import write_status
@@ -586,7 +586,7 @@ class MirrorSync:
                         f"{f.filename}: the page says {f.size} bytes, its sha256 has {size}"
                     )
                 if (f.filename, f.sha256) not in learned:
-                    facts = await self._learn(blobs.path(f.sha256), f, None)
+                    facts = await self._read_facts(blobs.path(f.sha256), f, None)
             else:
                 try:
                     size, facts = await self._download(
@@ -631,7 +631,7 @@ class MirrorSync:
         cap on a file of unknown size: past it :class:`_TooLarge`, the file left out.
         For a distribution (``learn_for``), md5 and blake2 are computed in the same
         pass, and a wheel's METADATA is read from the verified temp file (see
-        :meth:`_learn`) before the file goes into the store.
+        :meth:`_read_facts`) before the file goes into the store.
         """
         allowed = size if size >= 0 else min(cap, filtered) if filtered is not None else cap
         fd, name = tempfile.mkstemp(dir=self.instance.settings.tmp_dir, prefix=self._tmp_prefix)
@@ -665,7 +665,7 @@ class MirrorSync:
                 raise VerificationFailed(
                     f"{what}: sha256 mismatch (got {digest.sha256}, its page says {sha256})"
                 )
-            facts = None if learn_for is None else await self._learn(temp, learn_for, digest)
+            facts = None if learn_for is None else await self._read_facts(temp, learn_for, digest)
             await asyncio.to_thread(self.instance.blobs.put_file, temp, sha256)
             self.report.files += 1
             self.report.bytes += count
@@ -673,14 +673,16 @@ class MirrorSync:
         finally:
             temp.unlink(missing_ok=True)
 
-    async def _learn(self, path: Path, f: UpstreamFile, hashes: BodyHashes | None) -> FileFacts:
-        """What the verified bytes at ``path`` say (:func:`~tilsit.upstream.fetched.learn`).
+    async def _read_facts(
+        self, path: Path, f: UpstreamFile, hashes: BodyHashes | None
+    ) -> FileFacts:
+        """What the verified bytes at ``path`` say (:func:`~tilsit.upstream.fetched.read_facts`).
 
         A wheel's METADATA is read only where the upstream offers no core metadata;
         one that cannot be read is noted, and the file mirrored without ``.metadata``.
         """
         facts, problem = await asyncio.to_thread(
-            learn,
+            read_facts,
             path,
             f.filename,
             hashes=hashes,
