@@ -107,16 +107,17 @@ def test_a_later_sync_keeps_what_the_bytes_said(
 
 
 @pytest.mark.clients
-def test_uv_exclude_newer_through_a_mirror_picks_the_version_old_enough(
-    tmp_path: Path, mirror_instance: tuple[Settings, Instance]
+@pytest.mark.parametrize("shape", ["devpi", "pypiserver"])
+def test_uv_exclude_newer_through_a_mirror(
+    shape: str, tmp_path: Path, mirror_instance: tuple[Settings, Instance]
 ) -> None:
-    upstream = ShapedUpstream("devpi")
-    old = make_wheel("fid-cool", "1.0")
-    new = make_wheel("fid-cool", "2.0")
+    """devpi gives upload times: uv picks the version old enough. pypiserver gives none: uv
+    is told the date is missing (a sync time would have looked like a real, recent one)."""
+    upstream = ShapedUpstream(shape)
     upstream.add(
         "fid-cool",
-        Listed(old, upload_time=datetime(2024, 1, 1, tzinfo=UTC)),
-        Listed(new, upload_time=datetime(2025, 6, 1, tzinfo=UTC)),
+        Listed(make_wheel("fid-cool", "1.0"), upload_time=datetime(2024, 1, 1, tzinfo=UTC)),
+        Listed(make_wheel("fid-cool", "2.0"), upload_time=datetime(2025, 6, 1, tzinfo=UTC)),
     )
     settings, instance = mirror_instance
     make_mirror(instance, upstream.simple_url)
@@ -126,9 +127,8 @@ def test_uv_exclude_newer_through_a_mirror_picks_the_version_old_enough(
         upstream.stop()
     live = start_server(settings, tmp_path / "mirror.log")
     try:
-        sandbox = Sandbox(tmp_path / "uv")
         target = tmp_path / "target"
-        result = sandbox.run(
+        result = Sandbox(tmp_path / "uv").run(
             "uv",
             "pip",
             "install",
@@ -143,11 +143,17 @@ def test_uv_exclude_newer_through_a_mirror_picks_the_version_old_enough(
             "2025-01-01T00:00:00Z",
             "fid-cool",
         )
+    finally:
+        stop(live)
+    if shape == "devpi":
         assert result.returncode == 0, describe(result)
         assert (target / "fid_cool-1.0.dist-info").is_dir(), describe(result)
         assert not (target / "fid_cool-2.0.dist-info").exists()
-    finally:
-        stop(live)
+    else:
+        assert result.returncode != 0, describe(result)
+        for version in ("1.0", "2.0"):
+            missing = f"fid_cool-{version}-py3-none-any.whl` is missing an upload date"
+            assert missing in result.stderr, describe(result)
 
 
 def test_metadata_naming_another_project_is_not_served(
