@@ -156,12 +156,15 @@ def test_uv_exclude_newer_through_a_mirror(
             assert missing in result.stderr, describe(result)
 
 
-def test_metadata_naming_another_project_is_not_served(
+def test_metadata_naming_another_project_or_a_bad_requires_python(
     mirror_instance: tuple[Settings, Instance],
 ) -> None:
+    """METADATA for another project is not served; a bad Requires-Python is not listed."""
     upstream = ShapedUpstream("pypiserver")
     liar = make_wheel("fid-liar", "1.0", metadata=Meta("other-project", "1.0").render())
     upstream.add("fid-liar", Listed(liar))
+    odd = make_wheel("fid-odd", "1.0", requires_python="three or newer")
+    upstream.add("fid-odd", Listed(odd))
     instance = mirror_instance[1]
     make_mirror(instance, upstream.simple_url)
     notes = Notes()
@@ -173,4 +176,12 @@ def test_metadata_naming_another_project_is_not_served(
     assert entry["core-metadata"] is False
     assert any(
         "METADATA names other-project 1.0, not fid-liar 1.0" in line for line in notes.lines
+    ), notes.lines
+    (entry,) = loads(tree_page(instance, "mirror", "fid-odd"))["files"]
+    assert entry["core-metadata"] == {"sha256": hashlib.sha256(wheel_metadata(odd)).hexdigest()}
+    assert entry["requires-python"] is None
+    assert any(
+        "Requires-Python 'three or newer' is not a specifier; listed without requires-python"
+        in line
+        for line in notes.lines
     ), notes.lines
