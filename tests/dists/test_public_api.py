@@ -24,6 +24,7 @@ PUBLIC = {
     "UnsafeArchive",
     "UnsafeMember",
     "inspect_distribution",
+    "wheel_metadata",
 }
 
 ERRORS = [

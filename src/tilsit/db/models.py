@@ -127,6 +127,17 @@ class ReleaseRow(Base):
     files: Mapped[list[FileRow]] = relationship(back_populates="release")
 
 
+def _upload_time_default(context: Any) -> datetime | None:
+    """Now for a file uploaded here; None (unknown) for one from an upstream.
+
+    The ORM leaves a None attribute out of the INSERT when the column has a
+    default, so a mirrored file's unknown time would otherwise become the sync's.
+    """
+    if context.get_current_parameters().get("source_url") is not None:
+        return None
+    return utcnow()
+
+
 class FileRow(Base):
     __tablename__ = "files"
     __table_args__ = (UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),)
@@ -145,7 +156,11 @@ class FileRow(Base):
     # mirrored file whose upstream offers no metadata file.
     metadata_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     requires_python: Mapped[str | None] = mapped_column(Text, nullable=True)
-    upload_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the file was uploaded: the server's time for an upload here; for a
+    # mirrored or proxied file only what its upstream said (PEP 700), else None.
+    upload_time: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, default=_upload_time_default
+    )
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Upstream pages yank files, not releases (PEP 592 in PEP 691 is per file).

@@ -20,7 +20,7 @@ from tilsit.dists.errors import (
     UnsafeArchive,
     UnsafeMember,
 )
-from tilsit.dists.inspect import DistInfo, inspect_distribution
+from tilsit.dists.inspect import DistInfo, inspect_distribution, wheel_metadata
 from tilsit.dists.limits import Limits
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "UnsafeArchive",
     "UnsafeMember",
     "inspect_distribution",
+    "wheel_metadata",
 ]

@@ -30,7 +30,7 @@ from tilsit.dists.tarread import read_tar_gz
 from tilsit.dists.zipread import read_zip
 from tilsit.spec.filenames import DistFilename
 
-__all__ = ["DistInfo", "inspect_distribution"]
+__all__ = ["DistInfo", "inspect_distribution", "wheel_metadata"]
 
 _DIST_INFO = ".dist-info"
 _WHEEL_FILES = ("METADATA", "WHEEL")
@@ -76,6 +76,16 @@ def inspect_distribution(
         requires_python=requires_python or None,
         summary=parsed.raw.get("summary"),
     )
+
+
+def wheel_metadata(path: Path, filename: DistFilename, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The raw METADATA of the wheel at ``path``, read as an upload's is (same checks, caps).
+
+    For a mirror or proxy, whose wheels come from an upstream: the same strict
+    reader, without the index's rules on the metadata's content (the upstream's
+    file is served whatever its classifiers say).
+    """
+    return _wheel_metadata(path, filename, limits)[0]
 
 
 def _wheel_metadata(path: Path, filename: DistFilename, limits: Limits) -> tuple[bytes, str]:

@@ -28,19 +28,37 @@ from sqlalchemy.orm import Session
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow
 from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file, soft_delete_project
-from tilsit.spec.filenames import classify_mirrored
+from tilsit.spec.filenames import InvalidDistFilename, classify_mirrored, parse_dist_filename
 from tilsit.spec.names import confusable_key, normalize
 
 __all__ = [
+    "FileFacts",
     "UpstreamFile",
     "UpstreamProject",
     "apply_upstream_project",
+    "learned_files",
     "mark_file_cached",
     "mark_metadata_cached",
     "remove_upstream_project",
     "reusable_blobs",
     "upstream_state",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What a mirror or proxy learned from a file's own bytes when it fetched them.
+
+    Upstreams that list only a sha256 (pypiserver, devpi, plain trees) give no
+    md5, blake2 or core metadata; the fetch computes the digests in its one pass
+    and reads a wheel's METADATA (``tilsit.upstream.fetched``), stored as a blob
+    before the row names it.
+    """
+
+    md5: str
+    blake2_256: str
+    metadata_sha256: str | None = None  # the stored blob of the wheel's own METADATA
+    requires_python: str | None = None  # that METADATA's Requires-Python
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +71,7 @@ class UpstreamFile:
     requires_python: str | None = None
     yanked: str | None = None  # None: not yanked; "" yanked without a reason
     metadata_sha256: str | None = None  # the upstream's core-metadata hash, if it has one
+    facts: FileFacts | None = None  # learned from the bytes, when this run fetched them
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,28 @@ def reusable_blobs(session: Session, index_id: int, hashes: Collection[str]) -> 
     return found & wanted
 
 
+def learned_files(session: Session, index_id: int, normalized: str) -> set[tuple[str, str]]:
+    """``(filename, sha256)`` of a project's stored files whose bytes this index has read.
+
+    A row's digests are filled once its bytes were read (fetched, or a reused blob
+    read once): the others still need reading, which the callers do outside the
+    writer lock, before :func:`apply_upstream_project`.
+    """
+    rows = session.execute(
+        select(FileRow.filename, FileRow.sha256)
+        .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
+        .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
+        .where(
+            ProjectRow.index_id == index_id,
+            ProjectRow.normalized == normalized,
+            FileRow.index_id == index_id,
+            FileRow.cached.is_(True),
+            FileRow.md5 != "",
+        )
+    )
+    return {(filename, sha256) for filename, sha256 in rows}
+
+
 def apply_upstream_project(
     session: Session,
     index: IndexRow,
@@ -176,30 +217,36 @@ def apply_upstream_project(
         f.metadata_sha256 for f in upstream.files if f.metadata_sha256 is not None
     }
     held = set(stored) | reusable_blobs(session, index.id, listed)
+    # A METADATA read from the bytes was stored by the caller before this (FileFacts).
+    held |= {f.facts.metadata_sha256 for f in upstream.files if f.facts and f.facts.metadata_sha256}
     for f in upstream.files:
         yanked, reason = f.yanked is not None, f.yanked or ""
         row = rows.get(f.filename)
+        facts = f.facts
         if row is None:
             packagetype, version = classify_mirrored(normalized, f.filename)
             release = release_for_new_file(session, project, version)
+            metadata_sha256, requires_python = _metadata_of(f, None)
             session.add(
                 FileRow(
                     release_id=release.id,
                     index_id=index.id,
                     filename=f.filename,
                     packagetype=packagetype,
-                    python_version="source" if packagetype == "sdist" else "",
+                    python_version=_python_version(f.filename, packagetype),
                     size=f.size,
                     sha256=f.sha256,
-                    md5="",
-                    blake2_256="",
-                    metadata_sha256=f.metadata_sha256,
-                    requires_python=f.requires_python,
-                    upload_time=f.upload_time or now,
+                    md5=facts.md5 if facts else "",
+                    blake2_256=facts.blake2_256 if facts else "",
+                    metadata_sha256=metadata_sha256,
+                    requires_python=requires_python,
+                    # Only the upstream knows when a file was uploaded; unknown stays
+                    # unknown (a sync time would defeat every client's cool-down).
+                    upload_time=f.upload_time,
                     yanked=yanked,
                     yanked_reason=reason,
                     cached=f.sha256 in held,
-                    metadata_cached=f.metadata_sha256 in held,
+                    metadata_cached=metadata_sha256 in held,
                     source_url=f.url,
                 )
             )
@@ -215,18 +262,24 @@ def apply_upstream_project(
             row.requires_python,
             row.cached,
             row.metadata_cached,
+            row.upload_time,
+            row.md5,
         )
-        if row.sha256 != f.sha256:
+        same_bytes = row.sha256 == f.sha256
+        metadata_sha256, requires_python = _metadata_of(f, row if same_bytes else None)
+        if not same_bytes:
             row.cached = f.sha256 in held
+            row.md5 = row.blake2_256 = ""
         row.cached = row.cached or f.sha256 in held
-        if row.metadata_sha256 != f.metadata_sha256:
+        if facts is not None:
+            row.md5, row.blake2_256 = facts.md5, facts.blake2_256
+        if row.metadata_sha256 != metadata_sha256:
             row.metadata_cached = False
-        row.metadata_cached = row.metadata_cached or f.metadata_sha256 in held
+        row.metadata_cached = row.metadata_cached or metadata_sha256 in held
         row.sha256, row.size, row.source_url = f.sha256, f.size, f.url
         row.yanked, row.yanked_reason = yanked, reason
-        row.metadata_sha256, row.requires_python = f.metadata_sha256, f.requires_python
-        if f.upload_time is not None:
-            row.upload_time = f.upload_time
+        row.metadata_sha256, row.requires_python = metadata_sha256, requires_python
+        row.upload_time = f.upload_time
         if row.deleted_at is not None:
             row.deleted_at = None
             row.release.deleted_at = None
@@ -240,6 +293,8 @@ def apply_upstream_project(
             row.requires_python,
             row.cached,  # newly reusable (public now): the tree links it
             row.metadata_cached,
+            row.upload_time,
+            row.md5,
         )
         changed += before != after
     for filename, row in rows.items():
@@ -284,6 +339,34 @@ def apply_upstream_project(
     return Applied(serial, added, removed, changed)
 
 
+def _metadata_of(f: UpstreamFile, same: FileRow | None) -> tuple[str | None, str | None]:
+    """``(metadata_sha256, requires_python)`` for the row of ``f``.
+
+    The upstream's own core metadata and requires-python come first. Where it
+    gives none, the METADATA read from the bytes (``f.facts``, fetched now), or
+    what was read from these same bytes before (``same``: the row, when its sha256
+    is unchanged and its metadata stored), so a later page without metadata does
+    not take back what the file itself said.
+    """
+    if f.metadata_sha256 is not None:
+        return f.metadata_sha256, f.requires_python
+    if f.facts is not None and f.facts.metadata_sha256 is not None:
+        return f.facts.metadata_sha256, f.requires_python or f.facts.requires_python
+    if same is not None and same.metadata_sha256 is not None and same.metadata_cached:
+        return same.metadata_sha256, f.requires_python or same.requires_python
+    return None, f.requires_python
+
+
+def _python_version(filename: str, packagetype: str) -> str:
+    """The legacy JSON's ``python_version``: a wheel's interpreter tags, ``source`` for sdists."""
+    if packagetype == "sdist":
+        return "source"
+    try:
+        return parse_dist_filename(filename).python_version
+    except InvalidDistFilename:
+        return ""
+
+
 def remove_upstream_project(
     session: Session, index: IndexRow, name: str, actor: str = "sync"
 ) -> int | None:
@@ -326,11 +409,18 @@ def _journal_cached(session: Session, index: IndexRow, row: FileRow, action: str
 
 
 def mark_file_cached(
-    session: Session, index: IndexRow, sha256: str, filename: str, size: int | None = None
+    session: Session,
+    index: IndexRow,
+    sha256: str,
+    filename: str,
+    size: int | None = None,
+    facts: FileFacts | None = None,
 ) -> int | None:
     """A proxy stored a file's blob: record it and journal so the tree links it.
 
-    ``size`` is the stored blob's, recorded where the upstream page gave none.
+    ``size`` is the stored blob's, recorded where the upstream page gave none;
+    ``facts`` what the fetch learned from the bytes (digests, the wheel's own
+    METADATA where the upstream offered none).
     """
     row = _proxied_file(session, index, sha256, filename)
     if row is None or row.cached:
@@ -338,6 +428,11 @@ def mark_file_cached(
     row.cached = True
     if row.size < 0 and size is not None:
         row.size = size
+    if facts is not None:
+        row.md5, row.blake2_256 = facts.md5, facts.blake2_256
+        if row.metadata_sha256 is None and facts.metadata_sha256 is not None:
+            row.metadata_sha256, row.metadata_cached = facts.metadata_sha256, True
+            row.requires_python = row.requires_python or facts.requires_python
     return _journal_cached(session, index, row, "cache file")
 
 

@@ -57,8 +57,9 @@ def _file(release: ReleaseSnap, f: FileSnap, base_url: str, root: str) -> dict[s
         "python_version": f.python_version,
         "requires_python": f.requires_python,
         "size": f.size,
-        "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "upload_time_iso_8601": format_time(f.upload_time),
+        # null when unknown (a mirrored file whose upstream gave no time), never invented.
+        "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S") if f.upload_time else None,
+        "upload_time_iso_8601": format_time(f.upload_time) if f.upload_time else None,
         "url": file_url(f.sha256, f.filename, base_url, root),
         "yanked": release.yanked or f.yanked,
         "yanked_reason": (f.yanked_reason if f.yanked else release.yanked_reason) or None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
@@ -33,7 +33,7 @@ class FileSnap:
     blake2_256: str
     metadata_sha256: str | None
     requires_python: str | None
-    upload_time: datetime
+    upload_time: datetime | None  # None: a mirrored file whose upstream gave no time
     deleted: bool
     yanked: bool = False
     yanked_reason: str = ""
@@ -105,6 +105,14 @@ def _file(row: FileRow) -> FileSnap:
     )
 
 
+_UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _upload_order(row: FileRow) -> tuple[datetime, str]:
+    # Files of unknown upload time (mirrored, none given upstream) first, by name.
+    return (row.upload_time or _UNKNOWN_TIME, row.filename)
+
+
 def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectSnap | None:
     row = session.scalars(
         select(ProjectRow)
@@ -127,9 +135,7 @@ def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectS
                 yanked=r.yanked,
                 yanked_reason=r.yanked_reason,
                 deleted=r.deleted_at is not None,
-                files=tuple(
-                    _file(f) for f in sorted(r.files, key=lambda f: (f.upload_time, f.filename))
-                ),
+                files=tuple(_file(f) for f in sorted(r.files, key=_upload_order)),
             )
             for r in releases
         ),

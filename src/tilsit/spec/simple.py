@@ -49,7 +49,7 @@ class SimpleFile:
     url: str
     sha256: str
     size: int
-    upload_time: datetime
+    upload_time: datetime | None  # None: unknown (an upstream that gave none); left out
     requires_python: str | None = None
     yanked: str | None = None  # None: not yanked; "" yanked without a reason
     metadata_sha256: str | None = None  # set only when <url>.metadata exists
@@ -76,9 +76,11 @@ def _file_json(f: SimpleFile) -> dict[str, object]:
         "url": f.url,
         "hashes": {"sha256": f.sha256},
         "requires-python": f.requires_python,
-        "upload-time": format_time(f.upload_time),
         "yanked": False if f.yanked is None else (f.yanked or True),
     }
+    if f.upload_time is not None:
+        # PEP 700: optional; an unknown time is left out, never invented or null.
+        doc["upload-time"] = format_time(f.upload_time)
     if f.size >= 0:
         # Negative means unknown: a proxied file from an HTML page before it is fetched.
         # Leaving the key out is better than a size that would fail a client's check.
@@ -133,7 +135,8 @@ def project_html(page: ProjectPage) -> bytes:
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
         if f.yanked is not None:
             attrs.append(f'data-yanked="{escape(f.yanked)}"')
-        attrs.append(f'data-upload-time="{format_time(f.upload_time)}"')
+        if f.upload_time is not None:
+            attrs.append(f'data-upload-time="{format_time(f.upload_time)}"')
         lines.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
     lines.append(f"  </body>\n</html>\n<!--SERIAL {page.serial}-->\n")
     return "".join(lines).encode()

@@ -42,14 +42,13 @@ at worst fetch the same thing twice (content-addressed blobs make that harmless)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -63,20 +62,24 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.index.upstream import (
+    FileFacts,
     UpstreamProject,
     apply_upstream_project,
+    learned_files,
     mark_file_cached,
     mark_metadata_cached,
     remove_upstream_project,
     reusable_blobs,
 )
 from tilsit.instance import Instance
+from tilsit.spec.names import normalize
 from tilsit.upstream.client import UpstreamClient, parse_origins
 from tilsit.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,
     UpstreamProtocolError,
 )
+from tilsit.upstream.fetched import BodyHashes, read_facts
 from tilsit.upstream.pages import parse_project_page
 
 __all__ = [
@@ -199,6 +202,8 @@ class ProxyFile:
     size: int | None  # what they must measure, when the page says
     metadata: bool  # the ``.metadata`` file rather than the distribution
     stored: bool  # the blob is stored and these indexes may serve it (reusable_blobs)
+    # The upstream offers the file's core metadata: else a fetched wheel's own is read.
+    upstream_metadata: bool = False
 
     @property
     def index(self) -> ProxyIndex:
@@ -228,6 +233,7 @@ class FileFetch:
         self.source_url = target.url  # the upstream URL the bytes come from
         self.length: int | None = target.size
         self.written = 0
+        self.hashes = BodyHashes()  # fed as the bytes arrive: no second read to hash
         self.verified = False
         self.error: UpstreamError | None = None
         self.started = anyio.Event()
@@ -498,10 +504,38 @@ class Proxy:
     def _apply(self, index: ProxyIndex, project: UpstreamProject) -> None:
         # Nothing fetched yet: apply_upstream_project marks cached only the blobs
         # this index may reuse (reusable_blobs), never one because its hash matches.
+        project = self._learn_reused(index, project)
         with self.instance.db.write() as session:
             row = session.get_one(IndexRow, index.id)
             apply_upstream_project(session, row, project, actor="proxy")
         self.instance.renderer.catch_up()
+
+    def _learn_reused(self, index: ProxyIndex, project: UpstreamProject) -> UpstreamProject:
+        """``project`` with the facts of the stored blobs it will reuse and has not read.
+
+        A file another index fetched is linked without a fetch here, so its bytes
+        are read once now (outside the writer lock), as a fetch would have.
+        """
+        blobs = self.instance.blobs
+        with self.instance.db.read() as session:
+            learned = learned_files(session, index.id, normalize(project.name))
+            held = reusable_blobs(session, index.id, {f.sha256 for f in project.files})
+        files = []
+        for f in project.files:
+            path = blobs.path(f.sha256)
+            if f.sha256 in held and (f.filename, f.sha256) not in learned and path.is_file():
+                facts, problem = read_facts(
+                    path,
+                    f.filename,
+                    hashes=None,
+                    read_metadata=f.metadata_sha256 is None,
+                    store=blobs.put_bytes,
+                )
+                if problem is not None:
+                    log.warning("%s: %s: %s", index.name, f.filename, problem)
+                f = replace(f, facts=facts)
+            files.append(f)
+        return replace(project, files=tuple(files))
 
     def _remove(self, index: ProxyIndex, name: str) -> None:
         with self.instance.db.write() as session:
@@ -559,6 +593,7 @@ class Proxy:
                 size=size,
                 metadata=metadata,
                 stored=stored,
+                upstream_metadata=first.metadata_sha256 is not None,
             )
 
     @asynccontextmanager
@@ -615,7 +650,7 @@ class Proxy:
 
     async def _download(self, fetch: FileFetch) -> None:
         target = fetch.target
-        digest = hashlib.sha256()
+        digest = fetch.hashes
         for number, source in enumerate(target.sources, 1):
             try:
                 await self._stream(fetch, source.index, source.url, digest.update)
@@ -628,9 +663,9 @@ class Proxy:
         limit = fetch.length
         if limit is not None and fetch.written != limit:
             raise CorruptUpstreamFile(url, f"the body ended after {fetch.written} of {limit} bytes")
-        if digest.hexdigest() != target.sha256:
+        if digest.sha256 != target.sha256:
             raise CorruptUpstreamFile(
-                url, f"sha256 {digest.hexdigest()} where the page says {target.sha256}"
+                url, f"sha256 {digest.sha256} where the page says {target.sha256}"
             )
         fetch.verify()
 
@@ -656,8 +691,33 @@ class Proxy:
                 update(chunk)
                 fetch.write(chunk)
 
+    def _facts(self, fetch: FileFetch) -> FileFacts | None:
+        """What the file's bytes say beyond the page (:func:`~tilsit.upstream.fetched.read_facts`).
+
+        Digests as computed while the body streamed in; a blob reused from the
+        store (another index fetched it) is read once instead. A wheel's METADATA
+        is read where the upstream offers none, and stored before the rows name
+        it; one that cannot be read is logged, and the file served without it.
+        Runs before the temp file goes into the store.
+        """
+        target = fetch.target
+        if target.metadata:
+            return None
+        path = fetch.temp or self.instance.blobs.path(target.sha256)
+        facts, problem = read_facts(
+            path,
+            target.filename,
+            hashes=fetch.hashes if fetch.temp is not None else None,
+            read_metadata=not target.upstream_metadata,
+            store=self.instance.blobs.put_bytes,
+        )
+        if problem is not None:
+            log.warning("%s: %s: %s", target.index.name, target.name, problem)
+        return facts
+
     def _store(self, fetch: FileFetch) -> None:
         target = fetch.target
+        facts = self._facts(fetch)
         if fetch.temp is not None:
             self.instance.blobs.put_file(fetch.temp, target.sha256)
         with self.instance.db.write() as session:
@@ -668,6 +728,11 @@ class Proxy:
                     mark_metadata_cached(session, index, target.file_sha256, target.filename)
                 else:
                     mark_file_cached(
-                        session, index, target.sha256, target.filename, size=fetch.written
+                        session,
+                        index,
+                        target.sha256,
+                        target.filename,
+                        size=fetch.written,
+                        facts=facts,
                     )
         self.instance.renderer.catch_up()

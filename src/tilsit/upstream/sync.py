@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import os
 import tempfile
 import time
@@ -50,9 +49,11 @@ from tilsit.index.journal import record
 from tilsit.index.manage import get_index
 from tilsit.index.upstream import (
     Applied,
+    FileFacts,
     UpstreamFile,
     UpstreamProject,
     apply_upstream_project,
+    learned_files,
     remove_upstream_project,
     reusable_blobs,
     upstream_state,
@@ -78,6 +79,7 @@ from tilsit.upstream.errors import (
     UpstreamNotFound,
     UpstreamTooLarge,
 )
+from tilsit.upstream.fetched import BodyHashes, read_facts
 from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.pages import RootIndex, parse_project_page, parse_root_page
 from tilsit.upstream.status import write_status
@@ -517,7 +519,10 @@ class MirrorSync:
             f.metadata_sha256 for f in selected.project.files if f.metadata_sha256 is not None
         }
         held = await asyncio.to_thread(self._reusable, listed_blobs)
-        tasks = [asyncio.ensure_future(self._file(f, held)) for f in selected.project.files]
+        learned = await asyncio.to_thread(self._learned, name)
+        tasks = [
+            asyncio.ensure_future(self._file(f, held, learned)) for f in selected.project.files
+        ]
         try:
             fetched = await asyncio.gather(*tasks)
         except BaseException:
@@ -556,14 +561,23 @@ class MirrorSync:
         with self.instance.db.read() as session:
             return reusable_blobs(session, self.index_id, hashes)
 
-    async def _file(self, f: UpstreamFile, held: set[str]) -> UpstreamFile | None:
+    def _learned(self, name: str) -> set[tuple[str, str]]:
+        with self.instance.db.read() as session:
+            return learned_files(session, self.index_id, name)
+
+    async def _file(
+        self, f: UpstreamFile, held: set[str], learned: set[tuple[str, str]]
+    ) -> UpstreamFile | None:
         """Make sure the file's blob (and its metadata's) is stored; None if filtered by size.
 
         A blob in the store is taken as this file's only when ``held`` (what
         :func:`reusable_blobs` allows this index) has it; else the bytes are fetched
         and must match, even if the store has a blob of that hash (another index's).
+        A reused blob this index has not read yet (``learned``: its rows that were)
+        is read once for its digests and METADATA.
         """
         blobs = self.instance.blobs
+        facts: FileFacts | None = None
         async with self._slots:
             if f.sha256 in held and blobs.exists(f.sha256):
                 size = await asyncio.to_thread(lambda: blobs.path(f.sha256).stat().st_size)
@@ -571,15 +585,18 @@ class MirrorSync:
                     raise VerificationFailed(
                         f"{f.filename}: the page says {f.size} bytes, its sha256 has {size}"
                     )
+                if (f.filename, f.sha256) not in learned:
+                    facts = await self._read_facts(blobs.path(f.sha256), f, None)
             else:
                 try:
-                    size = await self._download(
+                    size, facts = await self._download(
                         f.url,
                         f.sha256,
                         f.size,
                         f.filename,
                         cap=self.instance.settings.max_upload_size,
                         filtered=self.filters.max_file_size,
+                        learn_for=f,
                     )
                 except _TooLarge:
                     return None
@@ -594,22 +611,33 @@ class MirrorSync:
                     f"{f.filename}.metadata",
                     cap=self.instance.settings.upstream_page_max_size,
                 )
-        return f if f.size >= 0 else replace(f, size=size)
+        return replace(f, size=size if f.size < 0 else f.size, facts=facts)
 
     async def _download(
-        self, url: str, sha256: str, size: int, what: str, *, cap: int, filtered: int | None = None
-    ) -> int:
+        self,
+        url: str,
+        sha256: str,
+        size: int,
+        what: str,
+        *,
+        cap: int,
+        filtered: int | None = None,
+        learn_for: UpstreamFile | None = None,
+    ) -> tuple[int, FileFacts | None]:
         """Stream ``url`` to a temp file, verify size and sha256, store the blob.
 
         The body may not pass its page's ``size`` (when it gives one), else ``cap``
         (:class:`UpstreamTooLarge`: the project fails). ``filtered`` is a filter's
         cap on a file of unknown size: past it :class:`_TooLarge`, the file left out.
+        For a distribution (``learn_for``), md5 and blake2 are computed in the same
+        pass, and a wheel's METADATA is read from the verified temp file (see
+        :meth:`_read_facts`) before the file goes into the store.
         """
         allowed = size if size >= 0 else min(cap, filtered) if filtered is not None else cap
         fd, name = tempfile.mkstemp(dir=self.instance.settings.tmp_dir, prefix=self._tmp_prefix)
         temp = Path(name)
         try:
-            digest = hashlib.sha256()
+            digest = BodyHashes()
             count = 0
             with os.fdopen(fd, "wb") as out:
                 try:
@@ -633,16 +661,37 @@ class MirrorSync:
                     raise
             if size >= 0 and count != size:
                 raise VerificationFailed(f"{what}: got {count} bytes, its page says {size}")
-            if digest.hexdigest() != sha256:
+            if digest.sha256 != sha256:
                 raise VerificationFailed(
-                    f"{what}: sha256 mismatch (got {digest.hexdigest()}, its page says {sha256})"
+                    f"{what}: sha256 mismatch (got {digest.sha256}, its page says {sha256})"
                 )
+            facts = None if learn_for is None else await self._read_facts(temp, learn_for, digest)
             await asyncio.to_thread(self.instance.blobs.put_file, temp, sha256)
             self.report.files += 1
             self.report.bytes += count
-            return count
+            return count, facts
         finally:
             temp.unlink(missing_ok=True)
+
+    async def _read_facts(
+        self, path: Path, f: UpstreamFile, hashes: BodyHashes | None
+    ) -> FileFacts:
+        """What the verified bytes at ``path`` say (:func:`~tilsit.upstream.fetched.read_facts`).
+
+        A wheel's METADATA is read only where the upstream offers no core metadata;
+        one that cannot be read is noted, and the file mirrored without ``.metadata``.
+        """
+        facts, problem = await asyncio.to_thread(
+            read_facts,
+            path,
+            f.filename,
+            hashes=hashes,
+            read_metadata=f.metadata_sha256 is None,
+            store=self.instance.blobs.put_bytes,
+        )
+        if problem is not None:
+            self.reporter.note(f"{f.filename}: {problem}")
+        return facts
 
     # -- TUF: carry the origin's signatures, or sign here and say why ------------
 
