@@ -41,6 +41,7 @@ from tilsit.index.access import (
     token_index_id,
 )
 from tilsit.index.journal import record
+from tilsit.index.releases import same_distribution
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
 from tilsit.spec.names import (
@@ -401,6 +402,13 @@ def store_upload(
         project.deleted_at = None  # a deleted name can be used again; its old files stay gone
     version = str(dist.version)
     release = release_for_new_file(session, project, version)
+    duplicate = same_distribution(release, dist)
+    if duplicate is not None:
+        raise errors.DuplicateDistribution(
+            f"A file with the same tags already exists in release {release.version!r} of"
+            f" project {project.name!r}: {duplicate.filename!r} (version {version!r} equals"
+            f" {release.version!r}). Use a new version number."
+        )
 
     # Durable blobs before the rows that name them (ARCHITECTURE principle 3).
     metadata_sha256 = blobs.put_bytes(info.metadata_bytes)

@@ -30,6 +30,7 @@ from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file, soft_delete_project
 from tilsit.spec.filenames import classify_mirrored
 from tilsit.spec.names import confusable_key, normalize
+from tilsit.spec.versions import version_key
 
 __all__ = [
     "UpstreamFile",
@@ -250,15 +251,16 @@ def apply_upstream_project(
         release_for_new_file(session, project, version)
     # A release the upstream no longer lists, by version or by any file, is gone
     # there: soft-delete it so the versions list (PEP 700) matches.
-    listed = set(upstream.versions) | {
-        classify_mirrored(normalized, f.filename)[1] for f in upstream.files
+    # Compared by version key: "1.0.0" upstream keeps the release first seen as "1.0".
+    listed = {version_key(v) for v in upstream.versions} | {
+        version_key(classify_mirrored(normalized, f.filename)[1]) for f in upstream.files
     }
     for release in session.scalars(
         select(ReleaseRow).where(
             ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None)
         )
     ):
-        if release.version not in listed:
+        if release.version_key not in listed:
             release.deleted_at = now
             removed += 1
 
