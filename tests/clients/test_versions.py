@@ -81,3 +81,9 @@ def test_equal_versions_are_one_release(
     assert sorted(f["filename"] for f in releases["3.0"]) == sorted(
         [first.filename, other_tags.filename, sdist.filename]
     )
+    # The per-version JSON answers for any spelling, by a redirect to the release's.
+    for spelling in ("3.0", "3.0.0", "3", "03.0"):
+        status, body = served.get(f"/pypi/{name}/{spelling}/json", accept="application/json")
+        assert status == 200, (spelling, body)
+        assert json.loads(body)["info"]["version"] == "3.0"
+    assert served.get(f"/pypi/{name}/3.0.1/json", accept="application/json")[0] == 404

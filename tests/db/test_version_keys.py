@@ -22,7 +22,7 @@ from tilsit.db import engine as db_engine
 from tilsit.db.engine import Database
 from tilsit.db.models import AuditEventRow, ProjectRow, ReleaseRow, UTCDateTime
 from tilsit.index.releases import release_for_version
-from tilsit.spec.versions import version_key
+from tilsit.spec.versions import equal_spellings, version_key
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,13 @@ def test_unequal_versions_and_non_versions_differ() -> None:
     keys = [version_key(v) for v in ["1.0", "1.0.1", "1.01.0", "1.1", "1.0+local", "1.0.foo"]]
     assert len(set(keys)) == 5  # 1.01.0 == 1.1
     assert version_key("1.0.foo") == "~1.0.foo"  # not PEP 440: compared exactly
+
+
+def test_equal_spellings_are_the_lookups_of_a_release() -> None:
+    assert equal_spellings("3.0.0") == ["3", "3.0", "3.0.0", "3.0.0.0"]
+    assert equal_spellings("1.2.0rc1") == ["1.2rc1", "1.2.0rc1", "1.2.0.0rc1"]
+    assert equal_spellings("1.2.3.4.0") == ["1.2.3.4"]
+    assert equal_spellings("not a version") == []
 
 
 def _at(url: str, revision: str) -> tuple[Database, Config]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["version_key"]
+__all__ = ["equal_spellings", "version_key"]
 
 # Marks a key made from text that is not a PEP 440 version (an old mirrored
 # file's name): such text is compared exactly, and no version's key starts so.
@@ -29,14 +29,37 @@ def version_key(version: str) -> str:
     release = list(parsed.release)
     while len(release) > 1 and release[-1] == 0:
         release.pop()
-    key = f"{parsed.epoch}!" if parsed.epoch else ""
-    key += ".".join(str(number) for number in release)
+    return _spelled(parsed, release)
+
+
+def equal_spellings(version: str, longest: int = 4) -> list[str]:
+    """Normal forms of ``version`` with its release zero-padded to each length up to
+    ``longest`` numbers (``"3"``: ``3``, ``3.0``, ``3.0.0``, ``3.0.0.0``); [] if it is
+    not a version. Where a release is kept under its first-seen spelling, these are
+    the few names to look it up by."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return []
+    release = list(parsed.release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    return [
+        _spelled(parsed, release + [0] * (length - len(release)))
+        for length in range(len(release), max(len(release), longest) + 1)
+    ]
+
+
+def _spelled(parsed: Version, release: list[int]) -> str:
+    """``str(parsed)`` with ``release`` for its release numbers."""
+    text = f"{parsed.epoch}!" if parsed.epoch else ""
+    text += ".".join(str(number) for number in release)
     if parsed.pre is not None:
-        key += f"{parsed.pre[0]}{parsed.pre[1]}"
+        text += f"{parsed.pre[0]}{parsed.pre[1]}"
     if parsed.post is not None:
-        key += f".post{parsed.post}"
+        text += f".post{parsed.post}"
     if parsed.dev is not None:
-        key += f".dev{parsed.dev}"
+        text += f".dev{parsed.dev}"
     if parsed.local is not None:
-        key += f"+{parsed.local}"
-    return key
+        text += f"+{parsed.local}"
+    return text
