@@ -404,10 +404,15 @@ def store_upload(
     release = release_for_new_file(session, project, version)
     duplicate = same_distribution(release, dist)
     if duplicate is not None:
+        what = "An sdist" if dist.packagetype == "sdist" else "A wheel with the same tags"
+        equal = (
+            f" (version {version!r} equals {release.version!r})"
+            if version != release.version
+            else ""
+        )
         raise errors.DuplicateDistribution(
-            f"A file with the same tags already exists in release {release.version!r} of"
-            f" project {project.name!r}: {duplicate.filename!r} (version {version!r} equals"
-            f" {release.version!r}). Use a new version number."
+            f"{what} already exists in release {release.version!r} of project"
+            f" {project.name!r}: {duplicate.filename!r}{equal}. Use a new version number."
         )
 
     # Durable blobs before the rows that name them (ARCHITECTURE principle 3).
