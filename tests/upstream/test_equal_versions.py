@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_sdist, make_wheel
-from tests.upstream.conftest import check_consistent, make_mirror, sync, tree_files, tree_page
+from tests.upstream.conftest import (
+    JSON,
+    check_consistent,
+    make_mirror,
+    sync,
+    tree_files,
+    tree_page,
+)
+from tests.upstream.hostile import Answer, HostileServer, root
 from tests.upstream.static import StaticServer, StaticTree
 from tilsit.config import Settings
 from tilsit.instance import Instance
@@ -65,3 +73,47 @@ def test_equal_versions_upstream_are_one_release(
     page = json.loads(tree_page(instance, "mirror", "pkg") or b"")
     assert page["versions"] == ["1.0"]
     assert legacy_releases(instance, "pkg") == {"1.0": [wheel.filename]}
+
+
+def test_the_release_takes_the_spelling_the_upstream_lists(
+    mirror_instance: tuple[Settings, Instance],
+) -> None:
+    """A PyPI-shaped JSON upstream lists version "1.0.0" (PEP 700) and, first on the
+    page, a file spelled "1.0": the release is the upstream's "1.0.0", whichever file
+    the mirror meets first."""
+    instance = mirror_instance[1]
+    sdist, wheel = make_sdist("pkg", "1.0"), make_wheel("pkg", "1.0.0")
+    upstream = HostileServer().start()
+    try:
+        files = []
+        for dist in (sdist, wheel):
+            upstream.routes[f"/files/{dist.filename}"] = Answer(
+                200, {"content-type": "application/octet-stream"}, dist.data
+            )
+            files.append(
+                {
+                    "filename": dist.filename,
+                    "url": f"{upstream.url}/files/{dist.filename}",
+                    "hashes": {"sha256": dist.sha256},
+                    "size": len(dist.data),
+                }
+            )
+        document = {
+            "meta": {"api-version": "1.1", "_last-serial": 7},
+            "name": "pkg",
+            "files": files,
+            "versions": ["1.0.0"],
+        }
+        upstream.routes["/simple/"] = root("pkg", serial=7)
+        upstream.routes["/simple/pkg/"] = Answer(
+            200, {"content-type": JSON, "x-pypi-last-serial": "7"}, json.dumps(document).encode()
+        )
+        make_mirror(instance, f"{upstream.url}/simple/")
+        assert sync(instance).ok
+        page = json.loads(tree_page(instance, "mirror", "pkg") or b"")
+        assert page["versions"] == ["1.0.0"]
+        assert legacy_releases(instance, "pkg") == {
+            "1.0.0": sorted([sdist.filename, wheel.filename])
+        }
+    finally:
+        upstream.stop()

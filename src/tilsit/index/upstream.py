@@ -177,6 +177,10 @@ def apply_upstream_project(
         f.metadata_sha256 for f in upstream.files if f.metadata_sha256 is not None
     }
     held = set(stored) | reusable_blobs(session, index.id, listed)
+    # Releases the upstream lists (PEP 700) first: a new one takes the upstream's
+    # spelling, not that of the first file of it on the page ("1.0" for "1.0.0").
+    for version in upstream.versions:
+        release_for_new_file(session, project, version)
     for f in upstream.files:
         yanked, reason = f.yanked is not None, f.yanked or ""
         row = rows.get(f.filename)
@@ -247,8 +251,6 @@ def apply_upstream_project(
         if filename not in wanted and row.deleted_at is None:
             row.deleted_at = now
             removed += 1
-    for version in upstream.versions:
-        release_for_new_file(session, project, version)
     # A release the upstream no longer lists, by version or by any file, is gone
     # there: soft-delete it so the versions list (PEP 700) matches.
     # Compared by version key: "1.0.0" upstream keeps the release first seen as "1.0".
