@@ -21,7 +21,9 @@ from tilsit.config import Settings
 from tilsit.db import engine as db_engine
 from tilsit.db.engine import Database
 from tilsit.db.models import AuditEventRow, ProjectRow, ReleaseRow, UTCDateTime
+from tilsit.index.manage import get_index, set_yanked
 from tilsit.index.releases import release_for_version
+from tilsit.instance import Instance
 from tilsit.spec.versions import equal_spellings, version_key
 
 
@@ -149,3 +151,16 @@ def test_migration_keeps_colliding_releases_and_reports_them(
             assert "version_key" not in columns
     finally:
         db.dispose()
+
+
+def test_yank_finds_the_release_by_any_spelling(instance: Instance) -> None:
+    with instance.db.write() as session:
+        index = get_index(session, "main")
+        project = ProjectRow(index_id=index.id, name="pkg", normalized="pkg", confusable="pkg")
+        session.add(project)
+        session.flush()
+        release = release_for_version(session, project, "3.0")
+        set_yanked(session, index, "pkg", "3.0.0", yanked=True, reason="broken", actor="test")
+        assert release.yanked and release.yanked_reason == "broken"
+        set_yanked(session, index, "pkg", "03", yanked=False, actor="test")
+        assert not release.yanked
