@@ -157,6 +157,10 @@ def serve(
         raise click.UsageError("--tls-cert and --tls-key go together")
     instance = open_instance(settings)
     _secure_secrets(settings, instance)
+    # Temp files of a killed upload, sync or render (fsck reaps them too).
+    from tilsit.store.leftovers import reap_leftovers
+
+    reap_leftovers(settings.tmp_dir)
     scheme = "https" if settings.tls_cert else "http"
     origin = f"{scheme}://{settings.host}:{settings.port}"
     data_dir = settings.data.resolve()
@@ -582,46 +586,78 @@ def rebuild(settings: Settings) -> None:
     type=int,
     default=3600,
     show_default=True,
-    help="Only reap orphan blobs older than this many seconds (an upload in flight"
-    " writes its blob before its row).",
+    help="Only reap orphan blobs and temp files older than this many seconds (a mirror"
+    " sync stores its blobs before its rows; 0 only when nothing else writes).",
 )
 @click.option("--dry-run", is_flag=True, help="Report orphans without deleting them.")
 @click.option("--verify", is_flag=True, help="Also re-hash every blob.")
 @instance_options
 def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
-    """Check blobs against rows: report missing blobs, reap orphans."""
+    """Check blobs against rows: report missing blobs, reap orphans and temp leftovers."""
     import hashlib
 
-    instance = _open(settings)
-    with instance.db.read() as session:
-        wanted: dict[str, str] = {}
-        for filename, sha256, metadata_sha256, cached in session.execute(
-            select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256, FileRow.cached)
-        ):
+    from sqlalchemy import or_
+    from sqlalchemy.orm import Session
+
+    from tilsit.store.leftovers import reap_leftovers
+
+    def referenced(session: Session, among: list[str] | None = None) -> dict[str, str]:
+        """sha256 -> what names it: cached files' blobs and core-metadata blobs."""
+        query = select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256, FileRow.cached)
+        if among is not None:
+            query = query.where(or_(FileRow.sha256.in_(among), FileRow.metadata_sha256.in_(among)))
+        named: dict[str, str] = {}
+        for filename, sha256, metadata_sha256, cached in session.execute(query):
             if cached:  # a proxy's file not fetched yet has no blob, rightly
-                wanted[sha256] = filename
+                named[sha256] = filename
             if metadata_sha256 is not None:
-                wanted.setdefault(metadata_sha256, f"{filename} (core metadata)")
+                named.setdefault(metadata_sha256, f"{filename} (core metadata)")
+        return named
+
+    instance = _open(settings)
+    # Taken before the rows are read: a blob put (or reused) after it is never reaped.
+    cutoff = (datetime.now(UTC) - timedelta(seconds=grace)).timestamp()
+    with instance.db.read() as session:
+        wanted = referenced(session)
     problems = 0
     stored = set(instance.blobs)
     for sha256, what in sorted(wanted.items(), key=lambda kv: kv[1]):
         if sha256 not in stored:
             problems += 1
             click.echo(f"MISSING blob {sha256} for {what}")
-    cutoff = datetime.now(UTC) - timedelta(seconds=grace)
-    reaped = 0
+    candidates = []
     for sha256 in sorted(stored - wanted.keys()):
-        path = instance.blobs.path(sha256)
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        try:
+            mtime = instance.blobs.path(sha256).stat().st_mtime
+        except FileNotFoundError:
+            continue
         if mtime > cutoff:
             click.echo(f"orphan blob {sha256} is younger than the grace period; kept")
-            continue
-        reaped += 1
-        if dry_run:
-            click.echo(f"orphan blob {sha256} (would reap)")
         else:
-            instance.blobs.delete(sha256)
-            click.echo(f"reaped orphan blob {sha256}")
+            candidates.append(sha256)
+    reaped = 0
+    if dry_run:
+        for sha256 in candidates:
+            reaped += 1
+            click.echo(f"orphan blob {sha256} (would reap)")
+    elif candidates:
+        # The rows read above may be stale: an upload stores its blob, then commits its
+        # row, all under the writer lock. Under that lock no row is half-committed, so
+        # each candidate is checked again there before it goes (in batches, so that
+        # uploads wait for one batch at most).
+        click.echo(f"checking {len(candidates)} orphan blob(s) again under the writer lock")
+        for start in range(0, len(candidates), 200):
+            batch = candidates[start : start + 200]
+            with instance.db.write() as session:
+                named = referenced(session, batch)
+                for sha256 in batch:
+                    if sha256 in named:
+                        click.echo(f"blob {sha256} is now named by {named[sha256]}; kept")
+                    elif instance.blobs.reap(sha256, cutoff):
+                        reaped += 1
+                        click.echo(f"reaped orphan blob {sha256}")
+                    else:
+                        click.echo(f"blob {sha256} was stored again meanwhile; kept")
     if verify:
         for sha256 in sorted(stored & wanted.keys()):
             digest = hashlib.sha256()
@@ -631,9 +667,16 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
             if digest.hexdigest() != sha256:
                 problems += 1
                 click.echo(f"CORRUPT blob {sha256} for {wanted[sha256]}")
+    leftovers = reap_leftovers(settings.tmp_dir, grace, dry_run=dry_run)
+    for name in leftovers:
+        click.echo(
+            f"temp file {settings.tmp_dir / name} left by a killed process"
+            f" {'(would reap)' if dry_run else 'reaped'}"
+        )
     click.echo(
         f"fsck: {len(wanted)} blobs referenced, {len(stored)} stored, "
-        f"{reaped} orphan(s) {'found' if dry_run else 'reaped'}, {problems} problem(s)"
+        f"{reaped} orphan(s) {'found' if dry_run else 'reaped'}, "
+        f"{len(leftovers)} temp file(s) {'found' if dry_run else 'reaped'}, {problems} problem(s)"
     )
     if problems:
         sys.exit(1)

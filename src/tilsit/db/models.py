@@ -113,11 +113,14 @@ class ReleaseRow(Base):
     __tablename__ = "releases"
     __table_args__ = (
         UniqueConstraint("project_id", "version", name="uq_releases_project_version"),
+        # One release per version however spelled (tilsit.index.releases.version_key).
+        Index("ix_releases_project_version_key", "project_id", "version_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
-    version: Mapped[str] = mapped_column(String(100))  # normalised, str(Version)
+    version: Mapped[str] = mapped_column(String(100))  # as first seen (uploads: str(Version))
+    version_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     yanked: Mapped[bool] = mapped_column(Boolean, default=False)
     yanked_reason: Mapped[str] = mapped_column(Text, default="")

@@ -5,6 +5,7 @@ IndexError_ (base; carries the HTTP status the web layer answers with)
 ├── InvalidUpload              400  (form fields, digests, archive, metadata)
 │   ├── FileExists             400  same filename, other bytes
 │   ├── FilenameReused         400  filename used before, since deleted
+│   ├── DuplicateDistribution  400  same version (another spelling) and same tags
 │   └── ProjectNameTooSimilar  400  confusable with an existing project
 ├── UploadTooLarge             413
 ├── Forbidden                  403  token not allowed for this index/project
@@ -16,6 +17,7 @@ IndexError_ (base; carries the HTTP status the web layer answers with)
 from __future__ import annotations
 
 __all__ = [
+    "DuplicateDistribution",
     "FileExists",
     "FilenameReused",
     "Forbidden",
@@ -66,6 +68,10 @@ class FileExists(InvalidUpload):
 
 
 class FilenameReused(InvalidUpload):
+    pass
+
+
+class DuplicateDistribution(InvalidUpload):
     pass
 
 

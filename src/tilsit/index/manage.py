@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +19,7 @@ from tilsit.index import errors
 from tilsit.index.journal import record
 from tilsit.index.rows import soft_delete_project
 from tilsit.spec.names import normalize
+from tilsit.spec.versions import version_key
 
 __all__ = [
     "INDEX_KINDS",
@@ -122,13 +122,10 @@ def get_project(session: Session, index: IndexRow, name: str) -> ProjectRow:
 
 
 def get_release(session: Session, project: ProjectRow, version: str) -> ReleaseRow:
-    try:
-        canonical = str(Version(version))
-    except InvalidVersion:
-        canonical = version
+    # Any spelling of the version finds its release ("3.0.0" finds "3.0").
     release = session.scalars(
         select(ReleaseRow).where(
-            ReleaseRow.project_id == project.id, ReleaseRow.version == canonical
+            ReleaseRow.project_id == project.id, ReleaseRow.version_key == version_key(version)
         )
     ).one_or_none()
     if release is None or release.deleted_at is not None:

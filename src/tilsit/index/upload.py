@@ -41,6 +41,7 @@ from tilsit.index.access import (
     token_index_id,
 )
 from tilsit.index.journal import record
+from tilsit.index.releases import same_distribution
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
 from tilsit.spec.names import (
@@ -401,6 +402,18 @@ def store_upload(
         project.deleted_at = None  # a deleted name can be used again; its old files stay gone
     version = str(dist.version)
     release = release_for_new_file(session, project, version)
+    duplicate = same_distribution(release, dist)
+    if duplicate is not None:
+        what = "An sdist" if dist.packagetype == "sdist" else "A wheel with the same tags"
+        equal = (
+            f" (version {version!r} equals {release.version!r})"
+            if version != release.version
+            else ""
+        )
+        raise errors.DuplicateDistribution(
+            f"{what} already exists in release {release.version!r} of project"
+            f" {project.name!r}: {duplicate.filename!r}{equal}. Use a new version number."
+        )
 
     # Durable blobs before the rows that name them (ARCHITECTURE principle 3).
     metadata_sha256 = blobs.put_bytes(info.metadata_bytes)

@@ -30,6 +30,7 @@ from tilsit.index.journal import record
 from tilsit.index.rows import release_for_new_file, soft_delete_project
 from tilsit.spec.filenames import InvalidDistFilename, classify_mirrored, parse_dist_filename
 from tilsit.spec.names import confusable_key, normalize
+from tilsit.spec.versions import version_key
 
 __all__ = [
     "FileFacts",
@@ -219,6 +220,10 @@ def apply_upstream_project(
     held = set(stored) | reusable_blobs(session, index.id, listed)
     # A METADATA read from the bytes was stored by the caller before this (FileFacts).
     held |= {f.facts.metadata_sha256 for f in upstream.files if f.facts and f.facts.metadata_sha256}
+    # Releases the upstream lists (PEP 700) first: a new one takes the upstream's
+    # spelling, not that of the first file of it on the page ("1.0" for "1.0.0").
+    for version in upstream.versions:
+        release_for_new_file(session, project, version)
     for f in upstream.files:
         yanked, reason = f.yanked is not None, f.yanked or ""
         row = rows.get(f.filename)
@@ -301,19 +306,18 @@ def apply_upstream_project(
         if filename not in wanted and row.deleted_at is None:
             row.deleted_at = now
             removed += 1
-    for version in upstream.versions:
-        release_for_new_file(session, project, version)
     # A release the upstream no longer lists, by version or by any file, is gone
     # there: soft-delete it so the versions list (PEP 700) matches.
-    listed = set(upstream.versions) | {
-        classify_mirrored(normalized, f.filename)[1] for f in upstream.files
+    # Compared by version key: "1.0.0" upstream keeps the release first seen as "1.0".
+    listed = {version_key(v) for v in upstream.versions} | {
+        version_key(classify_mirrored(normalized, f.filename)[1]) for f in upstream.files
     }
     for release in session.scalars(
         select(ReleaseRow).where(
             ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None)
         )
     ):
-        if release.version not in listed:
+        if release.version_key not in listed:
             release.deleted_at = now
             removed += 1
 

@@ -21,6 +21,9 @@ class BlobStore(Protocol):
     def put_file(self, source: Path, sha256: str) -> None:
         """Store the bytes of ``source`` (whose sha256 the caller computed) durably.
 
+        A blob already stored is marked in use (so ``fsck`` leaves it) before this
+        returns, as a new one is: the row naming it commits only afterwards.
+
         ``source`` must be on the same filesystem as the store for the filesystem
         store; it is consumed (renamed into place or removed).
         """
@@ -34,6 +37,9 @@ class BlobStore(Protocol):
         """Where the blob lives on disk (the filesystem store links the tree to it)."""
 
     def delete(self, sha256: str) -> None: ...
+
+    def reap(self, sha256: str, cutoff: float) -> bool:
+        """Delete an orphan blob unless it was put or reused since ``cutoff``; True if deleted."""
 
     def __iter__(self) -> Iterator[str]:
         """Every stored blob's sha256."""

@@ -45,7 +45,7 @@ class FilesystemBlobStore:
 
     def put_file(self, source: Path, sha256: str) -> None:
         target = self.path(sha256)
-        if target.is_file():
+        if self._reuse(target):
             # Content-addressed: identical bytes are already stored durably.
             source.unlink(missing_ok=True)
             return
@@ -53,13 +53,14 @@ class FilesystemBlobStore:
             os.fsync(fh.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(source, 0o444)
+        os.utime(source)  # in use from now (see _reuse), not from when it was written
         os.replace(source, target)
         fsync_dir(target.parent)
         fsync_dir(target.parent.parent)
 
     def put_bytes(self, data: bytes) -> str:
         sha256 = hashlib.sha256(data).hexdigest()
-        if self.exists(sha256):
+        if self._reuse(self.path(sha256)):
             return sha256
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
         try:
@@ -71,6 +72,42 @@ class FilesystemBlobStore:
                 os.unlink(name)
             raise
         return sha256
+
+    def _reuse(self, target: Path) -> bool:
+        """Take a stored blob for a new row: True once its mtime says "in use now".
+
+        A blob no row names yet (an orphan of a killed upload, which a retried
+        upload now stores again) is what ``tilsit fsck`` reaps when its mtime is
+        old; refreshing the mtime before the row commits keeps fsck off it (see
+        :meth:`reap`). False when there is no blob to reuse (not stored, or being
+        reaped right now) or its mtime cannot be set (another owner): the caller
+        then stores the bytes anew, as a fresh file.
+        """
+        try:
+            os.utime(target)
+        except (FileNotFoundError, PermissionError):
+            return False
+        return target.is_file()
+
+    def reap(self, sha256: str, cutoff: float) -> bool:
+        """Delete an orphan blob unless it was put since ``cutoff`` (a time.time());
+        True if deleted. The caller holds the writer lock and has checked that no row
+        names it; a writer storing the blob outside the lock (a mirror fetch, before
+        its rows) either refreshed its mtime before the move below (seen, and the blob
+        put back) or finds it gone and stores it anew (:meth:`_reuse`)."""
+        target = self.path(sha256)
+        quarantine = self.tmp / f"reap-{sha256}"
+        try:
+            os.replace(target, quarantine)
+        except FileNotFoundError:
+            return False
+        if quarantine.stat().st_mtime > cutoff:
+            with contextlib.suppress(FileExistsError):  # stored anew meanwhile
+                os.link(quarantine, target)
+            quarantine.unlink()
+            return False
+        quarantine.unlink()
+        return True
 
     def open(self, sha256: str) -> int:
         try:

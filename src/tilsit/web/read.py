@@ -10,6 +10,7 @@ from tilsit.render.tree import PAGE_HTML, PAGE_JSON
 from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
 from tilsit.spec.names import normalize
 from tilsit.spec.simple import JSON
+from tilsit.spec.versions import equal_spellings
 from tilsit.trust.layout import is_hashed, tuf_dir
 from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
 from tilsit.web.treefiles import TreeFiles
@@ -164,6 +165,13 @@ class ReadRoutes:
             )
             return
         entry = self.files.page(f"{index}/pypi/{'/'.join(canonical)}/json")
+        if entry is None and len(canonical) == 2:
+            # A release keeps its first-seen spelling: "3.0.0" finds the release "3.0".
+            for spelling in equal_spellings(canonical[1]):
+                found = f"{canonical[0]}/{spelling}/json"
+                if spelling != canonical[1] and self.files.page(f"{index}/pypi/{found}"):
+                    await redirect(send, _with_query(scope, f"{prefix}/pypi/{found}"), head=head)
+                    return
         if entry is None:
             await text(send, 404, f"Not Found: {'/'.join(canonical)} in index {index!r}", head=head)
             return

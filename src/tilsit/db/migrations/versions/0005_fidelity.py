@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-import sqlalchemy as sa  # noqa: F401  (used by the parts below)
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
@@ -90,11 +90,116 @@ def _sqlite_upload_time(*, nullable: bool) -> None:
 
 
 def _versions_upgrade() -> None:
-    """One release per version (no change yet)."""
+    """One release per version however spelled: ``releases.version_key``, unique per project.
+
+    Filled from each release's version (:func:`tilsit.spec.versions.version_key`).
+    Releases that already collide (``3.0`` and ``3.0.0`` of one project, made
+    before this change) must not stop the upgrade and must not vanish: one keeps
+    the key (a live one before a deleted one, then the oldest), so new files of
+    that version join it; each other keeps its files and spelling under a key no
+    version produces (``#<id>#<key>``). Each such release is reported, at WARNING
+    in the log and as a ``release.version_collision`` audit event, so the
+    operator can delete the one they do not want.
+    """
+    # Imported here, not at the top, so the parts of this file stay apart.
+    import logging
+    from datetime import UTC, datetime
+
+    from tilsit.spec.versions import version_key
+
+    log = logging.getLogger("tilsit.db.migrations")
+    # Plain ALTERs, no batch (see 0004): NOT NULL with a placeholder, filled, then indexed.
+    op.add_column(
+        "releases",
+        sa.Column("version_key", sa.String(length=200), nullable=False, server_default=""),
+    )
+    connection = op.get_bind()
+    releases = sa.table(
+        "releases",
+        sa.column("id", sa.Integer()),
+        sa.column("project_id", sa.Integer()),
+        sa.column("version", sa.String()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("deleted_at", sa.DateTime(timezone=True)),
+        sa.column("version_key", sa.String()),
+    )
+    projects = sa.table(
+        "projects",
+        sa.column("id", sa.Integer()),
+        sa.column("index_id", sa.Integer()),
+        sa.column("normalized", sa.String()),
+    )
+    audit = sa.table(
+        "audit_events",
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("action", sa.String()),
+        sa.column("actor", sa.String()),
+        sa.column("ip", sa.String()),
+        sa.column("index_id", sa.Integer()),
+        sa.column("project", sa.String()),
+        sa.column("detail", sa.JSON()),
+    )
+    now = datetime.now(UTC)
+    if connection.dialect.name == "sqlite":
+        now = now.replace(tzinfo=None)  # SQLite keeps naive UTC (models.UTCDateTime)
+    holders: dict[tuple[int, str], str] = {}
+    rows = connection.execute(
+        sa.select(
+            releases.c.id,
+            releases.c.project_id,
+            releases.c.version,
+            projects.c.index_id,
+            projects.c.normalized,
+        )
+        .join(projects, releases.c.project_id == projects.c.id)
+        .order_by(
+            releases.c.project_id,
+            releases.c.deleted_at.is_not(None),
+            releases.c.created_at,
+            releases.c.id,
+        )
+    ).all()
+    for release_id, project_id, version, index_id, project in rows:
+        key = version_key(version)
+        holder = holders.get((project_id, key))
+        if holder is not None:
+            log.warning(
+                "project %r (index id %d) has releases %r and %r, one version spelled twice:"
+                " new files of it join %r; %r keeps its files, delete it if it is not wanted",
+                project,
+                index_id,
+                holder,
+                version,
+                holder,
+                version,
+            )
+            connection.execute(
+                audit.insert().values(
+                    at=now,
+                    action="release.version_collision",
+                    actor="migration 0005",
+                    ip="",
+                    index_id=index_id,
+                    project=project,
+                    detail={"version": version, "equals": holder},
+                )
+            )
+            key = f"#{release_id}#{key}"
+        else:
+            holders[(project_id, key)] = version
+        connection.execute(
+            releases.update().where(releases.c.id == release_id).values(version_key=key)
+        )
+    if connection.dialect.name != "sqlite":  # SQLite cannot drop a default in place
+        op.alter_column("releases", "version_key", server_default=None)
+    op.create_index(
+        "ix_releases_project_version_key", "releases", ["project_id", "version_key"], unique=True
+    )
 
 
 def _versions_downgrade() -> None:
-    """One release per version (no change yet)."""
+    op.drop_index("ix_releases_project_version_key", table_name="releases")
+    op.drop_column("releases", "version_key")
 
 
 # --- part: index lifecycle -------------------------------------------------------
