@@ -284,7 +284,7 @@ def test_links_point_at_pages_that_exist(server: Server) -> None:
 
 
 def test_operator_is_told_when_base_url_is_unset(server: Server) -> None:
-    warning = legacy.relative_urls_warning("")
+    warning = legacy.base_url_warning("")
     assert warning is not None and "base_url" in warning and "legacy JSON" in warning
     health = server.get("/_/health")
     assert health.status_code == 200
@@ -323,3 +323,35 @@ def test_an_unknown_upload_time_is_null_in_both_keys() -> None:
         (entry,) = json.loads(data)["urls"]
         assert entry["upload_time"] is None
         assert entry["upload_time_iso_8601"] is None
+
+
+@pytest.mark.parametrize(
+    "base_url", ["pypi.example.com", "ftp://pypi.example.com", "https://pypi.example.com/?x=1"]
+)
+def test_a_base_url_pages_cannot_use_is_reported(base_url: str) -> None:
+    warning = legacy.base_url_warning(base_url)
+    assert warning is not None and repr(base_url) in warning
+
+
+def test_a_malformed_base_url_is_reported_at_start_and_in_health(
+    postgres_base: str | None, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        overrides={"data": tmp_path / "data", "database_url": create_database(postgres_base)},
+        environ={},
+    )
+    log = tmp_path / "server.log"
+    live = start_server(settings, log, env={"TILSIT_BASE_URL": "pypi.example.com"})
+    try:
+        warning = legacy.base_url_warning("pypi.example.com")
+        assert warning is not None
+        body = httpx.get(f"{live.url}/_/health", timeout=30).json()
+        assert warning in body["warnings"]
+        assert f"warning: {warning}" in log.read_text()
+    finally:
+        stop(live)
+
+
+def test_a_usable_base_url_is_not_reported() -> None:
+    for base_url in ("https://pypi.example.com", "http://127.0.0.1:8080/", "https://h/prefix/"):
+        assert legacy.base_url_warning(base_url) is None

@@ -5,14 +5,17 @@ Field names and shapes follow PyPI's (warehouse's ``legacy/api/json.py``);
 as warehouse reads an upload's metadata (``forklift/legacy.py``).
 
 The tree is rendered ahead of requests, so there is no request to take a host
-from: every URL is built on the ``base_url`` setting. Without it URLs are
+from: every URL is built on the ``base_url`` setting. (Even a proxy, which fills
+a project while a request waits, writes pages every later reader gets, so the
+Host header of the request that caused it must not be baked in: it is whatever
+that sender wrote.) Without ``base_url`` URLs are
 root-relative (``/packages/…``, ``/<index>/simple/<project>/``). Such a URL
 resolves against the JSON's own URL for any reader that resolves references
 (RFC 3986), and it is what bandersnatch accepts besides an absolute URL (it
 prefixes its master URL to a path and requires the path to start with
 ``/packages``); a path relative to the document (``../../../packages/…``) would
 break bandersnatch and is not what PyPI ever served. Readers that take ``url``
-as a complete address need ``base_url``; :func:`relative_urls_warning` says so
+as a complete address need ``base_url``; :func:`base_url_warning` says so
 in ``/_/health`` and the ``serve`` start-up text.
 """
 
@@ -22,7 +25,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from packaging.metadata import RawMetadata, parse_email
 from packaging.version import InvalidVersion, Version
@@ -32,10 +35,10 @@ from tilsit.render.tree import file_url
 from tilsit.spec.simple import format_time
 
 __all__ = [
+    "base_url_warning",
     "latest_release",
     "project_json",
     "project_urls",
-    "relative_urls_warning",
     "version_json",
 ]
 
@@ -43,17 +46,28 @@ __all__ = [
 ReadBlob = Callable[[str], bytes | None]
 
 
-def relative_urls_warning(base_url: str) -> str | None:
-    """What the operator should know when ``base_url`` is unset, else None."""
-    if base_url.strip():
+def base_url_warning(base_url: str) -> str | None:
+    """What the operator should know about ``base_url`` for these pages, else None:
+    that it is unset, or that it is not an address file URLs can be built on."""
+    if not base_url.strip():
+        return (
+            "base_url is unset: the legacy JSON API (/<index>/pypi/<project>/json) gives"
+            " root-relative URLs (/packages/..., /<index>/simple/<project>/), which readers"
+            " that need a full address cannot use; set base_url to the server's public URL"
+            ' (base_url = "https://pypi.example.com" in the settings file, or TILSIT_BASE_URL)'
+            " for `tilsit serve` and every other tilsit command, as they render pages too;"
+            " then run `tilsit rebuild`"
+        )
+    parts = urlsplit(base_url)
+    if parts.scheme in ("http", "https") and parts.netloc and not (parts.query or parts.fragment):
         return None
+    # Every page's file URLs are built on it: "pypi.example.com" would give
+    # "pypi.example.com/packages/...", a relative path no client can use.
     return (
-        "base_url is unset: the legacy JSON API (/<index>/pypi/<project>/json) gives"
-        " root-relative URLs (/packages/..., /<index>/simple/<project>/), which readers that"
-        " need a full address cannot use; set base_url to the server's public URL"
-        ' (base_url = "https://pypi.example.com" in the settings file, or TILSIT_BASE_URL)'
-        " for `tilsit serve` and every other tilsit command, as they render pages too;"
-        " then run `tilsit rebuild`"
+        f"base_url {base_url[:200]!r} is not an absolute http(s) URL without query or"
+        " fragment, so the file URLs of every page built on it are broken; set it like"
+        ' base_url = "https://pypi.example.com" (settings file or TILSIT_BASE_URL), then'
+        " run `tilsit rebuild`"
     )
 
 
