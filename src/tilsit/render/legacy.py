@@ -241,9 +241,12 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 
 
 # "vulnerabilities" is left out of both documents, for every kind of index: PyPI's
-# "[]" means "none known", and tilsit holds no vulnerability data yet (a mirror does
-# not carry PyPI's list), so "[]" would tell pip-audit a vulnerable release is clean.
-# A reader that finds no key knows nothing was said. OSV data will fill it.
+# "[]" states "none known", and tilsit holds no vulnerability data yet (a mirror does
+# not carry PyPI's list), so it must not state that. Beware that leaving it out is
+# not a signal to every reader: pip-audit's PyPI service (which asks pypi.org, so it
+# reaches tilsit only where pypi.org is routed here) reads a missing key as "none"
+# too. Only real data fixes that: the upstream's list on a mirror of PyPI, OSV
+# records elsewhere (a later change; /osv/v1/ is the endpoint for pip-audit).
 
 
 def project_json(project: ProjectSnap, read_blob: ReadBlob, base_url: str = "") -> bytes | None:
