@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -110,7 +110,8 @@ def _time(moment: datetime | None, form: Callable[[datetime], str]) -> str | Non
 
 
 def _legacy_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")  # PyPI's upload_time: no zone, no fraction
+    # PyPI's upload_time: UTC without zone or fraction (the same moment as the ISO key).
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _file(release: ReleaseSnap, f: FileSnap, base_url: str, root: str) -> dict[str, Any]:
