@@ -133,6 +133,7 @@ def serve(
     """Run the server (SQLite and ./tilsit-data unless configured otherwise)."""
     import uvicorn
 
+    from tilsit.render.legacy import base_url_warning
     from tilsit.web.app import TilsitApp
     from tilsit.web.bodies import bounded
     from tilsit.web.hosts import mail_links_warning
@@ -182,6 +183,8 @@ def serve(
     )
     if mail := mail_links_warning(settings):
         click.echo(f"warning: {mail}\n")
+    if address := base_url_warning(settings.base_url):
+        click.echo(f"warning: {address}\n")
     install()
     cert, key = settings.tls_cert or None, settings.tls_key or None
     if settings.workers > 1:

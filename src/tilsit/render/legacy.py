@@ -1,45 +1,121 @@
 """The legacy JSON API (``/pypi/<project>/json``) that poetry, bandersnatch and pip-audit read.
 
-Field names and shapes follow PyPI's; ``info`` comes from the core metadata of
-the release the page describes.
+Field names and shapes follow PyPI's (warehouse's ``legacy/api/json.py``);
+``info`` comes from the core metadata of the release the page describes, read
+as warehouse reads an upload's metadata (``forklift/legacy.py``).
+
+The tree is rendered ahead of requests, so there is no request to take a host
+from: every URL is built on the ``base_url`` setting. (Even a proxy, which fills
+a project while a request waits, writes pages every later reader gets, so the
+Host header of the request that caused it must not be baked in: it is whatever
+that sender wrote.) Without ``base_url`` URLs are
+root-relative (``/packages/…``, ``/<index>/simple/<project>/``). Such a URL
+resolves against the JSON's own URL for any reader that resolves references
+(RFC 3986), and it is what bandersnatch accepts besides an absolute URL (it
+prefixes its master URL to a path and requires the path to start with
+``/packages``); a path relative to the document (``../../../packages/…``) would
+break bandersnatch and is not what PyPI ever served. Readers that take ``url``
+as a complete address need ``base_url``; :func:`base_url_warning` says so
+in ``/_/health`` and the ``serve`` start-up text.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
-from packaging.metadata import parse_email
+from packaging.metadata import RawMetadata, parse_email
 from packaging.version import InvalidVersion, Version
 
 from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
 from tilsit.render.tree import file_url
 from tilsit.spec.simple import format_time
 
-__all__ = ["latest_release", "project_json", "version_json"]
+__all__ = [
+    "base_url_warning",
+    "latest_release",
+    "project_json",
+    "project_urls",
+    "version_json",
+]
 
 # Returns None for a blob not stored (a proxy's metadata not fetched yet).
 ReadBlob = Callable[[str], bytes | None]
 
 
+def base_url_warning(base_url: str) -> str | None:
+    """What the operator should know about ``base_url`` for these pages, else None:
+    that it is unset, or that it is not an address file URLs can be built on."""
+    if not base_url.strip():
+        return (
+            "base_url is unset: the legacy JSON API (/<index>/pypi/<project>/json) gives"
+            " root-relative URLs (/packages/..., /<index>/simple/<project>/), which readers"
+            " that need a full address cannot use; set base_url to the server's public URL"
+            ' (base_url = "https://pypi.example.com" in the settings file, or TILSIT_BASE_URL)'
+            " for `tilsit serve` and every other tilsit command, as they render pages too;"
+            " then run `tilsit rebuild`"
+        )
+    parts = urlsplit(base_url)
+    if parts.scheme in ("http", "https") and parts.netloc and not (parts.query or parts.fragment):
+        return None
+    # Every page's file URLs are built on it: "pypi.example.com" would give
+    # "pypi.example.com/packages/...", a relative path no client can use.
+    return (
+        f"base_url {base_url[:200]!r} is not an absolute http(s) URL without query or"
+        " fragment, so the file URLs of every page built on it are broken; set it like"
+        ' base_url = "https://pypi.example.com" (settings file or TILSIT_BASE_URL), then'
+        " run `tilsit rebuild`"
+    )
+
+
+def _is_yanked(release: ReleaseSnap) -> bool:
+    """Yanked as a whole, or every live file of it yanked one by one."""
+    live = [f for f in release.files if not f.deleted]
+    return release.yanked or (bool(live) and all(f.yanked for f in live))
+
+
 def latest_release(project: ProjectSnap) -> ReleaseSnap | None:
-    """PyPI's choice: the highest non-yanked final release, else the highest release."""
+    """PyPI's choice for ``info.version``: the highest release by, in turn, not yanked,
+    final (not a pre- or dev release; a version that is not PEP 440 counts as neither,
+    sorted after both as PyPI sorts NULLs last), then version.
+
+    Only releases with a live file count: a release whose files are all deleted has
+    no page in the tree.
+    """
     live = [r for r in project.live_releases if any(not f.deleted for f in r.files)]
     if not live:
         return None
 
-    def is_final(release: ReleaseSnap) -> bool:
+    def prerelease_rank(release: ReleaseSnap) -> int:
         try:
-            return not Version(release.version).is_prerelease
+            return 1 if Version(release.version).is_prerelease else 0
         except InvalidVersion:
-            return False
+            return 2
 
-    preferred = [r for r in live if not r.yanked and is_final(r)]
-    return (preferred or live)[-1]
+    # live is in version order; the lowest key wins, ties go to the highest version.
+    best = min(
+        range(len(live)),
+        key=lambda i: (_is_yanked(live[i]), prerelease_rank(live[i]), -i),
+    )
+    return live[best]
+
+
+def _time(moment: datetime | None, form: Callable[[datetime], str]) -> str | None:
+    # A mirrored file whose upstream gave no upload time has None: say "unknown" (null)
+    # rather than invent a time, which would mislead every client cool-down.
+    return None if moment is None else form(moment)
+
+
+def _legacy_time(moment: datetime) -> str:
+    # PyPI's upload_time: UTC without zone or fraction (the same moment as the ISO key).
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _file(release: ReleaseSnap, f: FileSnap, base_url: str, root: str) -> dict[str, Any]:
+    upload_time: datetime | None = f.upload_time
     return {
         "comment_text": "",
         # bandersnatch fetches <file>.metadata only when this key offers it, as PyPI's does.
@@ -55,35 +131,74 @@ def _file(release: ReleaseSnap, f: FileSnap, base_url: str, root: str) -> dict[s
         "md5_digest": f.md5,
         "packagetype": f.packagetype,
         "python_version": f.python_version,
-        "requires_python": f.requires_python,
+        "requires_python": f.requires_python or None,
         "size": f.size,
-        # null when unknown (a mirrored file whose upstream gave no time), never invented.
-        "upload_time": f.upload_time.strftime("%Y-%m-%dT%H:%M:%S") if f.upload_time else None,
-        "upload_time_iso_8601": format_time(f.upload_time) if f.upload_time else None,
+        "upload_time": _time(upload_time, _legacy_time),
+        "upload_time_iso_8601": _time(upload_time, format_time),
         "url": file_url(f.sha256, f.filename, base_url, root),
         "yanked": release.yanked or f.yanked,
         "yanked_reason": (f.yanked_reason if f.yanked else release.yanked_reason) or None,
     }
 
 
+def _files(release: ReleaseSnap, base_url: str, root: str) -> list[dict[str, Any]]:
+    # PyPI lists a release's files by filename.
+    live = sorted((f for f in release.files if not f.deleted), key=lambda f: f.filename)
+    return [_file(release, f, base_url, root) for f in live]
+
+
+def project_urls(raw: RawMetadata) -> dict[str, str]:
+    """``info.project_urls`` as PyPI derives it (warehouse ``Release.urls``).
+
+    ``Home-page`` becomes "Homepage" and ``Download-URL`` "Download", first; then each
+    ``Project-URL`` by its label, except one that repeats the Homepage or Download
+    entry under the label that means the same (compared without case, "-" or "_").
+    """
+    urls: dict[str, str] = {}
+    if home := raw.get("home_page"):
+        urls["Homepage"] = home
+    if download := raw.get("download_url"):
+        urls["Download"] = download
+    for label, url in (raw.get("project_urls") or {}).items():
+        folded = label.casefold().replace("-", "").replace("_", "")
+        if folded == "homepage" and url == urls.get("Homepage"):
+            continue
+        if folded == "downloadurl" and url == urls.get("Download"):
+            continue
+        urls[label] = url
+    return urls
+
+
+def _metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
+    files = [f for f in release.files if not f.deleted]
+    # Prefer a wheel's METADATA: an sdist's PKG-INFO may leave fields dynamic.
+    # Only metadata stored for this index: the blob store is shared, and a proxy
+    # page may name the hash of another (private) index's metadata.
+    with_metadata = [f for f in files if f.metadata_sha256 is not None and f.metadata_cached]
+    source = next((f for f in with_metadata if f.packagetype == "bdist_wheel"), None)
+    source = source or (with_metadata[0] if with_metadata else None)
+    data = read_blob(source.metadata_sha256) if source and source.metadata_sha256 else None
+    if data is None:
+        return {}
+    parsed, _unparsed = parse_email(data)
+    return parsed
+
+
 def _info(
     project: ProjectSnap, release: ReleaseSnap, read_blob: ReadBlob, base_url: str
 ) -> dict[str, Any]:
-    files = [f for f in release.files if not f.deleted]
-    raw: dict[str, Any] = {}
-    if files:
-        # Prefer a wheel's METADATA: an sdist's PKG-INFO may leave fields dynamic.
-        # Only metadata stored for this index: the blob store is shared, and a proxy
-        # page may name the hash of another (private) index's metadata.
-        with_metadata = [f for f in files if f.metadata_sha256 is not None and f.metadata_cached]
-        source = next((f for f in with_metadata if f.packagetype == "bdist_wheel"), None)
-        source = source or (with_metadata[0] if with_metadata else None)
-        data = read_blob(source.metadata_sha256) if source and source.metadata_sha256 else None
-        if data is not None:
-            parsed, _unparsed = parse_email(data)
-            raw = dict(parsed)
+    raw = _metadata(release, read_blob)
     root = base_url.rstrip("/")
-    urls = raw.get("project_urls") or {}
+    # tilsit has no per-project or per-release web page for readers (the UI's
+    # /project/<index>/<name>/ is a management page behind a login), so these point
+    # at what exists for every project of every index: the simple page, which lists
+    # every file of the project and opens in a browser, and for the release the
+    # release's own JSON, the one page about that version alone.
+    simple_page = f"{root}/{project.index}/simple/{project.normalized}/"
+    version_path = quote(release.version, safe="+!")
+    keywords = raw.get("keywords") or []
+    platforms = raw.get("platforms") or []
+    dynamic = raw.get("dynamic") or []
     return {
         "author": raw.get("author"),
         "author_email": raw.get("author_email"),
@@ -94,23 +209,27 @@ def _info(
         "docs_url": None,
         "download_url": raw.get("download_url"),
         "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
-        "dynamic": raw.get("dynamic"),
+        # Header names, title-cased as warehouse stores them.
+        "dynamic": [d.title() for d in dynamic] or None,
         "home_page": raw.get("home_page"),
-        "keywords": ",".join(raw.get("keywords", [])) or None,
+        # The Keywords field is split at commas (packaging, as warehouse does), so
+        # "a, b,c" reads "a, b, c" and space-separated "a b c" stays one keyword.
+        "keywords": ", ".join(keywords) or None,
         "license": raw.get("license"),
         "license_expression": raw.get("license_expression"),
-        "license_files": raw.get("license_files"),
+        "license_files": raw.get("license_files") or None,
         "maintainer": raw.get("maintainer"),
         "maintainer_email": raw.get("maintainer_email"),
-        "name": raw.get("name", project.name),
-        "package_url": f"{root}/project/{project.normalized}/",
-        "platform": None,
-        "project_url": f"{root}/project/{project.normalized}/",
-        "project_urls": urls or None,
-        "provides_extra": raw.get("provides_extra"),
-        "release_url": f"{root}/project/{project.normalized}/{release.version}/",
-        "requires_dist": raw.get("requires_dist"),
-        "requires_python": raw.get("requires_python"),
+        "name": project.name,  # PyPI's is the project's name, not the metadata's spelling
+        "package_url": simple_page,
+        # Platform may be given more than once; PyPI keeps the first (one string).
+        "platform": platforms[0] if platforms else None,
+        "project_url": simple_page,
+        "project_urls": project_urls(raw) or None,
+        "provides_extra": raw.get("provides_extra") or None,
+        "release_url": f"{root}/{project.index}/pypi/{project.normalized}/{version_path}/json",
+        "requires_dist": raw.get("requires_dist") or None,
+        "requires_python": raw.get("requires_python") or None,
         "summary": raw.get("summary"),
         "version": release.version,
         "yanked": release.yanked,
@@ -122,21 +241,26 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
 
 
+# "vulnerabilities" is left out of both documents, for every kind of index: PyPI's
+# "[]" states "none known", and tilsit holds no vulnerability data yet (a mirror does
+# not carry PyPI's list), so it must not state that. Beware that leaving it out is
+# not a signal to every reader: pip-audit's PyPI service (which asks pypi.org, so it
+# reaches tilsit only where pypi.org is routed here) reads a missing key as "none"
+# too. Only real data fixes that: the upstream's list on a mirror of PyPI, OSV
+# records elsewhere (a later change; /osv/v1/ is the endpoint for pip-audit).
+
+
 def project_json(project: ProjectSnap, read_blob: ReadBlob, base_url: str = "") -> bytes | None:
     latest = latest_release(project)
     if latest is None:
         return None
-    releases = {
-        r.version: [_file(r, f, base_url, project.files_root) for f in r.files if not f.deleted]
-        for r in project.live_releases
-    }
+    releases = {r.version: _files(r, base_url, project.files_root) for r in project.live_releases}
     return _dumps(
         {
             "info": _info(project, latest, read_blob, base_url),
             "last_serial": project.serial,
             "releases": releases,
             "urls": releases[latest.version],
-            "vulnerabilities": [],
         }
     )
 
@@ -148,11 +272,6 @@ def version_json(
         {
             "info": _info(project, release, read_blob, base_url),
             "last_serial": project.serial,
-            "urls": [
-                _file(release, f, base_url, project.files_root)
-                for f in release.files
-                if not f.deleted
-            ],
-            "vulnerabilities": [],
+            "urls": _files(release, base_url, project.files_root),
         }
     )

@@ -16,6 +16,7 @@ import anyio.to_thread
 
 from tilsit import __version__
 from tilsit.instance import Instance
+from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
 from tilsit.trust.loop import keep_fresh
 from tilsit.upstream.schedule import run_schedule
@@ -216,6 +217,9 @@ class TilsitApp:
             trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
             if mail := mail_links_warning(self.instance.settings):
                 trust["warnings"] = [*trust["warnings"], mail]
+            # A warning, not "degraded": root-relative URLs serve installers well.
+            if address := base_url_warning(self.instance.settings.base_url):
+                trust["warnings"] = [*trust["warnings"], address]
             failures = await anyio.to_thread.run_sync(self.instance.renderer.render_failures)
             # Degraded, still 200: everything else is served; the list says what is not.
             body = json.dumps(
