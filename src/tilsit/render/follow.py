@@ -16,10 +16,13 @@ projects are tried again at every catch-up that has work, so a passing fault
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
 import os
+import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.engine import Database
+from tilsit.db.live import with_deleted
 from tilsit.db.models import (
     FileRow,
     IndexRow,
@@ -42,6 +46,7 @@ from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
+from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
@@ -138,7 +143,10 @@ class Renderer:
                     names.add(project)
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
-                index = session.get_one(IndexRow, index_id)
+                index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
+                if index.deleted_at is not None:
+                    self._unpublish(index.name)
+                    continue
                 self._render_one_index(session, index, sorted(names), replace=False)
             self.tree.set_serial(last)
             self.failures.save(self._failed)
@@ -155,9 +163,31 @@ class Renderer:
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
                 self._render_one_index(session, index, list(names), replace=True)
+            deleted = select(IndexRow.name).where(IndexRow.deleted_at.is_not(None))
+            for name in session.scalars(deleted.execution_options(**with_deleted())):
+                self._unpublish(name)
             self.tree.set_serial(last)
             self.failures.save(self._failed)
             return last
+
+    def _unpublish(self, index: str) -> None:
+        """Take a deleted index's directory out of the tree in one rename, so its pages,
+        files and TUF metadata answer 404 at once (nginx too: it checks the directory),
+        then remove it. Shared ``/packages/`` files stay: other indexes may list them."""
+        try:
+            source = self.tree.path(index)
+        except UnsafeTreePath:
+            return
+        if not source.is_dir():
+            return
+        hidden = self.tree.tmp / f"deleted-index-{index}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.rename(source, hidden)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            hidden = source  # another filesystem: removed in place
+        shutil.rmtree(hidden, ignore_errors=True)
 
     def _start(self, serial: int) -> None:
         self._serial = serial
