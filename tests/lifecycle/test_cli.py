@@ -177,6 +177,9 @@ def test_delete_is_confirmed_audited_soft_and_keeps_the_name(settings: Settings)
     assert not re.search(r"^old\t", run_cli(settings, "index", "list").stdout, re.M)
     [event] = _audit(settings, "index.deleted")
     assert event.actor == "cli" and event.detail == {"name": "old", "kind": "proxy"}
+    # The audit log is history: it still names the deleted index.
+    exported = run_cli(settings, "audit", "export", "--index", "old").stdout
+    assert '"index.deleted"' in exported and '"index": "old"' in exported, exported
     # Every lookup by name finds nothing now, the CLI's included.
     gone = run_cli(settings, "index", "permissions", "old", check=False)
     assert gone.returncode == 1 and "no index named 'old'" in gone.stderr

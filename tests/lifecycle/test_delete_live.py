@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -40,10 +41,14 @@ def _urls(server: LiveServer, token: str) -> dict[str, tuple[str, dict[str, str]
         urls[f"{index} page"] = (f"/{index}/simple/lc-{index}/", headers)
         urls[f"{index} json"] = (f"/{index}/pypi/lc-{index}/json", headers)
         urls[f"{index} tuf"] = (f"/{index}/tuf/1.root.json", headers)
-    secret_file = httpx.get(
-        f"{server.url}/secret/simple/lc-secret/", headers={"Accept": JSON, **auth}
-    ).json()["files"][0]["url"]
-    urls["secret file"] = (secret_file, auth)
+    for index, headers in (("team", {}), ("secret", auth)):
+        page = httpx.get(
+            f"{server.url}/{index}/simple/lc-{index}/", headers={"Accept": JSON, **headers}
+        )
+        # team's under the shared /packages/, secret's under /secret/packages/.
+        file_url = urlsplit(page.json()["files"][0]["url"]).path
+        urls[f"{index} file"] = (file_url, headers)
+        urls[f"{index} metadata"] = (f"{file_url}.metadata", headers)
     return urls
 
 
@@ -89,7 +94,9 @@ def test_deleted_index_answers_404_from_tilsit_and_nginx(
 
 
 def test_deleted_mirror_is_not_scheduled(settings: Settings) -> None:
-    run_cli(settings, "index", "create", "hourly", "--mirror", "http://127.0.0.1:9/", "--interval", "1h")
+    run_cli(
+        settings, "index", "create", "hourly", "--mirror", "http://127.0.0.1:9/", "--interval", "1h"
+    )
     instance = open_instance(settings)
     try:
         assert due_mirrors(instance) == ["hourly"]

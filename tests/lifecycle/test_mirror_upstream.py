@@ -16,7 +16,9 @@ def test_new_upstream_is_compared_in_full(postgres_base: str | None, tmp_path: P
     new = start_upstream(tmp_path / "b", postgres_base)
     try:
         # The old upstream's serial runs well ahead of the new one's.
-        old.upload(*(make_wheel("moved", f"1.{n}") for n in range(4)), make_wheel("old-only", "1.0"))
+        old.upload(
+            *(make_wheel("moved", f"1.{n}") for n in range(4)), make_wheel("old-only", "1.0")
+        )
         new.upload(make_wheel("moved", "1.0"), make_wheel("new-only", "1.0"))
         settings, instance = downstream(tmp_path / "down", postgres_base)
         try:

@@ -83,9 +83,7 @@ def test_first_scheduled_sync_applies_filters_given_at_creation(
             assert freshness.get("last_success"), log
             page = httpx.get(f"{server.url}/mirror/simple/wanted/?format=json")
             assert page.status_code == 200, log
-            assert [f["filename"] for f in page.json()["files"]] == [
-                "wanted-1.0-py3-none-any.whl"
-            ]
+            assert [f["filename"] for f in page.json()["files"]] == ["wanted-1.0-py3-none-any.whl"]
             assert httpx.get(f"{server.url}/mirror/simple/unwanted/").status_code == 404
         finally:
             stop(server)

@@ -145,7 +145,7 @@ class Renderer:
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
                 if index.deleted_at is not None:
-                    self._unpublish(index.name)
+                    self._unpublish(session, index)
                     continue
                 self._render_one_index(session, index, sorted(names), replace=False)
             self.tree.set_serial(last)
@@ -163,31 +163,47 @@ class Renderer:
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
                 self._render_one_index(session, index, list(names), replace=True)
-            deleted = select(IndexRow.name).where(IndexRow.deleted_at.is_not(None))
-            for name in session.scalars(deleted.execution_options(**with_deleted())):
-                self._unpublish(name)
+            deleted = select(IndexRow).where(IndexRow.deleted_at.is_not(None))
+            for index in session.scalars(deleted.execution_options(**with_deleted())).all():
+                self._unpublish(session, index)
             self.tree.set_serial(last)
             self.failures.save(self._failed)
             return last
 
-    def _unpublish(self, index: str) -> None:
-        """Take a deleted index's directory out of the tree in one rename, so its pages,
-        files and TUF metadata answer 404 at once (nginx too: it checks the directory),
-        then remove it. Shared ``/packages/`` files stay: other indexes may list them."""
+    def _unpublish(self, session: Session, index: IndexRow) -> None:
+        """Take a deleted index out of the tree.
+
+        Its directory (pages, legacy JSON, TUF metadata, a private index's files)
+        leaves in one rename, so all of it answers 404 at once, nginx included (it
+        checks the directory); then it is removed. Its files under the shared
+        ``/packages/`` go unless a public index still lists them. Blobs stay (fsck).
+        """
         try:
-            source = self.tree.path(index)
+            source = self.tree.path(index.name)
         except UnsafeTreePath:
             return
-        if not source.is_dir():
-            return
-        hidden = self.tree.tmp / f"deleted-index-{index}-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            os.rename(source, hidden)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            hidden = source  # another filesystem: removed in place
-        shutil.rmtree(hidden, ignore_errors=True)
+        if source.is_dir():
+            hidden = self.tree.tmp / f"deleted-index-{index.id}-{secrets.token_hex(4)}"
+            try:
+                os.rename(source, hidden)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                hidden = source  # another filesystem: removed in place
+            shutil.rmtree(hidden, ignore_errors=True)
+        last = 0
+        while True:  # in pages by id: a mirror may list millions of files
+            page = session.execute(
+                select(FileRow.id, FileRow.sha256, FileRow.filename)
+                .where(FileRow.index_id == index.id, FileRow.id > last)
+                .order_by(FileRow.id)
+                .limit(1000)
+            ).all()
+            if not page:
+                return
+            for file_id, sha256, filename in page:
+                self._unshare(session, sha256, filename)
+                last = file_id
 
     def _start(self, serial: int) -> None:
         self._serial = serial
