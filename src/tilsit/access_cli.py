@@ -18,7 +18,14 @@ from tilsit.config import Settings
 from tilsit.db.models import IndexRow, ProjectRow
 from tilsit.index import errors
 from tilsit.index.access import INDEX_PERMISSIONS
-from tilsit.index.manage import change_index, delete_index, get_index, get_project, get_user
+from tilsit.index.manage import (
+    change_index,
+    check_deletable,
+    delete_index,
+    get_index,
+    get_project,
+    get_user,
+)
 from tilsit.index.permissions import (
     CREATE_POLICIES,
     grant_permission,
@@ -28,7 +35,7 @@ from tilsit.index.permissions import (
 )
 from tilsit.index.roles import ROLES, add_role, project_roles, remove_role
 from tilsit.index.upstream_options import public_url
-from tilsit.upstream.cli_options import upstream_changes, upstream_options
+from tilsit.upstream.cli_options import read_password_stdin, upstream_changes, upstream_options
 
 __all__ = ["role"]
 
@@ -87,6 +94,10 @@ def index_set(
         or values["upstream_password_stdin"]
     ):
         raise click.UsageError("--no-upstream-auth excludes new upstream credentials")
+    try:
+        read_password_stdin(values)
+    except errors.IndexError_ as exc:
+        _fail(exc)
     instance = _open(settings)
     changed: list[str] = []
     try:
@@ -142,14 +153,9 @@ def index_delete(name: str, yes: bool, settings: Settings) -> None:
     Its rows (projects, files, journal, audit) are kept; blobs no index uses are
     left to `tilsit fsck`. Asks you to type NAME unless --yes is given.
     """
-    if name == settings.default_index:
-        _fail(
-            errors.InvalidUpload(
-                f"{name!r} is the default index (setting default_index): it cannot be deleted"
-            )
-        )
     instance = _open(settings)
     try:
+        check_deletable(name, settings.default_index)  # before asking
         with instance.db.read() as session:
             row = get_index(session, name)
             kind = row.kind

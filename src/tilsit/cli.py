@@ -36,6 +36,7 @@ from tilsit.upstream.cli_options import (
     filter_options,
     filters_document,
     given_filters,
+    read_password_stdin,
     upstream_changes,
     upstream_options,
 )
@@ -311,6 +312,7 @@ def index_create(
     try:
         if kind != "hosted":
             options["upstream"] = mirror_url or proxy_url
+            read_password_stdin(upstream_values)
             changes = upstream_changes(None, **upstream_values)
             options.update({k: v for k, v in changes.items() if v is not None})
             if given_filters(filter_values):

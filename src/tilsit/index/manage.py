@@ -26,6 +26,7 @@ from tilsit.spec.names import normalize
 __all__ = [
     "INDEX_KINDS",
     "change_index",
+    "check_deletable",
     "create_index",
     "create_user",
     "delete_file",
@@ -118,6 +119,8 @@ def change_index(
     """
     before = dict(index.options or {})
     after = dict(before)
+    # Earlier versions stored these on either kind, where they never had an effect.
+    after.pop("interval" if index.kind == "proxy" else "ttl", None)
     for key, value in changes.items():
         if value is None:
             after.pop(key, None)
@@ -149,17 +152,22 @@ def change_index(
     return changed
 
 
+def check_deletable(name: str, default_index: str) -> None:
+    """Refuse to delete the default index: it is served at /simple/ and made at start."""
+    if name == default_index:
+        raise errors.InvalidUpload(
+            f"{name!r} is the default index (setting default_index): it cannot be deleted;"
+            " make another index the default first"
+        )
+
+
 def delete_index(session: Session, name: str, *, default_index: str, actor: str = "") -> IndexRow:
     """Soft-delete index ``name``: from now on no query sees it (:mod:`tilsit.db.live`).
 
     Its rows stay (the name with them); the renderer removes its tree at the next
     catch-up, the scheduler stops syncing it, and its blobs are left to fsck.
     """
-    if name == default_index:
-        raise errors.InvalidUpload(
-            f"{name!r} is the default index (setting default_index): it cannot be deleted;"
-            " make another index the default first"
-        )
+    check_deletable(name, default_index)
     index = get_index(session, name)
     index.deleted_at = datetime.now(UTC)
     record(session, index, "delete index", actor=actor)

@@ -25,6 +25,7 @@ __all__ = [
     "filter_options",
     "filters_document",
     "given_filters",
+    "read_password_stdin",
     "upstream_changes",
     "upstream_options",
 ]
@@ -185,12 +186,25 @@ def upstream_options(func: F) -> F:
     return func
 
 
+def read_password_stdin(values: dict[str, Any]) -> None:
+    """Replace ``--upstream-password-stdin`` in ``values`` by the password it reads.
+
+    Called before any transaction opens: a terminal's user may take their time.
+    """
+    if not values.pop("upstream_password_stdin", False):
+        return
+    if values.get("upstream_password") is not None:
+        raise InvalidUpstreamOption(
+            "--upstream-password and --upstream-password-stdin exclude each other"
+        )
+    values["upstream_password"] = sys.stdin.readline().rstrip("\r\n")
+
+
 def upstream_changes(
     current_auth: object,
     *,
     upstream_username: str | None,
     upstream_password: str | None,
-    upstream_password_stdin: bool,
     ca_bundle: str | None,
     ttl: str | None,
     interval: str | None,
@@ -203,12 +217,6 @@ def upstream_changes(
     :func:`~tilsit.index.upstream_options.check_upstream_options` afterwards.
     """
     changes: dict[str, object | None] = {}
-    if upstream_password_stdin:
-        if upstream_password is not None:
-            raise InvalidUpstreamOption(
-                "--upstream-password and --upstream-password-stdin exclude each other"
-            )
-        upstream_password = sys.stdin.readline().rstrip("\r\n")
     if upstream_username is not None or upstream_password is not None:
         stored = current_auth if isinstance(current_auth, Mapping) else {}
         changes["auth"] = {
