@@ -45,8 +45,8 @@ def test_user_and_token(run: Run) -> None:
 def test_index_create_and_list(run: Run, client: AppClient) -> None:
     run("index", "create", "team")
     listing = run("index", "list").output
-    assert re.search(r"^main\thosted\tserial \d+ \(default\)$", listing, re.M)
-    assert re.search(r"^team\thosted\tserial \d+$", listing, re.M)
+    assert re.search(r"^main\thosted\tpublic\tserial \d+ \(default\)$", listing, re.M)
+    assert re.search(r"^team\thosted\tpublic\tserial \d+$", listing, re.M)
     assert client.get("/team/simple/").status_code == 200
     assert "already exists" in run("index", "create", "team", code=1).output
     assert "Invalid index name" in run("index", "create", "packages", code=1).output

@@ -1,10 +1,14 @@
-"""CLI for access: ``tilsit index set|grant|revoke|permissions`` and ``tilsit role …``.
+"""CLI for access and lifecycle: ``tilsit index set|delete|grant|revoke|permissions``
+and ``tilsit role …``.
 
 Imported last by :mod:`tilsit.cli`, whose ``index`` group and ``main`` it extends.
 The CLI acts as the server's operator: it records its changes as actor "cli".
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
@@ -14,7 +18,14 @@ from tilsit.config import Settings
 from tilsit.db.models import IndexRow, ProjectRow
 from tilsit.index import errors
 from tilsit.index.access import INDEX_PERMISSIONS
-from tilsit.index.manage import get_index, get_project, get_user
+from tilsit.index.manage import (
+    change_index,
+    check_deletable,
+    delete_index,
+    get_index,
+    get_project,
+    get_user,
+)
 from tilsit.index.permissions import (
     CREATE_POLICIES,
     grant_permission,
@@ -23,6 +34,8 @@ from tilsit.index.permissions import (
     set_visibility,
 )
 from tilsit.index.roles import ROLES, add_role, project_roles, remove_role
+from tilsit.index.upstream_options import public_url
+from tilsit.upstream.cli_options import read_password_stdin, upstream_changes, upstream_options
 
 __all__ = ["role"]
 
@@ -42,26 +55,83 @@ def _index_or_default(session: Session, settings: Settings, name: str | None) ->
     default=None,
     help="anyone: every user may create projects; listed: only users granted 'create'.",
 )
+@click.option(
+    "--upstream",
+    "upstream_url",
+    default=None,
+    metavar="URL",
+    help="Mirror or proxy: a new upstream simple index URL. A mirror's next sync then"
+    " compares every project with the new upstream; a proxy revalidates every page.",
+)
+@upstream_options
+@click.option("--no-upstream-auth", is_flag=True, help="Forget the upstream credentials.")
 @instance_options
 def index_set(
-    name: str, private: bool | None, create_policy: str | None, settings: Settings
+    name: str,
+    private: bool | None,
+    create_policy: str | None,
+    upstream_url: str | None,
+    no_upstream_auth: bool,
+    settings: Settings,
+    **values: Any,
 ) -> None:
-    """Make an index private or public, or change who may create projects in it."""
-    if private is None and create_policy is None:
-        raise click.UsageError("nothing to set: give --private/--public and/or --create-policy")
+    """Change an index: who may read it and create projects; a mirror's or proxy's
+    upstream URL, credentials, CA bundle, sync interval or TTL.
+
+    The running server picks the change up at its next sync or fetch.
+    """
+    upstream_given = upstream_url is not None or no_upstream_auth
+    upstream_given = upstream_given or any(v not in (None, False) for v in values.values())
+    if private is None and create_policy is None and not upstream_given:
+        raise click.UsageError(
+            "nothing to set: give --private/--public, --create-policy, or an upstream"
+            " setting (--upstream, --upstream-username, --upstream-password[-stdin],"
+            " --no-upstream-auth, --ca-bundle, --interval, --ttl)"
+        )
+    if no_upstream_auth and (
+        values["upstream_username"] is not None
+        or values["upstream_password"] is not None
+        or values["upstream_password_stdin"]
+    ):
+        raise click.UsageError("--no-upstream-auth excludes new upstream credentials")
+    try:
+        read_password_stdin(values)
+    except errors.IndexError_ as exc:
+        _fail(exc)
     instance = _open(settings)
+    changed: list[str] = []
     try:
         with instance.db.write() as session:
             row = get_index(session, name)
-            changed = set_visibility(
-                session, row, private=private, create_policy=create_policy, actor_name=_ACTOR
-            )
+            if upstream_given:
+                changes = upstream_changes((row.options or {}).get("auth"), **values)
+                if upstream_url is not None:
+                    changes["upstream"] = upstream_url
+                if no_upstream_auth:
+                    changes["auth"] = None
+                changed = change_index(session, row, changes, actor=_ACTOR)
+            visibility = False
+            if private is not None or create_policy is not None:
+                visibility = set_visibility(
+                    session, row, private=private, create_policy=create_policy, actor_name=_ACTOR
+                )
             state = f"{'private' if row.private else 'public'}, create policy {row.create_policy}"
+            upstream = (row.options or {}).get("upstream")
     except errors.IndexError_ as exc:
         _fail(exc)
         return
     instance.renderer.catch_up()
-    click.echo(f"index {name!r} is {state}" + ("" if changed else " (unchanged)"))
+    unchanged = not changed and not visibility
+    where = f", upstream {public_url(str(upstream))}" if upstream else ""
+    settings_changed = f"; changed: {', '.join(changed)}" if changed else ""
+    click.echo(
+        f"index {name!r} is {state}{where}{settings_changed}"
+        + (" (unchanged)" if unchanged else "")
+    )
+    if "upstream" in changed and row.kind == "mirror":
+        click.echo(
+            f"the next sync of {name!r} compares every project with the new upstream", err=True
+        )
     if state == "private, create policy anyone":
         # Kept as asked: changing who may create is a decision of its own. Reads stay
         # closed (a new project opens only itself), but names can be probed by uploading.
@@ -71,6 +141,45 @@ def index_set(
             " allow only users granted 'create'",
             err=True,
         )
+
+
+@index.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask: delete NAME.")
+@instance_options
+def index_delete(name: str, yes: bool, settings: Settings) -> None:
+    """Delete index NAME: its URLs answer 404, its syncs stop, its name stays taken.
+
+    Its rows (projects, files, journal, audit) are kept; blobs no index uses are
+    left to `tilsit fsck`. Asks you to type NAME unless --yes is given.
+    """
+    instance = _open(settings)
+    try:
+        check_deletable(name, settings.default_index)  # before asking
+        with instance.db.read() as session:
+            row = get_index(session, name)
+            kind = row.kind
+    except errors.IndexError_ as exc:
+        _fail(exc)
+        return
+    if not yes:
+        typed = click.prompt(
+            f"This deletes {kind} index {name!r}: its pages and files stop being served."
+            " Type its name to confirm",
+            default="",
+            show_default=False,
+        )
+        if typed != name:
+            click.echo(f"error: {typed!r} is not {name!r}: nothing deleted", err=True)
+            sys.exit(1)
+    try:
+        with instance.db.write() as session:
+            delete_index(session, name, default_index=settings.default_index, actor=_ACTOR)
+    except errors.IndexError_ as exc:
+        _fail(exc)
+        return
+    instance.renderer.catch_up()
+    click.echo(f"deleted {kind} index {name!r}; its name stays taken while its rows exist")
 
 
 def _permission_command(grant: bool) -> click.Command:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +30,16 @@ from tilsit.index.manage import (
 from tilsit.index.permissions import set_visibility
 from tilsit.instance import Instance, open_instance
 from tilsit.trust.mirror import root_text
+from tilsit.upstream.cli_options import (
+    FILTER_PARAMS,
+    UPSTREAM_PARAMS,
+    filter_options,
+    filters_document,
+    given_filters,
+    read_password_stdin,
+    upstream_changes,
+    upstream_options,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -252,18 +263,7 @@ def index() -> None:
     metavar="URL",
     help="Make a pull-through proxy of the simple index at URL.",
 )
-@click.option("--upstream-username", default=None, help="User name for the upstream.")
-@click.option(
-    "--upstream-password",
-    default=None,
-    help="Password or token for the upstream (stored in the database).",
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="PEM CA bundle that the upstream's TLS certificate must chain to.",
-)
+@upstream_options
 @click.option(
     "--upstream-root",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -271,18 +271,7 @@ def index() -> None:
     help="Mirror: the origin's TUF root (1.root.json) to verify it against"
     " (default: trust the origin's root on the first sync).",
 )
-@click.option(
-    "--ttl",
-    type=int,
-    default=None,
-    help="Proxy: seconds a fetched project page is served before revalidation (default 600).",
-)
-@click.option(
-    "--interval",
-    type=int,
-    default=None,
-    help="Mirror: seconds between syncs inside `tilsit serve` (default: no schedule).",
-)
+@filter_options
 @click.option("--private", is_flag=True, help="Only users granted 'read' may read it.")
 @click.option(
     "--create-policy",
@@ -296,17 +285,20 @@ def index_create(
     name: str,
     mirror_url: str | None,
     proxy_url: str | None,
-    upstream_username: str | None,
-    upstream_password: str | None,
-    ca_bundle: Path | None,
     upstream_root: Path | None,
-    ttl: int | None,
-    interval: int | None,
     private: bool,
     create_policy: str | None,
     settings: Settings,
+    **values: Any,
 ) -> None:
-    """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL."""
+    """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL.
+
+    A mirror or proxy takes the filters of `tilsit mirror configure` here too, so a
+    mirror with an --interval is filtered from its first scheduled sync.
+    """
+    from tilsit.index.upstream_options import public_url
+    from tilsit.upstream.filters import InvalidFilter
+
     # In a private index every user who may create a project may also probe its names
     # (a name that exists is refused), so only listed users create unless told otherwise.
     create_policy = create_policy or ("listed" if private else "anyone")
@@ -315,25 +307,36 @@ def index_create(
     if upstream_root is not None and not mirror_url:
         raise click.UsageError("--upstream-root is for --mirror indexes")
     kind = "mirror" if mirror_url else "proxy" if proxy_url else "hosted"
+    upstream_values = {k: values[k] for k in UPSTREAM_PARAMS}
+    filter_values = {k: values[k] for k in FILTER_PARAMS}
+    if kind == "hosted" and (
+        given_filters(filter_values)
+        or filter_values["timeout"] is not None
+        or any(v not in (None, False) for v in upstream_values.values())
+    ):
+        raise click.UsageError("upstream settings and filters are for --mirror and --proxy indexes")
     options: dict[str, object] = {}
-    if kind != "hosted":
-        options["upstream"] = mirror_url or proxy_url
-        if upstream_username is not None or upstream_password is not None:
-            options["auth"] = {
-                "username": upstream_username or "__token__",
-                "password": upstream_password or "",
-            }
-        if ca_bundle is not None:
-            options["ca_bundle"] = str(ca_bundle.resolve())
-        if ttl is not None:
-            options["ttl"] = ttl
-        if interval is not None:
-            options["interval"] = interval
-        if upstream_root is not None:
-            try:
-                options["upstream_root"] = root_text(upstream_root)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--upstream-root") from exc
+    try:
+        if kind != "hosted":
+            options["upstream"] = mirror_url or proxy_url
+            read_password_stdin(upstream_values)
+            changes = upstream_changes(None, **upstream_values)
+            options.update({k: v for k, v in changes.items() if v is not None})
+            if given_filters(filter_values):
+                options["filters"] = filters_document(
+                    None, **{k: v for k, v in filter_values.items() if k != "timeout"}
+                ).to_options()
+            if filter_values["timeout"] is not None:
+                options["timeout"] = filter_values["timeout"]
+    except InvalidFilter as exc:
+        raise click.UsageError(str(exc)) from exc
+    except errors.IndexError_ as exc:
+        _fail(exc)
+    if upstream_root is not None:
+        try:
+            options["upstream_root"] = root_text(upstream_root)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--upstream-root") from exc
     instance = _open(settings)
     try:
         with instance.db.write() as session:
@@ -341,23 +344,43 @@ def index_create(
             set_visibility(
                 session, created, private=private, create_policy=create_policy, actor_name="cli"
             )
+            options = dict(created.options)
     except errors.IndexError_ as exc:
         _fail(exc)
     instance.renderer.catch_up()
-    where = f": uploads to /{name}/legacy/" if kind == "hosted" else f" of {options['upstream']}"
-    access = f" (private, create policy {create_policy})" if private else ""
+    where = (
+        f": uploads to /{name}/legacy/"
+        if kind == "hosted"
+        else f" of {public_url(str(options['upstream']))}"
+    )
+    access = (
+        f" (private, create policy {create_policy})"
+        if private
+        else f" (public, create policy {create_policy})"
+    )
     click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}{access}")
+    if kind == "mirror" and "interval" in options:
+        filters = options.get("filters") or {}
+        what = f"filters {json.dumps(filters, sort_keys=True)}" if filters else "no filters"
+        click.echo(f"scheduled: synced every {options['interval']} s by `tilsit serve`, {what}")
 
 
 @index.command("list")
 @instance_options
 def index_list(settings: Settings) -> None:
-    """List indexes with their kind and last serial."""
+    """List indexes: name, kind, public or private, last serial, upstream (no credentials)."""
+    from tilsit.index.upstream_options import public_url
+
     instance = _open(settings)
     with instance.db.read() as session:
         for row in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+            access = "private" if row.private else "public"
+            upstream = (row.options or {}).get("upstream")
+            fields = [row.name, row.kind, access, f"serial {row.last_serial}"]
+            if upstream:
+                fields.append(public_url(str(upstream)))
             default = " (default)" if row.name == settings.default_index else ""
-            click.echo(f"{row.name}\t{row.kind}\tserial {row.last_serial}{default}")
+            click.echo("\t".join(fields) + default)
 
 
 @main.group()

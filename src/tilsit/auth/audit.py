@@ -62,6 +62,8 @@ ACTIONS: dict[str, str] = {
     "index.permission.granted": "index permission granted",
     "index.permission.removed": "index permission removed",
     "index.private": "index visibility changed",
+    "index.changed": "index upstream settings changed",
+    "index.deleted": "index deleted",
     "switch.changed": "admin switch changed",
 }
 

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
 from tilsit.auth.audit import ACTIONS
+from tilsit.db.live import with_deleted
 from tilsit.db.models import AuditEventRow, IndexRow, UserRow
 from tilsit.spec.names import normalize
 
@@ -100,6 +101,8 @@ def _query(session: Session, wanted: EventFilter) -> Select[AuditEventRow, str, 
         select(AuditEventRow, _Subject.name, IndexRow.name)
         .outerjoin(_Subject, _Subject.id == AuditEventRow.user_id)
         .outerjoin(IndexRow, IndexRow.id == AuditEventRow.index_id)
+        # The log is history: events of a deleted index still name it.
+        .execution_options(**with_deleted())
     )
     if wanted.user:
         user_id = session.scalar(select(UserRow.id).where(UserRow.name == wanted.user))
@@ -109,7 +112,11 @@ def _query(session: Session, wanted: EventFilter) -> Select[AuditEventRow, str, 
             (AuditEventRow.user_id == user_id) | (AuditEventRow.actor_id == user_id)
         )
     if wanted.index:
-        index_id = session.scalar(select(IndexRow.id).where(IndexRow.name == wanted.index))
+        index_id = session.scalar(
+            select(IndexRow.id)
+            .where(IndexRow.name == wanted.index)
+            .execution_options(**with_deleted())
+        )
         if index_id is None:
             raise UnknownFilterValue(f"There is no index named {wanted.index!r}")
         query = query.where(AuditEventRow.index_id == index_id)

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tilsit.db.live import hide_deleted_indexes
 from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
 
 __all__ = ["Database"]
@@ -65,6 +66,8 @@ class Database:
             self.engine = create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A deleted index is invisible to every query of these sessions (tilsit.db.live).
+        event.listen(self._sessions, "do_orm_execute", hide_deleted_indexes)
 
     def secret_files(self) -> list[Path]:
         """The files that hold this database on this host (none for a server database)."""

@@ -81,6 +81,8 @@ class IndexRow(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     # Who may create projects: "anyone" with an account, or only users granted "create".
     create_policy: Mapped[str] = mapped_column(String(20), default="anyone")
+    # A deleted index is invisible to every query (tilsit.db.live); its rows stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ProjectRow(Base):

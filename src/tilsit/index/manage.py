@@ -9,23 +9,28 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
 from tilsit.auth.user_names import check_name_free, find_user_named
-from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
+from tilsit.db.live import with_deleted
+from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow, UserRow
 from tilsit.index import errors
 from tilsit.index.journal import record
 from tilsit.index.rows import soft_delete_project
+from tilsit.index.upstream_options import check_upstream_options, public_url
 from tilsit.spec.names import normalize
 from tilsit.spec.versions import version_key
 
 __all__ = [
     "INDEX_KINDS",
+    "change_index",
+    "check_deletable",
     "create_index",
     "create_user",
     "delete_file",
+    "delete_index",
     "delete_project",
     "delete_release",
     "get_index",
@@ -75,20 +80,104 @@ def create_index(
         )
     if kind not in INDEX_KINDS:
         raise errors.InvalidUpload(f"Unknown index kind {kind!r}: expected one of {INDEX_KINDS}")
-    options = dict(options or {})
-    if kind != "hosted":
-        upstream = str(options.get("upstream", ""))
-        if not re.match(r"^https?://[^/\s]+", upstream):
-            raise errors.InvalidUpload(
-                f"A {kind} index needs an upstream http(s) URL, not {upstream!r}"
-            )
-        options["upstream"] = upstream.rstrip("/") + "/"
-    if session.scalars(select(IndexRow.id).where(IndexRow.name == name)).first() is not None:
+    options = check_upstream_options(kind, options or {})
+    holder = session.scalars(
+        select(IndexRow).where(IndexRow.name == name).execution_options(**with_deleted())
+    ).first()
+    if holder is not None and holder.deleted_at is not None:
+        # Its journal, audit events, files and TUF keys still name it: a new index
+        # under the name would inherit them (and clients' pinned roots).
+        raise errors.InvalidUpload(
+            f"The index named {name!r} was deleted on {holder.deleted_at:%Y-%m-%d}; its name"
+            " stays taken while its rows exist: choose another name"
+        )
+    if holder is not None:
         raise errors.InvalidUpload(f"An index named {name!r} already exists")
     index = IndexRow(name=name, kind=kind, options=options)
     session.add(index)
     session.flush()
     record(session, index, "create index", actor=actor, detail={"kind": kind})
+    return index
+
+
+# What pins a mirror or proxy to the upstream it has synced from: changing the URL drops it.
+_UPSTREAM_FACTS = ("synced_filters",)
+
+
+def change_index(
+    session: Session, index: IndexRow, changes: dict[str, object | None], actor: str = ""
+) -> list[str]:
+    """Apply ``changes`` (None drops a setting) to a mirror's or proxy's upstream options.
+
+    The result is checked as a whole by the validator ``create_index`` uses. A new
+    upstream URL starts the index over against the new upstream: its upstream state
+    (serials, root ETag) and every project's upstream serial, ETag and fetch time
+    are cleared, so the next mirror sync compares every project and the proxy
+    revalidates every page unconditionally; nothing is deleted until that sync
+    finds it gone. Returns the names of the settings that changed (audited, never
+    their values: credentials stay out of the log).
+    """
+    before = dict(index.options or {})
+    after = dict(before)
+    # Earlier versions stored these on either kind, where they never had an effect.
+    after.pop("interval" if index.kind == "proxy" else "ttl", None)
+    for key, value in changes.items():
+        if value is None:
+            after.pop(key, None)
+        else:
+            after[key] = value
+    after = check_upstream_options(index.kind, after)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if not changed:
+        return []
+    if "upstream" in changed:
+        for key in _UPSTREAM_FACTS:
+            after.pop(key, None)
+        state = session.get(UpstreamStateRow, index.id)
+        if state is not None:
+            state.upstream_serial = state.synced_serial = None
+            state.root_etag = None
+        session.execute(
+            update(ProjectRow)
+            .where(ProjectRow.index_id == index.id)
+            .values(upstream_serial=None, upstream_etag=None, fetched_at=None)
+        )
+    index.options = after
+    detail: dict[str, object] = {"changed": changed}
+    if "upstream" in changed:
+        detail["upstream"] = public_url(str(after["upstream"]))
+    record_event(
+        session, "index.changed", actor_name=actor or "tilsit", index_id=index.id, detail=detail
+    )
+    return changed
+
+
+def check_deletable(name: str, default_index: str) -> None:
+    """Refuse to delete the default index: it is served at /simple/ and made at start."""
+    if name == default_index:
+        raise errors.InvalidUpload(
+            f"{name!r} is the default index (setting default_index): it cannot be deleted;"
+            " make another index the default first"
+        )
+
+
+def delete_index(session: Session, name: str, *, default_index: str, actor: str = "") -> IndexRow:
+    """Soft-delete index ``name``: from now on no query sees it (:mod:`tilsit.db.live`).
+
+    Its rows stay (the name with them); the renderer removes its tree at the next
+    catch-up, the scheduler stops syncing it, and its blobs are left to fsck.
+    """
+    check_deletable(name, default_index)
+    index = get_index(session, name)
+    index.deleted_at = datetime.now(UTC)
+    record(session, index, "delete index", actor=actor)
+    record_event(
+        session,
+        "index.deleted",
+        actor_name=actor or "tilsit",
+        index_id=index.id,
+        detail={"name": index.name, "kind": index.kind},
+    )
     return index
 
 

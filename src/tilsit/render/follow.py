@@ -16,10 +16,13 @@ projects are tried again at every catch-up that has work, so a passing fault
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
 import os
+import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.engine import Database
+from tilsit.db.live import with_deleted
 from tilsit.db.models import (
     FileRow,
     IndexRow,
@@ -42,6 +46,7 @@ from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
+from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
@@ -138,7 +143,10 @@ class Renderer:
                     names.add(project)
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
-                index = session.get_one(IndexRow, index_id)
+                index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
+                if index.deleted_at is not None:
+                    self._unpublish(session, index)
+                    continue
                 self._render_one_index(session, index, sorted(names), replace=False)
             self.tree.set_serial(last)
             self.failures.save(self._failed)
@@ -155,9 +163,47 @@ class Renderer:
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
                 self._render_one_index(session, index, list(names), replace=True)
+            deleted = select(IndexRow).where(IndexRow.deleted_at.is_not(None))
+            for index in session.scalars(deleted.execution_options(**with_deleted())).all():
+                self._unpublish(session, index)
             self.tree.set_serial(last)
             self.failures.save(self._failed)
             return last
+
+    def _unpublish(self, session: Session, index: IndexRow) -> None:
+        """Take a deleted index out of the tree.
+
+        Its directory (pages, legacy JSON, TUF metadata, a private index's files)
+        leaves in one rename, so all of it answers 404 at once, nginx included (it
+        checks the directory); then it is removed. Its files under the shared
+        ``/packages/`` go unless a public index still lists them. Blobs stay (fsck).
+        """
+        try:
+            source = self.tree.path(index.name)
+        except UnsafeTreePath:
+            return
+        if source.is_dir():
+            hidden = self.tree.tmp / f"deleted-index-{index.id}-{secrets.token_hex(4)}"
+            try:
+                os.rename(source, hidden)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                hidden = source  # another filesystem: removed in place
+            shutil.rmtree(hidden, ignore_errors=True)
+        last = 0
+        while True:  # in pages by id: a mirror may list millions of files
+            page = session.execute(
+                select(FileRow.id, FileRow.sha256, FileRow.filename)
+                .where(FileRow.index_id == index.id, FileRow.id > last)
+                .order_by(FileRow.id)
+                .limit(1000)
+            ).all()
+            if not page:
+                return
+            for file_id, sha256, filename in page:
+                self._unshare(session, sha256, filename)
+                last = file_id
 
     def _start(self, serial: int) -> None:
         self._serial = serial

@@ -19,7 +19,8 @@ from tilsit.db.models import UpstreamStateRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
 from tilsit.instance import Instance, open_instance
-from tilsit.upstream.filters import Filters, InvalidFilter, parse_size
+from tilsit.upstream.cli_options import filter_options, filters_document
+from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.status import status_document
 from tilsit.upstream.sync import NotAMirror, SyncBusy, sync_mirror
 
@@ -177,50 +178,10 @@ def _filters_of(instance: Instance, name: str) -> tuple[dict[str, Any], Filters]
 
 @mirror.command("configure")
 @click.argument("name")
-@click.option(
-    "--allow",
-    multiple=True,
-    metavar="NAME|REQ",
-    help="Only these projects, or versions (requests>=2.30); repeatable.",
-)
-@click.option(
-    "--block",
-    multiple=True,
-    metavar="NAME|REQ",
-    help="Never this project, or these versions (django<4); repeatable.",
-)
-@click.option("--allow-regex", multiple=True, help="Only names matching (whole name); repeatable.")
-@click.option("--block-regex", multiple=True, help="Never names matching; repeatable.")
-@click.option("--prereleases/--no-prereleases", default=None, help="Take pre-releases or not.")
-@click.option(
-    "--platform",
-    "platforms",
-    multiple=True,
-    metavar="PATTERN",
-    help="Only wheels for these platform tags (fnmatch: manylinux*_x86_64); pure wheels and"
-    " sdists always pass; repeatable.",
-)
-@click.option("--max-file-size", default=None, metavar="SIZE", help="Skip larger files (50M).")
-@click.option("--latest", type=click.IntRange(0), default=None, help="Only the N newest releases.")
-@click.option(
-    "--timeout", type=click.FloatRange(0.1), default=None, help="Seconds per upstream request."
-)
+@filter_options
 @click.option("--clear", is_flag=True, help="Drop every filter first.")
 @instance_options
-def configure(
-    name: str,
-    allow: tuple[str, ...],
-    block: tuple[str, ...],
-    allow_regex: tuple[str, ...],
-    block_regex: tuple[str, ...],
-    prereleases: bool | None,
-    platforms: tuple[str, ...],
-    max_file_size: str | None,
-    latest: int | None,
-    timeout: float | None,
-    clear: bool,
-    settings: Settings,
-) -> None:
+def configure(name: str, clear: bool, settings: Settings, **values: Any) -> None:
     """Set the filters of mirror NAME: each option given replaces that setting.
 
     An empty value clears a list (--allow ""), 0 clears a number (--latest 0).
@@ -229,28 +190,10 @@ def configure(
     now exclude and fetches what they now let in.
     """
     instance = _open(settings)
+    timeout = values.pop("timeout")
     try:
         options, current = _filters_of(instance, name)
-        doc = {} if clear else current.to_options()
-        for key, value in (
-            ("allow", allow),
-            ("block", block),
-            ("allow_regex", allow_regex),
-            ("block_regex", block_regex),
-            ("platforms", platforms),
-        ):
-            if value:
-                doc[key] = [v for v in value if v]
-                if not doc[key]:
-                    del doc[key]
-        if prereleases is not None:
-            doc["prereleases"] = prereleases
-        if max_file_size is not None:
-            size = parse_size(max_file_size) if max_file_size not in ("", "0") else None
-            doc["max_file_size"] = size
-        if latest is not None:
-            doc["latest"] = latest or None
-        filters = Filters.from_options({k: v for k, v in doc.items() if v is not None})
+        filters = filters_document(None if clear else current, **values)
     except (InvalidFilter, NotAMirror) as exc:
         _fail(str(exc))
         return

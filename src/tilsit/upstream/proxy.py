@@ -168,6 +168,9 @@ class _PageState:
     exists: bool  # a live project row, so a page in the tree
     fetched_at: datetime | None
     etag: str | None
+    # The index as the database has it now (``index set`` may have changed its
+    # upstream, credentials, CA or TTL); None once it is deleted.
+    index: ProxyIndex | None = None
 
 
 @dataclass(slots=True)
@@ -374,7 +377,9 @@ class Proxy:
     def __init__(self, instance: Instance, clock: Callable[[], float] = time.monotonic) -> None:
         self.instance = instance
         self._clock = clock
-        self._clients: dict[int, UpstreamClient] = {}
+        # Per index: the options a client was built from, and the client.
+        self._clients: dict[int, tuple[Mapping[str, Any], UpstreamClient]] = {}
+        self._retired: list[UpstreamClient] = []
         self._fresh: _Expiring[bool] = _Expiring(clock)
         self._missing: _Expiring[bool] = _Expiring(clock)
         self._failed: _Expiring[UpstreamError] = _Expiring(clock)
@@ -392,21 +397,26 @@ class Proxy:
             }
 
     def client(self, index: ProxyIndex) -> UpstreamClient:
-        client = self._clients.get(index.id)
-        if client is None:
-            options = {"timeout": DEFAULT_TIMEOUT, **index.options}
-            settings = self.instance.settings
-            client = UpstreamClient.from_options(
-                options,
-                connections=_CONNECTIONS,
-                page_max_size=settings.upstream_page_max_size,
-                file_origins=parse_origins(settings.upstream_file_origins),
-            )
-            self._clients[index.id] = client
+        built = self._clients.get(index.id)
+        if built is not None and built[0] == index.options:
+            return built[1]
+        if built is not None:
+            # Changed by `index set`: fetches under way finish on the old client.
+            self._retired.append(built[1])
+        options = {"timeout": DEFAULT_TIMEOUT, **index.options}
+        settings = self.instance.settings
+        client = UpstreamClient.from_options(
+            options,
+            connections=_CONNECTIONS,
+            page_max_size=settings.upstream_page_max_size,
+            file_origins=parse_origins(settings.upstream_file_origins),
+        )
+        self._clients[index.id] = (index.options, client)
         return client
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
+        clients = [client for _, client in self._clients.values()] + self._retired
+        self._clients, self._retired = {}, []
         for client in clients:
             await client.aclose()
 
@@ -442,6 +452,9 @@ class Proxy:
     async def _refresh(self, index: ProxyIndex, name: str) -> PageOutcome:
         key = (index.id, name)
         state = await anyio.to_thread.run_sync(self._page_state, index, name)
+        if state.index is None:
+            return _MISSING  # deleted meanwhile
+        index = state.index
         if state.exists and state.fetched_at is not None:
             age = (datetime.now(UTC) - state.fetched_at).total_seconds()
             if 0 <= age < index.ttl:  # fetched by another process meanwhile
@@ -490,10 +503,12 @@ class Proxy:
 
     def _page_state(self, index: ProxyIndex, name: str) -> _PageState:
         with self.instance.db.read() as session:
+            current = session.get(IndexRow, index.id)
+            now = ProxyIndex.from_row(current) if current is not None else None
             row = self._project(session, index, name)
             if row is None or row.deleted_at is not None:
-                return _PageState(False, None, None)
-            return _PageState(True, row.fetched_at, row.upstream_etag)
+                return _PageState(False, None, None, now)
+            return _PageState(True, row.fetched_at, row.upstream_etag, now)
 
     def _touch(self, index: ProxyIndex, name: str) -> None:
         with self.instance.db.write() as session:

@@ -58,7 +58,6 @@ class TilsitApp:
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
-        self._indexes: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -202,14 +201,9 @@ class TilsitApp:
         await text(send, status, reason, headers, head=scope["method"] == "HEAD")
 
     def _index_exists(self, name: str) -> bool:
-        # Indexes are never removed, so a name once seen is remembered; an unknown
-        # one is looked up each time, as another process may have just created it.
-        if name in self._indexes:
-            return True
-        if os.path.isdir(os.path.join(self.files.root, name, "simple")):
-            self._indexes.add(name)
-            return True
-        return False
+        # Asked of the tree each time (one stat): another process may have just
+        # created the index, or deleted it (its directory leaves the tree).
+        return os.path.isdir(os.path.join(self.files.root, name, "simple"))
 
     async def _operations(self, scope: Scope, send: Send, path: str) -> None:
         if path == "/_/health":

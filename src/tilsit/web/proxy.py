@@ -2,12 +2,14 @@
 
 :class:`TilsitApp` hands over only what concerns a proxy index: its simple and
 legacy JSON pages, and ``/packages/`` paths the tree does not have (yet) while
-some proxy index exists. Which indexes are proxies is kept in memory, so a
-hosted index's reads cost no query here.
+some proxy index exists. Which indexes are proxies, with their options, is kept
+in memory and read again at most every few seconds (``index set`` may change a
+TTL), so a hosted index's reads cost no query here.
 
 What a client sees:
 
-- a page within its TTL, or just refreshed: the tree's page, as for any index;
+- a page within its TTL, or just refreshed: the tree's page, as for any index,
+  with ``Cache-Control: max-age=<TTL>`` (a cache in front revalidates when tilsit would);
 - a cached page whose upstream cannot be reached: the tree's page with
   ``Warning: 110 - "Response is Stale"``, ``X-Tilsit-Stale: <reason>`` and
   ``Cache-Control: no-cache`` (so no cache in front keeps the stale copy);
@@ -66,6 +68,14 @@ def _with_headers(send: Send, added: Headers) -> Send:
     return wrapped
 
 
+def _ttl_cached(send: Send, index: ProxyIndex) -> Send:
+    """A proxy's pages may be cached for its TTL (the page-wide ``page_max_age`` is a
+    hosted index's). Wrapped outside the stale answer's ``send``, whose ``no-cache``
+    is applied last and so wins."""
+    max_age = f"max-age={int(index.ttl)}, public".encode()
+    return _with_headers(send, [(b"cache-control", max_age)])
+
+
 class ProxyRoutes:
     def __init__(self, instance: Instance, read: ReadRoutes) -> None:
         self.read = read
@@ -78,14 +88,17 @@ class ProxyRoutes:
 
     def _learn(self, kinds: dict[str, ProxyIndex | None]) -> None:
         self._kinds = kinds
+        self._learned = time.monotonic()
         self.active = any(kind is not None for kind in kinds.values())
 
     async def index(self, name: str) -> ProxyIndex | None:
-        """The proxy index named ``name``; None for any other kind (no query once known)."""
-        try:
+        """The proxy index named ``name``; None for any other kind.
+
+        From memory, read again when unknown or older than a few seconds: another
+        process may have created the index, or changed its options (TTL, upstream).
+        """
+        if name in self._kinds and time.monotonic() - self._learned < _DISCOVER_EVERY:
             return self._kinds[name]
-        except KeyError:
-            pass
         self._learn(await anyio.to_thread.run_sync(self.proxy.index_kinds))
         return self._kinds.get(name)
 
@@ -144,7 +157,7 @@ class ProxyRoutes:
             if served is None:
                 return
             send = served
-        await self.read.simple(scope, send, index.name, base, rest)
+        await self.read.simple(scope, _ttl_cached(send, index), index.name, base, rest)
 
     async def legacy_json(
         self, scope: Scope, send: Send, index: ProxyIndex, prefix: str, rest: str
@@ -156,7 +169,7 @@ class ProxyRoutes:
             if served is None:
                 return
             send = served
-        await self.read.legacy_json(scope, send, index.name, prefix, rest)
+        await self.read.legacy_json(scope, _ttl_cached(send, index), index.name, prefix, rest)
 
     # -- files ----------------------------------------------------------------------
 

@@ -206,11 +206,17 @@ def _versions_downgrade() -> None:
 
 
 def _lifecycle_upgrade() -> None:
-    """Index lifecycle (no change yet)."""
+    """Index lifecycle: ``indexes.deleted_at`` marks a soft-deleted index.
+
+    A plain ALTER, no batch: on SQLite a batch rebuilds the table, which the
+    foreign keys to ``indexes`` refuse while they are enforced.
+    """
+    op.add_column("indexes", sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def _lifecycle_downgrade() -> None:
-    """Index lifecycle (no change yet)."""
+    """Index lifecycle: drop ``indexes.deleted_at`` (a deleted index comes back)."""
+    op.drop_column("indexes", "deleted_at")
 
 
 # --- part: limits ------------------------------------------------------------------
