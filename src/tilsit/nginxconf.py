@@ -339,9 +339,11 @@ map $tilsit_private $tilsit_visibility {
 "" public;
 default private;
 }
-# Methods other than GET and HEAD on the read path (uploads go to /legacy/).
+# Methods other than GET and HEAD on the read path (uploads go to /legacy/, and
+# older mirror clients' XML-RPC calls to /pypi).
 map "$request_method:$uri" $tilsit_refused {
 "~^(?:GET|HEAD):" "";
+"~^POST:/(?:[a-z0-9][a-z0-9._-]*/)?pypi/?$" "";
 "~^[^:]*:/(?:packages/|simple(?:/|$)|pypi/|[a-z0-9][a-z0-9._-]*/(?:simple|pypi)(?:/|$))" 1;
 default "";
 }
@@ -631,6 +633,17 @@ location ^~ /_/ {{
 {proxy}
 }}
 location ~ "^/(?:{_INDEX}/)?legacy(?:/|$)" {{
+{proxy}
+}}
+# XML-RPC (POST /pypi, /<index>/pypi): only tilsit answers it. "= /pypi" as well, or
+# nginx would answer /pypi with a 301 to the proxied "= /pypi/".
+location ~ "^/(?:{_INDEX}/)?pypi/?$" {{
+{proxy}
+}}
+location = /pypi/ {{
+{proxy}
+}}
+location = /pypi {{
 {proxy}
 }}
 location / {{

@@ -40,6 +40,8 @@ class Bandersnatch:
 
     root: Path
     upstream: Upstream
+    tool: str = "bandersnatch"  # .tools/<tool>/bin/bandersnatch (bandersnatch6: 6.8.0)
+    api_method: str = "simple"
 
     @property
     def directory(self) -> Path:
@@ -59,7 +61,7 @@ class Bandersnatch:
             f"master = {self.upstream.url}\n"
             "storage-backend = filesystem\n"
             # bandersnatch >= 7 speaks only the Simple API; 6.x needs to be told.
-            "api-method = simple\n"
+            f"api-method = {self.api_method}\n"
             "workers = 3\n"
             "verifiers = 3\n"
             "timeout = 10\n"
@@ -80,7 +82,7 @@ class Bandersnatch:
         cache = self.root / "cache"
         for directory in (home, cache):
             directory.mkdir(parents=True, exist_ok=True)
-        env = clean_env(home, cache, binary("bandersnatch").parent)
+        env = clean_env(home, cache, self.program().parent)
         # bandersnatch hands a proxy from the environment to aiohttp as the session's
         # proxy, which ignores NO_PROXY: the dead proxy would catch 127.0.0.1 too. The
         # master URL and the absolute file URLs keep every request on 127.0.0.1
@@ -91,8 +93,11 @@ class Bandersnatch:
         env["SSL_CERT_FILE"] = str(self.upstream.ca_pem)
         return env
 
+    def program(self) -> Path:
+        return binary(self.tool, "bandersnatch")
+
     def run(self) -> subprocess.CompletedProcess[str]:
-        program = binary("bandersnatch")
+        program = self.program()
         config = self.configure()
         result = subprocess.run(
             [str(program), "--config", str(config), "mirror"],
@@ -114,7 +119,7 @@ class Bandersnatch:
 
     def major_version(self) -> int:
         result = subprocess.run(
-            [str(binary("bandersnatch")), "--version"],
+            [str(self.program()), "--version"],
             env=self.env(),
             capture_output=True,
             text=True,

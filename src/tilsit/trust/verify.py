@@ -29,12 +29,13 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from itertools import count
 from netrc import NetrcParseError
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -84,6 +85,9 @@ FAULTS = (*METADATA_FAULTS, *TARGET_FAULTS)
 PAGE_HTML = "index.html"
 PAGE_JSON = "index.v1.json"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+# The header a proxy index's answer to only-if-cached carries for a file not fetched yet.
+FETCHED_HEADER = "x-tilsit-fetched"
+_CHUNK = 1 << 16
 TREE_URL = (
     "tilsit-tree:/"  # DIR mode: ngclient builds URLs by concatenation, TreeFetcher maps them back
 )
@@ -100,6 +104,58 @@ class Fault:
         return self.name in METADATA_FAULTS
 
 
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def _hasher(algorithm: str) -> _Hasher:
+    """A hash object for a TUF hash name (securesystemslib spells BLAKE2b-256 so)."""
+    if algorithm == "blake2b-256":
+        return hashlib.blake2b(digest_size=32)
+    return hashlib.new(algorithm)
+
+
+@dataclass(frozen=True)
+class PlainRead:
+    """What a bounded, streaming read of a plain name found: how many bytes (at most the
+    signed length + 1: past that, reading stopped) and their digests."""
+
+    length: int
+    digests: dict[str, str]
+
+    @classmethod
+    def of(cls, chunks: Iterable[bytes], info: TargetFile) -> PlainRead:
+        try:
+            hashers = {name: _hasher(name) for name in info.hashes}
+        except ValueError:
+            hashers = {}  # an algorithm this Python lacks: reported as a mismatch
+        limit = info.length + 1
+        seen = 0
+        for chunk in chunks:
+            part = chunk if seen + len(chunk) <= limit else chunk[: limit - seen]
+            for hasher in hashers.values():
+                hasher.update(part)
+            seen += len(part)
+            if seen >= limit:
+                break  # more than the signed length: the rest is not read
+        return cls(seen, {name: h.hexdigest() for name, h in hashers.items()})
+
+    def problem(self, info: TargetFile) -> str | None:
+        """How the bytes differ from the signed target info, or None."""
+        if self.length > info.length:
+            return f"more than the signed length of {info.length} bytes (reading stopped there)"
+        if self.length < info.length:
+            return f"{self.length} bytes, the signed length is {info.length}"
+        for name, expected in info.hashes.items():
+            got = self.digests.get(name)
+            if got is None:
+                return f"cannot compute the signed {name} hash"
+            if got != expected:
+                return f"{name} is {got}, signed {expected}"
+        return None
+
+
 @dataclass
 class Report:
     source: str
@@ -113,6 +169,8 @@ class Report:
     pages_read: int = 0
     bytes_checked: int = 0
     seconds: float = 0.0
+    # Files a proxy index links but has not fetched from its upstream yet (URL paths).
+    not_yet_fetched: list[str] = field(default_factory=list)
     # A mirror signed by its own server rather than its origin (the root's signed
     # "x-tilsit-resigned" field): {"upstream": URL, "reason": why}.
     resigned: dict[str, object] | None = None
@@ -142,6 +200,7 @@ class Report:
             "bytes_checked": self.bytes_checked,
             "seconds": round(self.seconds, 3),
             "resigned": self.resigned,
+            "not_yet_fetched": self.not_yet_fetched,
         }
 
     def summary(self) -> str:
@@ -150,6 +209,14 @@ class Report:
             lines.append(
                 f"RE-SIGNED: a mirror of {self.resigned.get('upstream')} signed by its own"
                 f" server's root, not the origin's: {self.resigned.get('reason')}"
+            )
+        if self.not_yet_fetched:
+            shown = ", ".join(p.rsplit("/", 1)[-1] for p in self.not_yet_fetched[:3])
+            more = len(self.not_yet_fetched) - 3
+            lines.append(
+                f"NOT YET FETCHED: {len(self.not_yet_fetched)} file(s) the proxy lists but has"
+                f" not fetched from its upstream ({shown}{f', and {more} more' if more > 0 else ''});"
+                " its signed pages pin their hashes, and each is signed once fetched"
             )
         verdict = "OK" if not self.faults else f"{len(self.faults)} fault(s)"
         lines.append(
@@ -398,8 +465,9 @@ class _Source:
         parts = urlsplit(self.index_base)
         return f"{parts.scheme}://{parts.netloc}{url_path}"
 
-    def get(self, url: str, max_length: int, accept: str | None = None) -> bytes | None:
-        """Bytes at ``url`` (at most ``max_length`` + 1), or None when absent.
+    def read(self, url: str, info: TargetFile, accept: str | None = None) -> PlainRead | None:
+        """Read ``url`` in chunks, hashing as it comes, and stop one byte past the signed
+        length; None when absent. No more than one chunk is ever held.
 
         With ``accept`` set to the JSON type, a directory URL answered with
         anything else (a static server that does not negotiate, as nginx's
@@ -413,7 +481,7 @@ class _Source:
             if path is None or not path.is_file():
                 return None
             with path.open("rb") as fh:
-                return fh.read(max_length + 1)
+                return PlainRead.of(iter(lambda: fh.read(_CHUNK), b""), info)
         assert self.http is not None
         headers = {"Accept": accept} if accept else {}
         with self.http.stream("GET", url, headers=headers) as response:
@@ -422,13 +490,21 @@ class _Source:
             response.raise_for_status()
             media_type = response.headers.get("content-type", "").split(";")[0].strip()
             if accept == JSON_TYPE and url.endswith("/") and media_type != JSON_TYPE:
-                return self.get(url + PAGE_JSON, max_length)
-            data = b""
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > max_length:
-                    break
-            return data[: max_length + 1]
+                return self.read(url + PAGE_JSON, info)
+            return PlainRead.of(response.iter_bytes(_CHUNK), info)
+
+    def not_yet_fetched(self, url: str) -> bool:
+        """Whether a proxy index says it has not fetched the file at ``url`` from its
+        upstream yet. Asked as HTTP asks a cache (``HEAD`` with ``Cache-Control:
+        only-if-cached``, so the proxy never fetches for it); a tilsit proxy answers 504
+        with ``X-Tilsit-Fetched: no``. A tree on disk has no proxy behind it: never."""
+        if self.http is None:
+            return False
+        try:
+            response = self.http.head(url, headers={"Cache-Control": "only-if-cached"})
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 504 and response.headers.get(FETCHED_HEADER) == "no"
 
     def close(self) -> None:
         if self.http is not None:
@@ -652,21 +728,20 @@ class _Run:
         return data
 
     def check_plain(self, path: str, url: str, accept: str | None = None) -> None:
-        """The name pip fetches must hold exactly the signed bytes."""
+        """The name pip fetches must hold exactly the signed bytes (read as a stream,
+        never past the signed length)."""
         info = self.targets[path]
         try:
-            data = self.src.get(url, info.length, accept)
+            read = self.src.read(url, info, accept)
         except httpx.HTTPError as exc:
             self.report.add(UNREACHABLE, path, f"plain name {url}: {type(exc).__name__}: {exc}")
             return
         self.report.plain_checked += 1
-        if data is None:
+        if read is None:
             self.report.add(MISSING, path, f"plain name {url}: not found")
             return
-        try:
-            info.verify_length_and_hashes(data)
-        except tuf_errors.LengthOrHashMismatchError as exc:
-            self.report.add(TAMPERED, path, f"plain name {url}: {exc}")
+        if (problem := read.problem(info)) is not None:
+            self.report.add(TAMPERED, path, f"plain name {url}: {problem}")
 
     def check_page(self, updater: Updater, path: str) -> None:
         if path in self.checked:
@@ -695,6 +770,10 @@ class _Run:
     ) -> None:
         url_path = unquote(urlsplit(urljoin(page_url, href)).path)
         target = self.target_for(url_path, page)
+        if target is None and (unsigned := _package_target(url_path)) is not None:
+            # A file that is not signed (yet): a fault, unless a proxy has not fetched it
+            # (its .metadata may be fetched already, as pip asks for that first).
+            target = unsigned
         if target is None:
             self.report.add(UNLISTED, url_path, f"linked from {page} but not a signed target")
             return
@@ -705,20 +784,28 @@ class _Run:
             pairs.append((target + ".metadata", url_path + ".metadata"))
         for tpath, plain in pairs:
             if tpath not in self.targets:
-                self.report.add(UNLISTED, plain, f"linked from {page} but not a signed target")
+                if not self.unfetched(plain):
+                    self.report.add(UNLISTED, plain, f"linked from {page} but not a signed target")
                 continue
             if tpath not in self.checked:
                 self.check_target(updater, tpath)
                 self.check_plain(tpath, self.src.origin_path(plain))
 
+    def unfetched(self, url_path: str) -> bool:
+        """A file a proxy index lists but has not fetched yet: it signs a file once it
+        holds it, so until then its signed page is what pins the file's hash (and what
+        pip checks the bytes against). Noted, not a fault."""
+        if url_path in self.report.not_yet_fetched:
+            return True  # linked from both pages of the project: asked once
+        if not self.src.not_yet_fetched(self.src.origin_path(url_path)):
+            return False
+        self.report.not_yet_fetched.append(url_path)
+        return True
+
     def target_for(self, url_path: str, page: str) -> str | None:
         """The target path a link on ``page`` names, or None when it names none."""
         parts = url_path.lstrip("/").split("/")
-        if "packages" in parts[:2]:
-            # /packages/… (public) or /<index>/packages/… (private): the
-            # signed path is index-relative either way.
-            start = parts.index("packages")
-            candidate = "/".join(parts[start:])
+        if (candidate := _package_target(url_path)) is not None:
             return candidate if candidate in self.targets else None
         if page.count("/") == 1 and len(parts) >= 3 and parts[-3] == "simple":
             # The project list links <project>/ under the index's simple/.
@@ -726,3 +813,12 @@ class _Run:
             if any(project + n in self.targets for n in (PAGE_HTML, PAGE_JSON)):
                 return project
         return None
+
+
+def _package_target(url_path: str) -> str | None:
+    """The target path of a file's URL path: /packages/… (public) or /<index>/packages/…
+    (private) are index-relative ``packages/…`` either way; None for other paths."""
+    parts = url_path.lstrip("/").split("/")
+    if "packages" not in parts[:2]:
+        return None
+    return "/".join(parts[parts.index("packages") :])

@@ -33,6 +33,7 @@ from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
 from tilsit.web.ui.context import MAX_FORM_BYTES
 from tilsit.web.upload import UploadRoute
+from tilsit.web.xmlrpc import XmlRpcRoute
 
 __all__ = ["TilsitApp"]
 
@@ -55,6 +56,7 @@ class TilsitApp:
         self.proxy = ProxyRoutes(instance, self.read)
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
+        self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
@@ -136,6 +138,9 @@ class TilsitApp:
 
         if area == "legacy" and method == "POST" and rest in ("", "/"):
             await self.upload(scope, receive, send, index)
+            return
+        if area == "pypi" and method == "POST" and rest in ("", "/"):
+            await self.xmlrpc(scope, receive, send, index)  # older mirror clients' XML-RPC
             return
         admitted = await self.gate.admit(scope, send, index)
         if admitted is None:

@@ -53,6 +53,7 @@ STALE_HEADERS: Headers = [
 # With no proxy index known, look in the database again at most this often
 # (another process may have created one), and only on a /packages/ tree miss.
 _DISCOVER_EVERY = 5.0
+_NOT_FETCHED = (b"x-tilsit-fetched", b"no")
 
 
 def _with_headers(send: Send, added: Headers) -> Send:
@@ -190,6 +191,12 @@ class ProxyRoutes:
         if inm is not None and etag in (c.strip().removeprefix("W/") for c in inm.split(",")):
             headers = [(b"etag", etag.encode()), (b"cache-control", _IMMUTABLE)]
             await respond(send, 304, b"", headers, head=True, content_type=None)
+            return
+        if not target.stored and "only-if-cached" in (header(scope, b"cache-control") or ""):
+            # RFC 9111: answer from what is held, never from upstream (`tilsit verify`
+            # asks so, to tell a file not fetched yet from one that should be signed).
+            reason = "Gateway Timeout: not fetched from the upstream yet (only-if-cached)"
+            await text(send, 504, reason, [_NOT_FETCHED], head=head)
             return
         if head and target.size is not None and not target.stored:
             # What the page promises, without fetching the bytes just to count them.
