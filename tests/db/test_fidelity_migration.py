@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from tilsit.db import engine as db_engine
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.instance import Instance
+from tilsit.spec.versions import version_key
 
 
 def _alembic(instance: Instance, direction: str, revision: str) -> None:
@@ -69,7 +70,9 @@ def test_upload_time_is_nullable_and_the_downgrade_fills_it(instance: Instance) 
         session.add(project)
         session.flush()
         created = datetime(2024, 3, 4, 5, 6, 7, tzinfo=UTC)
-        release = ReleaseRow(project_id=project.id, version="1.0", created_at=created)
+        release = ReleaseRow(
+            project_id=project.id, version="1.0", version_key=version_key("1.0"), created_at=created
+        )
         session.add(release)
         session.flush()
         session.add(_file(release, index, "p-1.0.tar.gz", "http://upstream/p-1.0.tar.gz"))
