@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 
-from tilsit.config import SETTINGS, InvalidSetting, Settings, load_settings
+from tilsit.config import SETTINGS, Settings, load_settings, read_config_table
+from tilsit.db.engine import Database
 from tilsit.db.models import FileRow, IndexRow, UserRow
 from tilsit.index import errors
 from tilsit.index.manage import (
@@ -27,7 +28,17 @@ from tilsit.index.manage import (
     set_yanked,
 )
 from tilsit.index.permissions import set_visibility
-from tilsit.instance import Instance, open_instance
+from tilsit.instance import Instance, open_instance, written_paths
+from tilsit.operator import (
+    ConfigError,
+    NotWritable,
+    OperatorError,
+    check_owner,
+    check_port,
+    check_tls_files,
+    check_writable,
+    unwritable_message,
+)
 from tilsit.trust.mirror import root_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,17 +63,16 @@ def instance_options(func: F) -> F:
     )
     @functools.wraps(func)
     def wrapper(*args: Any, data: Path | None, config: Path | None, **kwargs: Any) -> Any:
-        try:
-            settings = load_settings(config, {"data": data})
-        except InvalidSetting as exc:
-            raise click.UsageError(str(exc)) from exc
+        # A bad settings file or variable is an OperatorError: main prints it in one line.
+        settings = load_settings(config, {"data": data})
         return func(*args, settings=settings, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _open(settings: Settings) -> Instance:
-    instance = open_instance(settings)
+    """The instance every command but serve and init works on: it must exist already."""
+    instance = open_instance(settings, create=False)
     # Release database connections when the command ends, however it ends.
     click.get_current_context().call_on_close(instance.close)
     return instance
@@ -73,7 +83,34 @@ def _fail(exc: errors.IndexError_) -> None:
     sys.exit(1)
 
 
-@click.group()
+class _OperatorGroup(click.Group):
+    """The top command: an operator's mistake, raised anywhere below, ends in one line.
+
+    Commands raise :class:`OperatorError` (a bad setting, no data directory, a
+    port in use, ...) and do not catch it themselves; a PermissionError that
+    no check foresaw still names its file and whose it is, never a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperatorError as exc:
+            raise _OneLine(str(exc)) from None
+        except PermissionError as exc:
+            if exc.filename is None:
+                raise
+            path = Path(os.fsdecode(exc.filename))
+            raise _OneLine(unwritable_message(path, "cannot be opened")) from None
+
+
+class _OneLine(click.ClickException):
+    """Printed as ``error: <message>`` on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@click.group(cls=_OperatorGroup)
 @click.version_option(package_name="tilsit")
 def main() -> None:
     """tilsit: a Python package index you run yourself."""
@@ -89,19 +126,15 @@ def _secure_secrets(settings: Settings, instance: Instance) -> None:
         files.append(config)
     try:
         fixes = tighten(files, [settings.outbox_dir])
-    except LooseSecretMode as exc:
+    except LooseSecretMode:
         instance.close()
-        raise click.ClickException(str(exc)) from exc
+        raise
     for fix in fixes:
         click.echo(f"tightened {fix}", err=True)
 
 
 def _config_holds_secrets(path: Path) -> bool:
-    import tomllib
-
-    with path.open("rb") as fh:
-        document = tomllib.load(fh)
-    table = document.get("tilsit", document)
+    table = read_config_table(path)
     url = str(table.get("database_url", table.get("database-url", "")))
     password = table.get("smtp_password", table.get("smtp-password", ""))
     # A database URL names its password between "user:" and "@".
@@ -139,23 +172,18 @@ def serve(
     from tilsit.web.reason import install
     from tilsit.web.server import server_options
 
-    try:
-        settings = load_settings(
-            config,
-            {
-                "host": host,
-                "port": port,
-                "workers": workers,
-                "tls_cert": tls_cert,
-                "tls_key": tls_key,
-                "data": data,
-            },
-        )
-    except InvalidSetting as exc:
-        raise click.UsageError(str(exc)) from exc
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    instance = open_instance(settings)
+    settings = load_settings(
+        config,
+        {
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "data": data,
+        },
+    )
+    instance = _open_for_serving(settings)
     _secure_secrets(settings, instance)
     scheme = "https" if settings.tls_cert else "http"
     origin = f"{scheme}://{settings.host}:{settings.port}"
@@ -211,6 +239,47 @@ def serve(
     )
 
 
+def _open_for_serving(settings: Settings) -> Instance:
+    """Check what the operator may have got wrong, then open (or make) the instance.
+
+    Everything that can be checked before anything is written is checked first
+    (TLS files, the port, who may write the data directory), so a mistake
+    changes nothing; the port is free when the banner says where to connect.
+    """
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError(
+            "tls_cert and tls_key go together: give both (--tls-cert and --tls-key) or neither"
+        )
+    if settings.tls_cert:
+        check_tls_files(settings.tls_cert, settings.tls_key)
+    check_port(settings.host, settings.port)
+    _check_data_dir(settings)
+    instance = open_instance(settings, create=True)
+    try:
+        # Again, now that the tree's index directories exist.
+        check_writable(written_paths(settings))
+    except OperatorError:
+        instance.close()
+        raise
+    return instance
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The data directory is ours to write, or (when missing) can be made."""
+    data = settings.data
+    if data.is_dir():
+        check_owner(data)
+        check_writable(written_paths(settings))
+        return
+    parent = next((p for p in data.absolute().parents if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise NotWritable(
+            f"data directory {data} does not exist and {parent} is not writable, so it cannot"
+            " be made; create it for the user that runs tilsit (mkdir, chown), or choose"
+            " another with --data"
+        )
+
+
 def _how_to_run_tilsit() -> str:
     """The command to print in hints: plain ``tilsit`` only when PATH finds this very one."""
     import shutil
@@ -222,6 +291,36 @@ def _how_to_run_tilsit() -> str:
     if me.name == "tilsit" and me.is_file():
         return str(me)
     return f"{sys.executable} -m tilsit"
+
+
+@main.command()
+@instance_options
+def init(settings: Settings) -> None:
+    """Make a new data directory: database, default index and TUF keys; print what it made.
+
+    Every command but this and `serve` refuses to run where no data directory is.
+    """
+    from tilsit.trust.keys import keys_dir, trust_dir
+
+    data = settings.data
+    database = Database.sqlite_path(settings.db_url)
+    had = {
+        "data": data.is_dir(),
+        "keys": (trust_dir(data) / "1.root.json").exists(),
+        "database": database.is_file() if database is not None else False,
+    }
+    _check_data_dir(settings)
+    instance = open_instance(settings, create=True)
+    click.get_current_context().call_on_close(instance.close)
+    made = "made" if not had["data"] else "kept (it existed)"
+    click.echo(f"data directory {data.resolve()}: {made}")
+    db_made = "made" if database is not None and not had["database"] else "schema up to date"
+    click.echo(f"database {instance.db.display_url}: {db_made}")
+    keys_made = "made" if not had["keys"] else "kept (they existed)"
+    click.echo(f"TUF keys in {keys_dir(data).resolve()}: {keys_made}")
+    click.echo(f"static tree {settings.tree_dir.resolve()}, blobs {settings.blob_dir.resolve()}")
+    click.echo(f"default index {settings.default_index!r}: /simple/ (uploads to /legacy/)")
+    click.echo(f"next: {_how_to_run_tilsit()} serve --data {data.resolve()}")
 
 
 @main.group()

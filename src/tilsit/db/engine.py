@@ -51,11 +51,9 @@ def _sqlite_setup(engine: Engine) -> None:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path: Path | None = None
+        self.path = self.sqlite_path(url)
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                self.path = Path(path)
+            if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # Owner-only before SQLite writes a byte; its side files take this mode.
                 create_private_file(self.path)
@@ -65,6 +63,19 @@ class Database:
             self.engine = create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def sqlite_path(url: str) -> Path | None:
+        """The file of a SQLite URL (None for a server database or an in-memory one)."""
+        if not url.startswith("sqlite"):
+            return None
+        path = url.split("///", 1)[-1]
+        return Path(path) if path and path != ":memory:" else None
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def secret_files(self) -> list[Path]:
         """The files that hold this database on this host (none for a server database)."""
