@@ -11,7 +11,8 @@ try/except of its own. Hierarchy::
     ├── NotWritable          a directory or file tilsit must write, and cannot
     ├── WrongOwner           the data directory belongs to another user than the one running
     ├── PortUnavailable      the listen address cannot be bound (in use, privileged, unknown)
-    └── TlsFileError         a TLS certificate or key that is missing or unusable
+    ├── TlsFileError         a TLS certificate or key that is missing or unusable
+    └── UnsafeKeyFile        a TUF key file that is missing, readable by others, or foreign
 
 Other modules make their own operator errors subclasses (a loose secret file's
 mode, an unsafe key file), so the entry point catches them all at once.
@@ -36,6 +37,7 @@ __all__ = [
     "OperatorError",
     "PortUnavailable",
     "TlsFileError",
+    "UnsafeKeyFile",
     "WrongOwner",
     "check_owner",
     "check_port",
@@ -73,6 +75,10 @@ class PortUnavailable(OperatorError):
 
 class TlsFileError(OperatorError):
     """The TLS certificate or key file is missing, unreadable, or not a matching pair."""
+
+
+class UnsafeKeyFile(OperatorError):
+    """A signing key file that is missing, readable by others, or not the one root names."""
 
 
 def _user(uid: int) -> str:
