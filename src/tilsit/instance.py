@@ -11,12 +11,12 @@ from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.db.models import IndexRow
 from tilsit.index.manage import create_index
-from tilsit.operator import DataDirMissing, UnsafeKeyFile, check_owner
+from tilsit.operator import DataDirMissing, check_owner
 from tilsit.render.follow import Renderer
 from tilsit.render.tree import Tree
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
-from tilsit.trust.keys import KeyError_, keys_dir, open_keys, trust_dir
+from tilsit.trust.keys import keys_dir, open_keys, trust_dir
 from tilsit.trust.repository import Signing
 from tilsit.trust.settings import trust_settings, utcnow
 
@@ -118,11 +118,7 @@ def open_instance(settings: Settings, *, migrate: bool = True, create: bool = Tr
     # Every index is signed (TUF); a data directory without keys gets a first set.
     # Before the database opens: an unsafe key file stops the server with nothing open.
     trust = trust_settings(settings)
-    try:
-        keys = open_keys(settings.data, trust, utcnow())
-    except KeyError_ as exc:  # a key file missing, readable by others, or not root's
-        raise UnsafeKeyFile(str(exc)) from None
-    signing = Signing(tree, keys, trust)
+    signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
     db = Database(settings.db_url)
     if migrate:
         db.migrate()

@@ -11,11 +11,11 @@ try/except of its own. Hierarchy::
     ├── NotWritable          a directory or file tilsit must write, and cannot
     ├── WrongOwner           the data directory belongs to another user than the one running
     ├── PortUnavailable      the listen address cannot be bound (in use, privileged, unknown)
-    ├── TlsFileError         a TLS certificate or key that is missing or unusable
-    └── UnsafeKeyFile        a TUF key file that is missing, readable by others, or foreign
+    └── TlsFileError         a TLS certificate or key that is missing or unusable
 
 Other modules make their own operator errors subclasses (a loose secret file's
-mode, an unsafe key file), so the entry point catches them all at once.
+mode, ``tilsit.store.private.LooseSecretMode``; an unsafe or missing key file,
+``tilsit.trust.keys.KeyError_``), so the entry point catches them all at once.
 
 This module imports nothing of tilsit, so any layer may raise these.
 """
@@ -37,7 +37,6 @@ __all__ = [
     "OperatorError",
     "PortUnavailable",
     "TlsFileError",
-    "UnsafeKeyFile",
     "WrongOwner",
     "check_owner",
     "check_port",
@@ -75,10 +74,6 @@ class PortUnavailable(OperatorError):
 
 class TlsFileError(OperatorError):
     """The TLS certificate or key file is missing, unreadable, or not a matching pair."""
-
-
-class UnsafeKeyFile(OperatorError):
-    """A signing key file that is missing, readable by others, or not the one root names."""
 
 
 def _user(uid: int) -> str:
