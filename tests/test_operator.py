@@ -263,3 +263,21 @@ def test_a_secret_file_of_another_user_is_named(settings: Settings, instance: In
     finally:
         os.chown(database, 0, -1)
         database.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgres://tilsit:hunter2@127.0.0.1:{port}/db", "is not a database URL tilsit can use"),
+        ("postgresql+psycopg://tilsit:hunter2@127.0.0.1:{port}/db", "cannot open the database"),
+    ],
+)
+def test_a_database_url_that_does_not_work_is_named_without_its_password(
+    settings: Settings, instance: Instance, tmp_path: Path, url: str, named: str
+) -> None:
+    wrong = {"TILSIT_DATABASE_URL": url.format(port=postgres.free_port())}
+    fresh = tmp_path / "fresh"
+    for args, data in ((("index", "list"), settings.data), (tuple(serve()), fresh)):
+        line = refused(tilsit(settings, *args, data=data, env=wrong), named, "database")
+        assert "hunter2" not in line and "***" in line
+    assert not fresh.exists()  # serve made nothing before the database answered

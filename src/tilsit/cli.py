@@ -265,7 +265,14 @@ def _open_for_serving(settings: Settings) -> Instance:
 
 
 def _check_data_dir(settings: Settings) -> None:
-    """The data directory is ours to write, or (when missing) can be made."""
+    """The data directory is ours to write, or (when missing) can be made; a server
+    database answers. Checked before anything is made, so a mistake leaves nothing."""
+    if Database.sqlite_path(settings.db_url) is None:
+        db = Database(settings.db_url)
+        try:
+            db.check_connection()
+        finally:
+            db.dispose()
     data = settings.data
     if data.is_dir():
         check_owner(data)

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tilsit.config import Settings
-from tilsit.db.engine import Database
+from tilsit.db.engine import Database, DatabaseUnavailable
 from tilsit.db.models import IndexRow
 from tilsit.index.manage import create_index
 from tilsit.operator import DataDirMissing, check_owner
@@ -58,7 +58,7 @@ def require_instance(settings: Settings) -> None:
     # A server database at the wrong URL (another, empty database) is the same mistake.
     db = Database(settings.db_url)
     try:
-        empty = db.revision() is None
+        empty = db.check_connection() is None
     finally:
         db.dispose()
     if empty:
@@ -120,6 +120,11 @@ def open_instance(settings: Settings, *, migrate: bool = True, create: bool = Tr
     trust = trust_settings(settings)
     signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
     db = Database(settings.db_url)
+    try:
+        db.check_connection()
+    except DatabaseUnavailable:
+        db.dispose()
+        raise
     if migrate:
         db.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)

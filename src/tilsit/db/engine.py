@@ -15,12 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tilsit.operator import ConfigError
 from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
 
-__all__ = ["Database"]
+__all__ = ["Database", "DatabaseUnavailable"]
+
+
+class DatabaseUnavailable(ConfigError):
+    """database_url names no database tilsit can use, or its server cannot be reached."""
+
+
+def make_url_safe(url: str) -> str:
+    """``url`` without its password, when it parses at all (for messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable>"
+
 
 # Any constant would do; this one spells "tilsit" in ASCII.
 _WRITE_LOCK_KEY = 0x74696C736974
@@ -60,7 +75,14 @@ class Database:
             self.engine = create_engine(url, connect_args={"timeout": 30})
             _sqlite_setup(self.engine)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            except (ArgumentError, NoSuchModuleError) as exc:
+                raise DatabaseUnavailable(
+                    f"database_url {make_url_safe(url)!r} is not a database URL tilsit can use"
+                    f" ({exc}); use postgresql+psycopg://user@host/db or leave it empty"
+                    " for SQLite in the data directory"
+                ) from None
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -82,6 +104,17 @@ class Database:
         if self.path is None:
             return []
         return [self.path, *(self.path.with_name(self.path.name + s) for s in SQLITE_SIDE_FILES)]
+
+    def check_connection(self) -> str | None:
+        """The schema revision, or :class:`DatabaseUnavailable` naming the database and why."""
+        try:
+            return self.revision()
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise DatabaseUnavailable(
+                f"cannot open the database {self.display_url}: {reason}; check database_url"
+                " (TILSIT_DATABASE_URL) and that the database server is running"
+            ) from None
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None for an empty database."""
