@@ -86,6 +86,8 @@ COMMANDS = [
     ("audit", "export"),
     ("publisher", "list"),
     ("tuf", "refresh"),
+    ("keys", "show"),
+    ("keys", "rotate"),
     ("mirror", "status", "pypi"),
     ("fsck",),
 ]
@@ -168,6 +170,8 @@ def test_a_missing_settings_file_from_the_environment_is_named(
     gone = tmp_path / "gone.toml"
     result = tilsit(settings, "index", "list", env={"TILSIT_CONFIG": str(gone)})
     refused(result, str(gone), "TILSIT_CONFIG")
+    for args in (("index", "list"), tuple(serve())):
+        refused(tilsit(settings, *args, "--config", str(gone)), str(gone), "--config")
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ def instance_options(func: F) -> F:
     @click.option(
         "--config",
         "config",
-        type=click.Path(path_type=Path, exists=True),
+        # Not exists=True: a missing file is named in one line by load_settings.
+        type=click.Path(path_type=Path),
         default=None,
         help="TOML settings file (or TILSIT_CONFIG).",
     )
@@ -150,7 +151,7 @@ def _config_holds_secrets(path: Path) -> bool:
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Data directory.")
 @click.option(
     "--config",
-    type=click.Path(path_type=Path, exists=True),
+    type=click.Path(path_type=Path),  # a missing file: named in one line by load_settings
     default=None,
     help="TOML settings file (or TILSIT_CONFIG).",
 )

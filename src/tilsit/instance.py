@@ -20,7 +20,13 @@ from tilsit.trust.keys import keys_dir, open_keys, trust_dir
 from tilsit.trust.repository import Signing
 from tilsit.trust.settings import trust_settings, utcnow
 
-__all__ = ["Instance", "open_instance", "require_instance", "written_paths"]
+__all__ = [
+    "Instance",
+    "open_instance",
+    "require_data_dir",
+    "require_instance",
+    "written_paths",
+]
 
 
 @dataclass
@@ -36,6 +42,19 @@ class Instance:
         self.db.dispose()
 
 
+_FIX = (
+    "give the data directory with --data or TILSIT_DATA (or data in the settings file),"
+    " or make a new one with `tilsit init`"
+)
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Refuse unless the data directory exists and belongs to the user running tilsit."""
+    if not settings.data.is_dir():
+        raise DataDirMissing(f"no tilsit data directory at {settings.data.resolve()}; {_FIX}")
+    check_owner(settings.data)
+
+
 def require_instance(settings: Settings) -> None:
     """Refuse, naming where it looked, unless a data directory (and database) is there.
 
@@ -43,18 +62,10 @@ def require_instance(settings: Settings) -> None:
     run from the wrong directory, or with a mistyped ``--data``, would otherwise make
     an empty one and answer from it ("no such user") as if the real one were empty.
     """
-    data = settings.data
-    fix = (
-        "give the data directory with --data or TILSIT_DATA (or data in the settings file),"
-        " or make a new one with `tilsit init`"
-    )
-    where = data.resolve()
-    if not data.is_dir():
-        raise DataDirMissing(f"no tilsit data directory at {where}; {fix}")
-    check_owner(data)
+    require_data_dir(settings)
     database = Database.sqlite_path(settings.db_url)
     if database is not None and not database.is_file():
-        raise DataDirMissing(f"no tilsit database at {database.resolve()}; {fix}")
+        raise DataDirMissing(f"no tilsit database at {database.resolve()}; {_FIX}")
     # A server database at the wrong URL (another, empty database) is the same mistake.
     db = Database(settings.db_url)
     try:
