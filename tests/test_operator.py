@@ -231,6 +231,29 @@ def test_a_command_names_a_lock_file_it_cannot_open(settings: Settings, instance
     lock.chmod(0o444)
     result = tilsit(settings, "rebuild", no_override=True)
     refused(result, str(lock), "belongs to")
+    refused(tilsit(settings, *serve(), no_override=True), str(lock), "not writable")
+
+
+def test_a_command_whose_render_fails_says_so(settings: Settings, instance: Instance) -> None:
+    """A page the command could not write is named, not silent (and stays in /_/health)."""
+    simple = settings.tree_dir / "main" / "simple"
+    simple.chmod(0o555)
+    try:
+        made = tilsit(settings, "rebuild", no_override=True)
+        listed = tilsit(settings, "index", "list")
+    finally:
+        simple.chmod(0o755)
+    assert made.returncode == 0, made.stderr
+    assert "rebuilt the tree" in made.stdout
+    assert "Traceback" not in made.stderr
+    lines = made.stderr.splitlines()
+    # The renderer's own log line (the failure), then the summary with what to do.
+    assert lines[0].startswith("error: render failed for index 'main'"), lines
+    assert lines[-1].startswith("warning: main could not be rendered (PermissionError"), lines
+    assert "/_/health" in lines[-1]
+    # The next command (with a writable tree) retries the failed render as it opens.
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert instance.renderer.render_failures() == []
 
 
 def test_an_unsafe_key_file_is_named(settings: Settings, instance: Instance) -> None:

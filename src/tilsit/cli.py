@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -71,12 +72,47 @@ def instance_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _OneLineLog(logging.Formatter):
+    """``error: message``: what tilsit logs while a command runs, without tracebacks
+    (the server's log keeps them; an operator at a prompt needs the one line)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _log_in_one_line() -> None:
+    logger = logging.getLogger("tilsit")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineLog())
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
 def _open(settings: Settings) -> Instance:
     """The instance every command but serve and init works on: it must exist already."""
+    _log_in_one_line()
     instance = open_instance(settings, create=False)
     # Release database connections when the command ends, however it ends.
-    click.get_current_context().call_on_close(instance.close)
+    context = click.get_current_context()
+    context.call_on_close(instance.close)
+    # Run first (last registered): a render this command's change could not make is
+    # said here too, not only in /_/health, so the operator sees it at once.
+    context.call_on_close(lambda: _warn_render_failures(instance))
     return instance
+
+
+def _warn_render_failures(instance: Instance) -> None:
+    failures = instance.renderer.render_failures()
+    if not failures:
+        return
+    first = failures[0]
+    more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+    click.echo(
+        f"warning: {first.key.rstrip('/')} could not be rendered ({first.error}){more};"
+        " tilsit serve retries every few minutes (tilsit rebuild now), /_/health lists them",
+        err=True,
+    )
 
 
 def _fail(exc: errors.IndexError_) -> None:

@@ -98,8 +98,10 @@ def written_paths(settings: Settings) -> list[Path]:
         trust_dir(data),
         settings.outbox_dir,
         data / "render.lock",
+        data / "trust.lock",
         data / "render-failures.json",
         tree / ".serial",
+        *sorted(data.glob("mirror-*.lock")),
     ]
     database = Database.sqlite_path(settings.db_url)
     if database is not None:
