@@ -72,21 +72,19 @@ def instance_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class _OneLineLog(logging.Formatter):
-    """``error: message``: what tilsit logs while a command runs, without tracebacks
-    (the server's log keeps them; an operator at a prompt needs the one line)."""
+class _OneLineLog(logging.Handler):
+    """``error: message`` on stderr: what tilsit logs while a command runs, without
+    tracebacks (the server's log keeps them; an operator at a prompt needs the line)."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+    def emit(self, record: logging.LogRecord) -> None:
+        # click.echo finds the stderr of the moment (a test runner swaps it).
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
 
 
 def _log_in_one_line() -> None:
     logger = logging.getLogger("tilsit")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_OneLineLog())
-        handler.setLevel(logging.WARNING)
-        logger.addHandler(handler)
+    if not any(isinstance(h, _OneLineLog) for h in logger.handlers):
+        logger.addHandler(_OneLineLog(logging.WARNING))
 
 
 def _open(settings: Settings) -> Instance:
