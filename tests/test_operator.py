@@ -308,3 +308,40 @@ def test_a_database_url_that_does_not_work_is_named_without_its_password(
         line = refused(tilsit(settings, *args, data=data, env=wrong), named, "database")
         assert "hunter2" not in line and "***" in line
     assert not fresh.exists()  # serve made nothing before the database answered
+
+
+def test_a_data_directory_on_a_read_only_filesystem_is_named(
+    settings: Settings, instance: Instance
+) -> None:
+    data = settings.data
+    mounted = subprocess.run(["mount", "--bind", str(data), str(data)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a bind mount needs root: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(data)], check=True)
+        served = tilsit(settings, *serve())
+        listed = tilsit(settings, "index", "list")
+    finally:
+        subprocess.run(["umount", str(data)], check=True)
+    refused(served, str(data), "read-only filesystem", "mount it read-write")
+    assert served.stdout == ""
+    refused(listed, str(data), "read-only filesystem")
+
+
+def test_a_tree_on_another_mount_than_tmp_is_named(settings: Settings, instance: Instance) -> None:
+    """Every page is renamed from data/tmp into the tree: across mounts that fails (EXDEV)."""
+    tree = settings.tree_dir
+    mounted = subprocess.run(["mount", "--bind", str(tree), str(tree)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a bind mount needs root: {mounted.stderr.decode().strip()}")
+    try:
+        served = tilsit(settings, *serve())
+        rebuilt = tilsit(settings, "rebuild")
+    finally:
+        subprocess.run(["umount", str(tree)], check=True)
+    refused(served, str(tree), "one filesystem")
+    assert served.stdout == ""
+    # rebuild logs each page it could not write, then stops at the tree's serial marker.
+    assert rebuilt.returncode == 1 and "Traceback" not in rebuilt.stderr
+    last = rebuilt.stderr.splitlines()[-1]
+    assert last.startswith(f"error: {tree / '.serial'} is on another filesystem"), last

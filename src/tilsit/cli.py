@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -131,11 +132,33 @@ class _OperatorGroup(click.Group):
             return super().invoke(ctx)
         except OperatorError as exc:
             raise _OneLine(str(exc)) from None
-        except PermissionError as exc:
-            if exc.filename is None:
+        except OSError as exc:
+            # What no check foresaw: a file made unwritable, or a disk that filled, while
+            # the command ran. Named with its file; any other OSError is a bug: traceback.
+            if exc.filename is None or exc.errno not in _OPERATOR_ERRNOS:
                 raise
             path = Path(os.fsdecode(exc.filename))
-            raise _OneLine(unwritable_message(path, "cannot be opened")) from None
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _OneLine(f"{path}: {exc.strerror}; free space there") from None
+            if exc.errno == errno.EXDEV:  # name the target: the source is in tmp
+                target = Path(os.fsdecode(exc.filename2 or exc.filename))
+                raise _OneLine(_SAME_FILESYSTEM.format(path=target)) from None
+            raise _OneLine(unwritable_message(path, "cannot be written")) from None
+
+
+_OPERATOR_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EXDEV,
+}
+_SAME_FILESYSTEM = (
+    "{path} is on another filesystem than the data directory's tmp; tilsit renames files"
+    " from tmp into the tree and blobs (and hard-links blobs into the tree), so data/tmp,"
+    " data/tree and data/blobs must be on one filesystem"
+)
 
 
 class _OneLine(click.ClickException):
@@ -293,10 +316,34 @@ def _open_for_serving(settings: Settings) -> Instance:
     try:
         # Again, now that the tree's index directories exist.
         check_writable(written_paths(settings))
+        _check_renames(settings)
     except OperatorError:
         instance.close()
         raise
     return instance
+
+
+def _check_renames(settings: Settings) -> None:
+    """Move a probe file from tmp into the tree and the blobs, as every write does.
+
+    A tree or blob directory on another mount (even a bind mount of the same disk)
+    fails every page with EXDEV after its commit; found here, it stops start-up.
+    """
+    import tempfile
+
+    for target in (settings.tree_dir, settings.blob_dir):
+        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix=".probe-")
+        os.close(fd)
+        moved = target / Path(name).name
+        try:
+            os.replace(name, moved)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            raise NotWritable(_SAME_FILESYSTEM.format(path=target)) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+            moved.unlink(missing_ok=True)
 
 
 def _check_data_dir(settings: Settings) -> None:

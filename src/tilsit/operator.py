@@ -95,6 +95,15 @@ def _running_as() -> str:
 def unwritable_message(path: Path, problem: str = "is not writable") -> str:
     """One line: ``path`` cannot be used, who owns it, who is running, the fix."""
     try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return (
+            f"{path} {problem}: it is on a read-only filesystem; mount it read-write, or"
+            " choose another data directory (--data)"
+        )
+    try:
         owner = owner_name(path)
     except OSError:
         owner = "an unknown owner"
