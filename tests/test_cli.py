@@ -23,7 +23,9 @@ Run = Callable[..., Result]
 
 
 @pytest.fixture
-def run(settings: Settings) -> Run:
+def run(settings: Settings, instance: Instance) -> Run:
+    """Run a command on the test's instance (made first: only serve and init make one)."""
+
     def invoke(*args: str, code: int = 0) -> Result:
         env = {"TILSIT_DATABASE_URL": settings.database_url}
         result = CliRunner().invoke(main, [*args, "--data", str(settings.data)], env=env)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -14,7 +16,8 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 
-from tilsit.config import SETTINGS, InvalidSetting, Settings, load_settings
+from tilsit.config import SETTINGS, Settings, load_settings, read_config_table
+from tilsit.db.engine import Database
 from tilsit.db.models import FileRow, IndexRow, UserRow
 from tilsit.index import errors
 from tilsit.index.manage import (
@@ -28,7 +31,17 @@ from tilsit.index.manage import (
     set_yanked,
 )
 from tilsit.index.permissions import set_visibility
-from tilsit.instance import Instance, open_instance
+from tilsit.instance import Instance, open_instance, written_paths
+from tilsit.operator import (
+    ConfigError,
+    NotWritable,
+    OperatorError,
+    check_owner,
+    check_port,
+    check_tls_files,
+    check_writable,
+    unwritable_message,
+)
 from tilsit.trust.mirror import root_text
 from tilsit.upstream.cli_options import (
     FILTER_PARAMS,
@@ -57,26 +70,59 @@ def instance_options(func: F) -> F:
     @click.option(
         "--config",
         "config",
-        type=click.Path(path_type=Path, exists=True),
+        # Not exists=True: a missing file is named in one line by load_settings.
+        type=click.Path(path_type=Path),
         default=None,
         help="TOML settings file (or TILSIT_CONFIG).",
     )
     @functools.wraps(func)
     def wrapper(*args: Any, data: Path | None, config: Path | None, **kwargs: Any) -> Any:
-        try:
-            settings = load_settings(config, {"data": data})
-        except InvalidSetting as exc:
-            raise click.UsageError(str(exc)) from exc
+        # A bad settings file or variable is an OperatorError: main prints it in one line.
+        settings = load_settings(config, {"data": data})
         return func(*args, settings=settings, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
+class _OneLineLog(logging.Handler):
+    """``error: message`` on stderr: what tilsit logs while a command runs, without
+    tracebacks (the server's log keeps them; an operator at a prompt needs the line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # click.echo finds the stderr of the moment (a test runner swaps it).
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def _log_in_one_line() -> None:
+    logger = logging.getLogger("tilsit")
+    if not any(isinstance(h, _OneLineLog) for h in logger.handlers):
+        logger.addHandler(_OneLineLog(logging.WARNING))
+
+
 def _open(settings: Settings) -> Instance:
-    instance = open_instance(settings)
+    """The instance every command but serve and init works on: it must exist already."""
+    _log_in_one_line()
+    instance = open_instance(settings, create=False)
     # Release database connections when the command ends, however it ends.
-    click.get_current_context().call_on_close(instance.close)
+    context = click.get_current_context()
+    context.call_on_close(instance.close)
+    # Run first (last registered): a render this command's change could not make is
+    # said here too, not only in /_/health, so the operator sees it at once.
+    context.call_on_close(lambda: _warn_render_failures(instance))
     return instance
+
+
+def _warn_render_failures(instance: Instance) -> None:
+    failures = instance.renderer.render_failures()
+    if not failures:
+        return
+    first = failures[0]
+    more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+    click.echo(
+        f"warning: {first.key.rstrip('/')} could not be rendered ({first.error}){more};"
+        " tilsit serve retries every few minutes (tilsit rebuild now), /_/health lists them",
+        err=True,
+    )
 
 
 def _fail(exc: errors.IndexError_) -> None:
@@ -84,7 +130,56 @@ def _fail(exc: errors.IndexError_) -> None:
     sys.exit(1)
 
 
-@click.group()
+class _OperatorGroup(click.Group):
+    """The top command: an operator's mistake, raised anywhere below, ends in one line.
+
+    Commands raise :class:`OperatorError` (a bad setting, no data directory, a
+    port in use, ...) and do not catch it themselves; a PermissionError that
+    no check foresaw still names its file and whose it is, never a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperatorError as exc:
+            raise _OneLine(str(exc)) from None
+        except OSError as exc:
+            # What no check foresaw: a file made unwritable, or a disk that filled, while
+            # the command ran. Named with its file; any other OSError is a bug: traceback.
+            if exc.filename is None or exc.errno not in _OPERATOR_ERRNOS:
+                raise
+            path = Path(os.fsdecode(exc.filename))
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _OneLine(f"{path}: {exc.strerror}; free space there") from None
+            if exc.errno == errno.EXDEV:  # name the target: the source is in tmp
+                target = Path(os.fsdecode(exc.filename2 or exc.filename))
+                raise _OneLine(_SAME_FILESYSTEM.format(path=target)) from None
+            raise _OneLine(unwritable_message(path, "cannot be written")) from None
+
+
+_OPERATOR_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EXDEV,
+}
+_SAME_FILESYSTEM = (
+    "{path} is on another filesystem than the data directory's tmp; tilsit renames files"
+    " from tmp into the tree and blobs (and hard-links blobs into the tree), so data/tmp,"
+    " data/tree and data/blobs must be on one filesystem"
+)
+
+
+class _OneLine(click.ClickException):
+    """Printed as ``error: <message>`` on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@click.group(cls=_OperatorGroup)
 @click.version_option(package_name="tilsit")
 def main() -> None:
     """tilsit: a Python package index you run yourself."""
@@ -100,19 +195,15 @@ def _secure_secrets(settings: Settings, instance: Instance) -> None:
         files.append(config)
     try:
         fixes = tighten(files, [settings.outbox_dir])
-    except LooseSecretMode as exc:
+    except LooseSecretMode:
         instance.close()
-        raise click.ClickException(str(exc)) from exc
+        raise
     for fix in fixes:
         click.echo(f"tightened {fix}", err=True)
 
 
 def _config_holds_secrets(path: Path) -> bool:
-    import tomllib
-
-    with path.open("rb") as fh:
-        document = tomllib.load(fh)
-    table = document.get("tilsit", document)
+    table = read_config_table(path)
     url = str(table.get("database_url", table.get("database-url", "")))
     password = table.get("smtp_password", table.get("smtp-password", ""))
     # A database URL names its password between "user:" and "@".
@@ -128,7 +219,7 @@ def _config_holds_secrets(path: Path) -> bool:
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Data directory.")
 @click.option(
     "--config",
-    type=click.Path(path_type=Path, exists=True),
+    type=click.Path(path_type=Path),  # a missing file: named in one line by load_settings
     default=None,
     help="TOML settings file (or TILSIT_CONFIG).",
 )
@@ -151,23 +242,18 @@ def serve(
     from tilsit.web.reason import install
     from tilsit.web.server import server_options
 
-    try:
-        settings = load_settings(
-            config,
-            {
-                "host": host,
-                "port": port,
-                "workers": workers,
-                "tls_cert": tls_cert,
-                "tls_key": tls_key,
-                "data": data,
-            },
-        )
-    except InvalidSetting as exc:
-        raise click.UsageError(str(exc)) from exc
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    instance = open_instance(settings)
+    settings = load_settings(
+        config,
+        {
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "data": data,
+        },
+    )
+    instance = _open_for_serving(settings)
     _secure_secrets(settings, instance)
     # Temp files of a killed upload, sync or render (fsck reaps them too).
     from tilsit.store.leftovers import reap_leftovers
@@ -229,6 +315,78 @@ def serve(
     )
 
 
+def _open_for_serving(settings: Settings) -> Instance:
+    """Check what the operator may have got wrong, then open (or make) the instance.
+
+    Everything that can be checked before anything is written is checked first
+    (TLS files, the port, who may write the data directory), so a mistake
+    changes nothing; the port is free when the banner says where to connect.
+    """
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError(
+            "tls_cert and tls_key go together: give both (--tls-cert and --tls-key) or neither"
+        )
+    if settings.tls_cert:
+        check_tls_files(settings.tls_cert, settings.tls_key)
+    check_port(settings.host, settings.port)
+    _check_data_dir(settings)
+    instance = open_instance(settings, create=True)
+    try:
+        # Again, now that the tree's index directories exist.
+        check_writable(written_paths(settings))
+        _check_renames(settings)
+    except OperatorError:
+        instance.close()
+        raise
+    return instance
+
+
+def _check_renames(settings: Settings) -> None:
+    """Move a probe file from tmp into the tree and the blobs, as every write does.
+
+    A tree or blob directory on another mount (even a bind mount of the same disk)
+    fails every page with EXDEV after its commit; found here, it stops start-up.
+    """
+    import tempfile
+
+    for target in (settings.tree_dir, settings.blob_dir):
+        fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix=".probe-")
+        os.close(fd)
+        moved = target / Path(name).name
+        try:
+            os.replace(name, moved)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            raise NotWritable(_SAME_FILESYSTEM.format(path=target)) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+            moved.unlink(missing_ok=True)
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The data directory is ours to write, or (when missing) can be made; a server
+    database answers. Checked before anything is made, so a mistake leaves nothing."""
+    if Database.sqlite_path(settings.db_url) is None:
+        db = Database(settings.db_url)
+        try:
+            db.check_connection()
+        finally:
+            db.dispose()
+    data = settings.data
+    if data.is_dir():
+        check_owner(data)
+        check_writable(written_paths(settings))
+        return
+    parent = next((p for p in data.absolute().parents if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise NotWritable(
+            f"data directory {data} does not exist and {parent} is not writable, so it cannot"
+            " be made; create it for the user that runs tilsit (mkdir, chown), or choose"
+            " another with --data"
+        )
+
+
 def _how_to_run_tilsit() -> str:
     """The command to print in hints: plain ``tilsit`` only when PATH finds this very one."""
     import shutil
@@ -240,6 +398,36 @@ def _how_to_run_tilsit() -> str:
     if me.name == "tilsit" and me.is_file():
         return str(me)
     return f"{sys.executable} -m tilsit"
+
+
+@main.command()
+@instance_options
+def init(settings: Settings) -> None:
+    """Make a new data directory: database, default index and TUF keys; print what it made.
+
+    Every command but this and `serve` refuses to run where no data directory is.
+    """
+    from tilsit.trust.keys import keys_dir, trust_dir
+
+    data = settings.data
+    database = Database.sqlite_path(settings.db_url)
+    had = {
+        "data": data.is_dir(),
+        "keys": (trust_dir(data) / "1.root.json").exists(),
+        "database": database.is_file() if database is not None else False,
+    }
+    _check_data_dir(settings)
+    instance = open_instance(settings, create=True)
+    click.get_current_context().call_on_close(instance.close)
+    made = "made" if not had["data"] else "kept (it existed)"
+    click.echo(f"data directory {data.resolve()}: {made}")
+    db_made = "made" if database is not None and not had["database"] else "schema up to date"
+    click.echo(f"database {instance.db.display_url}: {db_made}")
+    keys_made = "made" if not had["keys"] else "kept (they existed)"
+    click.echo(f"TUF keys in {keys_dir(data).resolve()}: {keys_made}")
+    click.echo(f"static tree {settings.tree_dir.resolve()}, blobs {settings.blob_dir.resolve()}")
+    click.echo(f"default index {settings.default_index!r}: /simple/ (uploads to /legacy/)")
+    click.echo(f"next: {_how_to_run_tilsit()} serve --data {data.resolve()}")
 
 
 @main.group()

@@ -14,11 +14,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "InvalidSetting", "Setting", "Settings", "load_settings"]
+from tilsit.operator import ConfigError
+
+__all__ = [
+    "SETTINGS",
+    "InvalidSetting",
+    "Setting",
+    "Settings",
+    "load_settings",
+    "read_config_table",
+]
 
 
-class InvalidSetting(ValueError):
-    """A setting whose name is unknown or whose value has the wrong type."""
+class InvalidSetting(ConfigError, ValueError):
+    """A settings file that cannot be read or parsed, or a setting whose name is unknown
+    or whose value has the wrong type; the message names the file or variable."""
 
 
 @dataclass(frozen=True)
@@ -347,18 +357,34 @@ class Settings:
         return self.oidc_audience or self.base_url.rstrip("/") or "tilsit"
 
 
+_TYPE_WORDS = {
+    bool: "true or false",
+    int: "int (a whole number)",
+    float: "a number",
+    str: "a string",
+    Path: "a path",
+}
+
+
 def _coerce(setting: Setting, value: object, origin: str) -> object:
     try:
         if setting.type is bool:
-            if isinstance(value, str):
-                return value.strip().lower() in {"1", "true", "yes", "on"}
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower() if isinstance(value, str | int) else None
+            if word in {"1", "true", "yes", "on"}:
+                return True
+            if word in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError("not a boolean")  # "maybe" must not quietly mean off
         if setting.type in (int, float) and isinstance(value, bool):
             raise TypeError("a boolean is not a number")
+        if setting.type is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError("not a whole number")  # int() would cut it silently
         coerced = setting.type(value)
     except (TypeError, ValueError) as exc:
         raise InvalidSetting(
-            f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}"
+            f"{origin}: {setting.name} must be {_TYPE_WORDS[setting.type]}, got {value!r}"
         ) from exc
     if setting.name.endswith("_rate"):
         # Checked here, so a mistyped limit stops start-up instead of the first login.
@@ -382,6 +408,28 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
     return coerced
 
 
+def read_config_table(path: Path) -> dict[str, Any]:
+    """The settings table of a TOML file (``[tilsit]`` or the top level), or InvalidSetting."""
+    try:
+        with path.open("rb") as fh:
+            document = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends in "(at line L, column C)": the place to fix.
+        raise InvalidSetting(f"{path}: not valid TOML: {exc}; fix the file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidSetting(f"{path}: not valid TOML: not UTF-8 text ({exc.reason})") from None
+    except IsADirectoryError:
+        raise InvalidSetting(f"{path}: is a directory; give a TOML settings file") from None
+    except OSError as exc:
+        raise InvalidSetting(
+            f"settings file {path}: {exc.strerror}; check --config or TILSIT_CONFIG"
+        ) from None
+    table = document.get("tilsit", document)
+    if not isinstance(table, dict):
+        raise InvalidSetting(f"{path}: [tilsit] must be a table of settings")
+    return table
+
+
 def load_settings(
     config_file: Path | None = None,
     overrides: Mapping[str, object] | None = None,
@@ -393,13 +441,13 @@ def load_settings(
     sources: list[str] = []
     path = config_file or (Path(env["TILSIT_CONFIG"]) if env.get("TILSIT_CONFIG") else None)
     if path is not None:
-        with path.open("rb") as fh:
-            document = tomllib.load(fh)
-        table = document.get("tilsit", document)
+        table = read_config_table(path)
         for key, value in table.items():
             name = key.replace("-", "_")
             if name not in by_name:
-                raise InvalidSetting(f"{path}: unknown setting {key!r}")
+                raise InvalidSetting(
+                    f"{path}: unknown setting {key!r}; `tilsit settings` lists them all"
+                )
             values[name] = _coerce(by_name[name], value, str(path))
         sources.append(str(path))
     for setting in SETTINGS:

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 
 from tilsit.config import Settings
-from tilsit.db.engine import Database
+from tilsit.db.engine import Database, DatabaseUnavailable
 from tilsit.db.models import IndexRow
 from tilsit.index.manage import create_index
+from tilsit.operator import DataDirMissing, check_owner
 from tilsit.render.follow import Renderer
 from tilsit.render.tree import Tree
 from tilsit.store.fs import FilesystemBlobStore
-from tilsit.trust.keys import open_keys
+from tilsit.store.private import SQLITE_SIDE_FILES
+from tilsit.trust.keys import keys_dir, open_keys, trust_dir
 from tilsit.trust.repository import Signing
 from tilsit.trust.settings import trust_settings, utcnow
 
-__all__ = ["Instance", "open_instance"]
+__all__ = [
+    "Instance",
+    "open_instance",
+    "require_data_dir",
+    "require_instance",
+    "written_paths",
+]
 
 
 @dataclass
@@ -33,15 +42,102 @@ class Instance:
         self.db.dispose()
 
 
-def open_instance(settings: Settings, *, migrate: bool = True) -> Instance:
-    """Open (and on first use create) the data directory, schema and default index."""
-    settings.data.mkdir(parents=True, exist_ok=True)
+_FIX = (
+    "give the data directory with --data or TILSIT_DATA (or data in the settings file),"
+    " or make a new one with `tilsit init`"
+)
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Refuse unless the data directory exists and belongs to the user running tilsit."""
+    if not settings.data.is_dir():
+        raise DataDirMissing(f"no tilsit data directory at {settings.data.resolve()}; {_FIX}")
+    check_owner(settings.data)
+
+
+def require_instance(settings: Settings) -> None:
+    """Refuse, naming where it looked, unless a data directory (and database) is there.
+
+    Only ``tilsit serve`` and ``tilsit init`` make a new instance: any other command
+    run from the wrong directory, or with a mistyped ``--data``, would otherwise make
+    an empty one and answer from it ("no such user") as if the real one were empty.
+    """
+    require_data_dir(settings)
+    database = Database.sqlite_path(settings.db_url)
+    if database is not None and not database.is_file():
+        raise DataDirMissing(f"no tilsit database at {database.resolve()}; {_FIX}")
+    # A server database at the wrong URL (another, empty database) is the same mistake.
+    db = Database(settings.db_url)
+    try:
+        empty = db.check_connection() is None
+    finally:
+        db.dispose()
+    if empty:
+        raise DataDirMissing(
+            f"the database {db.display_url} holds no tilsit schema; check database_url"
+            " (TILSIT_DATABASE_URL), or make a new instance with `tilsit init`"
+        )
+
+
+def written_paths(settings: Settings) -> list[Path]:
+    """The directories (and lock and state files) a running server writes, outermost first.
+
+    ``serve`` checks each that exists before it starts: a page directory or lock
+    that another user made (a CLI run as root) would otherwise fail uploads
+    after their commit. The tree is checked to the depth tilsit makes per index
+    (``<index>/simple``, ``pypi``, ``packages``, ``tuf``), not file by file, so
+    start-up stays quick on a large index.
+    """
+    data, tree = settings.data, settings.tree_dir
+    paths = [
+        data,
+        tree,
+        settings.tmp_dir,
+        settings.blob_dir,
+        keys_dir(data),
+        trust_dir(data),
+        settings.outbox_dir,
+        data / "render.lock",
+        data / "trust.lock",
+        data / "render-failures.json",
+        tree / ".serial",
+        *sorted(data.glob("mirror-*.lock")),
+    ]
+    database = Database.sqlite_path(settings.db_url)
+    if database is not None:
+        # SQLite writes its -wal and -shm files beside the database.
+        paths += [database.parent, database]
+        paths += [database.with_name(database.name + s) for s in SQLITE_SIDE_FILES]
+    if tree.is_dir():
+        for index in sorted(p for p in tree.iterdir() if p.is_dir() and p.name != "packages"):
+            paths.append(index)
+            paths += [index / part for part in ("simple", "pypi", "packages", "tuf")]
+        paths.append(tree / "packages")
+    return paths
+
+
+def open_instance(settings: Settings, *, migrate: bool = True, create: bool = True) -> Instance:
+    """Open the data directory, schema and default index; with ``create``, make them first.
+
+    Without ``create`` (every command but ``serve`` and ``init``), a missing data
+    directory or database, or an empty one, is refused (:class:`DataDirMissing`)
+    and nothing is made.
+    """
+    if create:
+        settings.data.mkdir(parents=True, exist_ok=True)
+    else:
+        require_instance(settings)
     tree = Tree(settings.tree_dir, settings.tmp_dir)
     # Every index is signed (TUF); a data directory without keys gets a first set.
     # Before the database opens: an unsafe key file stops the server with nothing open.
     trust = trust_settings(settings)
     signing = Signing(tree, open_keys(settings.data, trust, utcnow()), trust)
     db = Database(settings.db_url)
+    try:
+        db.check_connection()
+    except DatabaseUnavailable:
+        db.dispose()
+        raise
     if migrate:
         db.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)

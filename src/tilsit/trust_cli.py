@@ -14,6 +14,7 @@ import click
 
 from tilsit.cli import _open, instance_options, main
 from tilsit.config import Settings
+from tilsit.instance import require_data_dir
 from tilsit.trust.expiry import expiry_report
 from tilsit.trust.keys import (
     KeyError_,
@@ -110,6 +111,7 @@ def keys_init(
 @instance_options
 def keys_show(settings: Settings) -> None:
     """Root keyids and the sha256 of each index's 1.root.json (what clients pin)."""
+    require_data_dir(settings)  # loading takes a lock file there: never make the directory
     try:
         _describe(load_keys(settings.data), settings.tree_dir)
     except KeyError_ as exc:

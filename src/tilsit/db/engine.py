@@ -15,13 +15,28 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tilsit.db.live import hide_deleted_indexes
+from tilsit.operator import ConfigError
 from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
 
-__all__ = ["Database"]
+__all__ = ["Database", "DatabaseUnavailable"]
+
+
+class DatabaseUnavailable(ConfigError):
+    """database_url names no database tilsit can use, or its server cannot be reached."""
+
+
+def make_url_safe(url: str) -> str:
+    """``url`` without its password, when it parses at all (for messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable>"
+
 
 # Any constant would do; this one spells "tilsit" in ASCII.
 _WRITE_LOCK_KEY = 0x74696C736974
@@ -52,28 +67,57 @@ def _sqlite_setup(engine: Engine) -> None:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path: Path | None = None
+        self.path = self.sqlite_path(url)
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                self.path = Path(path)
+            if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # Owner-only before SQLite writes a byte; its side files take this mode.
                 create_private_file(self.path)
             self.engine = create_engine(url, connect_args={"timeout": 30})
             _sqlite_setup(self.engine)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            except (ArgumentError, NoSuchModuleError) as exc:
+                raise DatabaseUnavailable(
+                    f"database_url {make_url_safe(url)!r} is not a database URL tilsit can use"
+                    f" ({exc}); use postgresql+psycopg://user@host/db or leave it empty"
+                    " for SQLite in the data directory"
+                ) from None
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A deleted index is invisible to every query of these sessions (tilsit.db.live).
         event.listen(self._sessions, "do_orm_execute", hide_deleted_indexes)
+
+    @staticmethod
+    def sqlite_path(url: str) -> Path | None:
+        """The file of a SQLite URL (None for a server database or an in-memory one)."""
+        if not url.startswith("sqlite"):
+            return None
+        path = url.split("///", 1)[-1]
+        return Path(path) if path and path != ":memory:" else None
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def secret_files(self) -> list[Path]:
         """The files that hold this database on this host (none for a server database)."""
         if self.path is None:
             return []
         return [self.path, *(self.path.with_name(self.path.name + s) for s in SQLITE_SIDE_FILES)]
+
+    def check_connection(self) -> str | None:
+        """The schema revision, or :class:`DatabaseUnavailable` naming the database and why."""
+        try:
+            return self.revision()
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise DatabaseUnavailable(
+                f"cannot open the database {self.display_url}: {reason}; check database_url"
+                " (TILSIT_DATABASE_URL) and that the database server is running"
+            ) from None
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None for an empty database."""

@@ -132,10 +132,13 @@ class Renderer:
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
             ).all()
-            if not rows:
-                return done
-            last = int(rows[-1][0])
+            last = int(rows[-1][0]) if rows else done
             self._start(last)
+            if not rows and not self._failed:
+                return done
+            # With no new rows, the projects that failed before are still tried again:
+            # a failure after commit (a full disk, a directory another user made) heals
+            # at the next catch-up, which serve runs at start and every few minutes.
             touched: dict[int, set[str]] = {}
             for _serial, index_id, project in rows:
                 names = touched.setdefault(index_id, set())
@@ -148,7 +151,8 @@ class Renderer:
                     self._unpublish(session, index)
                     continue
                 self._render_one_index(session, index, sorted(names), replace=False)
-            self.tree.set_serial(last)
+            if rows:
+                self.tree.set_serial(last)
             self.failures.save(self._failed)
             return last
 

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tilsit.operator import OperatorError
+
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
@@ -42,7 +44,7 @@ DIR_MODE = 0o700
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-class LooseSecretMode(Exception):
+class LooseSecretMode(OperatorError):
     """A secret file or directory that others may read, and that tilsit cannot tighten."""
 
 
@@ -128,5 +130,6 @@ def tighten(files: list[Path], directories: list[Path]) -> list[ModeFix]:
         raise LooseSecretMode(
             "files that hold secrets are readable by others and tilsit cannot fix them: "
             + "; ".join(refused)
+            + "; run tilsit as their owner, or chmod go-rwx them (and chown them to that user)"
         )
     return fixes

@@ -31,6 +31,8 @@ from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import Delegations, Metadata, Root, SuccinctRoles, Targets
 from tuf.api.serialization.json import JSONSerializer
 
+from tilsit.operator import OperatorError
+
 __all__ = [
     "ENV_ONLINE_KEY",
     "KeyError_",
@@ -50,7 +52,7 @@ _ROOT_FILE = re.compile(r"(\d+)\.root\.json")
 _TARGETS_FILE = re.compile(r"(\d+)\.targets\.json")
 
 
-class KeyError_(Exception):
+class KeyError_(OperatorError):
     """A key file that is missing, unsafe (readable by others) or not the one root names."""
 
 

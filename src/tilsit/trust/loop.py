@@ -67,6 +67,8 @@ async def keep_fresh(
 ) -> None:
     while not stop.is_set():
         try:
+            # First the journal: a render that failed after its commit is tried again.
+            await anyio.to_thread.run_sync(instance.renderer.catch_up)
             for line in await anyio.to_thread.run_sync(freshness_pass, instance):
                 log.info("tuf: %s", line)
         except Exception:  # a bad pass must not end the loop: the next may succeed

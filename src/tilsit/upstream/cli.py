@@ -13,25 +13,18 @@ from typing import Any
 
 import click
 
-from tilsit.cli import instance_options
+from tilsit.cli import _open, instance_options
 from tilsit.config import Settings
 from tilsit.db.models import UpstreamStateRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
-from tilsit.instance import Instance, open_instance
+from tilsit.instance import Instance
 from tilsit.upstream.cli_options import filter_options, filters_document
 from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.status import status_document
 from tilsit.upstream.sync import NotAMirror, SyncBusy, sync_mirror
 
 __all__ = ["mirror"]
-
-
-def _open(settings: Settings) -> Instance:
-    instance = open_instance(settings)
-    # Release database connections when the command ends, however it ends.
-    click.get_current_context().call_on_close(instance.close)
-    return instance
 
 
 def _fail(message: str) -> None:
