@@ -37,12 +37,9 @@ def email_refusal(user: UserRow | None, required: bool) -> str | None:
         return None
     if user.email and user.email_verified_at is not None:
         return None
-    what = (
-        f"your email address {user.email} is not confirmed yet"
-        if user.email
-        else "your account has no email address"
-    )
+    what = f"{user.email} is not confirmed yet" if user.email else "your account has no address"
+    # The way out comes first: the HTTP reason phrase (what twine prints) keeps 200 characters.
     return (
-        f"Uploads need a confirmed email address, and {what}: confirm one on your account"
-        " page, /account/, then upload again (setting require_verified_email_for_upload)"
+        "Uploads need a confirmed email address: confirm yours on your account page,"
+        f" /account/, then upload again ({what}; setting require_verified_email_for_upload)"
     )
