@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import desc, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -220,6 +220,8 @@ def _live_releases(db: Session, project: ProjectRow) -> list[tuple[ReleaseRow, l
         select(ReleaseRow)
         .where(ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None))
         .order_by(desc(ReleaseRow.created_at), desc(ReleaseRow.id))
+        # One query for every release's files, not one per release.
+        .options(selectinload(ReleaseRow.files))
     )
     return [
         (release, sorted((f for f in release.files if f.deleted_at is None), key=_filename))
