@@ -175,7 +175,7 @@ def token_list(user_name: str, settings: Settings) -> None:
             sys.exit(1)
         names = {row.id: row.name for row in session.execute(select(IndexRow.id, IndexRow.name))}
         rows = tokens_of(session, owner)
-    click.echo("id\tprefix\tscope\tcreated\texpires\tlast used\trevoked\tdescription")
+    click.echo("id\tprefix\tscope\tbulk\tcreated\texpires\tlast used\trevoked\tdescription")
     for row in rows:
         scope = (
             f"index={names.get(row.index_id, '?') if row.index_id else '*'}"
@@ -187,6 +187,7 @@ def token_list(user_name: str, settings: Settings) -> None:
                     str(row.id),
                     row.display_prefix,
                     scope,
+                    "bulk" if row.bulk else "-",
                     _when(row.created_at),
                     _when(row.expires_at) if row.expires_at else "never",
                     _when(row.last_used_at) if row.last_used_at else "never",

@@ -677,6 +677,12 @@ def token() -> None:
 @click.option("--index", "index_name", default=None, help="Limit to this index.")
 @click.option("--expires", default=None, help="30d, 12h, 90m or an ISO date; default: never.")
 @click.option("--description", default="", help="What the token is for.")
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Its uploads skip the upload rate limits (project_create_rate), to load a whole"
+    " dependency closure; see docs/accounts.md.",
+)
 @instance_options
 def token_create(
     user_name: str,
@@ -684,6 +690,7 @@ def token_create(
     index_name: str | None,
     expires: str | None,
     description: str,
+    bulk: bool,
     settings: Settings,
 ) -> None:
     """Create an API token and print its secret (shown only this once)."""
@@ -708,6 +715,7 @@ def token_create(
                 expires_at=expires_at,
                 description=description,
                 actor_name="cli",
+                bulk=bulk,
             )
     except errors.IndexError_ as exc:
         _fail(exc)
@@ -963,8 +971,8 @@ def settings_doc() -> None:
 
 
 # Command groups kept in their own modules. They import instance_options from
-# here, so they come last; importing the first four registers their commands.
-from tilsit import access_cli, audit_cli, trust_cli, verify_cli  # noqa: E402, F401
+# here, so they come last; importing the first five registers their commands.
+from tilsit import access_cli, audit_cli, trust_cli, user_cli, verify_cli  # noqa: E402, F401
 from tilsit.publishers_cli import publisher  # noqa: E402
 from tilsit.upstream.cli import mirror  # noqa: E402
 

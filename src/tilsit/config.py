@@ -190,8 +190,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Days a project stays critical after it was last among the top critical_percent,"
         " so that others' downloads cannot push it out of the 2FA policy at once.",
     ),
+    Setting("login_rate", str, "10/5m", "Failed logins allowed per user name (count/window)."),
     Setting(
-        "login_rate", str, "10/5m", "Failed logins allowed per user and per IP (count/window)."
+        "login_ip_rate",
+        str,
+        "100/5m",
+        "Failed logins allowed per client IP, whatever the user name; higher than login_rate"
+        " so that one user's mistakes do not lock out others behind the same NAT.",
     ),
     Setting(
         "two_factor_rate",
@@ -199,7 +204,20 @@ SETTINGS: tuple[Setting, ...] = (
         "5/5m,20/1h",
         "Failed second-factor attempts allowed per user (comma-separated count/window).",
     ),
-    Setting("project_create_rate", str, "20/1h", "New projects allowed per user."),
+    Setting(
+        "project_create_rate",
+        str,
+        "20/1h",
+        "New projects allowed per user (administrators and bulk tokens are exempt).",
+    ),
+    Setting(
+        "require_verified_email_for_upload",
+        str,
+        "auto",
+        "Refuse uploads by users without a confirmed email address: on, off, or auto (on"
+        " when smtp_host is set, as without mail nobody could confirm one).",
+        ("auto", "on", "off"),
+    ),
     Setting(
         "publisher_add_rate",
         str,
@@ -312,8 +330,10 @@ class Settings:
     critical_percent: float = 1.0
     critical_keep_days: int = 30
     login_rate: str = "10/5m"
+    login_ip_rate: str = "100/5m"
     two_factor_rate: str = "5/5m,20/1h"
     project_create_rate: str = "20/1h"
+    require_verified_email_for_upload: str = "auto"
     publisher_add_rate: str = "100/1d"
     pending_publishers_max: int = 3
     oidc_audience: str = ""

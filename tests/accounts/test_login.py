@@ -124,7 +124,8 @@ def test_attack_table_one_user_1000_bad_passwords(
 
 
 def test_attack_table_one_ip_many_names(instance: Instance, browsers: BrowserFactory) -> None:
-    """1,000 attempts from one address, each at another user name: per-IP limit."""
+    """1,000 attempts from one address, each at another user name: per-IP limit
+    (login_ip_rate, 100 per 5 minutes)."""
     for i in range(3):
         add_user(instance, f"user{i}")
     web = browsers("192.0.2.7")
@@ -135,12 +136,13 @@ def test_attack_table_one_ip_many_names(instance: Instance, browsers: BrowserFac
             "/account/login",
             data={"name": f"user{attempt % 3}x{attempt}", "password": "wrong", "csrf_token": token},
         )
-        if attempt < 10:
+        if attempt < 100:
             assert response.status_code == 403, attempt
         else:
             assert response.status_code == 429, attempt
             assert int(response.headers["retry-after"]) > 0
-    assert passwords.verification_count() - before == 10
+    assert passwords.verification_count() - before == 100
+    assert "100 per 5 minutes" in alert(response)
     # Another address is not affected.
     other = browsers("192.0.2.8")
     assert other.login("user0").status_code == 303
@@ -179,3 +181,29 @@ def test_read_only_allows_login_and_logout(instance: Instance, browsers: Browser
         user = db.scalars(select(UserRow).where(UserRow.name == "alice")).one()
         assert passwords.verify_password(user.password_hash, PASSWORD)
     assert web.form("/account/logout", {}, page="/account/").status_code == 303
+
+
+def test_one_users_mistakes_do_not_lock_out_others_behind_one_nat(
+    instance: Instance, browsers: BrowserFactory
+) -> None:
+    """Failures count per user (login_rate) and per IP (login_ip_rate) separately: alice
+    mistyping until she is refused leaves bob, on the same address, free to log in."""
+    add_user(instance, "alice")
+    add_user(instance, "bob")
+    nat = "198.51.100.20"
+    alice = browsers(nat)
+    token = alice.csrf()
+    statuses = [
+        alice.post(
+            "/account/login",
+            data={"name": "alice", "password": f"typo-{n}", "csrf_token": token},
+        ).status_code
+        for n in range(30)
+    ]
+    assert statuses == [403] * 10 + [429] * 20
+    # Refused attempts are not counted against the address: 10 hits, not 30.
+    bob = browsers(nat)
+    assert bob.login("bob").status_code == 303
+    assert "Your account: bob" in bob.get("/account/").text
+    # alice herself stays refused, even with the right password.
+    assert browsers(nat).login("alice").status_code == 429

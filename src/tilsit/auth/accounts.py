@@ -271,7 +271,9 @@ def register(
     with db.write() as session:
         _signup_checks(session, name, address)
         # Every sign-up hashes a password: limit them per address like logins.
-        ratelimit.consume(session, f"signup:ip:{ip}", ratelimit.parse_limits(settings.login_rate))
+        ratelimit.consume(
+            session, f"signup:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate)
+        )
     hashed = passwords.hash_password(password)
     with db.write() as session:
         _signup_checks(session, name, address)
@@ -296,17 +298,32 @@ class _Attempt:
     hits: tuple[int | None, ...]
 
 
+_LimitKey = tuple[str, tuple[ratelimit.Limit, ...]]
+
+
+def _login_keys(settings: Settings, user_part: str, ip: str) -> list[_LimitKey]:
+    """The per-user and per-IP limits of a password check, the user's first.
+
+    They are counted separately, the IP's with the higher ``login_ip_rate``: users
+    behind one NAT share an IP, and one of them mistyping must not lock out the
+    rest. The user's key comes first, so a user already refused adds no more hits
+    to the IP's count.
+    """
+    return [
+        (f"login:user:{user_part}", ratelimit.parse_limits(settings.login_rate)),
+        (f"login:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate)),
+    ]
+
+
 def _begin_password_check(
     db: Database,
-    settings: Settings,
-    keys: list[str],
+    keys: list[_LimitKey],
     user_lookup: Callable[[Session], UserRow | None],
 ) -> _Attempt:
-    limits = ratelimit.parse_limits(settings.login_rate)
     with db.write() as session:
         # Raises RateLimited before anything is recorded or hashed; a refusal of
         # the second key rolls back the first key's hit with the transaction.
-        hits = tuple(ratelimit.consume(session, key, limits) for key in keys)
+        hits = tuple(ratelimit.consume(session, key, limits) for key, limits in keys)
         user = user_lookup(session)
         return _Attempt(
             user.id if user else None,
@@ -365,8 +382,8 @@ def login_with_password(
     name = name.strip()
     # Keyed like the lookup: "ALICE", "a1ice" and "a.lice" all reach alice, so they
     # must all count against alice's limit, not get a fresh allowance each.
-    keys = [f"login:user:{user_key(name[:_MAX_NAME])[:100]}", f"login:ip:{ip}"]
-    attempt = _begin_password_check(db, settings, keys, lambda s: find_user(s, name))
+    keys = _login_keys(settings, user_key(name[:_MAX_NAME])[:100], ip)
+    attempt = _begin_password_check(db, keys, lambda s: find_user(s, name))
     if len(password) > passwords.MAX_LENGTH:
         ok = False  # refused unhashed; the hit stays, as for any wrong password
     else:
@@ -387,8 +404,7 @@ def check_password_for(
     with db.read() as session:
         current = session.get(UserRow, user_id)
         name = current.name if current else ""
-    keys = [f"login:user:{user_key(name)}", f"login:ip:{ip}"]
-    attempt = _begin_password_check(db, settings, keys, lookup)
+    attempt = _begin_password_check(db, _login_keys(settings, user_key(name), ip), lookup)
     ok = len(password) <= passwords.MAX_LENGTH and passwords.verify_password(
         attempt.stored, password
     )
@@ -482,7 +498,7 @@ def request_password_reset(
     except InvalidAccountInput:
         return None
     with db.write() as session:
-        ratelimit.consume(session, f"reset:ip:{ip}", ratelimit.parse_limits(settings.login_rate))
+        ratelimit.consume(session, f"reset:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate))
         check_writable(session)
         user = session.scalars(
             select(UserRow).where(func.lower(UserRow.email) == address)

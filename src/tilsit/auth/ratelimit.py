@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.models import RateLimitHitRow
 
-__all__ = ["InvalidLimit", "Limit", "RateLimited", "consume", "parse_limits", "refund"]
+__all__ = [
+    "InvalidLimit",
+    "Limit",
+    "RateLimited",
+    "consume",
+    "parse_limits",
+    "project_create_refusal",
+    "refund",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -106,3 +114,17 @@ def refund(session: Session, hit_id: int | None) -> None:
     """Give back a hit (the attempt succeeded, and only failures are limited)."""
     if hit_id is not None:
         session.execute(delete(RateLimitHitRow).where(RateLimitHitRow.id == hit_id))
+
+
+def project_create_refusal(exc: RateLimited) -> str:
+    """The words for an upload refused by ``project_create_rate``: the setting, and the way out.
+
+    Someone loading a dependency closure hits this limit first; the message says
+    which setting it is and who is exempt, so they can ask for a bulk token.
+    """
+    # The HTTP reason phrase (what twine prints) keeps 200 characters: the way out first.
+    return (
+        f"Too many new projects: at most {exc.limit.count} per {exc.limit.describe()}"
+        f" (setting project_create_rate); administrators and bulk tokens are exempt"
+        f" (tilsit token create --bulk); try again in {exc.retry_after} s"
+    )

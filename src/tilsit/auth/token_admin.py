@@ -16,6 +16,7 @@ from tilsit.auth.tokens import PREFIX, NewToken, create_token
 from tilsit.db.models import IndexRow, ProjectRow, RoleRow, TokenRow, UserRow
 
 __all__ = [
+    "BulkNotAllowed",
     "UnknownToken",
     "issue_token",
     "revoke_token",
@@ -29,6 +30,10 @@ class UnknownToken(LookupError):
     """No token (or more than one) matches the prefix or id given."""
 
 
+class BulkNotAllowed(PermissionError):
+    """A bulk token asked for by someone who is not an administrator."""
+
+
 def issue_token(
     session: Session,
     user: UserRow,
@@ -40,7 +45,15 @@ def issue_token(
     actor: UserRow | None = None,
     actor_name: str | None = None,
     ip: str = "",
+    bulk: bool = False,
 ) -> NewToken:
+    """Make a token for ``user``; ``actor`` None means the operator (the CLI).
+
+    Only an administrator (or the operator) may make a bulk token, as its
+    uploads skip the limits that slow down a stolen or runaway account.
+    """
+    if bulk and actor is not None and not actor.is_admin:
+        raise BulkNotAllowed("Only an administrator may grant a bulk token")
     if index is None and projects:
         index = _index_of_projects(session, user, projects)
     new = create_token(
@@ -50,6 +63,7 @@ def issue_token(
         projects=projects,
         expires_at=expires_at,
         description=description,
+        bulk=bulk,
     )
     record_event(
         session,
@@ -64,6 +78,7 @@ def issue_token(
             "description": description,
             "projects": new.row.projects,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "bulk": bulk,
         },
     )
     return new

@@ -2,6 +2,7 @@
 
 Only the sha256 of a token is stored. The secret is shown once, at creation.
 A token may be limited to one index and to a list of projects, and may expire.
+A bulk token's uploads skip the upload rate limits (an administrator grants it).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def create_token(
     projects: list[str] | None = None,
     expires_at: datetime | None = None,
     description: str = "",
+    bulk: bool = False,
 ) -> NewToken:
     secret = PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
@@ -88,6 +90,7 @@ def create_token(
         index_id=index.id if index else None,
         projects=sorted(set(projects)) if projects else None,
         expires_at=expires_at,
+        bulk=bulk,
     )
     session.add(row)
     session.flush()

@@ -502,6 +502,9 @@ class TokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Uploads with a bulk token (granted by an administrator) skip the upload rate
+    # limits, to load a whole dependency closure at once.
+    bulk: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[UserRow | None] = relationship()
 

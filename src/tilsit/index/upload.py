@@ -20,7 +20,7 @@ from tilsit.auth import switches
 from tilsit.auth.audit import record_event
 from tilsit.auth.oidc.authority import publisher_refusal
 from tilsit.auth.policy import two_factor_refusal
-from tilsit.auth.ratelimit import Limit, RateLimited, consume
+from tilsit.auth.ratelimit import Limit, RateLimited, consume, project_create_refusal
 from tilsit.db.models import (
     FileRow,
     IndexRow,
@@ -381,14 +381,12 @@ def store_upload(
 
     created = project is None
     if project is None:
-        # Administrators are not limited: they load existing projects in bulk.
-        if user is not None and not user.is_admin:
+        # Administrators and bulk tokens are not limited: they load whole closures.
+        if user is not None and not user.is_admin and not uploader.token.bulk:
             try:
                 consume(session, f"project-create:user:{user.id}", rules.project_create_limits)
             except RateLimited as exc:
-                raise errors.TooManyRequests(
-                    f"Too many new projects: {exc}", exc.retry_after
-                ) from exc
+                raise errors.TooManyRequests(project_create_refusal(exc), exc.retry_after) from exc
         # A pending publisher's project is owned by the user who set the publisher up.
         owner = user
         if publisher is not None and publisher.created_by is not None:

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 import anyio
 
 from tilsit.auth.audit import record_event
+from tilsit.auth.email_policy import email_refusal, verified_email_required
 from tilsit.auth.ratelimit import parse_limits
 from tilsit.auth.tokens import InvalidToken, credentials_from_header, find_token
+from tilsit.db.models import UserRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
 from tilsit.index.upload import UploadForm, UploadRules, check_form, store_upload, uploader_for
@@ -53,6 +55,7 @@ class UploadRoute:
             project_create_limits=parse_limits(settings.project_create_rate),
             default_index=settings.default_index,
         )
+        self.require_email = verified_email_required(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, index_name: str) -> None:
         settings = self.instance.settings
@@ -143,12 +146,14 @@ class UploadRoute:
                         f"Index {index_name!r} is a {index.kind} index: uploads go to hosted indexes",
                         [],
                     )
-                find_token(session, secret)
+                self._check_email(find_token(session, secret).user)
             checked = check_form(upload)
             with instance.db.write() as session:
                 index = get_index(session, index_name)
                 token = find_token(session, secret)
                 uploader = uploader_for(session, token)
+                # Again under the writer lock: the address may have changed meanwhile.
+                self._check_email(uploader.user)
                 result = store_upload(session, instance.blobs, index, uploader, checked, rules)
                 token.last_used_at = datetime.now(UTC)
                 record_event(
@@ -177,6 +182,12 @@ class UploadRoute:
             message = f"Invalid or non-existent authentication information: {exc}"
             self._refused(secret, ip, index_name, str(exc))
             return 403, message, []
+
+    def _check_email(self, user: UserRow | None) -> None:
+        """Refuse (403) a user without a confirmed address, before any archive is read."""
+        refusal = email_refusal(user, self.require_email)
+        if refusal is not None:
+            raise errors.Forbidden(refusal)
 
     def _refused(self, secret: str, ip: str, index_name: str, reason: str) -> None:
         """Record a refused token in the audit log (of its owner, when the token is known)."""

@@ -16,7 +16,7 @@ from tilsit.auth import switches
 from tilsit.auth.adoption import Adoption, two_factor_adoption
 from tilsit.auth.audit import record_event
 from tilsit.auth.policy import has_two_factor
-from tilsit.auth.sessions import end_user_sessions
+from tilsit.auth.user_admin import LastAdministrator, change_account
 from tilsit.db.models import (
     DownloadCountRow,
     FileRow,
@@ -200,32 +200,22 @@ async def user_change(request: Request) -> Response:
         )
     ip = client_ip(request)
 
-    def change() -> bool:
+    def change() -> tuple[int, str] | None:
+        """None when done, else the status and reason of the refusal."""
         with instance.db.write() as session:
             user = session.get(UserRow, user_id)
             actor = session.get(UserRow, admin.id)
             if user is None:
-                return False
-            event = None
-            if action == "disable" and user.is_active:
-                user.is_active = False
-                end_user_sessions(session, user)
-                event = "account.disabled"
-            elif action == "enable" and not user.is_active:
-                user.is_active = True
-                event = "account.enabled"
-            elif action == "make-admin" and not user.is_admin:
-                user.is_admin = True
-                event = "admin.granted"
-            elif action == "remove-admin" and user.is_admin:
-                user.is_admin = False
-                event = "admin.revoked"
-            if event is not None:
-                record_event(session, event, actor=actor, ip=ip, user=user)
-            return True
+                return 404, f"There is no user with id {user_id}."
+            try:
+                change_account(session, user, action, actor=actor, ip=ip)
+            except LastAdministrator as exc:
+                return 400, str(exc)
+            return None
 
-    if not await anyio.to_thread.run_sync(change):
-        return await error_page(request, 404, f"There is no user with id {user_id}.")
+    refusal = await anyio.to_thread.run_sync(change)
+    if refusal is not None:
+        return await error_page(request, *refusal)
     return RedirectResponse(f"/admin/users?done={action}", status_code=303)
 
 

@@ -1,4 +1,4 @@
-"""Web pages: your projects and invitations, a project's roles, and the admin's indexes.
+"""Web pages: your projects and invitations, a project's roles and releases, the admin's indexes.
 
 A form that changes something answers with the page itself, showing what was
 done or, with the error's status, why nothing was (the change is refused as a
@@ -13,17 +13,29 @@ from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import desc, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from tilsit.auth.audit import ACTIONS
-from tilsit.db.models import AuditEventRow, IndexRow, ProjectRow, UserRow
+from tilsit.db.models import AuditEventRow, FileRow, IndexRow, ProjectRow, ReleaseRow, UserRow
 from tilsit.index import errors
-from tilsit.index.access import INDEX_PERMISSIONS, hidden_project, may_read_project
-from tilsit.index.manage import get_index, get_project, get_user
+from tilsit.index.access import (
+    INDEX_PERMISSIONS,
+    hidden_project,
+    may_read_project,
+    project_role,
+)
+from tilsit.index.manage import (
+    delete_file,
+    delete_release,
+    get_index,
+    get_project,
+    get_user,
+    set_yanked,
+)
 from tilsit.index.permissions import (
     CREATE_POLICIES,
     grant_permission,
@@ -32,6 +44,7 @@ from tilsit.index.permissions import (
     set_visibility,
 )
 from tilsit.index.roles import (
+    MAINTAINER,
     ROLES,
     accept_invitation,
     change_role,
@@ -60,6 +73,8 @@ __all__ = ["routes"]
 
 T = TypeVar("T")
 _EVENTS_SHOWN = 100
+# A yank reason is shown to installers next to the version: a sentence, not a document.
+_MAX_YANK_REASON = 1000
 
 
 def _field(request: Request, name: str) -> str:
@@ -169,7 +184,11 @@ async def project_page(
         manager = may_manage(db, me, project)
         if not manager and all(member.id != me.id for member, _ in roles):
             raise Forbidden(f"You have no role on {project.name}.")
+        may_yank, may_delete = _release_rights(db, me, project)
         context: dict[str, Any] = {
+            "releases": _live_releases(db, project),
+            "may_yank": may_yank,
+            "may_delete": may_delete,
             "index": db.get_one(IndexRow, project.index_id),
             "project": project,
             "roles": roles,
@@ -193,6 +212,99 @@ async def project_page(
             "errors": errors_ or [],
         }
     return await render(request, "projects/manage.html", context, status)
+
+
+def _live_releases(db: Session, project: ProjectRow) -> list[tuple[ReleaseRow, list[FileRow]]]:
+    """The project's releases that are not deleted, newest first, each with its live files."""
+    releases = db.scalars(
+        select(ReleaseRow)
+        .where(ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None))
+        .order_by(desc(ReleaseRow.created_at), desc(ReleaseRow.id))
+        # One query for every release's files, not one per release.
+        .options(selectinload(ReleaseRow.files))
+    )
+    return [
+        (release, sorted((f for f in release.files if f.deleted_at is None), key=_filename))
+        for release in releases
+    ]
+
+
+def _filename(row: FileRow) -> str:
+    return row.filename
+
+
+def _release_rights(db: Session, user: UserRow, project: ProjectRow) -> tuple[bool, bool]:
+    """(may yank and unyank, may delete) the project's releases.
+
+    Owners (and admins) may do both. A Maintainer may yank, which only marks a release
+    for installers and is undone by unyanking, but not delete, which is for good: a
+    deleted filename can never be uploaded again. This is what `tilsit yank` and
+    `tilsit delete` do, for the project's people rather than the operator.
+    """
+    if may_manage(db, user, project):
+        return True, True
+    return user.is_active and project_role(db, user, project) == MAINTAINER, False
+
+
+def _release_change(db: Session, request: Request, me: UserRow, project: ProjectRow) -> str:
+    """Yank, unyank or delete a release, or delete a file, as the page's forms ask."""
+    action = request.path_params["action"]
+    ip = client_ip(request)
+    index = db.get_one(IndexRow, project.index_id)
+    may_yank, may_delete = _release_rights(db, me, project)
+    if action in ("yank", "unyank"):
+        if not may_yank:
+            raise errors.Forbidden(f"Only an Owner or Maintainer of {project.name!r} may {action}")
+        reason = _field(request, "reason") if action == "yank" else ""
+        if len(reason) > _MAX_YANK_REASON:
+            raise errors.InvalidUpload(
+                f"The reason is {len(reason)} characters long: at most {_MAX_YANK_REASON}."
+            )
+        version = _field(request, "version")
+        set_yanked(
+            db,
+            index,
+            project.normalized,
+            version,
+            yanked=action == "yank",
+            reason=reason,
+            actor=me.name,
+            by=me,
+            ip=ip,
+        )
+        return (
+            f"{project.name} {version} is {'yanked' if action == 'yank' else 'no longer yanked'}."
+        )
+    if not may_delete:
+        raise errors.Forbidden(
+            f"Only an Owner of {project.name!r} may delete its releases and files"
+            " (a Maintainer may yank a release instead)"
+        )
+    confirm = _field(request, "confirm")
+    if action == "delete-release":
+        version = _field(request, "version")
+        if not version or confirm != version:
+            raise errors.InvalidUpload(
+                f"To delete release {version!r}, type its version exactly; nothing was deleted."
+            )
+        delete_release(db, index, project.normalized, version, actor=me.name, by=me, ip=ip)
+        return f"Release {project.name} {version} and its files are deleted."
+    filename = _field(request, "filename")
+    if not filename or confirm != filename:
+        raise errors.InvalidUpload(
+            f"To delete the file {filename!r}, type its name exactly; nothing was deleted."
+        )
+    # delete_file finds the file in the whole index: it must be this project's.
+    row = db.scalars(
+        select(FileRow).where(FileRow.index_id == index.id, FileRow.filename == filename)
+    ).one_or_none()
+    if row is None or row.release.project_id != project.id:
+        raise errors.UnknownFile(f"{project.name} has no file {filename!r}")
+    delete_file(db, index, filename, actor=me.name, by=me, ip=ip)
+    return f"The file {filename} is deleted; its name can never be uploaded again."
+
+
+_RELEASE_ACTIONS = ("yank", "unyank", "delete-release", "delete-file")
 
 
 async def project_action(request: Request) -> Response:
@@ -225,6 +337,8 @@ async def project_action(request: Request) -> Response:
                 raise errors.InvalidUpload("No such invitation.")
             revoke_invitation(db, project, int(raw), by=me, ip=ip)
             return "Invitation revoked."
+        if action in _RELEASE_ACTIONS:
+            return _release_change(db, request, me, project)
         raise errors.UnknownProject(f"Unknown action {action!r}")
 
     try:
@@ -235,6 +349,9 @@ async def project_action(request: Request) -> Response:
         return await project_page(request, errors_=[exc.message], status=exc.status)
     except errors.IndexError_ as exc:
         return await project_page(request, errors_=[exc.message], status=exc.status)
+    if action in _RELEASE_ACTIONS:
+        # The simple pages show yanks and deletions: render them before answering.
+        await anyio.to_thread.run_sync(instance_of(request).renderer.catch_up)
     return await project_page(request, messages=[message])
 
 

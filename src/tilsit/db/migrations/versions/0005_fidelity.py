@@ -223,11 +223,19 @@ def _lifecycle_downgrade() -> None:
 
 
 def _limits_upgrade() -> None:
-    """Limits users hit (no change yet)."""
+    """Bulk tokens: a token whose uploads are exempt from the upload rate limits.
+
+    A plain ALTER (see 0004: a batch would rebuild the table, which SQLite's
+    enforced foreign keys refuse); existing tokens are not bulk tokens.
+    """
+    op.add_column(
+        "tokens",
+        sa.Column("bulk", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def _limits_downgrade() -> None:
-    """Limits users hit (no change yet)."""
+    op.drop_column("tokens", "bulk")
 
 
 # -----------------------------------------------------------------------------------
