@@ -85,8 +85,14 @@ def _restore_database(backup: Path, settings: Settings, fresh_url: str) -> Setti
     return settings
 
 
-def _settings(data: Path, database_url: str) -> Settings:
-    return load_settings(overrides={"data": data, "database_url": database_url}, environ={})
+def _restore(backup: Path, data: Path, postgres_base: str | None) -> Settings:
+    """The restore on a new host: keys and signed state, then blobs, then the database."""
+    fresh_url = create_database(postgres_base)
+    restored = load_settings(overrides={"data": data, "database_url": fresh_url}, environ={})
+    restored.data.mkdir()
+    for part in ("keys", "trust", "blobs"):
+        shutil.copytree(backup / part, restored.data / part)
+    return _restore_database(backup, restored, fresh_url)
 
 
 @pytest.fixture
@@ -126,13 +132,7 @@ def test_backup_in_the_documented_order_restores_every_file(
         shutil.copytree(data / part, backup / part)
     stop(origin)
 
-    # The restore, on a new host: a fresh data directory and database.
-    fresh_url = create_database(postgres_base)
-    restored = _settings(tmp_path / "restored", fresh_url)
-    restored.data.mkdir()
-    for part in ("keys", "trust", "blobs"):
-        shutil.copytree(backup / part, restored.data / part)
-    _restore_database(backup, restored, fresh_url)
+    restored = _restore(backup, tmp_path / "restored", postgres_base)
     rebuild = run_cli(restored, "rebuild")
     assert "rebuilt the tree" in rebuild.stdout
     fsck = run_cli(restored, "fsck", "--verify", "--dry-run")  # exit 0: nothing missing
@@ -199,12 +199,7 @@ def test_blobs_before_the_database_loses_a_file(
         shutil.copytree(data / part, backup / part)
     stop(origin)
 
-    fresh_url = create_database(postgres_base)
-    restored = _settings(tmp_path / "restored", fresh_url)
-    restored.data.mkdir()
-    for part in ("keys", "trust", "blobs"):
-        shutil.copytree(backup / part, restored.data / part)
-    _restore_database(backup, restored, fresh_url)
+    restored = _restore(backup, tmp_path / "restored", postgres_base)
     run_cli(restored, "rebuild", check=False)
     fsck = run_cli(restored, "fsck", "--verify", "--dry-run", check=False)
     assert fsck.returncode == 1, fsck.stdout + fsck.stderr
