@@ -99,10 +99,14 @@ def _log_in_one_line() -> None:
         logger.addHandler(_OneLineLog(logging.WARNING))
 
 
-def _open(settings: Settings) -> Instance:
-    """The instance every command but serve and init works on: it must exist already."""
+def _open(settings: Settings, *, owner: bool = False) -> Instance:
+    """The instance every command but serve and init works on: it must exist already.
+
+    With ``owner`` (``rebuild``), the command's base_url becomes the tree's; it
+    then renders the whole tree itself.
+    """
     _log_in_one_line()
-    instance = open_instance(settings, create=False)
+    instance = open_instance(settings, create=False, owner=owner, rerender=not owner)
     # Release database connections when the command ends, however it ends.
     context = click.get_current_context()
     context.call_on_close(instance.close)
@@ -797,8 +801,12 @@ def delete(what: str, args: tuple[str, ...], index_name: str | None, settings: S
 @instance_options
 def rebuild(settings: Settings) -> None:
     """Re-render the whole static tree from the database."""
-    instance = _open(settings)
+    from tilsit.render.base_url import record_base_url
+
+    instance = _open(settings, owner=True)
     serial = instance.renderer.rebuild()
+    # Only now does every page carry this base_url (see tilsit.render.base_url).
+    record_base_url(settings.data, instance.renderer.base_url)
     click.echo(f"rebuilt the tree at serial {serial}")
 
 

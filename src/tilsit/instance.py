@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tilsit.db.engine import Database, DatabaseUnavailable
 from tilsit.db.models import IndexRow
 from tilsit.index.manage import create_index
 from tilsit.operator import DataDirMissing, check_owner
+from tilsit.render.base_url import choose_base_url, record_base_url, recorded_base_url
 from tilsit.render.follow import Renderer
 from tilsit.render.tree import Tree
 from tilsit.store.fs import FilesystemBlobStore
@@ -41,6 +43,8 @@ class Instance:
     def close(self) -> None:
         self.db.dispose()
 
+
+log = logging.getLogger("tilsit.render")
 
 _FIX = (
     "give the data directory with --data or TILSIT_DATA (or data in the settings file),"
@@ -100,6 +104,7 @@ def written_paths(settings: Settings) -> list[Path]:
         data / "render.lock",
         data / "trust.lock",
         data / "render-failures.json",
+        data / "render-base-url.json",
         tree / ".serial",
         *sorted(data.glob("mirror-*.lock")),
     ]
@@ -116,12 +121,26 @@ def written_paths(settings: Settings) -> list[Path]:
     return paths
 
 
-def open_instance(settings: Settings, *, migrate: bool = True, create: bool = True) -> Instance:
+def open_instance(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    create: bool = True,
+    owner: bool | None = None,
+    rerender: bool = True,
+) -> Instance:
     """Open the data directory, schema and default index; with ``create``, make them first.
 
     Without ``create`` (every command but ``serve`` and ``init``), a missing data
     directory or database, or an empty one, is refused (:class:`DataDirMissing`)
     and nothing is made.
+
+    ``owner`` (by default ``create``: serve and init) renders with this process's
+    ``base_url`` and makes it the tree's, rendering the whole tree again when it
+    was rendered with another one (unless ``rerender`` is off: ``tilsit rebuild``
+    renders it all anyway). Other processes render with the tree's recorded base
+    URL, so a command run without the server's settings cannot change one
+    project's URLs (:mod:`tilsit.render.base_url`).
     """
     if create:
         settings.data.mkdir(parents=True, exist_ok=True)
@@ -141,7 +160,14 @@ def open_instance(settings: Settings, *, migrate: bool = True, create: bool = Tr
     if migrate:
         db.migrate()
     blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
-    renderer = Renderer(db, blobs, tree, settings.data / "render.lock", settings.base_url, signing)
+    choice = choose_base_url(
+        settings.base_url,
+        recorded_base_url(settings.data),
+        owner=create if owner is None else owner,
+    )
+    if choice.warning:
+        log.warning("%s", choice.warning)
+    renderer = Renderer(db, blobs, tree, settings.data / "render.lock", choice.use, signing)
     instance = Instance(settings, db, blobs, tree, renderer, signing)
     with db.write() as session:
         exists = session.scalars(
@@ -150,4 +176,13 @@ def open_instance(settings: Settings, *, migrate: bool = True, create: bool = Tr
         if exists is None:
             create_index(session, settings.default_index, "hosted", actor="tilsit")
     renderer.catch_up()
+    if choice.rerender and rerender:
+        log.warning(
+            "base_url is now %r (the tree has %r): rendering every page again",
+            choice.use,
+            recorded_base_url(settings.data),
+        )
+        renderer.rebuild()
+    if choice.record and (rerender or not choice.rerender):
+        record_base_url(settings.data, choice.use)
     return instance
