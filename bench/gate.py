@@ -48,11 +48,11 @@ from readpath import (
     upload_all,
     wrk,
 )
-from tilsit.nginxconf import PERL_MODULE
+from tilsit.nginx import PERL_MODULE
 
 PRIVATE = "sec"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-# The gate in the generated config (tilsit.nginxconf._AUTH): the subrequest and its
+# The gate in the generated config (tilsit.nginx.config._AUTH): the subrequest and its
 # error pages. The .private test stays: it also chooses public or private caching.
 _GATE_LINES = re.compile(r"^\s*(auth_request\s|error_page\s+40[13]\s)")
 
@@ -61,7 +61,7 @@ def ungated(config: str) -> str:
     """The same config without ``auth_request``: what nginx would cost with no gate."""
     kept = [line for line in config.splitlines() if not _GATE_LINES.match(line)]
     if len(kept) == len(config.splitlines()):
-        raise SystemExit("found no gate lines to remove: has tilsit.nginxconf changed?")
+        raise SystemExit("found no gate lines to remove: has tilsit.nginx changed?")
     return "\n".join(kept) + "\n"
 
 

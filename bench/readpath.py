@@ -5,7 +5,7 @@
 One corpus (100+ real wheels from /opt/pypi/files when that exists, else
 generated ones; always one file of about 1 MiB) is uploaded to a real
 ``tilsit serve`` through the upload API, then nginx (the config from
-:mod:`tilsit.nginxconf`) serves the same tree. In one run it measures, at the
+:mod:`tilsit.nginx`) serves the same tree. In one run it measures, at the
 same concurrency, with wrk: requests/s and p99 latency of a JSON project page, an
 HTML project page and the 1 MiB file, from tilsit with one worker, tilsit with two
 workers and nginx; and the wall time of ``uv pip install`` and ``pip install`` of
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 # These two need the repo root on sys.path, hence after the code above (E402).
 from tests.builders import make_wheel  # noqa: E402
 
-from tilsit.nginxconf import PERL_MODULE, render_standalone  # noqa: E402
+from tilsit.nginx import PERL_MODULE, render_standalone  # noqa: E402
 
 REAL_WHEELS = Path("/opt/pypi/files")
 MAX_FILE = 50 * 1024 * 1024

@@ -932,7 +932,7 @@ def nginx_config(
     listen: str, upstream: str | None, no_upstream: bool, run_dir: Path | None, settings: Settings
 ) -> None:
     """Print an nginx configuration that serves this data directory's tree directly."""
-    from tilsit.nginxconf import render_nginx_config, render_standalone
+    from tilsit.nginx import render_nginx_config, render_standalone
 
     target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
     tree = settings.tree_dir.resolve()

@@ -2,7 +2,7 @@
 
 The corpus is loaded once per module through a real ``tilsit serve`` (real
 uploads, a real ``tilsit yank``); the ``target`` fixture then yields tilsit
-itself, and nginx (rendered by :mod:`tilsit.nginxconf`, on a free port) in front
+itself, and nginx (rendered by :mod:`tilsit.nginx`, on a free port) in front
 of the same tree with tilsit as its upstream.
 """
 
@@ -25,7 +25,7 @@ from tests.builders import Dist, make_sdist, make_wheel
 from tests.conftest import LiveServer, create_database, need, start_server, stop_process
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
-from tilsit.nginxconf import PERL_MODULE, render_standalone
+from tilsit.nginx import PERL_MODULE, render_standalone
 from tilsit.render.tree import file_path
 
 

@@ -19,7 +19,7 @@ import pytest
 from packaging.version import InvalidVersion, Version
 
 from tests.conftest import need
-from tilsit.nginxconf import _PERL_ACCEPT, _PERL_NAMES, _PERL_PAGES
+from tilsit.nginx.config import perl_parts
 from tilsit.spec.accept import NotAcceptable, negotiate
 from tilsit.spec.names import normalize
 from tilsit.spec.simple import HTML, JSON, V1_HTML
@@ -51,7 +51,7 @@ def perl(kind: str, inputs: Iterable[str]) -> list[str]:
     need(shutil.which("perl") is not None, "perl (Debian: perl-base)")
     inputs = list(inputs)
     assert all("\t" not in i and "\n" not in i for i in inputs)
-    source = _PERL_ACCEPT + _PERL_NAMES + _PERL_PAGES + _DRIVER
+    source = "".join(perl_parts().values()) + _DRIVER
     result = subprocess.run(
         ["perl", "-w", "-e", "use strict;" + source],
         input="".join(f"{kind}\t{i}\n" for i in inputs),
@@ -252,7 +252,7 @@ def test_page_cache_sees_a_replaced_page(tmp_path: Path) -> None:
     fresh = tmp_path / "new"
     fresh.write_bytes(b"<!--SERIAL 2-->\n")  # same size, same second
     need(shutil.which("perl") is not None, "perl (Debian: perl-base)")
-    source = "use strict;" + _PERL_ACCEPT + _PERL_PAGES
+    source = "use strict;" + perl_parts()["accept"] + perl_parts()["pages"]
     source += (
         f'print join(" ", TilsitNginx::page_info("{page}")), "\\n";'
         f'rename("{fresh}", "{page}") or die;'

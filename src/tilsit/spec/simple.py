@@ -18,6 +18,7 @@ from html import escape
 __all__ = [
     "API_VERSION",
     "HTML",
+    "HTML_CSP",
     "JSON",
     "MEDIA_TYPES",
     "V1_HTML",
@@ -36,6 +37,9 @@ JSON = "application/vnd.pypi.simple.v1+json"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 HTML = "text/html"
 MEDIA_TYPES = (JSON, V1_HTML, HTML)
+# Simple pages are HTML a browser may open: they load nothing and are never framed.
+# Both servers send it: tilsit.web.read and the generated nginx config.
+HTML_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def format_time(moment: datetime) -> str:

@@ -9,19 +9,17 @@ from packaging.version import InvalidVersion, Version
 from tilsit.render.tree import PAGE_HTML, PAGE_JSON
 from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
 from tilsit.spec.names import normalize
-from tilsit.spec.simple import JSON
+from tilsit.spec.simple import HTML_CSP, JSON
 from tilsit.spec.versions import equal_spellings
 from tilsit.trust.layout import is_hashed, tuf_dir
 from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
 from tilsit.web.treefiles import TreeFiles
 
-__all__ = ["HTML_CSP", "ReadRoutes"]
+__all__ = ["ReadRoutes"]
 
 _IMMUTABLE = b"max-age=31536000, immutable, public"
 # timestamp.json and root.json name the latest versions: clients must always revalidate.
 _TUF_LATEST = frozenset(("timestamp.json", "root.json"))
-# Simple pages are HTML a browser may open: they load nothing and are never framed.
-HTML_CSP = "default-src 'none'; frame-ancestors 'none'"
 _HTML_HEADERS = [
     (b"content-security-policy", HTML_CSP.encode()),
     (b"x-content-type-options", b"nosniff"),

@@ -12,10 +12,16 @@ The config reproduces ``tilsit.web.read`` from the tree alone (see
 ``X-PyPI-Last-Serial`` values as tilsit's own server. Uploads (``/legacy/``),
 operations (``/_/``) and every other path go to tilsit at ``upstream``.
 
+The fixed text lives in files next to this module, read as package data:
+``TilsitNginx.pm`` (the Perl), ``maps.conf`` (the ``map`` blocks), ``server.conf``
+(the ``server {}`` block) and ``nginx.conf`` (the standalone wrapper). The templates
+take ``%{name}`` placeholders (:class:`string.Template` with ``%``, as ``$`` is
+nginx's own); every value put in them is validated or quoted here first.
+
 Why embedded Perl (``libnginx-mod-http-perl``) and not njs: nginx cannot lower-case
 a string or compare q-values by itself, so some code must run in nginx. Debian 12
 packages the Perl module but not njs (only the ``njs`` command-line tool), so Perl is
-what ``apt-get install`` gives every Debian/Ubuntu server and CI. The Perl below only
+what ``apt-get install`` gives every Debian/Ubuntu server and CI. The Perl only
 computes variables (``perl_set``); nginx's own static module still sends every byte,
 so ``sendfile``, ``Range`` and ``HEAD`` are nginx's. The Perl runs inside the worker,
 so it does no network I/O and reads only small page files, cached by ``stat``.
@@ -24,12 +30,22 @@ so it does no network I/O and reads only small page files, cached by ``stat``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import string
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
-from tilsit.web.read import HTML_CSP
+from tilsit.spec.simple import HTML_CSP
 
-__all__ = ["PERL_MODULE", "render_nginx_config", "render_standalone"]
+__all__ = [
+    "PERL_MODULE",
+    "PERL_SETS",
+    "check_perl",
+    "perl_parts",
+    "render_nginx_config",
+    "render_standalone",
+]
 
 # Where Debian and Ubuntu install the dynamic module (libnginx-mod-http-perl).
 PERL_MODULE = Path("/usr/lib/nginx/modules/ngx_http_perl_module.so")
@@ -44,314 +60,57 @@ _NAME = r"[A-Za-z0-9._-]+"  # anything else can never be a project: 404 at once
 _INDEX = r"[a-z0-9][a-z0-9._-]*"  # tilsit.index.manage._INDEX_NAME
 _VERSION = r"[A-Za-z0-9._!+-]+"
 
-# The Perl helpers, mirroring tilsit.spec.accept, tilsit.spec.names, packaging's
-# Version normalisation and tilsit.web.treefiles, in package TilsitNginx. Each
-# chunk goes verbatim into one single-quoted perl_set handler, which nginx caps at
-# 4 KB and in which it rewrites \\ \' \" \n \t \r: so a chunk stays small and has
-# none of those sequences and no single quote (see _check_perl).
-_PERL_ACCEPT = r"""
-package TilsitNginx;
-# Simple API media types, in the order the server prefers them.
-our @TYPES = (
-    ["json", "application/vnd.pypi.simple.v1+json"],
-    ["v1html", "application/vnd.pypi.simple.v1+html"],
-    ["html", "text/html"],
-);
-our %FORMATS = (
-    "json" => "json", "html" => "html",
-    "application/vnd.pypi.simple.v1+json" => "json",
-    "application/vnd.pypi.simple.v1+html" => "v1html",
-    "text/html" => "html",
-);
 
-sub trim { my ($s) = @_; $s =~ s/^\s+|\s+$//g; return $s; }
+class _Template(string.Template):
+    """``%{name}`` placeholders: ``$`` is taken by nginx variables and Perl."""
 
-# Accept -> [[range, q], ...]; a q that is not a number counts as 0.
-sub parse_accept {
-    my ($header) = @_;
-    my @ranges;
-    for my $item (split /,/, $header) {
-        my @parts = map { trim($_) } split /;/, $item, -1;
-        my $media = lc($parts[0] // "");
-        next if $media eq "";
-        my $quality = 1;
-        for my $param (@parts[1 .. $#parts]) {
-            my ($key, $value) = split /=/, $param, 2;
-            next if !defined $key || lc(trim($key)) ne "q";
-            $value = trim($value // "");
-            $quality = $value =~ /^[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$/
-                ? $value + 0 : 0;
-            $quality = $quality < 0 ? 0 : $quality > 1 ? 1 : $quality;
-        }
-        push @ranges, [$media, $quality];
-    }
-    return \@ranges;
-}
+    delimiter = "%"
 
-# (q, specificity) of the most specific range matching a type, or ().
-sub quality {
-    my ($type, $ranges) = @_;
-    my ($major) = $type =~ m{^([^/]*)};
-    my ($specificity, $found) = (-1, undef);
-    for my $range (@$ranges) {
-        my ($media, $q) = @$range;
-        my $s = $media eq $type ? 2 : $media eq "$major/*" ? 1 : $media eq "*/*" ? 0 : -1;
-        ($specificity, $found) = ($s, $q) if $s > $specificity;
-    }
-    return defined $found ? ($found, $specificity) : ();
-}
 
-# Short name of the type to answer with; "" when none is acceptable (406).
-# Highest q, then a type named outright over a wildcard, then the server order,
-# reversed for a bare */* (plain HTML, which every client reads).
-sub negotiate {
-    my ($accept) = @_;
-    return "html" if !defined $accept || $accept !~ /\S/;
-    my $ranges = parse_accept($accept);
-    my ($chosen, @best);
-    for my $preference (0 .. $#TYPES) {
-        my ($q, $s) = quality($TYPES[$preference][1], $ranges);
-        next if !defined $q || $q <= 0;
-        my @key = ($q, $s, $s ? -$preference : $preference);
-        if (!@best || ($key[0] <=> $best[0] || $key[1] <=> $best[1] || $key[2] <=> $best[2]) > 0) {
-            ($chosen, @best) = ($TYPES[$preference][0], @key);
-        }
-    }
-    return $chosen // "";
-}
+@cache
+def _text(name: str) -> str:
+    """A file shipped next to this module (package data)."""
+    return files("tilsit.nginx").joinpath(name).read_text(encoding="utf-8")
 
-sub unquote_plus {
-    my ($s) = @_;
-    $s =~ tr/+/ /;
-    $s =~ s/%([0-9A-Fa-f]{2})/chr(hex($1))/ge;
-    return $s;
-}
 
-# The first non-blank format= value, decoded as parse_qs decodes it.
-sub query_format {
-    my ($args) = @_;
-    for my $field (split /&/, $args // "") {
-        my ($name, $value) = split /=/, $field, 2;
-        next if !defined $value || $value eq "";
-        return unquote_plus($value) if unquote_plus($name) eq "format";
-    }
-    return undef;
-}
+_PART = re.compile(r"^# perl_set part: (\w+)\n", re.MULTILINE)
+_PARTS_END = "# end of the perl_set parts\n"
 
-# Clients send the same few Accept headers over and over: remember the answers.
-our %NEGOTIATED;
 
-sub media_type {
-    my ($r) = @_;
-    my $wanted = query_format($r->args);
-    # An unencoded "+" in a media type decodes to a space; that is what was meant.
-    $wanted =~ tr/ /+/ if defined $wanted;
-    return $FORMATS{$wanted} // "" if defined $wanted;
-    my $accept = $r->header_in("Accept") // "";
-    %NEGOTIATED = () if keys %NEGOTIATED > 1000;
-    return $NEGOTIATED{$accept} //= negotiate($accept);
-}
-"""
+@cache
+def perl_parts() -> Mapping[str, str]:
+    """The parts of TilsitNginx.pm, by name, each as it goes into one ``perl_set``.
 
-_PERL_NAMES = r"""
-package TilsitNginx;
-# PEP 503; ASCII only, as only ASCII names are valid project names.
-sub normalize_name {
-    my ($name) = @_;
-    $name = lc($name // "");
-    $name =~ s/[-_.]+/-/g;
-    return $name;
-}
+    A part runs from the line after its ``# perl_set part: NAME`` line to the next
+    such line (or the end-of-parts line), newlines included.
+    """
+    source = _text("TilsitNginx.pm")
+    body = source[: source.index(_PARTS_END)]
+    pieces = _PART.split(body)
+    return dict(zip(pieces[1::2], pieces[2::2], strict=True))
 
-# PEP 440 as str(packaging.version.Version(v)) writes it; undef if invalid.
-our $VERSION_RE = qr{
-    ^ \s* v?
-    (?: ([0-9]+) ! )?
-    ( [0-9]+ (?: [.][0-9]+ )* )
-    (?: [-_.]? (alpha|a|beta|b|preview|pre|c|rc) [-_.]? ([0-9]+)? )?
-    (?: - ([0-9]+) | [-_.]? (post|rev|r) [-_.]? ([0-9]+)? )?
-    (?: [-_.]? (dev) [-_.]? ([0-9]+)? )?
-    (?: [+] ([a-z0-9]+ (?: [-_.][a-z0-9]+ )*) )?
-    \s* $
-}xi;
-our %PRE = (alpha => "a", a => "a", beta => "b", b => "b",
-            c => "rc", pre => "rc", preview => "rc", rc => "rc");
 
-sub number { my ($n) = @_; $n =~ s/^0+(?=[0-9])//; return $n; }
-
-sub canonical_version {
-    my ($v) = @_;
-    my ($epoch, $release, $pre_l, $pre_n, $post_n1, $post_l, $post_n2, $dev_l, $dev_n, $local)
-        = $v =~ $VERSION_RE or return undef;
-    my $out = "";
-    $out .= number($epoch) . "!" if defined $epoch && number($epoch) ne "0";
-    $out .= join ".", map { number($_) } split /[.]/, $release;
-    $out .= $PRE{lc $pre_l} . number($pre_n // 0) if defined $pre_l;
-    if (defined $post_n1) {
-        $out .= ".post" . number($post_n1);
-    } elsif (defined $post_l) {
-        $out .= ".post" . number($post_n2 // 0);
-    }
-    $out .= ".dev" . number($dev_n // 0) if defined $dev_l;
-    $out .= "+" . join ".", map { /^[0-9]+$/ ? number($_) : lc $_ } split /[-_.]/, $local
-        if defined $local;
-    return $out;
-}
-
-# "<name>" or "<name>/<version>" of a legacy JSON URL, as the tree names it.
-sub canonical_legacy {
-    my ($path) = @_;
-    my ($name, $version) = split m{/}, $path // "", 2;
-    my $out = normalize_name($name);
-    $out .= "/" . (canonical_version($version) // $version) if defined $version;
-    return $out;
-}
-"""
-
-_PERL_PAGES = r"""
-package TilsitNginx;
-use Digest::SHA ();
-use Fcntl ();
-use Time::HiRes ();
-# (ETag, serial) of a page, as tilsit computes them: a sha256 of the bytes, and
-# the serial the page states. Pages are replaced by rename, so a new stat means
-# new bytes; each worker caches by stat.
-our %PAGES;
-
-sub page_info {
-    my ($path) = @_;
-    my @st = Time::HiRes::stat($path);
-    return ("", "") if !@st || !Fcntl::S_ISREG($st[2]);
-    my $cached = $PAGES{$path};
-    return @$cached[1, 2] if $cached && $cached->[0] eq join(":", @st[0, 1, 7, 9, 10]);
-    open(my $fh, "<:raw", $path) or return ("", "");
-    @st = Time::HiRes::stat($fh);
-    my $data = do { local $/; <$fh> } // "";
-    close $fh;
-    my $etag = chr(34) . substr(Digest::SHA::sha256_hex($data), 0, 40) . chr(34);
-    my $tail = length($data) > 64 ? substr($data, -64) : $data;
-    my ($serial) = $tail =~ /<!--SERIAL ([0-9]+)-->\s*$/;
-    ($serial) = substr($data, 0, 200) =~ /"_last-serial":([0-9]+)/ if !defined $serial;
-    ($serial) = $data =~ /"last_serial": ([0-9]+)/ if !defined $serial;
-    %PAGES = () if keys %PAGES > 100000;
-    $PAGES{$path} = [join(":", @st[0, 1, 7, 9, 10]), $etag, $serial // ""];
-    return ($etag, $serial // "");
-}
-
-# If-None-Match as tilsit reads it: "*", or a list of tags with W/ ignored.
-sub etag_matches {
-    my ($header, $etag) = @_;
-    return 0 if ($header // "") eq "" || ($etag // "") eq "";
-    return 1 if trim($header) eq "*";
-    for my $candidate (split /,/, $header) {
-        $candidate = trim($candidate);
-        $candidate =~ s{^W/}{};
-        return 1 if $candidate eq $etag;
-    }
-    return 0;
-}
-
-# "ETAG SERIAL" of the page the request maps to; maps split it in two.
-sub page { return join(" ", page_info($_[0]->filename)); }
-
-sub page_not_modified {
-    my ($r) = @_;
-    return etag_matches($r->header_in("If-None-Match"), $r->variable("tilsit_page_etag"))
-        ? "1" : "";
-}
-
-sub file_not_modified {
-    my ($r) = @_;
-    return "" if !-f $r->filename;
-    return etag_matches($r->header_in("If-None-Match"), $r->variable("tilsit_file_etag"))
-        ? "1" : "";
-}
-"""
-
-# variable -> (Perl that defines helpers or "", the handler's body). The maps in
-# _MAPS call these only when they must (the names end in _perl).
-_PERL_SETS = {
-    "tilsit_media_perl": (_PERL_ACCEPT, "TilsitNginx::media_type($_[0])"),
+# variable -> (the part of TilsitNginx.pm that defines its helpers or "", the
+# handler's body). The maps in maps.conf call these only when they must (the names
+# end in _perl).
+PERL_SETS = {
+    "tilsit_media_perl": ("accept", "TilsitNginx::media_type($_[0])"),
     "tilsit_canonical_name_perl": (
-        _PERL_NAMES,
+        "names",
         'TilsitNginx::normalize_name($_[0]->variable("tilsit_name"))',
     ),
     "tilsit_canonical_legacy": (
         "",
         'TilsitNginx::canonical_legacy($_[0]->variable("tilsit_legacy"))',
     ),
-    "tilsit_page": (_PERL_PAGES, "TilsitNginx::page($_[0])"),
+    "tilsit_page": ("pages", "TilsitNginx::page($_[0])"),
     "tilsit_page_not_modified_perl": ("", "TilsitNginx::page_not_modified($_[0])"),
     "tilsit_file_not_modified_perl": ("", "TilsitNginx::file_not_modified($_[0])"),
 }
-
-# Fast paths in plain nginx, and the split of $tilsit_page; a map is evaluated
-# only when its variable is used, and a variable value only when it is chosen.
-_MAPS = r"""
-# The media type of a simple page: without a query string and with no Accept
-# header, HTML at once; otherwise Perl (which remembers each Accept it has seen).
-map $args $tilsit_media {
-"" $tilsit_media_accept;
-default $tilsit_media_perl;
-}
-map $http_accept $tilsit_media_accept {
-"" html;
-default $tilsit_media_perl;
-}
-# Which file of a simple page directory holds that media type.
-map $tilsit_media $tilsit_page_file {
-json index.v1.json;
-default index.html;
-}
-# A name already in PEP 503 form needs no Perl to say so.
-map $tilsit_name $tilsit_canonical_name {
-"~^[a-z0-9]+(?:-[a-z0-9]+)*$" $tilsit_name;
-default $tilsit_canonical_name_perl;
-}
-# $tilsit_page is "ETAG SERIAL" (either may be empty).
-map $tilsit_page $tilsit_page_etag {
-"~^(?<tilsit_page_etag_part>[^ ]+)" $tilsit_page_etag_part;
-default "";
-}
-map $tilsit_page $tilsit_page_serial {
-"~ (?<tilsit_page_serial_part>[0-9]+)$" $tilsit_page_serial_part;
-default "";
-}
-# Conditional requests: Perl compares tags only when the client sent some.
-map $http_if_none_match $tilsit_page_not_modified {
-"" "";
-default $tilsit_page_not_modified_perl;
-}
-map $http_if_none_match $tilsit_file_not_modified {
-"" "";
-default $tilsit_file_not_modified_perl;
-}
-# A private index answers 304 only after its access check: not from the rewrite phase.
-map "$tilsit_private:$tilsit_page_not_modified" $tilsit_page_304 {
-":1" 1;
-default "";
-}
-map "$tilsit_private:$tilsit_file_not_modified" $tilsit_file_304 {
-":1" 1;
-default "";
-}
-map $tilsit_private $tilsit_visibility {
-"" public;
-default private;
-}
-# Methods other than GET and HEAD on the read path (uploads go to /legacy/, and
-# older mirror clients' XML-RPC calls to /pypi).
-map "$request_method:$uri" $tilsit_refused {
-"~^(?:GET|HEAD):" "";
-"~^POST:/(?:[a-z0-9][a-z0-9._-]*/)?pypi/?$" "";
-"~^[^:]*:/(?:packages/|simple(?:/|$)|pypi/|[a-z0-9][a-z0-9._-]*/(?:simple|pypi)(?:/|$))" 1;
-default "";
-}
-"""
 _TOKEN_MAX = 4000  # nginx's NGX_CONF_BUFFER is 4096 bytes per parameter
 
 
-def _check_perl(source: str) -> str:
+def check_perl(source: str) -> str:
     for bad in ("\\\\", "\\'", '\\"', "\\n", "\\t", "\\r", "'"):
         if bad in source:
             raise ValueError(f"the Perl source contains {bad!r}, which nginx would rewrite")
@@ -374,11 +133,11 @@ def _upstream_url(upstream: str) -> str:
 
 def _perl_sets() -> str:
     lines = []
-    for name, (helpers, call) in _PERL_SETS.items():
-        if helpers:
+    for name, (part, call) in PERL_SETS.items():
+        if part:
             # nginx evaluates a handler that starts with "use " as Perl code whose
             # last value is the handler: the helpers ride along with it.
-            code = f"use strict;{_check_perl(helpers)}package main;\nsub {{ {call} }}"
+            code = f"use strict;{check_perl(perl_parts()[part])}package main;\nsub {{ {call} }}"
         else:
             code = f"sub {{ {call} }}"
         if len(code) > _TOKEN_MAX:
@@ -694,110 +453,34 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
         _page_location(media, tree, content_type, page_cache)
         for media, content_type in [*_MEDIA_TYPES.items(), ("legacy", "application/json")]
     )
-    server = f"""
-server {{
-listen {listen};
-root {_quote(tree)};
-absolute_redirect off;
-server_tokens off;
-log_not_found off;
-charset off;
-gzip off;
-sendfile on;
-tcp_nopush on;
-client_max_body_size {max_upload_size + 1024 * 1024};
-types {{ }}
-default_type text/plain;
-
-# The read path answers GET and HEAD only (see the map $tilsit_refused).
-error_page 405 @tilsit_405;
-if ($tilsit_refused) {{ return 405; }}
-location @tilsit_405 {{
-add_header Allow "GET, HEAD" always;
-return 405 "Method Not Allowed: use GET, HEAD\n";
-}}
-{outside}
-
-# Distribution files and their core metadata (PEP 658/714), immutable. A file's
-# ETag is tilsit's: its sha256, as the path spells it.
-location ^~ /packages/ {{
-location ~ "^/packages/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{{fetch}
-default_type application/octet-stream;
-etag off;
-if_modified_since off;
-max_ranges 0;
-if ($tilsit_page_not_modified) {{ return 304; }}
-add_header Last-Modified "";
-add_header ETag $tilsit_page_etag;
-add_header Cache-Control "{_IMMUTABLE}";
-}}
-location ~ "^/packages/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{{fetch}
-default_type application/octet-stream;
-set $tilsit_file_etag '"$1$2$3"';
-etag off;
-max_ranges 1;
-if ($tilsit_file_not_modified) {{ return 304; }}
-add_header ETag $tilsit_file_etag;
-add_header Cache-Control "{_IMMUTABLE}";
-}}
-{_NOT_FOUND}
-}}
-
-# A mirror's freshness (tilsit mirror sync writes it into the tree).
-location ~ "^/(?<tilsit_status_index>{_INDEX})/mirror-status[.]json$" {{
-set $tilsit_auth_index $tilsit_status_index;{_AUTH}
-default_type application/json;
-add_header Cache-Control "no-cache";
-try_files /$tilsit_status_index/mirror-status.json =404;
-}}
-
-# The default index ({default_index}) at /simple/ and /pypi/.
-location = /simple {{
-return 301 /simple/$is_args$args;
-}}{default_static}
-
-# A private index's files, and the access check of private indexes.{_private_files(tree)}{_auth_locations(proxy if upstream is not None else None)}
-
-# TUF (PEP 458): each index's signed metadata and hashed pages.{_tuf(tree)}
-
-# Every index by name, at /<index>/simple/ and /<index>/pypi/.
-location ~ "^{named}/simple$" {{
-{check}return 301 /$tilsit_index/simple/$is_args$args;
-}}{_simple(named + "/simple", "$tilsit_index", check)}{_legacy(named + "/pypi", "$tilsit_index", check)}
-location ~ "^{named}/(?:simple|pypi)/" {{
-{_NOT_FOUND}
-}}
-
-# Pages, reached only through the rewrites above: one location per media type,
-# since nginx takes Content-Type from the location. ETag and X-PyPI-Last-Serial
-# are tilsit's own, computed in Perl and cached per worker by stat.{pages}
-location = /.tilsit/406 {{
-internal;
-add_header Vary "Accept" always;
-add_header Cache-Control "{page_cache}" always;
-return 406 "Not Acceptable: none of {", ".join(_MEDIA_TYPES.values())} is acceptable to Accept: $http_accept\\n";
-}}
-location = /.tilsit/404-page {{
-internal;
-add_header Vary "Accept" always;
-add_header Cache-Control "{page_cache}" always;
-return 404 "Not Found: no such page\\n";
-}}
-location = /.tilsit/404 {{
-internal;
-return 404 "Not Found: no such page\\n";
-}}
-
-# Dot files (the tree's .serial) are never served.
-location ^~ /. {{
-{_NOT_FOUND}
-}}
-}}"""
+    server = _Template(_text("server.conf")).substitute(
+        listen=listen,
+        root=_quote(tree),
+        client_max_body_size=max_upload_size + 1024 * 1024,
+        outside=outside,
+        fetch=fetch,
+        immutable=_IMMUTABLE,
+        index=_INDEX,
+        auth=_AUTH,
+        default_index=default_index,
+        default_static=default_static,
+        private_files=_private_files(tree),
+        auth_locations=_auth_locations(proxy if upstream is not None else None),
+        tuf=_tuf(tree),
+        named=named,
+        check=check,
+        simple=_simple(named + "/simple", "$tilsit_index", check),
+        legacy=_legacy(named + "/pypi", "$tilsit_index", check),
+        not_found=_NOT_FOUND,
+        pages=pages,
+        page_cache=page_cache,
+        media_types=", ".join(_MEDIA_TYPES.values()),
+    )
     header = (
-        "# tilsit's static tree served by nginx: generated by tilsit.nginxconf, see\n"
+        "# tilsit's static tree served by nginx: generated by tilsit.nginx, see\n"
         "# nginx/README.md. Goes inside http {}; needs libnginx-mod-http-perl.\n"
     )
-    return header + _perl_sets() + _reindent(_MAPS + server)
+    return header + _perl_sets() + _reindent(_text("maps.conf") + "\n" + server)
 
 
 def render_standalone(
@@ -827,7 +510,6 @@ def render_standalone(
         f"{kind}_temp_path {_quote(str(run / kind))};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    log = f"access_log {_quote(str(run / 'access.log'))};" if access_log else "access_log off;"
     body = render_nginx_config(
         tree_dir,
         listen,
@@ -837,14 +519,16 @@ def render_standalone(
         max_upload_size=max_upload_size,
         proxy_indexes=proxy_indexes,
     )
-    main = (
-        f"load_module {_quote(str(perl_module))};\n"
-        + (f"user {user};\n" if user else "")
-        + f"daemon off;\nworker_processes {workers};\n"
-        + f"pid {_quote(str(run / 'nginx.pid'))};\n"
-        + f"error_log {_quote(str(run / 'error.log'))} warn;\n"
-        + "events {\nworker_connections 1024;\n}\n"
+    # The include body goes in verbatim: its Perl strings must keep their own layout.
+    return _Template(_text("nginx.conf")).substitute(
+        perl_module=_quote(str(perl_module)),
+        user=f"user {user};\n" if user else "",
+        workers=workers,
+        pid=_quote(str(run / "nginx.pid")),
+        error_log=_quote(str(run / "error.log")),
+        temp_paths=temp,
+        access_log=f"access_log {_quote(str(run / 'access.log'))};"
+        if access_log
+        else "access_log off;",
+        http=body,
     )
-    http = f"http {{\n{temp}{log}\nkeepalive_requests 100000;\n}}\n"
-    # The include body goes in verbatim: its Perl string must keep its own layout.
-    return _reindent(main) + http.replace("}\n", "") + body + "}\n"
