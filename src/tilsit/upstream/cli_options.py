@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from tilsit.index.upstream_options import InvalidUpstreamOption, parse_duration
-from tilsit.upstream.filters import Filters, parse_size
+from tilsit.upstream.filters import FILTER_SETTINGS, Filters, parse_size
 
 __all__ = [
     "FILTER_PARAMS",
@@ -33,17 +33,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The keyword arguments each decorator adds, for commands that pass them on.
-FILTER_PARAMS = (
-    "allow",
-    "block",
-    "allow_regex",
-    "block_regex",
-    "prereleases",
-    "platforms",
-    "max_file_size",
-    "latest",
-    "timeout",
-)
+FILTER_PARAMS = (*FILTER_SETTINGS, "timeout")
 UPSTREAM_PARAMS = (
     "upstream_username",
     "upstream_password",

@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -40,7 +40,7 @@ from tilsit.index.upstream import UpstreamFile, UpstreamProject
 from tilsit.spec.filenames import classify_mirrored
 from tilsit.spec.names import normalize
 
-__all__ = ["Filtered", "Filters", "InvalidFilter", "parse_size"]
+__all__ = ["FILTER_SETTINGS", "Filtered", "Filters", "InvalidFilter", "parse_size"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
@@ -147,17 +147,7 @@ class Filters:
             return cls()
         if not isinstance(raw, Mapping):
             raise InvalidFilter("filters must be an object")
-        known = {
-            "allow",
-            "block",
-            "allow_regex",
-            "block_regex",
-            "prereleases",
-            "platforms",
-            "max_file_size",
-            "latest",
-        }
-        unknown = set(raw) - known
+        unknown = set(raw) - set(FILTER_SETTINGS)
         if unknown:
             raise InvalidFilter(f"unknown filter setting(s): {', '.join(sorted(unknown))}")
         prereleases = raw.get("prereleases", True)
@@ -284,3 +274,8 @@ class Filters:
             replace(project, files=tuple(f for _, f in kept), versions=tuple(versions)),
             tuple(dropped),
         )
+
+
+# The settings a filters document may hold: the fields a Filters is made from
+# (the CLI's filter options carry the same names).
+FILTER_SETTINGS = tuple(f.name for f in fields(Filters) if f.init)
