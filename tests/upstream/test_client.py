@@ -226,7 +226,10 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
                 "UpstreamUnavailable",
             ],
         ),
-        (tilsit.upstream.filters, ["Filtered", "Filters", "InvalidFilter", "parse_size"]),
+        (
+            tilsit.upstream.filters,
+            ["FILTER_SETTINGS", "Filtered", "Filters", "InvalidFilter", "parse_size"],
+        ),
         (
             tilsit.upstream.pages,
             [
