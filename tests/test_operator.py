@@ -76,8 +76,8 @@ def tree_of(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-# One command of each group that opens the instance (cli.py, access_cli, audit_cli,
-# publishers_cli, trust_cli, upstream/cli).
+# One command of each group that opens the instance (each module of tilsit.cli that
+# opens one: tokens, users, index, audit, publishers, trust, mirror, maintenance).
 COMMANDS = [
     ("token", "list", "--user", "alice"),
     ("user", "create", "bob"),

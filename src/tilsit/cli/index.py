@@ -1,29 +1,39 @@
-"""CLI for access and lifecycle: ``tilsit index set|delete|grant|revoke|permissions``
-and ``tilsit role …``.
+"""``tilsit index create|list|set|delete|grant|revoke|permissions``.
 
-Imported last by :mod:`tilsit.cli`, whose ``index`` group and ``main`` it extends.
 The CLI acts as the server's operator: it records its changes as actor "cli".
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from tilsit.cli import _fail, _open, index, instance_options, main
+from tilsit.cli.options import fail, instance_options, open_instance_for_command
+from tilsit.cli.upstream_options import (
+    FILTER_PARAMS,
+    UPSTREAM_PARAMS,
+    filter_options,
+    filters_document,
+    given_filters,
+    read_password_stdin,
+    upstream_changes,
+    upstream_options,
+)
 from tilsit.config import Settings
-from tilsit.db.models import IndexRow, ProjectRow
+from tilsit.db.models import IndexRow
 from tilsit.index import errors
 from tilsit.index.access import INDEX_PERMISSIONS
 from tilsit.index.manage import (
     change_index,
     check_deletable,
+    create_index,
     delete_index,
     get_index,
-    get_project,
     get_user,
 )
 from tilsit.index.permissions import (
@@ -33,17 +43,153 @@ from tilsit.index.permissions import (
     revoke_permission,
     set_visibility,
 )
-from tilsit.index.roles import ROLES, add_role, project_roles, remove_role
 from tilsit.index.upstream_options import public_url
-from tilsit.upstream.cli_options import read_password_stdin, upstream_changes, upstream_options
+from tilsit.trust.mirror import root_text
 
-__all__ = ["role"]
+__all__ = ["index"]
 
 _ACTOR = "cli"
 
 
-def _index_or_default(session: Session, settings: Settings, name: str | None) -> IndexRow:
-    return get_index(session, name or settings.default_index)
+@click.group()
+def index() -> None:
+    """Create and list indexes."""
+
+
+@index.command("create")
+@click.argument("name")
+@click.option(
+    "--mirror",
+    "mirror_url",
+    default=None,
+    metavar="URL",
+    help="Make a mirror of the simple index at URL (synced by `tilsit mirror sync`).",
+)
+@click.option(
+    "--proxy",
+    "proxy_url",
+    default=None,
+    metavar="URL",
+    help="Make a pull-through proxy of the simple index at URL.",
+)
+@upstream_options
+@click.option(
+    "--upstream-root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Mirror: the origin's TUF root (1.root.json) to verify it against"
+    " (default: trust the origin's root on the first sync).",
+)
+@filter_options
+@click.option("--private", is_flag=True, help="Only users granted 'read' may read it.")
+@click.option(
+    "--create-policy",
+    type=click.Choice(["anyone", "listed"]),
+    default=None,
+    help="Who may create projects: any user, or only users granted 'create'"
+    " (default: listed for a --private index, else anyone).",
+)
+@instance_options
+def index_create(
+    name: str,
+    mirror_url: str | None,
+    proxy_url: str | None,
+    upstream_root: Path | None,
+    private: bool,
+    create_policy: str | None,
+    settings: Settings,
+    **values: Any,
+) -> None:
+    """Create an index, served at /NAME/simple/: hosted, or --mirror / --proxy of URL.
+
+    A mirror or proxy takes the filters of `tilsit mirror configure` here too, so a
+    mirror with an --interval is filtered from its first scheduled sync.
+    """
+    from tilsit.index.upstream_options import public_url
+    from tilsit.upstream.filters import InvalidFilter
+
+    # In a private index every user who may create a project may also probe its names
+    # (a name that exists is refused), so only listed users create unless told otherwise.
+    create_policy = create_policy or ("listed" if private else "anyone")
+    if mirror_url and proxy_url:
+        raise click.UsageError("--mirror and --proxy exclude each other")
+    if upstream_root is not None and not mirror_url:
+        raise click.UsageError("--upstream-root is for --mirror indexes")
+    kind = "mirror" if mirror_url else "proxy" if proxy_url else "hosted"
+    upstream_values = {k: values[k] for k in UPSTREAM_PARAMS}
+    filter_values = {k: values[k] for k in FILTER_PARAMS}
+    if kind == "hosted" and (
+        given_filters(filter_values)
+        or filter_values["timeout"] is not None
+        or any(v not in (None, False) for v in upstream_values.values())
+    ):
+        raise click.UsageError("upstream settings and filters are for --mirror and --proxy indexes")
+    options: dict[str, object] = {}
+    try:
+        if kind != "hosted":
+            options["upstream"] = mirror_url or proxy_url
+            read_password_stdin(upstream_values)
+            changes = upstream_changes(None, **upstream_values)
+            options.update({k: v for k, v in changes.items() if v is not None})
+            if given_filters(filter_values):
+                options["filters"] = filters_document(
+                    None, **{k: v for k, v in filter_values.items() if k != "timeout"}
+                ).to_options()
+            if filter_values["timeout"] is not None:
+                options["timeout"] = filter_values["timeout"]
+    except InvalidFilter as exc:
+        raise click.UsageError(str(exc)) from exc
+    except errors.IndexError_ as exc:
+        fail(exc)
+    if upstream_root is not None:
+        try:
+            options["upstream_root"] = root_text(upstream_root)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--upstream-root") from exc
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.write() as session:
+            created = create_index(session, name, kind, actor="cli", options=options)
+            set_visibility(
+                session, created, private=private, create_policy=create_policy, actor_name="cli"
+            )
+            options = dict(created.options)
+    except errors.IndexError_ as exc:
+        fail(exc)
+    instance.renderer.catch_up()
+    where = (
+        f": uploads to /{name}/legacy/"
+        if kind == "hosted"
+        else f" of {public_url(str(options['upstream']))}"
+    )
+    access = (
+        f" (private, create policy {create_policy})"
+        if private
+        else f" (public, create policy {create_policy})"
+    )
+    click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}{access}")
+    if kind == "mirror" and "interval" in options:
+        filters = options.get("filters") or {}
+        what = f"filters {json.dumps(filters, sort_keys=True)}" if filters else "no filters"
+        click.echo(f"scheduled: synced every {options['interval']} s by `tilsit serve`, {what}")
+
+
+@index.command("list")
+@instance_options
+def index_list(settings: Settings) -> None:
+    """List indexes: name, kind, public or private, last serial, upstream (no credentials)."""
+    from tilsit.index.upstream_options import public_url
+
+    instance = open_instance_for_command(settings)
+    with instance.db.read() as session:
+        for row in session.scalars(select(IndexRow).order_by(IndexRow.name)):
+            access = "private" if row.private else "public"
+            upstream = (row.options or {}).get("upstream")
+            fields = [row.name, row.kind, access, f"serial {row.last_serial}"]
+            if upstream:
+                fields.append(public_url(str(upstream)))
+            default = " (default)" if row.name == settings.default_index else ""
+            click.echo("\t".join(fields) + default)
 
 
 @index.command("set")
@@ -97,8 +243,8 @@ def index_set(
     try:
         read_password_stdin(values)
     except errors.IndexError_ as exc:
-        _fail(exc)
-    instance = _open(settings)
+        fail(exc)
+    instance = open_instance_for_command(settings)
     changed: list[str] = []
     try:
         with instance.db.write() as session:
@@ -118,7 +264,7 @@ def index_set(
             state = f"{'private' if row.private else 'public'}, create policy {row.create_policy}"
             upstream = (row.options or {}).get("upstream")
     except errors.IndexError_ as exc:
-        _fail(exc)
+        fail(exc)
         return
     instance.renderer.catch_up()
     unchanged = not changed and not visibility
@@ -153,14 +299,14 @@ def index_delete(name: str, yes: bool, settings: Settings) -> None:
     Its rows (projects, files, journal, audit) are kept; blobs no index uses are
     left to `tilsit fsck`. Asks you to type NAME unless --yes is given.
     """
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     try:
         check_deletable(name, settings.default_index)  # before asking
         with instance.db.read() as session:
             row = get_index(session, name)
             kind = row.kind
     except errors.IndexError_ as exc:
-        _fail(exc)
+        fail(exc)
         return
     if not yes:
         typed = click.prompt(
@@ -176,7 +322,7 @@ def index_delete(name: str, yes: bool, settings: Settings) -> None:
         with instance.db.write() as session:
             delete_index(session, name, default_index=settings.default_index, actor=_ACTOR)
     except errors.IndexError_ as exc:
-        _fail(exc)
+        fail(exc)
         return
     instance.renderer.catch_up()
     click.echo(f"deleted {kind} index {name!r}; its name stays taken while its rows exist")
@@ -190,7 +336,7 @@ def _permission_command(grant: bool) -> click.Command:
     @click.argument("permission", type=click.Choice(INDEX_PERMISSIONS))
     @instance_options
     def command(name: str, user_name: str, permission: str, settings: Settings) -> None:
-        instance = _open(settings)
+        instance = open_instance_for_command(settings)
         try:
             with instance.db.write() as session:
                 row = get_index(session, name)
@@ -198,7 +344,7 @@ def _permission_command(grant: bool) -> click.Command:
                 change = grant_permission if grant else revoke_permission
                 changed = change(session, row, user, permission, actor_name=_ACTOR)
         except errors.IndexError_ as exc:
-            _fail(exc)
+            fail(exc)
             return
         if not changed:
             had = "already has" if grant else "does not have"
@@ -225,7 +371,7 @@ index.add_command(_permission_command(False))
 @instance_options
 def index_permissions_list(name: str, settings: Settings) -> None:
     """Show whether an index is private, its create policy and every grant on it."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     try:
         with instance.db.read() as session:
             row = get_index(session, name)
@@ -236,85 +382,4 @@ def index_permissions_list(name: str, settings: Settings) -> None:
             for grant in list_permissions(session, row):
                 click.echo(f"{grant.user}\t{grant.permission}\t{grant.created_at:%Y-%m-%d}")
     except errors.IndexError_ as exc:
-        _fail(exc)
-
-
-@click.group()
-def role() -> None:
-    """Project roles: Owner and Maintainer (the web UI sends invitations instead)."""
-
-
-def _project(session: Session, settings: Settings, index_name: str | None, name: str) -> ProjectRow:
-    return get_project(session, _index_or_default(session, settings, index_name), name)
-
-
-_INDEX_OPTION = click.option(
-    "--index", "index_name", default=None, help="Index (default: the default index)."
-)
-
-
-@role.command("add")
-@click.argument("project")
-@click.argument("user_name", metavar="USER")
-@click.argument("role_name", metavar="ROLE", type=click.Choice(ROLES, case_sensitive=False))
-@_INDEX_OPTION
-@instance_options
-def role_add(
-    project: str, user_name: str, role_name: str, index_name: str | None, settings: Settings
-) -> None:
-    """Give USER the role ROLE (Owner or Maintainer) on PROJECT, without an invitation."""
-    instance = _open(settings)
-    try:
-        with instance.db.write() as session:
-            row = add_role(
-                session,
-                _project(session, settings, index_name, project),
-                get_user(session, user_name),
-                role_name,
-                actor_name=_ACTOR,
-            )
-            click.echo(f"{row.user.name!r} is now {row.role} of {project!r}")
-    except errors.IndexError_ as exc:
-        _fail(exc)
-
-
-@role.command("remove")
-@click.argument("project")
-@click.argument("user_name", metavar="USER")
-@_INDEX_OPTION
-@instance_options
-def role_remove(project: str, user_name: str, index_name: str | None, settings: Settings) -> None:
-    """Remove USER's role on PROJECT (never the last Owner's)."""
-    instance = _open(settings)
-    try:
-        with instance.db.write() as session:
-            remove_role(
-                session,
-                _project(session, settings, index_name, project),
-                get_user(session, user_name),
-                actor_name=_ACTOR,
-            )
-    except errors.IndexError_ as exc:
-        _fail(exc)
-        return
-    click.echo(f"{user_name!r} has no role on {project!r} any more")
-
-
-@role.command("list")
-@click.argument("project")
-@_INDEX_OPTION
-@instance_options
-def role_list(project: str, index_name: str | None, settings: Settings) -> None:
-    """List the users with a role on PROJECT."""
-    instance = _open(settings)
-    try:
-        with instance.db.read() as session:
-            for user, name in project_roles(
-                session, _project(session, settings, index_name, project)
-            ):
-                click.echo(f"{user.name}\t{name}")
-    except errors.IndexError_ as exc:
-        _fail(exc)
-
-
-main.add_command(role)
+        fail(exc)

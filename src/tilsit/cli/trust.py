@@ -1,18 +1,17 @@
-"""``tilsit keys init|rotate|show`` and ``tilsit tuf refresh``: the server's TUF keys.
-
-Registered on the main command group when :mod:`tilsit.cli` imports this module.
-"""
+"""``tilsit keys init|show|rotate|resign`` and ``tilsit tuf refresh|export-static``:
+the server's TUF keys and its signed tree."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
+import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from tilsit.cli import _open, instance_options, main
+from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.instance import require_data_dir
 from tilsit.trust.expiry import expiry_report
@@ -28,12 +27,7 @@ from tilsit.trust.loop import freshness_pass
 from tilsit.trust.rotation import resign, rotate_online_key, rotate_root_keys
 from tilsit.trust.settings import trust_settings, utcnow
 
-__all__ = ["keys"]
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+__all__ = ["keys", "tuf"]
 
 
 def _describe(keys: KeySet, tree: Path) -> None:
@@ -100,7 +94,7 @@ def keys_init(
             offline=offline,
         )
     except (KeyError_, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     where = offline if offline is not None else keys_dir(settings.data)
     click.echo(f"root and targets keys in {where}; online key in {keys_dir(settings.data)}")
@@ -115,7 +109,7 @@ def keys_show(settings: Settings) -> None:
     try:
         _describe(load_keys(settings.data), settings.tree_dir)
     except KeyError_ as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 _KEYS_OPTION = click.option(
@@ -129,13 +123,13 @@ _KEYS_OPTION = click.option(
 
 def _resign_indexes(settings: Settings, change: Callable[[KeySet], KeySet]) -> KeySet | None:
     """Apply a root/targets change under the render lock, then re-sign every index."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     signing = instance.signing
     with instance.renderer.locked():
         try:
             changed = change(signing.keys)
         except (KeyError_, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return None
         signing.use_keys(changed)
         for index in signing.indexes():
@@ -197,22 +191,15 @@ def keys_resign(settings: Settings, secret: Path | None) -> None:
 
 def refresh_all(settings: Settings) -> list[str]:
     """Re-sign due metadata and sweep every index now; one line per index that changed."""
-    return freshness_pass(_open(settings))
+    return freshness_pass(open_instance_for_command(settings))
 
 
-def _tuf_group() -> click.Group:
-    existing = main.commands.get("tuf")
-    if isinstance(existing, click.Group):
-        return existing
-
-    @main.group("tuf")
-    def tuf() -> None:
-        """The signed (TUF) side of the tree."""
-
-    return tuf
+@click.group("tuf")
+def tuf() -> None:
+    """The signed (TUF) side of the tree."""
 
 
-@_tuf_group().command("refresh")
+@tuf.command("refresh")
 @instance_options
 def tuf_refresh(settings: Settings) -> None:
     """Re-sign metadata near expiry and sweep superseded versions now (for cron)."""
@@ -220,4 +207,54 @@ def tuf_refresh(settings: Settings) -> None:
         click.echo(line)
 
 
-main.add_command(keys)
+@tuf.command("export-static")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--index", "index", required=True, help="Index to export.")
+@click.option(
+    "--targetpath",
+    default=None,
+    help="Target the static test downloads (default: a file of the index, else its project list).",
+)
+@instance_options
+def export_static(directory: Path, index: str, targetpath: str | None, settings: Settings) -> None:
+    """Write an index in tuf-conformance's static_data form into DIRECTORY.
+
+    metadata/ (served as the metadata URL), targets/ (the target base URL),
+    initial_root.json, targetpath and faketime (a moment when the metadata is
+    valid), servable as is by ``python -m http.server``.
+    """
+    from tuf.api.metadata import Metadata, Timestamp
+
+    source = settings.tree_dir / index
+    metadata = source / "tuf"
+    if not (metadata / "timestamp.json").is_file():
+        raise click.UsageError(f"index {index!r} has no signed tree under {source}")
+    if directory.exists() and any(directory.iterdir()):
+        raise click.UsageError(f"{directory} is not empty")
+    shutil.copytree(metadata, directory / "metadata", dirs_exist_ok=True)
+    for part in ("simple", "packages"):
+        if (source / part).is_dir():
+            shutil.copytree(source / part, directory / "targets" / part, dirs_exist_ok=True)
+    shutil.copyfile(metadata / "1.root.json", directory / "initial_root.json")
+    if targetpath is None:
+        targetpath = _a_target(directory / "targets")
+    (directory / "targetpath").write_text(targetpath + "\n")
+    # The suite runs refresh under `faketime "<this>"`: the moment of export,
+    # when every role is valid, so the exported data never goes stale.
+    ts = Metadata[Timestamp].from_file(str(metadata / "timestamp.json")).signed
+    moment = min(datetime.now(UTC), ts.expires)
+    (directory / "faketime").write_text(moment.strftime("%Y-%m-%d %H:%M:%S") + "\n")
+    click.echo(f"exported index {index} to {directory} (target {targetpath})")
+
+
+def _a_target(targets: Path) -> str:
+    """A distribution of the export (from its hashed name), else the project list."""
+    for path in sorted(targets.glob("packages/**/*")):
+        head, _, name = path.name.partition(".")
+        if path.is_file() and _is_hash(head) and not name.endswith(".metadata"):
+            return f"{path.parent.relative_to(targets).as_posix()}/{name}"
+    return "simple/index.html"
+
+
+def _is_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)

@@ -1,8 +1,4 @@
-"""``tilsit mirror …``: sync a mirror index, set its filters, show its freshness.
-
-Import this module through :mod:`tilsit.cli` (which adds the ``mirror`` group
-to ``tilsit``), not on its own: it takes ``instance_options`` from there.
-"""
+"""``tilsit mirror …``: sync a mirror index, set its filters, show its freshness."""
 
 from __future__ import annotations
 
@@ -13,23 +9,18 @@ from typing import Any
 
 import click
 
-from tilsit.cli import _open, instance_options
+from tilsit.cli.options import fail, instance_options, open_instance_for_command
+from tilsit.cli.upstream_options import filter_options, filters_document
 from tilsit.config import Settings
 from tilsit.db.models import UpstreamStateRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
 from tilsit.instance import Instance
-from tilsit.upstream.cli_options import filter_options, filters_document
 from tilsit.upstream.filters import Filters, InvalidFilter
 from tilsit.upstream.status import status_document
 from tilsit.upstream.sync import NotAMirror, SyncBusy, sync_mirror
 
 __all__ = ["mirror"]
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 class _Lines:
@@ -94,7 +85,6 @@ class _Bar:
         self.progress.stop()
 
 
-# Declared, not decorated, so its type is known across the import cycle with tilsit.cli.
 mirror: click.Group = click.Group(
     "mirror", help="Mirror indexes: sync from the upstream, filters, freshness."
 )
@@ -134,7 +124,7 @@ def sync(
     settings: Settings,
 ) -> None:
     """Bring mirror index NAME up to date with its upstream; exit 1 if anything failed."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     bar = sys.stderr.isatty() if progress is None else progress
     reporter = _Bar() if bar else _Lines()
     try:
@@ -149,10 +139,10 @@ def sync(
             )
         )
     except (SyncBusy, NotAMirror, InvalidFilter) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     except errors.IndexError_ as exc:
-        _fail(exc.message)
+        fail(exc.message)
         return
     for project, reason in sorted(report.failed.items()):
         click.echo(f"FAILED {project}: {reason}", err=True)
@@ -182,16 +172,16 @@ def configure(name: str, clear: bool, settings: Settings, **values: Any) -> None
     The next sync applies them before fetching anything: it removes what they
     now exclude and fetches what they now let in.
     """
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     timeout = values.pop("timeout")
     try:
         options, current = _filters_of(instance, name)
         filters = filters_document(None if clear else current, **values)
     except (InvalidFilter, NotAMirror) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     except errors.IndexError_ as exc:
-        _fail(exc.message)
+        fail(exc.message)
         return
     with instance.db.write() as session:
         index = get_index(session, name)
@@ -208,12 +198,12 @@ def configure(name: str, clear: bool, settings: Settings, **values: Any) -> None
 @instance_options
 def status(name: str, settings: Settings) -> None:
     """Print the freshness of mirror NAME (what mirror-status.json publishes)."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     try:
         with instance.db.read() as session:
             index = get_index(session, name)
             doc = status_document(index, session.get(UpstreamStateRow, index.id))
     except errors.IndexError_ as exc:
-        _fail(exc.message)
+        fail(exc.message)
         return
     click.echo(json.dumps(doc, indent=2))

@@ -19,7 +19,7 @@ from tilsit.auth.oidc.publishers import (
     gitlab_spec,
     remove_publisher,
 )
-from tilsit.cli import _fail, _open, instance_options
+from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.db.models import ProjectRow, PublisherRow
 from tilsit.index import errors
@@ -100,7 +100,7 @@ def publisher_add(
     settings: Settings,
 ) -> None:
     """Allow a CI job to publish PROJECT."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     try:
         spec = _spec(
             settings,
@@ -131,7 +131,7 @@ def publisher_add(
     except (InvalidPublisher, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     except errors.IndexError_ as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @publisher.command("list")
@@ -140,7 +140,7 @@ def publisher_add(
 @instance_options
 def publisher_list(project: str | None, index_name: str | None, settings: Settings) -> None:
     """List the trusted publishers (of PROJECT, or all), pending ones included."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     try:
         with instance.db.read() as session:
             index = get_index(session, index_name or settings.default_index)
@@ -159,7 +159,7 @@ def publisher_list(project: str | None, index_name: str | None, settings: Settin
                     name = f"{row.pending_name} (pending)"
                 click.echo(f"{row.id}\t{name}\t{describe(row)}")
     except errors.IndexError_ as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @publisher.command("remove")
@@ -167,7 +167,7 @@ def publisher_list(project: str | None, index_name: str | None, settings: Settin
 @instance_options
 def publisher_remove(publisher_id: int, settings: Settings) -> None:
     """Remove a trusted publisher; tokens it minted stop working."""
-    instance = _open(settings)
+    instance = open_instance_for_command(settings)
     with instance.db.write() as session:
         row = session.get(PublisherRow, publisher_id)
         if row is None:

@@ -1,4 +1,4 @@
-"""Command-line options shared by ``index create``, ``index set`` and ``mirror configure``.
+"""Options shared by ``index create``, ``index set`` and ``mirror configure``.
 
 One declaration and one conversion each, so a mirror created with filters and a
 mirror configured later read their options the same way: the filter options

@@ -1,0 +1,196 @@
+"""``tilsit rebuild|fsck|nginx-config|settings``: the tree, the blobs, the front server."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tilsit.cli.options import instance_options, open_instance_for_command
+from tilsit.config import SETTINGS, Settings
+from tilsit.db.models import FileRow, IndexRow
+from tilsit.render.base_url import record_base_url
+
+__all__ = ["fsck", "nginx_config", "rebuild", "settings_doc"]
+
+
+@click.command()
+@instance_options
+def rebuild(settings: Settings) -> None:
+    """Re-render the whole static tree from the database."""
+    instance = open_instance_for_command(settings, owner=True)
+    serial = instance.renderer.rebuild()
+    # Only now does every page carry this base_url (see tilsit.render.base_url).
+    record_base_url(settings.data, instance.renderer.base_url)
+    click.echo(f"rebuilt the tree at serial {serial}")
+
+
+@click.command()
+@click.option(
+    "--grace",
+    type=int,
+    default=3600,
+    show_default=True,
+    help="Only reap orphan blobs and temp files older than this many seconds (a mirror"
+    " sync stores its blobs before its rows; 0 only when nothing else writes).",
+)
+@click.option("--dry-run", is_flag=True, help="Report orphans without deleting them.")
+@click.option("--verify", is_flag=True, help="Also re-hash every blob.")
+@instance_options
+def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
+    """Check blobs against rows: report missing blobs, reap orphans and temp leftovers."""
+    import hashlib
+
+    from sqlalchemy import or_
+
+    from tilsit.store.leftovers import reap_leftovers
+
+    def referenced(session: Session, among: list[str] | None = None) -> dict[str, str]:
+        """sha256 -> what names it: cached files' blobs and core-metadata blobs."""
+        query = select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256, FileRow.cached)
+        if among is not None:
+            query = query.where(or_(FileRow.sha256.in_(among), FileRow.metadata_sha256.in_(among)))
+        named: dict[str, str] = {}
+        for filename, sha256, metadata_sha256, cached in session.execute(query):
+            if cached:  # a proxy's file not fetched yet has no blob, rightly
+                named[sha256] = filename
+            if metadata_sha256 is not None:
+                named.setdefault(metadata_sha256, f"{filename} (core metadata)")
+        return named
+
+    instance = open_instance_for_command(settings)
+    # Taken before the rows are read: a blob put (or reused) after it is never reaped.
+    cutoff = (datetime.now(UTC) - timedelta(seconds=grace)).timestamp()
+    with instance.db.read() as session:
+        wanted = referenced(session)
+    problems = 0
+    stored = set(instance.blobs)
+    for sha256, what in sorted(wanted.items(), key=lambda kv: kv[1]):
+        if sha256 not in stored:
+            problems += 1
+            click.echo(f"MISSING blob {sha256} for {what}")
+    candidates = []
+    for sha256 in sorted(stored - wanted.keys()):
+        try:
+            mtime = instance.blobs.path(sha256).stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if mtime > cutoff:
+            click.echo(f"orphan blob {sha256} is younger than the grace period; kept")
+        else:
+            candidates.append(sha256)
+    reaped = 0
+    if dry_run:
+        for sha256 in candidates:
+            reaped += 1
+            click.echo(f"orphan blob {sha256} (would reap)")
+    elif candidates:
+        # The rows read above may be stale: an upload stores its blob, then commits its
+        # row, all under the writer lock. Under that lock no row is half-committed, so
+        # each candidate is checked again there before it goes (in batches, so that
+        # uploads wait for one batch at most).
+        click.echo(f"checking {len(candidates)} orphan blob(s) again under the writer lock")
+        for start in range(0, len(candidates), 200):
+            batch = candidates[start : start + 200]
+            with instance.db.write() as session:
+                named = referenced(session, batch)
+                for sha256 in batch:
+                    if sha256 in named:
+                        click.echo(f"blob {sha256} is now named by {named[sha256]}; kept")
+                    elif instance.blobs.reap(sha256, cutoff):
+                        reaped += 1
+                        click.echo(f"reaped orphan blob {sha256}")
+                    else:
+                        click.echo(f"blob {sha256} was stored again meanwhile; kept")
+    if verify:
+        for sha256 in sorted(stored & wanted.keys()):
+            digest = hashlib.sha256()
+            with open(instance.blobs.path(sha256), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != sha256:
+                problems += 1
+                click.echo(f"CORRUPT blob {sha256} for {wanted[sha256]}")
+    leftovers = reap_leftovers(settings.tmp_dir, grace, dry_run=dry_run)
+    for name in leftovers:
+        click.echo(
+            f"temp file {settings.tmp_dir / name} left by a killed process"
+            f" {'(would reap)' if dry_run else 'reaped'}"
+        )
+    click.echo(
+        f"fsck: {len(wanted)} blobs referenced, {len(stored)} stored, "
+        f"{reaped} orphan(s) {'found' if dry_run else 'reaped'}, "
+        f"{len(leftovers)} temp file(s) {'found' if dry_run else 'reaped'}, {problems} problem(s)"
+    )
+    if problems:
+        sys.exit(1)
+
+
+@click.command("nginx-config")
+@click.option("--listen", default="80", show_default=True, help="nginx listen address.")
+@click.option(
+    "--upstream",
+    default=None,
+    help="tilsit's own server, for uploads and /_/ (default: host:port from settings).",
+)
+@click.option("--no-upstream", is_flag=True, help="Serve the tree only; uploads get 405.")
+@click.option(
+    "--standalone",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Print a whole nginx.conf with its pid and temp files under RUN_DIR.",
+)
+@instance_options
+def nginx_config(
+    listen: str, upstream: str | None, no_upstream: bool, run_dir: Path | None, settings: Settings
+) -> None:
+    """Print an nginx configuration that serves this data directory's tree directly."""
+    from tilsit.nginx import render_nginx_config, render_standalone
+
+    target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
+    tree = settings.tree_dir.resolve()
+    instance = open_instance_for_command(settings)
+    with instance.db.read() as session:
+        # Proxy indexes are answered by tilsit, not from the tree (TTLs, first fetches).
+        proxies = list(
+            session.scalars(
+                select(IndexRow.name).where(IndexRow.kind == "proxy").order_by(IndexRow.name)
+            )
+        )
+    try:
+        if run_dir is not None:
+            text = render_standalone(
+                tree,
+                listen,
+                settings.default_index,
+                target,
+                run_dir=run_dir.resolve(),
+                page_max_age=settings.page_max_age,
+                max_upload_size=settings.max_upload_size,
+                proxy_indexes=proxies,
+            )
+        else:
+            text = render_nginx_config(
+                tree,
+                listen,
+                settings.default_index,
+                target,
+                page_max_age=settings.page_max_age,
+                max_upload_size=settings.max_upload_size,
+                proxy_indexes=proxies,
+            )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(text, nl=False)
+
+
+@click.command("settings")
+def settings_doc() -> None:
+    """List every setting with its environment variable, default and meaning."""
+    for s in SETTINGS:
+        click.echo(f"{s.name}  (TILSIT_{s.name.upper()}, default {s.default!s})\n    {s.help}")
