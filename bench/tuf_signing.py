@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
-from tilsit.render.tree import Tree
+from tilsit.store.tree import Tree
 from tilsit.trust.keys import TrustSettings, init_keys
 from tilsit.trust.layout import file_target
 from tilsit.trust.repository import IndexRepository

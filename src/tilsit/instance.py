@@ -15,10 +15,11 @@ from tilsit.index.manage import create_index
 from tilsit.operator import DataDirMissing, check_owner
 from tilsit.render.base_url import choose_base_url, record_base_url, recorded_base_url
 from tilsit.render.follow import Renderer
-from tilsit.render.tree import Tree
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
-from tilsit.trust.keys import keys_dir, open_keys, trust_dir
+from tilsit.store.tree import Tree
+from tilsit.trust.keyring import open_keys
+from tilsit.trust.keys import keys_dir, trust_dir
 from tilsit.trust.repository import Signing
 from tilsit.trust.settings import trust_settings, utcnow
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tilsit.auth.ratelimit import InvalidLimit, Limit, RateLimited, consume, parse_limits, refund
+from tilsit.auth.ratelimit import RateLimited, consume, refund
+from tilsit.config.limits import InvalidLimit, Limit, parse_limits
 from tilsit.db.engine import Database
 from tilsit.db.models import RateLimitHitRow
 from tilsit.instance import Instance

@@ -16,7 +16,7 @@ from tests.conftest import LiveServer, create_database, start_server, stop_proce
 from tests.readpath.conftest import need_nginx, start_nginx
 from tests.uploads import upload
 from tilsit.config import load_settings
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 pytestmark = pytest.mark.nginx
 

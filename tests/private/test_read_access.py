@@ -8,7 +8,7 @@ import pytest
 from tests.builders import make_wheel
 from tests.private.conftest import Private, basic, bearer
 from tests.uploads import upload
-from tilsit.render.tree import PRIVATE_MARKER, file_path
+from tilsit.store.tree import PRIVATE_MARKER, file_path
 from tilsit.web.gate import CACHE_SECONDS
 
 JSON = "application/vnd.pypi.simple.v1+json"

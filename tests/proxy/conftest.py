@@ -27,7 +27,7 @@ from tests.uploads import upload
 from tilsit.config import Settings, load_settings
 from tilsit.index.manage import create_index
 from tilsit.instance import open_instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 JSON = "application/vnd.pypi.simple.v1+json"
 # The proxy's upstream client honours *_PROXY variables: keep 127.0.0.1 direct.

@@ -15,7 +15,7 @@ from tests.proxy.conftest import JSON
 from tests.uploads import upload
 from tilsit.index.manage import create_index
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 from tilsit.web.app import TilsitApp
 
 

@@ -26,7 +26,7 @@ from tests.conftest import LiveServer, create_database, need, start_server, stop
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
 from tilsit.nginx import PERL_MODULE, render_standalone
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 
 def _incompressible(size: int) -> bytes:

@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.builders import make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
+from tilsit.freshness import keep_fresh
 from tilsit.instance import Instance
-from tilsit.trust.loop import keep_fresh
 
 
 def _break(instance: Instance, name: str) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tilsit.render.tree import Tree
 from tilsit.spec.treepaths import UnsafeTreePath, check_relative, check_target, tree_path
+from tilsit.store.tree import Tree
 
 SHA = "ab" + "cd" + "e" * 60
 OTHER = "f" * 64

@@ -28,8 +28,8 @@ from tilsit.config import Settings
 from tilsit.index.manage import get_index
 from tilsit.index.upload import Digests, UploadForm, check_form, store_upload, uploader_for
 from tilsit.instance import Instance, open_instance
-from tilsit.render.tree import file_path
 from tilsit.store.leftovers import reap_leftovers
+from tilsit.store.tree import file_path
 
 TWO_HOURS = 2 * 3600
 

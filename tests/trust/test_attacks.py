@@ -39,7 +39,7 @@ from tests.trust.signed import (
     tuf_dir,
 )
 from tilsit.config import load_settings
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 WHEEL = "foo-1.0-py3-none-any.whl"
 

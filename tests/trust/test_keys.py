@@ -18,7 +18,8 @@ from tilsit.auth.tokens import create_token
 from tilsit.config import Settings
 from tilsit.index.manage import create_user
 from tilsit.instance import open_instance
-from tilsit.trust.keys import ENV_ONLINE_KEY, KeyError_, load_keys
+from tilsit.trust.keyring import load_keys
+from tilsit.trust.keys import ENV_ONLINE_KEY, KeyError_
 from tilsit.web.app import TilsitApp
 
 

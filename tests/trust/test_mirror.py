@@ -127,7 +127,7 @@ def test_mirror_carries_the_origin_metadata(world: World) -> None:
 
 
 def test_a_freshness_pass_leaves_carried_metadata_alone(world: World) -> None:
-    from tilsit.trust.loop import freshness_pass
+    from tilsit.freshness import freshness_pass
 
     before = world.timestamp(world.tree, "mirror")
     freshness_pass(world.instance)
@@ -147,7 +147,7 @@ def test_an_upload_at_the_origin_then_a_sync_verifies(world: World) -> None:
 
 
 def test_old_carried_versions_are_swept_after_the_grace_period(world: World) -> None:
-    from tilsit.trust.loop import freshness_pass
+    from tilsit.freshness import freshness_pass
 
     world.origin_upload(make_wheel("foo", "1.2"))
     report = sync(world.instance)

@@ -28,10 +28,10 @@ from tests.trust.tufclient import fetch, updater
 from tests.uploads import upload
 from tilsit.auth.tokens import create_token
 from tilsit.config import Settings
+from tilsit.freshness import freshness_pass
 from tilsit.index.manage import create_user
 from tilsit.instance import Instance, open_instance
 from tilsit.trust.layout import file_target
-from tilsit.trust.loop import freshness_pass
 from tilsit.trust.rotation import Change, commit, prepare
 from tilsit.trust.settings import trust_settings, utcnow
 from tilsit.web.app import TilsitApp

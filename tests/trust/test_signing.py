@@ -19,7 +19,7 @@ from tests.readpath.conftest import need_nginx, start_nginx
 from tests.trust.tufclient import fetch, updater
 from tests.uploads import upload
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 from tilsit.trust.layout import file_target, hashed_path
 from tilsit.trust.repository import IndexRepository
 

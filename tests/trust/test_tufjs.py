@@ -21,7 +21,7 @@ from tests.trust.signed import (
     signed_tree,
 )
 from tilsit.config import Settings
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 JS = Path(__file__).parent / "js"
 

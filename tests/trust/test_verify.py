@@ -20,7 +20,7 @@ from tests.builders import make_wheel
 from tests.conftest import LiveServer, start_server, stop
 from tests.trust.signed import INDEX, Signed, faults, run_verify, signed_tree
 from tilsit.config import Settings
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.trust.signed import INDEX, Signed, copy_tree, faults, http_server, si
 from tilsit.config import Settings, load_settings
 from tilsit.index.manage import create_index
 from tilsit.instance import open_instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 MiB = 1 << 20
 BIG = 48 * MiB

@@ -32,7 +32,7 @@ from tilsit.config import Settings, load_settings
 from tilsit.db.models import IndexRow, JournalRow, UpstreamStateRow
 from tilsit.index.manage import create_index, get_index
 from tilsit.instance import Instance, open_instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 from tilsit.upstream.sync import Reporter, SyncReport, sync_mirror
 
 JSON = "application/vnd.pypi.simple.v1+json"

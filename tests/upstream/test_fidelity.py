@@ -43,7 +43,7 @@ from tests.upstream.shapes import Listed, ShapedUpstream
 from tilsit.config import Settings
 from tilsit.db.models import FileRow
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 
 def test_a_mirror_keeps_metadata_digests_and_only_the_upstreams_upload_times(

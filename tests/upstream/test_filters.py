@@ -23,7 +23,7 @@ from tests.upstream.static import StaticServer, StaticTree
 from tilsit.config import Settings
 from tilsit.index.upstream import UpstreamFile, UpstreamProject
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 from tilsit.upstream.filters import Filters, InvalidFilter, parse_size
 
 

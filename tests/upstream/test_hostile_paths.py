@@ -33,7 +33,7 @@ from tilsit.config import load_settings
 from tilsit.db.models import FileRow, IndexRow, JournalRow
 from tilsit.index.manage import create_index
 from tilsit.instance import Instance, open_instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 from tilsit.upstream.sync import sync_mirror
 
 JSON = "application/vnd.pypi.simple.v1+json"

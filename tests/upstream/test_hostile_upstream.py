@@ -37,12 +37,13 @@ from tests.upstream.hostile import (
     root,
 )
 from tilsit.config import MiB, load_settings
+from tilsit.config.origins import parse_origins
 from tilsit.db.models import FileRow, IndexRow, UpstreamStateRow
 from tilsit.index.manage import create_index, get_index
 from tilsit.index.permissions import set_visibility
 from tilsit.instance import Instance, open_instance
-from tilsit.render.tree import file_path
-from tilsit.upstream.client import UpstreamClient, parse_origins
+from tilsit.store.tree import file_path
+from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import RedirectRefused
 from tilsit.upstream.sync import sync_mirror
 

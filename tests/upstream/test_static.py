@@ -22,7 +22,7 @@ from tests.upstream.conftest import (
 from tests.upstream.static import StaticServer, StaticTree
 from tilsit.config import Settings
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 
 @pytest.fixture

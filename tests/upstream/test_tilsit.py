@@ -34,7 +34,7 @@ from tests.upstream.conftest import (
 )
 from tilsit.index.manage import delete_file, delete_release, set_yanked
 from tilsit.instance import Instance
-from tilsit.render.tree import file_path
+from tilsit.store.tree import file_path
 
 
 @dataclass

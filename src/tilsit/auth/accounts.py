@@ -37,15 +37,15 @@ from tilsit.auth.user_names import (
     MAX_USER_NAME,
     InvalidUserName,
     UserNameTaken,
+    add_user,
     find_user_named,
     user_key,
     validate_user_name,
 )
 from tilsit.config import Settings
+from tilsit.config.limits import Limit, parse_limits
 from tilsit.db.engine import Database
 from tilsit.db.models import EmailTokenRow, UserRow
-from tilsit.index import errors as index_errors
-from tilsit.index.manage import create_user
 
 __all__ = [
     "RESET",
@@ -271,15 +271,13 @@ def register(
     with db.write() as session:
         _signup_checks(session, name, address)
         # Every sign-up hashes a password: limit them per address like logins.
-        ratelimit.consume(
-            session, f"signup:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate)
-        )
+        ratelimit.consume(session, f"signup:ip:{ip}", parse_limits(settings.login_ip_rate))
     hashed = passwords.hash_password(password)
     with db.write() as session:
         _signup_checks(session, name, address)
         try:
-            user = create_user(session, name)
-        except index_errors.IndexError_ as exc:
+            user = add_user(session, name)
+        except ValueError as exc:  # InvalidUserName, UserNameTaken (naming the holder)
             raise InvalidAccountInput(str(exc)) from exc
         now = datetime.now(UTC)
         user.email = address
@@ -298,7 +296,7 @@ class _Attempt:
     hits: tuple[int | None, ...]
 
 
-_LimitKey = tuple[str, tuple[ratelimit.Limit, ...]]
+_LimitKey = tuple[str, tuple[Limit, ...]]
 
 
 def _login_keys(settings: Settings, user_part: str, ip: str) -> list[_LimitKey]:
@@ -310,8 +308,8 @@ def _login_keys(settings: Settings, user_part: str, ip: str) -> list[_LimitKey]:
     to the IP's count.
     """
     return [
-        (f"login:user:{user_part}", ratelimit.parse_limits(settings.login_rate)),
-        (f"login:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate)),
+        (f"login:user:{user_part}", parse_limits(settings.login_rate)),
+        (f"login:ip:{ip}", parse_limits(settings.login_ip_rate)),
     ]
 
 
@@ -434,7 +432,7 @@ def second_factor(
     "webauthn"). Failures are recorded and count against the limit; a success
     gives its hit back. ``on_success`` runs in the same transaction.
     """
-    limits = ratelimit.parse_limits(settings.two_factor_rate)
+    limits = parse_limits(settings.two_factor_rate)
     failure: ValueError | None = None
     with db.write() as session:
         hit = ratelimit.consume(session, f"2fa:user:{user_id}", limits)
@@ -498,7 +496,7 @@ def request_password_reset(
     except InvalidAccountInput:
         return None
     with db.write() as session:
-        ratelimit.consume(session, f"reset:ip:{ip}", ratelimit.parse_limits(settings.login_ip_rate))
+        ratelimit.consume(session, f"reset:ip:{ip}", parse_limits(settings.login_ip_rate))
         check_writable(session)
         user = session.scalars(
             select(UserRow).where(func.lower(UserRow.email) == address)

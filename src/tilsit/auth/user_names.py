@@ -31,6 +31,7 @@ __all__ = [
     "MAX_USER_NAME",
     "InvalidUserName",
     "UserNameTaken",
+    "add_user",
     "check_name_free",
     "find_user_named",
     "user_key",
@@ -93,3 +94,16 @@ def check_name_free(session: Session, name: str) -> str:
     if holder is not None:
         raise UserNameTaken(name, holder.name)
     return user_key(name)
+
+
+def add_user(session: Session, name: str, *, admin: bool = False) -> UserRow:
+    """A new account called ``name`` (flushed, so it has an id); raises if invalid or taken.
+
+    Sign-up and ``tilsit user create`` both make accounts here, so both check the
+    name the same way.
+    """
+    key = check_name_free(session, name)
+    user = UserRow(name=name, name_key=key, is_admin=admin)
+    session.add(user)
+    session.flush()
+    return user

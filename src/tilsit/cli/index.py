@@ -45,6 +45,7 @@ from tilsit.index.permissions import (
 )
 from tilsit.index.upstream_options import public_url
 from tilsit.trust.mirror import root_text
+from tilsit.upstream.filters import InvalidFilter
 
 __all__ = ["index"]
 
@@ -105,9 +106,6 @@ def index_create(
     A mirror or proxy takes the filters of `tilsit mirror configure` here too, so a
     mirror with an --interval is filtered from its first scheduled sync.
     """
-    from tilsit.index.upstream_options import public_url
-    from tilsit.upstream.filters import InvalidFilter
-
     # In a private index every user who may create a project may also probe its names
     # (a name that exists is refused), so only listed users create unless told otherwise.
     create_policy = create_policy or ("listed" if private else "anyone")
@@ -178,8 +176,6 @@ def index_create(
 @instance_options
 def index_list(settings: Settings) -> None:
     """List indexes: name, kind, public or private, last serial, upstream (no credentials)."""
-    from tilsit.index.upstream_options import public_url
-
     instance = open_instance_for_command(settings)
     with instance.db.read() as session:
         for row in session.scalars(select(IndexRow).order_by(IndexRow.name)):

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import SETTINGS, Settings
 from tilsit.db.models import FileRow, IndexRow
+from tilsit.nginx import render_nginx_config, render_standalone
 from tilsit.render.base_url import record_base_url
+from tilsit.store.leftovers import reap_leftovers
 
 __all__ = ["fsck", "nginx_config", "rebuild", "settings_doc"]
 
@@ -46,8 +48,6 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
     import hashlib
 
     from sqlalchemy import or_
-
-    from tilsit.store.leftovers import reap_leftovers
 
     def referenced(session: Session, among: list[str] | None = None) -> dict[str, str]:
         """sha256 -> what names it: cached files' blobs and core-metadata blobs."""
@@ -150,8 +150,6 @@ def nginx_config(
     listen: str, upstream: str | None, no_upstream: bool, run_dir: Path | None, settings: Settings
 ) -> None:
     """Print an nginx configuration that serves this data directory's tree directly."""
-    from tilsit.nginx import render_nginx_config, render_standalone
-
     target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
     tree = settings.tree_dir.resolve()
     instance = open_instance_for_command(settings)

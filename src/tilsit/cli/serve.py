@@ -25,14 +25,21 @@ from tilsit.operator import (
     check_tls_files,
     check_writable,
 )
+from tilsit.render.legacy import base_url_warning
+from tilsit.store.leftovers import reap_leftovers
+from tilsit.store.private import LooseSecretMode, tighten
+from tilsit.trust.keys import keys_dir, trust_dir
+from tilsit.web.app import TilsitApp
+from tilsit.web.bodies import bounded
+from tilsit.web.hosts import mail_links_warning
+from tilsit.web.reason import install
+from tilsit.web.server import server_options
 
 __all__ = ["init", "serve"]
 
 
 def _secure_secrets(settings: Settings, instance: Instance) -> None:
     """Tighten secret files an older tilsit (or a hand) left readable; stop if one cannot be."""
-    from tilsit.store.private import LooseSecretMode, tighten
-
     files = instance.db.secret_files()
     config = next((Path(s) for s in settings.sources if not s.startswith("TILSIT_")), None)
     if config is not None and _config_holds_secrets(config):
@@ -79,13 +86,6 @@ def serve(
     """Run the server (SQLite and ./tilsit-data unless configured otherwise)."""
     import uvicorn
 
-    from tilsit.render.legacy import base_url_warning
-    from tilsit.web.app import TilsitApp
-    from tilsit.web.bodies import bounded
-    from tilsit.web.hosts import mail_links_warning
-    from tilsit.web.reason import install
-    from tilsit.web.server import server_options
-
     settings = load_settings(
         config,
         {
@@ -100,8 +100,6 @@ def serve(
     instance = _open_for_serving(settings)
     _secure_secrets(settings, instance)
     # Temp files of a killed upload, sync or render (fsck reaps them too).
-    from tilsit.store.leftovers import reap_leftovers
-
     reap_leftovers(settings.tmp_dir)
     scheme = "https" if settings.tls_cert else "http"
     origin = f"{scheme}://{settings.host}:{settings.port}"
@@ -238,8 +236,6 @@ def init(settings: Settings) -> None:
 
     Every command but this and `serve` refuses to run where no data directory is.
     """
-    from tilsit.trust.keys import keys_dir, trust_dir
-
     data = settings.data
     database = Database.sqlite_path(settings.db_url)
     had = {

@@ -8,12 +8,20 @@ from datetime import datetime
 import click
 from sqlalchemy import select
 
-from tilsit.auth.token_admin import UnknownToken, revoke_token, token_by_reference, tokens_of
+from tilsit.auth.token_admin import (
+    UnknownToken,
+    issue_token,
+    revoke_token,
+    token_by_reference,
+    tokens_of,
+)
+from tilsit.auth.tokens import parse_expiry
 from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.db.models import IndexRow, UserRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index, get_user
+from tilsit.spec.names import normalize
 
 __all__ = ["token"]
 
@@ -46,10 +54,6 @@ def token_create(
     settings: Settings,
 ) -> None:
     """Create an API token and print its secret (shown only this once)."""
-    from tilsit.auth.token_admin import issue_token
-    from tilsit.auth.tokens import parse_expiry
-    from tilsit.spec.names import normalize
-
     instance = open_instance_for_command(settings)
     try:
         expires_at = parse_expiry(expires) if expires else None

@@ -13,17 +13,17 @@ import click
 
 from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
+from tilsit.freshness import freshness_pass
 from tilsit.instance import require_data_dir
 from tilsit.trust.expiry import expiry_report
+from tilsit.trust.keyring import load_keys
 from tilsit.trust.keys import (
     KeyError_,
     KeySet,
     init_keys,
     keys_dir,
-    load_keys,
     trust_dir,
 )
-from tilsit.trust.loop import freshness_pass
 from tilsit.trust.rotation import resign, rotate_online_key, rotate_root_keys
 from tilsit.trust.settings import trust_settings, utcnow
 

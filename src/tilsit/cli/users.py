@@ -12,6 +12,10 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy import select
 
+from tilsit.auth.accounts import AccountError, normalise_email
+from tilsit.auth.audit import record_event
+from tilsit.auth.passwords import WeakPassword, check_new_password, hash_password
+from tilsit.auth.sessions import end_user_sessions
 from tilsit.auth.user_admin import LastAdministrator, change_account
 from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
@@ -31,8 +35,6 @@ def user() -> None:
 
 def _new_password(ask: bool, from_stdin: bool, name: str, email: str) -> str | None:
     """A checked argon2 hash of a password typed (hidden, twice) or read from stdin."""
-    from tilsit.auth.passwords import WeakPassword, check_new_password, hash_password
-
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif ask:
@@ -69,8 +71,6 @@ def user_create(
     settings: Settings,
 ) -> None:
     """Create a user (who can then be given tokens, or log in with a password)."""
-    from tilsit.auth.accounts import AccountError, normalise_email
-
     try:
         address = normalise_email(email) if email else None
     except AccountError as exc:
@@ -100,9 +100,6 @@ def user_create(
 @instance_options
 def user_set_password(name: str, password_stdin: bool, settings: Settings) -> None:
     """Set a user's password (prompted twice, hidden) and end their web sessions."""
-    from tilsit.auth.audit import record_event
-    from tilsit.auth.sessions import end_user_sessions
-
     instance = open_instance_for_command(settings)
     with instance.db.read() as session:
         found = session.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()

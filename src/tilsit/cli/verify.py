@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from tilsit.trust.verify import default_state_dir, verify
+
 __all__ = ["verify_command"]
 
 
@@ -65,8 +67,6 @@ def verify_command(
     files), 2 when the metadata cannot be trusted (expired, rollback,
     mix-and-match, broken root chain, oversized).
     """
-    from tilsit.trust.verify import default_state_dir, verify
-
     if projects and sample is not None:
         raise click.UsageError("--project and --sample exclude each other")
     root = root_file.read_bytes()

@@ -23,10 +23,22 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tilsit.auth.rights import (
+    CREATE,
+    INDEX_PERMISSIONS,
+    READ,
+    UPLOAD,
+    UPLOADER_ROLES,
+    index_permissions,
+    may_create,
+    may_read,
+    may_read_project,
+    may_upload,
+    project_role,
+)
 from tilsit.auth.tokens import InvalidToken, find_token
 from tilsit.db.models import (
     FileRow,
-    IndexPermissionRow,
     IndexRow,
     ProjectRow,
     PublisherRow,
@@ -58,66 +70,12 @@ __all__ = [
     "token_index_id",
 ]
 
-READ = "read"
-UPLOAD = "upload"
-CREATE = "create"
-INDEX_PERMISSIONS = (READ, UPLOAD, CREATE)
-UPLOADER_ROLES = ("Owner", "Maintainer")
-
-
-def index_permissions(session: Session, user: UserRow, index: IndexRow) -> set[str]:
-    return set(
-        session.scalars(
-            select(IndexPermissionRow.permission).where(
-                IndexPermissionRow.index_id == index.id, IndexPermissionRow.user_id == user.id
-            )
-        )
-    )
-
-
-def project_role(session: Session, user: UserRow, project: ProjectRow) -> str | None:
-    return session.scalar(
-        select(RoleRow.role).where(RoleRow.project_id == project.id, RoleRow.user_id == user.id)
-    )
-
-
-def may_read(session: Session, user: UserRow | None, index: IndexRow) -> bool:
-    """May ``user`` read the whole of ``index`` (its list, every project, its TUF metadata)?"""
-    if not index.private:
-        return True
-    if user is None or not user.is_active:
-        return False
-    return user.is_admin or bool(index_permissions(session, user, index))
-
-
-def may_read_project(session: Session, user: UserRow | None, project: ProjectRow) -> bool:
-    """May ``user`` read ``project``: the whole index, or a role on this project."""
-    if may_read(session, user, project.index):
-        return True
-    return user is not None and user.is_active and project_role(session, user, project) is not None
-
 
 def hidden_project(index: IndexRow, name: str) -> errors.UnknownProject:
     """What a caller who may not read a private index's project is told: exactly what it
     would be told of a project that does not exist (the words of ``get_project``), so that
     no answer tells the two apart."""
     return errors.UnknownProject(f"There is no project {name!r} in index {index.name!r}")
-
-
-def may_upload(session: Session, user: UserRow, project: ProjectRow) -> bool:
-    if not user.is_active:
-        return False
-    if user.is_admin or project_role(session, user, project) in UPLOADER_ROLES:
-        return True
-    return UPLOAD in index_permissions(session, user, project.index)
-
-
-def may_create(session: Session, user: UserRow, index: IndexRow) -> bool:
-    if not user.is_active:
-        return False
-    if user.is_admin or index.create_policy == "anyone":
-        return True
-    return CREATE in index_permissions(session, user, index)
 
 
 def pending_reservation(session: Session, index: IndexRow, name: str) -> PublisherRow | None:

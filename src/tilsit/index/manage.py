@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
-from tilsit.auth.user_names import check_name_free, find_user_named
+from tilsit.auth.user_names import add_user, find_user_named
 from tilsit.db.live import with_deleted
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow, UserRow
 from tilsit.index import errors
@@ -190,13 +190,9 @@ def get_user(session: Session, name: str) -> UserRow:
 
 def create_user(session: Session, name: str, *, admin: bool = False) -> UserRow:
     try:
-        key = check_name_free(session, name)
+        return add_user(session, name, admin=admin)
     except ValueError as exc:  # InvalidUserName, UserNameTaken (naming the holder)
         raise errors.IndexError_(str(exc)) from exc
-    user = UserRow(name=name, name_key=key, is_admin=admin)
-    session.add(user)
-    session.flush()
-    return user
 
 
 def get_project(session: Session, index: IndexRow, name: str) -> ProjectRow:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
+from tilsit.auth.rights import MAINTAINER, OWNER, ROLES, may_manage
 from tilsit.db.models import IndexRow, InvitationRow, ProjectRow, RoleRow, UserRow, utcnow
 from tilsit.index import errors
 
@@ -50,9 +51,6 @@ __all__ = [
     "user_projects",
 ]
 
-OWNER = "Owner"
-MAINTAINER = "Maintainer"
-ROLES = (OWNER, MAINTAINER)
 INVITATION_LIFETIME = timedelta(days=7)
 
 
@@ -110,16 +108,6 @@ def _role_row(session: Session, project: ProjectRow, user: UserRow) -> RoleRow |
     return session.scalars(
         select(RoleRow).where(RoleRow.project_id == project.id, RoleRow.user_id == user.id)
     ).one_or_none()
-
-
-def may_manage(session: Session, user: UserRow, project: ProjectRow) -> bool:
-    """Owners and admins manage a project's roles."""
-    if not user.is_active:
-        return False
-    if user.is_admin:
-        return True
-    row = _role_row(session, project, user)
-    return row is not None and row.role == OWNER
 
 
 def _require_manager(session: Session, user: UserRow, project: ProjectRow) -> None:

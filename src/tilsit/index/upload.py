@@ -20,7 +20,8 @@ from tilsit.auth import switches
 from tilsit.auth.audit import record_event
 from tilsit.auth.oidc.authority import publisher_refusal
 from tilsit.auth.policy import two_factor_refusal
-from tilsit.auth.ratelimit import Limit, RateLimited, consume, project_create_refusal
+from tilsit.auth.ratelimit import RateLimited, consume, project_create_refusal
+from tilsit.config.limits import Limit
 from tilsit.db.models import (
     FileRow,
     IndexRow,

@@ -6,7 +6,7 @@ wraps it into a complete ``nginx.conf`` whose pid, logs and temp files live in o
 directory, for ``nginx -c FILE -p DIR`` in tests and benchmarks.
 
 The config reproduces ``tilsit.web.read`` from the tree alone (see
-``tilsit.render.tree`` for the layout): content negotiation with q-values and
+``tilsit.store.tree`` for the layout): content negotiation with q-values and
 ``?format=``, 301s to the trailing slash and to the PEP 503 name, files with
 ``Range``/``HEAD``, the legacy JSON API, and the same ``ETag`` and
 ``X-PyPI-Last-Serial`` values as tilsit's own server. Uploads (``/legacy/``),
@@ -270,7 +270,7 @@ add_header Cache-Control "{immutable}";
 
 
 def _private_files(tree: str) -> str:
-    """A private index's files, under ``/<index>/packages/`` (see tilsit.render.tree)."""
+    """A private index's files, under ``/<index>/packages/`` (see tilsit.store.tree)."""
     named = f"/(?<tilsit_files_index>{_INDEX})/packages"
     cache = _IMMUTABLE.replace("public", "private")
     return f"""

@@ -44,10 +44,10 @@ from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
-from tilsit.render.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
+from tilsit.store.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
 from tilsit.trust.repository import Batch, Signing

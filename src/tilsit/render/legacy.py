@@ -31,8 +31,8 @@ from packaging.metadata import RawMetadata, parse_email
 from packaging.version import InvalidVersion, Version
 
 from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
-from tilsit.render.tree import file_url
 from tilsit.spec.simple import format_time
+from tilsit.store.tree import file_url
 
 __all__ = [
     "base_url_warning",

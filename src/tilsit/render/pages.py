@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
-from tilsit.render.tree import file_url
 from tilsit.spec.simple import ProjectPage, SimpleFile
+from tilsit.store.tree import file_url
 
 __all__ = ["simple_page"]
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
-from tilsit.render.tree import private_root
+from tilsit.store.tree import private_root
 
 __all__ = ["FileSnap", "ProjectSnap", "ReleaseSnap", "load_project", "version_key"]
 

@@ -4,7 +4,7 @@ A mirror writes its origin's signed target paths, hashed link names and TUF
 metadata names into the tree; a mirror or proxy turns the filenames an upstream
 page lists into ``packages/<aa>/<bb>/<rest>/<filename>``. Each such path is
 checked here before it touches the tree or the database, against the tree's
-layout (``tilsit.render.tree``), relative to an index's base directory:
+layout (``tilsit.store.tree``), relative to an index's base directory:
 
 - pages: ``simple/index.html|index.v1.json`` and
   ``simple/<normalized project>/index.html|index.v1.json``;

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuf.api.metadata import Metadata, Snapshot, Timestamp
 
-from tilsit.render.tree import PRIVATE_MARKER
+from tilsit.store.tree import PRIVATE_MARKER
 from tilsit.trust.keys import KeyError_, KeySet
 from tilsit.trust.layout import tuf_dir
+from tilsit.trust.repository import Signing
 from tilsit.trust.settings import utcnow
-
-if TYPE_CHECKING:
-    from tilsit.trust.repository import Signing
 
 __all__ = ["WARN_BEFORE", "expiry_report", "trust_health"]
 

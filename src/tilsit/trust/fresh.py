@@ -24,7 +24,7 @@ from typing import Protocol
 
 from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
-from tilsit.render.tree import Tree
+from tilsit.store.tree import Tree
 from tilsit.trust.repository import IndexRepository, versioned
 
 __all__ = ["Refreshed", "Sweepable", "Swept", "refresh", "sweep"]

@@ -17,7 +17,6 @@ The online key signs timestamp, snapshot and the hashed bins.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
@@ -41,8 +40,7 @@ __all__ = [
     "TrustSettings",
     "init_keys",
     "keys_dir",
-    "load_keys",
-    "open_keys",
+    "read_keys",
     "trust_dir",
 ]
 
@@ -183,20 +181,12 @@ def _online_keyid(root: Root) -> str:
     return root.roles["timestamp"].keyids[0]
 
 
-def load_keys(data: Path) -> KeySet:
-    """Load the trusted metadata and the online key; refuse unsafe or mismatched keys.
+def read_keys(data: Path) -> KeySet:
+    """Read the trusted metadata and the online key; refuse unsafe or mismatched keys.
 
-    A root or key change a crash interrupted is first finished or rolled back
-    (:mod:`tilsit.trust.rotation`), so what loads is one whole key set.
+    The caller holds the trust lock with no key change pending: use
+    :func:`tilsit.trust.keyring.load_keys`, which sees to both.
     """
-    from tilsit.trust.rotation import recover, trust_lock
-
-    with trust_lock(data):
-        recover(data)
-        return _load(data)
-
-
-def _load(data: Path) -> KeySet:
     directory = trust_dir(data)
     versions = _root_versions(directory)
     if not versions or versions[0] != 1:
@@ -294,15 +284,8 @@ def init_keys(
     _write_public(directory / "1.targets.json", targets_bytes)
     # Root last: its presence is what says "keys exist".
     _write_public(directory / "1.root.json", root_bytes)
-    return load_keys(data)
-
-
-def open_keys(data: Path, settings: TrustSettings, now: datetime) -> KeySet:
-    """Load the keys, generating a first set if the data directory has none (like SSH host keys)."""
-    if not (trust_dir(data) / "1.root.json").exists():
-        with contextlib.suppress(KeysExist):  # another process won the race
-            return init_keys(data, settings, now)
-    return load_keys(data)
+    # A new key set: no change of keys can be pending on it.
+    return read_keys(data)
 
 
 def _root_signers(keys: KeySet, secret: Path) -> list[Signer]:

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 
 from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
 
-from tilsit.render.tree import Tree
 from tilsit.store.fs import fsync_dir
-from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, load_keys, trust_dir
+from tilsit.store.tree import Tree
+from tilsit.trust.keyring import load_keys
+from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
 from tilsit.trust.published import Published, load_published, save_published
 

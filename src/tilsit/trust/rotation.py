@@ -52,7 +52,7 @@ from tilsit.trust.keys import (
     _write_private,
     _write_public,
     keys_dir,
-    load_keys,
+    read_keys,
     trust_dir,
 )
 
@@ -305,7 +305,7 @@ def change_keys(
         prepare(keys, settings, now, secret, change)
         commit(keys.data)
         finish(keys.data)
-    return load_keys(keys.data)
+        return read_keys(keys.data)
 
 
 def rotate_online_key(

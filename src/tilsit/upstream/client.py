@@ -26,7 +26,6 @@ Everything an upstream answers is hostile until checked, here:
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
@@ -37,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from tilsit.config.origins import Origin, origin_of
 from tilsit.upstream.errors import (
     RedirectRefused,
     UpstreamError,
@@ -47,7 +47,7 @@ from tilsit.upstream.errors import (
 )
 from tilsit.upstream.pages import ACCEPT
 
-__all__ = ["FetchedPage", "FileStream", "UpstreamClient", "parse_origins"]
+__all__ = ["FetchedPage", "FileStream", "UpstreamClient"]
 
 log = logging.getLogger("tilsit.upstream")
 
@@ -61,28 +61,6 @@ _RATIO_FLOOR = 256 << 10
 _CHUNK = 1 << 16
 _REDIRECTS = (301, 302, 303, 307, 308)
 _DECODING = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-Origin = tuple[str, str, int]
-_ORIGIN = re.compile(r"^https?://[^/?#@\s]+$")
-
-
-def origin_of(url: str | httpx.URL) -> Origin:
-    """(scheme, host, port) with the scheme's default port filled in."""
-    parsed = httpx.URL(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed.scheme.lower(), parsed.host.lower(), port
-
-
-def parse_origins(text: str) -> frozenset[Origin]:
-    """Origins named in a setting: ``scheme://host[:port]`` separated by commas or spaces."""
-    origins: set[Origin] = set()
-    for word in re.split(r"[\s,]+", text.strip()):
-        if not word:
-            continue
-        if not _ORIGIN.match(word.rstrip("/")):
-            raise ValueError(f"{word!r} is not an origin: write scheme://host[:port], with no path")
-        origins.add(origin_of(word.rstrip("/")))
-    return frozenset(origins)
 
 
 def _user_agent() -> str:

@@ -60,6 +60,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tilsit.config.origins import parse_origins
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.index.upstream import (
     FileFacts,
@@ -73,7 +74,7 @@ from tilsit.index.upstream import (
 )
 from tilsit.instance import Instance
 from tilsit.spec.names import normalize
-from tilsit.upstream.client import UpstreamClient, parse_origins
+from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from tilsit.db.models import IndexRow, UpstreamStateRow
-from tilsit.render.tree import Tree
 from tilsit.spec.simple import format_time
+from tilsit.store.tree import Tree
 
 __all__ = ["STATUS_FILE", "status_document", "status_path", "write_status"]
 

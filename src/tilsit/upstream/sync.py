@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from tilsit.config.origins import parse_origins
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, UpstreamStateRow
 from tilsit.index.journal import record
 from tilsit.index.manage import get_index
@@ -73,7 +74,7 @@ from tilsit.trust.mirror import (
     resigned,
     state_dir_for,
 )
-from tilsit.upstream.client import UpstreamClient, parse_origins
+from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import (
     UpstreamError,
     UpstreamNotFound,

@@ -15,10 +15,10 @@ import os
 import anyio.to_thread
 
 from tilsit import __version__
+from tilsit.freshness import keep_fresh
 from tilsit.instance import Instance
 from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
-from tilsit.trust.loop import keep_fresh
 from tilsit.upstream.schedule import run_schedule
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody

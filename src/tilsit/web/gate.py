@@ -42,8 +42,8 @@ import anyio
 from tilsit.auth.tokens import credentials_from_header
 from tilsit.db.engine import Database
 from tilsit.index.access import ReadScope, file_project, read_scope
-from tilsit.render.tree import PRIVATE_MARKER
 from tilsit.spec.names import normalize
+from tilsit.store.tree import PRIVATE_MARKER
 from tilsit.trust.layout import HASHED_NAME, is_hashed
 from tilsit.web.asgi import Message, Scope, Send, header, text
 

@@ -6,11 +6,11 @@ from urllib.parse import parse_qs
 
 from packaging.version import InvalidVersion, Version
 
-from tilsit.render.tree import PAGE_HTML, PAGE_JSON
 from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
 from tilsit.spec.names import normalize
 from tilsit.spec.simple import HTML_CSP, JSON
 from tilsit.spec.versions import equal_spellings
+from tilsit.store.tree import PAGE_HTML, PAGE_JSON
 from tilsit.trust.layout import is_hashed, tuf_dir
 from tilsit.web.asgi import Headers, Scope, Send, header, redirect, text
 from tilsit.web.treefiles import TreeFiles

@@ -16,8 +16,8 @@ import anyio
 
 from tilsit.auth.audit import record_event
 from tilsit.auth.email_policy import email_refusal, verified_email_required
-from tilsit.auth.ratelimit import parse_limits
 from tilsit.auth.tokens import InvalidToken, credentials_from_header, find_token
+from tilsit.config.limits import parse_limits
 from tilsit.db.models import UserRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index

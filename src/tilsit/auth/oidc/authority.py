@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from tilsit.auth.rights import may_create, may_manage
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
-from tilsit.index.access import may_create
-from tilsit.index.roles import may_manage
 
 __all__ = ["authority_refusal", "publisher_refusal"]
 

@@ -38,7 +38,7 @@ from tilsit.auth.oidc import jwks
 from tilsit.auth.oidc.authority import publisher_refusal
 from tilsit.auth.oidc.publishers import key_source_of, matches
 from tilsit.auth.oidc.verify import TokenRefused, read_header, unverified_claims, verify_token
-from tilsit.auth.tokens import PREFIX
+from tilsit.auth.tokens import PREFIX, InvalidToken, find_token
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.db.models import OIDCTokenUseRow, ProjectRow, PublisherRow, TokenRow
@@ -279,8 +279,6 @@ def burn(db: Database, secret: object, ip: str = "") -> bool:
     True when the token was one of ours (revoked now, or already revoked or
     expired); False when it is not a trusted-publishing token at all.
     """
-    from tilsit.auth.tokens import InvalidToken, find_token
-
     if not isinstance(secret, str):
         return False
     with db.write() as session:

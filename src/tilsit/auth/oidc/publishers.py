@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
 from tilsit.auth.oidc.authority import authority_refusal
+from tilsit.auth.oidc.jwks import usable_keys
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
 from tilsit.spec.names import InvalidProjectName, normalize, validate_name
 
@@ -179,8 +180,6 @@ def generic_spec(
         keys = static_keys.get("keys") if isinstance(static_keys, dict) else None
         if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
             raise InvalidPublisher('Static keys must be a JWKS: {"keys": [ ... ]}')
-        from tilsit.auth.oidc.jwks import usable_keys
-
         if not usable_keys(static_keys):
             raise InvalidPublisher("None of the static keys is an RSA or P-256 public key")
     return PublisherSpec("oidc", issuer, checked, url, static_keys)

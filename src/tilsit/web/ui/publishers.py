@@ -35,8 +35,9 @@ from tilsit.auth.oidc.publishers import (
     gitlab_spec,
     remove_publisher,
 )
-from tilsit.auth.ratelimit import RateLimited, consume, parse_limits
+from tilsit.auth.ratelimit import RateLimited, consume
 from tilsit.config import Settings
+from tilsit.config.limits import parse_limits
 from tilsit.db.models import IndexRow, ProjectRow, PublisherRow, UserRow
 from tilsit.index import errors
 from tilsit.index.access import hidden_project, may_create, may_read_project, pending_reservation

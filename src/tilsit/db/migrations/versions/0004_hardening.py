@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from tilsit.spec.names import confusable_key
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -37,8 +39,6 @@ def _user_names_upgrade() -> None:
     WARNING in the log and as a ``user.name_collision`` audit event, so the
     operator can rename or disable the newer account.
     """
-    from tilsit.auth.user_names import user_key
-
     # Plain ALTERs, no batch: on SQLite a batch rebuilds the table, which the
     # foreign keys to users refuse while they are enforced. Added NOT NULL with a
     # placeholder default, filled below, then made unique.
@@ -71,7 +71,7 @@ def _user_names_upgrade() -> None:
         sa.select(users.c.id, users.c.name).order_by(users.c.created_at, users.c.id)
     ).all()
     for user_id, name in rows:
-        key = user_key(name)
+        key = confusable_key(name)  # what tilsit.auth.user_names.user_key computes
         if key in holders:
             log.warning(
                 "user %r (id %d) looks like the older user %r: %r keeps the name key; %r still"

@@ -17,6 +17,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
+from tilsit.spec.versions import version_key
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -104,8 +106,6 @@ def _versions_upgrade() -> None:
     # Imported here, not at the top, so the parts of this file stay apart.
     import logging
     from datetime import UTC, datetime
-
-    from tilsit.spec.versions import version_key
 
     log = logging.getLogger("tilsit.db.migrations")
     # Plain ALTERs, no batch (see 0004): NOT NULL with a placeholder, filled, then indexed.

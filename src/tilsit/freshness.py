@@ -1,6 +1,8 @@
 """The freshness pass: re-sign due metadata and sweep, for every index, under the render lock.
 
 ``tilsit serve`` runs it every few minutes; ``tilsit tuf refresh`` runs it once (cron).
+It works on an opened :class:`~tilsit.instance.Instance` (the renderer's lock, the
+signing state, the tree), so it sits above ``trust`` and ``render``, beside the instance.
 """
 
 from __future__ import annotations
@@ -8,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
+from tilsit.instance import Instance
 from tilsit.trust.fresh import refresh, sweep
 from tilsit.trust.mirror import CarriedMetadata, carried_indexes
 from tilsit.trust.settings import trust_settings, utcnow
-
-if TYPE_CHECKING:
-    from tilsit.instance import Instance
 
 __all__ = ["FRESHNESS_INTERVAL", "freshness_pass", "keep_fresh"]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tilsit.config.limits import InvalidLimit, parse_limits
+from tilsit.config.origins import parse_origins
 from tilsit.operator import ConfigError
 
 __all__ = [
@@ -408,15 +410,11 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
         ) from exc
     if setting.name.endswith("_rate"):
         # Checked here, so a mistyped limit stops start-up instead of the first login.
-        from tilsit.auth.ratelimit import InvalidLimit, parse_limits
-
         try:
             parse_limits(str(coerced))
         except InvalidLimit as exc:
             raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
     if setting.name == "upstream_file_origins":
-        from tilsit.upstream.client import parse_origins
-
         try:
             parse_origins(str(coerced))
         except ValueError as exc:
