@@ -94,8 +94,11 @@ def _running_as() -> str:
 
 def unwritable_message(path: Path, problem: str = "is not writable") -> str:
     """One line: ``path`` cannot be used, who owns it, who is running, the fix."""
+    # A file that could not be created does not exist: what decides is the
+    # directory it would have been made in (its filesystem, its owner).
+    existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), path)
     try:
-        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
     if read_only:
@@ -104,11 +107,12 @@ def unwritable_message(path: Path, problem: str = "is not writable") -> str:
             " choose another data directory (--data)"
         )
     try:
-        owner = owner_name(path)
+        owner = owner_name(existing)
     except OSError:
         owner = "an unknown owner"
+    holder = "it" if existing == path else str(existing)
     return (
-        f"{path} {problem} by {_running_as()}: it belongs to {owner};"
+        f"{path} {problem} by {_running_as()}: {holder} belongs to {owner};"
         " run tilsit as the owner of the data directory, or give it back to that user"
         " (chown -R)"
     )
