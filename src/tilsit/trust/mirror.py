@@ -60,8 +60,9 @@ from tilsit.store.tree import PAGE_HTML, PAGE_JSON, Tree
 from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir
 from tilsit.trust.keys import _root_signers as root_signers
 from tilsit.trust.layout import hashed_path, tuf_dir
+from tilsit.trust.links import page_links
 from tilsit.trust.repository import versioned
-from tilsit.trust.verify import page_links, probe_paths
+from tilsit.trust.verify import probe_paths
 
 __all__ = [
     "CARRIED",
