@@ -58,3 +58,18 @@ def test_migrations_import_only_db_and_spec() -> None:
         if not module.startswith(("tilsit.db", "tilsit.spec"))
     }
     assert wrong == set()
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """What one module shares with another is public (in its ``__all__``); a leading
+    underscore means "only here", so importing one hides a dependency."""
+    wrong = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tilsit"):
+                wrong.update(
+                    f"{path.relative_to(PACKAGE)}: from {node.module} import {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                )
+    assert wrong == set()

@@ -38,10 +38,18 @@ __all__ = [
     "KeySet",
     "KeysExist",
     "TrustSettings",
+    "check_private",
     "init_keys",
     "keys_dir",
+    "load_signer",
     "read_keys",
+    "replace_private",
+    "root_signers",
+    "sign_offline",
+    "targets_signer",
     "trust_dir",
+    "write_private",
+    "write_public",
 ]
 
 ENV_ONLINE_KEY = "TILSIT_TUF_ONLINE_KEY"
@@ -84,7 +92,7 @@ def _private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def _check_private(path: Path) -> None:
+def check_private(path: Path) -> None:
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o077:
         raise KeyError_(
@@ -93,7 +101,7 @@ def _check_private(path: Path) -> None:
         )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write a new key file, 0600 from its creation (never briefly world-readable)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -103,14 +111,14 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _replace_private(path: Path, data: bytes) -> None:
+def replace_private(path: Path, data: bytes) -> None:
     staging = path.with_name(f".{path.name}.new")
     staging.unlink(missing_ok=True)
-    _write_private(staging, data)
+    write_private(staging, data)
     os.replace(staging, path)
 
 
-def _write_public(path: Path, data: bytes) -> None:
+def write_public(path: Path, data: bytes) -> None:
     staging = path.with_name(f".{path.name}.new")
     staging.write_bytes(data)
     with open(staging, "rb+") as fh:
@@ -125,14 +133,14 @@ def _signer_from_pem(pem: bytes, where: str) -> CryptoSigner:
         raise KeyError_(f"{where} is not an unencrypted PEM private key: {exc}") from None
 
 
-def _load_signer(path: Path) -> CryptoSigner:
+def load_signer(path: Path) -> CryptoSigner:
     if not path.is_file():
         raise KeyError_(f"key file {path} is missing")
-    _check_private(path)
+    check_private(path)
     return _signer_from_pem(path.read_bytes(), str(path))
 
 
-def _sign(md: Metadata[Root] | Metadata[Targets], signers: Iterable[Signer]) -> bytes:
+def sign_offline(md: Metadata[Root] | Metadata[Targets], signers: Iterable[Signer]) -> bytes:
     md.signatures.clear()
     for signer in signers:
         md.sign(signer, append=True)
@@ -202,8 +210,8 @@ def read_keys(data: Path) -> KeySet:
     else:
         home = keys_dir(data)
         if home.is_dir():
-            _check_private(home)
-        online = _load_signer(home / "online.pem")
+            check_private(home)
+        online = load_signer(home / "online.pem")
         where = str(home / "online.pem")
     if online.public_key.keyid != _online_keyid(root.signed):
         raise KeyError_(
@@ -246,17 +254,17 @@ def init_keys(
         if pem
         else CryptoSigner.generate_ed25519()
     )
-    root_signers = [CryptoSigner.generate_ed25519() for _ in range(root_keys)]
-    targets_signer = CryptoSigner.generate_ed25519()
+    new_root_keys = [CryptoSigner.generate_ed25519() for _ in range(root_keys)]
+    targets_key = CryptoSigner.generate_ed25519()
 
     root = Metadata(Root(expires=now + timedelta(seconds=settings.root_expiry)))
-    for signer in root_signers:
+    for signer in new_root_keys:
         root.signed.add_key(signer.public_key, "root")
     root.signed.roles["root"].threshold = root_threshold
-    root.signed.add_key(targets_signer.public_key, "targets")
+    root.signed.add_key(targets_key.public_key, "targets")
     for role in ("snapshot", "timestamp"):
         root.signed.add_key(online.public_key, role)
-    root_bytes = _sign(root, root_signers)
+    root_bytes = sign_offline(root, new_root_keys)
 
     targets = Metadata(Targets(expires=now + timedelta(seconds=settings.targets_expiry)))
     kid = online.public_key.keyid
@@ -264,7 +272,7 @@ def init_keys(
         keys={kid: online.public_key},
         succinct_roles=SuccinctRoles([kid], 1, settings.bin_bits, "bins"),
     )
-    targets_bytes = _sign(targets, [targets_signer])
+    targets_bytes = sign_offline(targets, [targets_key])
 
     home = keys_dir(data)
     _private_dir(home)
@@ -274,25 +282,25 @@ def init_keys(
         for existing in ("targets.pem", "root-1.pem"):
             if (offline / existing).exists():
                 raise KeysExist(f"{offline / existing} exists; not overwriting it")
-    for number, signer in enumerate(root_signers, 1):
-        _write_private(secret / f"root-{number}.pem", signer.private_bytes)
-    _write_private(secret / "targets.pem", targets_signer.private_bytes)
+    for number, signer in enumerate(new_root_keys, 1):
+        write_private(secret / f"root-{number}.pem", signer.private_bytes)
+    write_private(secret / "targets.pem", targets_key.private_bytes)
     if not pem:
-        _write_private(home / "online.pem", online.private_bytes)
+        write_private(home / "online.pem", online.private_bytes)
     directory = trust_dir(data)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_public(directory / "1.targets.json", targets_bytes)
+    write_public(directory / "1.targets.json", targets_bytes)
     # Root last: its presence is what says "keys exist".
-    _write_public(directory / "1.root.json", root_bytes)
+    write_public(directory / "1.root.json", root_bytes)
     # A new key set: no change of keys can be pending on it.
     return read_keys(data)
 
 
-def _root_signers(keys: KeySet, secret: Path) -> list[Signer]:
+def root_signers(keys: KeySet, secret: Path) -> list[Signer]:
     root = keys.root.signed
     signers: list[Signer] = []
     for path in sorted(secret.glob("root-*.pem")):
-        signer = _load_signer(path)
+        signer = load_signer(path)
         if signer.public_key.keyid in root.roles["root"].keyids:
             signers.append(signer)
     if len(signers) < root.roles["root"].threshold:
@@ -303,8 +311,8 @@ def _root_signers(keys: KeySet, secret: Path) -> list[Signer]:
     return signers
 
 
-def _targets_signer(keys: KeySet, secret: Path) -> Signer:
-    signer = _load_signer(secret / "targets.pem")
+def targets_signer(keys: KeySet, secret: Path) -> Signer:
+    signer = load_signer(secret / "targets.pem")
     if signer.public_key.keyid not in keys.root.signed.roles["targets"].keyids:
         raise KeyError_(f"{secret / 'targets.pem'} is not the key root names for targets")
     return signer

@@ -57,8 +57,7 @@ from tilsit.db.models import IndexRow
 from tilsit.spec.treepaths import UnsafeTreePath, check_target, tree_path
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, Tree
-from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir
-from tilsit.trust.keys import _root_signers as root_signers
+from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir, root_signers
 from tilsit.trust.layout import hashed_path, tuf_dir
 from tilsit.trust.links import page_links
 from tilsit.trust.repository import versioned

@@ -43,17 +43,17 @@ from tilsit.trust.keys import (
     KeyError_,
     KeySet,
     TrustSettings,
-    _check_private,
-    _load_signer,
-    _replace_private,
-    _root_signers,
-    _sign,
-    _targets_signer,
-    _write_private,
-    _write_public,
+    check_private,
     keys_dir,
+    load_signer,
     read_keys,
+    replace_private,
+    root_signers,
+    sign_offline,
+    targets_signer,
     trust_dir,
+    write_private,
+    write_public,
 )
 
 __all__ = [
@@ -160,12 +160,12 @@ def prepare(
     if _rotating(data).exists():
         raise KeyError_(f"{_rotating(data)} exists: another change is unfinished")
     secret = secret if secret is not None else keys_dir(data)
-    old_root_signers = _root_signers(keys, secret)
-    targets_signer = _targets_signer(keys, secret) if change.online or change.targets else None
+    old_root_signers = root_signers(keys, secret)
+    targets_key = targets_signer(keys, secret) if change.online or change.targets else None
     online: Signer = CryptoSigner.generate_ed25519() if change.online else keys.online
     root, new_root_signers = _new_root(keys, settings, now, change, online)
     # TUF's chain rule: root N's threshold signs N+1, and N+1 meets its own threshold.
-    root_bytes = _sign(root, [*old_root_signers, *new_root_signers])
+    root_bytes = sign_offline(root, [*old_root_signers, *new_root_signers])
     for trusted, name in ((keys.root.signed, "the old"), (root.signed, "the new")):
         try:
             trusted.verify_delegate("root", root.signed_bytes, root.signatures)
@@ -174,9 +174,9 @@ def prepare(
                 f"the new root is not signed by {name} root's threshold: {exc}"
             ) from None
     targets = None
-    if targets_signer is not None:
+    if targets_key is not None:
         targets = _new_targets(keys, settings, now, change, online)
-        targets_bytes = _sign(targets, [targets_signer])
+        targets_bytes = sign_offline(targets, [targets_key])
 
     staging = _rotating(data)
     staging.mkdir(mode=0o755)
@@ -185,18 +185,18 @@ def prepare(
         "targets": None if targets is None else targets.signed.version,
         "secret": str(secret.resolve()),
     }
-    _write_public(staging / "plan.json", json.dumps(plan).encode())
+    write_public(staging / "plan.json", json.dumps(plan).encode())
     if change.online:
         assert isinstance(online, CryptoSigner)
-        _replace_private(_next_online(data), online.private_bytes)
+        replace_private(_next_online(data), online.private_bytes)
     for number, signer in enumerate(new_root_signers, 1):
         path = secret / f"root-next-{number}.pem"
         path.unlink(missing_ok=True)
-        _write_private(path, signer.private_bytes)
+        write_private(path, signer.private_bytes)
     fsync_dir(secret)
     if targets is not None:
-        _write_public(staging / f"{targets.signed.version}.targets.json", targets_bytes)
-    _write_public(staging / f"{root.signed.version}.root.json", root_bytes)
+        write_public(staging / f"{targets.signed.version}.targets.json", targets_bytes)
+    write_public(staging / f"{root.signed.version}.root.json", root_bytes)
     fsync_dir(staging)
     return root.signed.version
 
@@ -259,8 +259,8 @@ def _retire_root_keys(data: Path, secret: Path, version: int) -> None:
     named = set(root.signed.roles["root"].keyids)
     for path in secret.iterdir():
         if _ROOT_KEY.fullmatch(path.name):
-            _check_private(path)
-            if _load_signer(path).public_key.keyid not in named:
+            check_private(path)
+            if load_signer(path).public_key.keyid not in named:
                 path.unlink()  # revoked: a revoked root key should not outlive its root
     fsync_dir(secret)
     for path in staged:
