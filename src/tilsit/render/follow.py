@@ -318,7 +318,8 @@ class Renderer:
             if not index.private and self._went_public:
                 self._went_public = False
                 self._drop_private_files(index)
-            if self._coalesced(index):
+            # A rebuild signs exactly what it rendered: the list is part of that.
+            if not replace and self._coalesced(index):
                 with self._due_lock:
                     self._due.add(index.id)
             else:
