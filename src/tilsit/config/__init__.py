@@ -43,7 +43,8 @@ class Setting:
     choices: tuple[str, ...] = ()
 
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -110,6 +111,22 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         64 * MiB,
         "Bytes of rendered pages the server keeps in memory (0 disables the cache).",
+    ),
+    Setting(
+        "index_page_coalesce_size",
+        int,
+        256 * KiB,
+        "`tilsit serve` renders an index's project list (its /simple/ page) at most once per"
+        " index_page_interval, for all the writes that changed it, once the page's JSON is this"
+        " many bytes (about 6,000 projects); smaller lists are rendered inside each write."
+        " 0 coalesces every list.",
+    ),
+    Setting(
+        "index_page_interval",
+        float,
+        1.0,
+        "Seconds between renders of a coalesced project list (index_page_coalesce_size):"
+        " how long a new project may be missing from /simple/ while its own page is served.",
     ),
     Setting(
         "max_connections",
@@ -315,6 +332,8 @@ class Settings:
     upstream_file_origins: str = ""
     page_max_age: int = 600
     page_cache_size: int = 64 * MiB
+    index_page_coalesce_size: int = 256 * KiB
+    index_page_interval: float = 1.0
     max_connections: int = 1000
     header_timeout: float = 30.0
     body_idle_timeout: float = 60.0

@@ -12,6 +12,23 @@ reports it) and skipped, and its half-made TUF changes are dropped, while the
 other projects render, the index is signed and the serial advances. Reported
 projects are tried again at every catch-up that has work, so a passing fault
 (a full disk) heals by itself; a success removes the report.
+
+A render costs what the journal rows changed, not what the project holds: a row
+about one version (a file added or removed, a release yanked or removed; its
+``detail`` names the version) re-renders the project's own pages and the legacy
+JSON of that version only, places only that version's files and signs only
+their targets. Any other row (a mirror's sync, a change of visibility, a
+removed project) and every retried failure render the whole project, and
+``rebuild`` renders everything.
+
+An index's project list (its ``/simple/`` page) names every project, so it costs
+what the index holds. Once its JSON reaches ``coalesce_from`` bytes, and while
+``tilsit serve`` runs :func:`tilsit.render.coalesce.coalesce_index_pages`, a write
+marks the list due instead of rendering it, and the list is rendered at most once
+per interval for all the writes since, built outside the render lock and written
+under it. The serial a list carries is the one it was built at, so what a reader
+(or a mirror) sees is always exact for that list; a new project may be missing
+from it for up to the interval while its own page is already served.
 """
 
 from __future__ import annotations
@@ -23,11 +40,12 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tilsit.db.engine import Database
@@ -55,7 +73,40 @@ from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
 
+# Journal actions about one version of a project, naming it in ``detail["version"]``.
+VERSION_ACTIONS = frozenset(
+    {"add file", "remove file", "remove release", "yank release", "unyank release"}
+)
+
+# What a render changes in one project: the versions it touched, or WHOLE.
+Scope = frozenset[str] | None
+WHOLE: Scope = None
+
+
+def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
+    """Add one row's version (None: the whole project) to what the render does for it."""
+    if project in into and into[project] is None:
+        return
+    if version is None:
+        into[project] = None
+        return
+    into[project] = (into.get(project) or frozenset()) | {version}
+
+
 log = logging.getLogger("tilsit.render")
+
+
+def _row_scope(action: str, detail: object) -> str | None:
+    """The version a journal row is about, or WHOLE when it is about more (or unknown)."""
+    if action in VERSION_ACTIONS and isinstance(detail, dict):
+        version = detail.get("version")
+        if isinstance(version, str) and version:
+            return version
+    return None
+
+
+def _live_index(index_id: int) -> Select[IndexRow]:
+    return select(IndexRow).where(IndexRow.id == index_id, IndexRow.deleted_at.is_(None))
 
 
 def _still_served(session: Session, sha256: str, filename: str) -> bool:
@@ -105,6 +156,14 @@ class Renderer:
         # The report while a render runs (under the lock), and the serial it renders.
         self._failed: dict[str, RenderFailure] = {}
         self._serial = 0
+        # Coalesced project lists (see the module docstring): None renders every list
+        # inside the write that changed it, as commands do.
+        self.coalesce_from: int | None = None
+        self._due: set[int] = set()
+        self._due_lock = threading.Lock()
+        # The serial of the newest list this process wrote, per index: an older one,
+        # built while a newer one was written, is not written over it.
+        self._list_serial: dict[str, int] = {}
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -128,7 +187,13 @@ class Renderer:
         with self._locked(), self.db.read() as session:
             done = self.tree.serial()
             rows = session.execute(
-                select(JournalRow.serial, JournalRow.index_id, JournalRow.project)
+                select(
+                    JournalRow.serial,
+                    JournalRow.index_id,
+                    JournalRow.project,
+                    JournalRow.action,
+                    JournalRow.detail,
+                )
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
             ).all()
@@ -139,18 +204,18 @@ class Renderer:
             # With no new rows, the projects that failed before are still tried again:
             # a failure after commit (a full disk, a directory another user made) heals
             # at the next catch-up, which serve runs at start and every few minutes.
-            touched: dict[int, set[str]] = {}
-            for _serial, index_id, project in rows:
-                names = touched.setdefault(index_id, set())
+            touched: dict[int, dict[str, Scope]] = {}
+            for _serial, index_id, project, action, detail in rows:
+                names = touched.setdefault(index_id, {})
                 if project is not None:
-                    names.add(project)
+                    _merge(_row_scope(action, detail), names, project)
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
                 if index.deleted_at is not None:
                     self._unpublish(session, index)
                     continue
-                self._render_one_index(session, index, sorted(names), replace=False)
+                self._render_one_index(session, index, names, replace=False)
             if rows:
                 self.tree.set_serial(last)
             self.failures.save(self._failed)
@@ -166,7 +231,7 @@ class Renderer:
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
                 ).all()
-                self._render_one_index(session, index, list(names), replace=True)
+                self._render_one_index(session, index, dict.fromkeys(names, WHOLE), replace=True)
             deleted = select(IndexRow).where(IndexRow.deleted_at.is_not(None))
             for index in session.scalars(deleted.execution_options(**with_deleted())).all():
                 self._unpublish(session, index)
@@ -213,8 +278,8 @@ class Renderer:
         self._serial = serial
         self._failed = self.failures.load()
 
-    def _retry_failed(self, session: Session, touched: dict[int, set[str]]) -> None:
-        """Add the projects that failed before to this render: a passing fault heals."""
+    def _retry_failed(self, session: Session, touched: dict[int, dict[str, Scope]]) -> None:
+        """Add the projects that failed before to this render, whole: a passing fault heals."""
         if not self._failed:
             return
         ids = {row.name: row.id for row in session.execute(select(IndexRow.name, IndexRow.id))}
@@ -222,12 +287,13 @@ class Renderer:
             index_id = ids.get(failure.index)
             if index_id is None:
                 continue
-            names = touched.setdefault(index_id, set())
+            names = touched.setdefault(index_id, {})
             if failure.project is not None:
-                names.add(failure.project)
+                # What failed may have been an earlier render of other versions.
+                names[failure.project] = WHOLE
 
     def _render_one_index(
-        self, session: Session, index: IndexRow, names: list[str], *, replace: bool
+        self, session: Session, index: IndexRow, names: dict[str, Scope], *, replace: bool
     ) -> None:
         """Render ``names`` and the index page, then sign; each project on its own."""
         self._batch = Batch()
@@ -238,10 +304,10 @@ class Renderer:
             # Without its marker a private index's pages would be served to anyone.
             self._fail(index.name, None, exc)
             return
-        for name in names:
+        for name, scope in sorted(names.items()):
             before = dict(self._batch.changes)
             try:
-                self._render_project(session, index, name)
+                self._render_project(session, index, name, scope)
             except Exception as exc:  # noqa: BLE001 - one project must not stop the others
                 # Its half-made TUF changes are dropped: sign only what rendered whole.
                 self._batch.changes = before
@@ -249,7 +315,15 @@ class Renderer:
             else:
                 self._failed.pop(f"{index.name}/{name}", None)
         try:
-            self._render_index(session, index)
+            if not index.private and self._went_public:
+                self._went_public = False
+                self._drop_private_files(index)
+            # A rebuild signs exactly what it rendered: the list is part of that.
+            if not replace and self._coalesced(index):
+                with self._due_lock:
+                    self._due.add(index.id)
+            else:
+                self._render_index(session, index)
             # After the pages and files are in place, before .serial.
             if self.signing is not None and not self._carried:
                 if replace:
@@ -315,10 +389,74 @@ class Renderer:
         if self._batch.upsert(target, sha256, blob.stat().st_size):
             self.tree.link(hashed_path(index, target, sha256), blob)
 
-    def _render_index(self, session: Session, index: IndexRow) -> None:
-        if not index.private and self._went_public:
-            self._went_public = False
-            self._drop_private_files(index)
+    def _coalesced(self, index: IndexRow) -> bool:
+        """Whether this write leaves ``index``'s project list to the coalescing loop."""
+        if self.coalesce_from is None or self._carried:
+            return False
+        try:
+            size = self.tree.path(f"{index.name}/{page_target(None, PAGE_JSON)}").stat().st_size
+        except (FileNotFoundError, UnsafeTreePath):
+            return False  # a first list is rendered at once
+        return size >= self.coalesce_from
+
+    def mark_all_lists_due(self) -> None:
+        """Render every index's project list at the next pass (a server starting: a list
+        a stopped process left due is brought up to date)."""
+        with self.db.read() as session:
+            ids = session.scalars(select(IndexRow.id)).all()
+        with self._due_lock:
+            self._due.update(ids)
+
+    def lists_due(self) -> bool:
+        with self._due_lock:
+            return bool(self._due)
+
+    def render_due_lists(self) -> int:
+        """Render the project lists writes marked due since the last pass; how many."""
+        with self._due_lock:
+            due, self._due = self._due, set()
+        for index_id in sorted(due):
+            self._render_list(index_id)
+        return len(due)
+
+    def _render_list(self, index_id: int) -> None:
+        # Built outside the render lock: reading every project of a large index and
+        # joining its pages is the slow part, and writes must not wait for it.
+        with self.db.read() as session:
+            index = session.scalar(_live_index(index_id))
+            if index is None or carries(index.options):
+                return
+            name = index.name
+            serial, entries = self._list_entries(session, index)
+        json_page = index_json(entries, serial)
+        html_page = index_html(entries, serial)
+        with self._locked():
+            failures = self.failures.load()
+            try:
+                if self._list_serial.get(name, -1) > serial:
+                    return  # a newer list is out
+                with self.db.read() as session:
+                    if session.scalar(_live_index(index_id)) is None:
+                        return  # deleted meanwhile: the journal takes its pages down
+                self._batch = Batch()
+                self._carried = False
+                self._page(name, None, PAGE_JSON, json_page)
+                self._page(name, None, PAGE_HTML, html_page)
+                self._list_serial[name] = serial
+                if self.signing is not None:
+                    self.signing.repo(name).round(utcnow(), self._batch.changes)
+            except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
+                self._failed = failures
+                self._fail(name, None, exc)
+                failures = self._failed
+                with self._due_lock:
+                    self._due.add(index_id)
+            else:
+                failures.pop(f"{name}/", None)
+            self.failures.save(failures)
+
+    def _list_entries(self, session: Session, index: IndexRow) -> tuple[int, list[IndexEntry]]:
+        """The serial a project list shows and its entries, read in one transaction."""
         entries = [
             # Mirrors show the upstream's serials, so their pages match the origin's.
             IndexEntry(name, serial if upstream is None else upstream)
@@ -333,8 +471,13 @@ class Renderer:
             state = session.get(UpstreamStateRow, index.id)
             if state is not None and state.synced_serial is not None:
                 serial = state.synced_serial
+        return serial, entries
+
+    def _render_index(self, session: Session, index: IndexRow) -> None:
+        serial, entries = self._list_entries(session, index)
         self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
         self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
+        self._list_serial[index.name] = serial
 
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
@@ -342,11 +485,13 @@ class Renderer:
         except FileNotFoundError:
             return None
 
-    def _render_project(self, session: Session, index: IndexRow, name: str) -> None:
+    def _render_project(self, session: Session, index: IndexRow, name: str, scope: Scope) -> None:
         project = load_project(session, index, name)
         if project is None:
             return
-        self._place_files(session, project)
+        if project.deleted:
+            scope = WHOLE
+        self._place_files(session, project, scope)
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:
@@ -363,13 +508,14 @@ class Renderer:
         page = simple_page(project, self.base_url)
         self._page(index.name, project.normalized, PAGE_JSON, project_json(page))
         self._page(index.name, project.normalized, PAGE_HTML, project_html(page))
-        self._render_legacy(project, legacy_dir)
+        self._render_legacy(project, legacy_dir, scope)
 
-    def _place_files(self, session: Session, project: ProjectSnap) -> None:
-        # Files go into the tree before any page that links them.
+    def _place_files(self, session: Session, project: ProjectSnap, scope: Scope) -> None:
+        # Files go into the tree before any page that links them. Only the files of
+        # the versions in scope: the others were placed (and signed) when they changed.
         root = project.files_root
         index = project.index
-        for _release, f in project.live_files():
+        for _release, f in project.live_files(scope):
             target = file_target(f.sha256, f.filename)
             if f.cached:  # a proxy links a file once it has fetched it
                 self.tree.link(file_path(f.sha256, f.filename, root), self.blobs.path(f.sha256))
@@ -394,7 +540,7 @@ class Renderer:
                 # A private index's file leaves the shared /packages/ (where it was
                 # while the index was public) unless a public index lists it too.
                 self._unshare(session, f.sha256, f.filename)
-        for f in project.dead_files():
+        for f in project.dead_files(scope):
             self._batch.remove(file_target(f.sha256, f.filename))
             self._batch.remove(file_target(f.sha256, f.filename) + ".metadata")
             if root:
@@ -409,7 +555,13 @@ class Renderer:
         self.tree.remove(shared + ".metadata")
         self.tree.remove(shared)
 
-    def _render_legacy(self, project: ProjectSnap, legacy_dir: str) -> None:
+    def _render_legacy(self, project: ProjectSnap, legacy_dir: str, scope: Scope) -> None:
+        """The project's JSON, and the JSON of each release in scope.
+
+        A release's JSON describes that release alone, so a change to another one
+        leaves it as it is; its ``last_serial`` is the project's serial when the
+        release itself last changed.
+        """
         whole = legacy.project_json(project, self._read_blob, self.base_url)
         if whole is None:
             self.tree.remove_dir(legacy_dir)
@@ -417,8 +569,13 @@ class Renderer:
         self.tree.write(f"{legacy_dir}/json", whole)
         live = {r.version: r for r in project.live_releases if any(not f.deleted for f in r.files)}
         for version, release in live.items():
-            data = legacy.version_json(project, release, self._read_blob, self.base_url)
-            self.tree.write(f"{legacy_dir}/{version}/json", data)
+            if scope is None or version in scope:
+                data = legacy.version_json(project, release, self._read_blob, self.base_url)
+                self.tree.write(f"{legacy_dir}/{version}/json", data)
+        if scope is not None:
+            for version in scope - live.keys():
+                self.tree.remove_dir(f"{legacy_dir}/{version}")
+            return
         existing = self.tree.path(legacy_dir)
         for child in existing.iterdir() if existing.is_dir() else []:
             if child.is_dir() and child.name not in live:

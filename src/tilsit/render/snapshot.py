@@ -77,11 +77,27 @@ class ProjectSnap:
     def live_releases(self) -> tuple[ReleaseSnap, ...]:
         return tuple(r for r in self.releases if not r.deleted)
 
-    def live_files(self) -> list[tuple[ReleaseSnap, FileSnap]]:
-        return [(r, f) for r in self.live_releases for f in r.files if not f.deleted]
+    def live_files(
+        self, versions: frozenset[str] | None = None
+    ) -> list[tuple[ReleaseSnap, FileSnap]]:
+        """Live files, of every release or only of ``versions``."""
+        return [
+            (r, f)
+            for r in self.live_releases
+            if versions is None or r.version in versions
+            for f in r.files
+            if not f.deleted
+        ]
 
-    def dead_files(self) -> list[FileSnap]:
-        return [f for r in self.releases for f in r.files if f.deleted or r.deleted or self.deleted]
+    def dead_files(self, versions: frozenset[str] | None = None) -> list[FileSnap]:
+        """Removed files (or files of removed releases), of every release or of ``versions``."""
+        return [
+            f
+            for r in self.releases
+            if versions is None or r.version in versions
+            for f in r.files
+            if f.deleted or r.deleted or self.deleted
+        ]
 
 
 def _file(row: FileRow) -> FileSnap:

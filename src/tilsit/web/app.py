@@ -17,6 +17,7 @@ import anyio.to_thread
 from tilsit import __version__
 from tilsit.freshness import keep_fresh
 from tilsit.instance import Instance
+from tilsit.render.coalesce import coalesce_index_pages
 from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
 from tilsit.upstream.schedule import run_schedule
@@ -59,6 +60,7 @@ class TilsitApp:
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
+        self._lists: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -261,6 +263,15 @@ class TilsitApp:
                 self._freshness = asyncio.create_task(
                     keep_fresh(self.instance, self._stop_schedule)
                 )
+                # Large project lists: rendered once per interval, not in every upload.
+                self._lists = asyncio.create_task(
+                    coalesce_index_pages(
+                        self.instance.renderer,
+                        self._stop_schedule,
+                        size=self.instance.settings.index_page_coalesce_size,
+                        interval=self.instance.settings.index_page_interval,
+                    )
+                )
                 self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -271,6 +282,9 @@ class TilsitApp:
                 if self._freshness is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._freshness
+                if self._lists is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._lists
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()
