@@ -38,6 +38,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -105,6 +106,10 @@ def _row_scope(action: str, detail: object) -> str | None:
     return None
 
 
+# A project list's JSON starts {"meta":{"api-version":...,"_last-serial":N: its serial.
+_LIST_SERIAL = re.compile(rb'"_last-serial":(\d+)')
+
+
 def _live_index(index_id: int) -> Select[IndexRow]:
     return select(IndexRow).where(IndexRow.id == index_id, IndexRow.deleted_at.is_(None))
 
@@ -161,9 +166,6 @@ class Renderer:
         self.coalesce_from: int | None = None
         self._due: set[int] = set()
         self._due_lock = threading.Lock()
-        # The serial of the newest list this process wrote, per index: an older one,
-        # built while a newer one was written, is not written over it.
-        self._list_serial: dict[str, int] = {}
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -433,8 +435,8 @@ class Renderer:
         with self._locked():
             failures = self.failures.load()
             try:
-                if self._list_serial.get(name, -1) > serial:
-                    return  # a newer list is out
+                if self._written_list_serial(name) > serial:
+                    return  # a newer list is out (another worker process wrote it)
                 with self.db.read() as session:
                     if session.scalar(_live_index(index_id)) is None:
                         return  # deleted meanwhile: the journal takes its pages down
@@ -442,7 +444,6 @@ class Renderer:
                 self._carried = False
                 self._page(name, None, PAGE_JSON, json_page)
                 self._page(name, None, PAGE_HTML, html_page)
-                self._list_serial[name] = serial
                 if self.signing is not None:
                     self.signing.repo(name).round(utcnow(), self._batch.changes)
             except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
@@ -454,6 +455,20 @@ class Renderer:
             else:
                 failures.pop(f"{name}/", None)
             self.failures.save(failures)
+
+    def _written_list_serial(self, index: str) -> int:
+        """The serial of the project list in the tree, from its first bytes (-1: none).
+
+        Read from the file, not remembered: with several worker processes another
+        one may have written a newer list since this one built its own.
+        """
+        try:
+            with self.tree.path(f"{index}/{page_target(None, PAGE_JSON)}").open("rb") as fh:
+                head = fh.read(200)
+        except (FileNotFoundError, UnsafeTreePath):
+            return -1
+        match = _LIST_SERIAL.search(head)
+        return int(match[1]) if match else -1
 
     def _list_entries(self, session: Session, index: IndexRow) -> tuple[int, list[IndexEntry]]:
         """The serial a project list shows and its entries, read in one transaction."""
@@ -477,7 +492,6 @@ class Renderer:
         serial, entries = self._list_entries(session, index)
         self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
         self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
-        self._list_serial[index.name] = serial
 
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
