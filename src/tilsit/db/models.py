@@ -145,7 +145,11 @@ def _upload_time_default(context: Any) -> datetime | None:
 
 class FileRow(Base):
     __tablename__ = "files"
-    __table_args__ = (UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),)
+    __table_args__ = (
+        UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),
+        # A release's files: every upload and every render of a project asks (0006).
+        Index("ix_files_release_id", "release_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
