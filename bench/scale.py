@@ -397,6 +397,12 @@ def new_instance(work: Path, name: str) -> tuple[Path, str]:
 
 
 def measure_size(work: Path, n: int, args: argparse.Namespace) -> SizeFigures:
+    data, token, figures = load_size(work, n, args)
+    return measure_server(work, data, token, n, figures, args)
+
+
+def load_size(work: Path, n: int, args: argparse.Namespace) -> tuple[Path, str, LoadFigures]:
+    """A fresh data directory loaded to ``n`` projects; returns it, a token and the figures."""
     data, token = new_instance(work, f"n{n}")
     started = time.perf_counter()
     figures = load(data, token, corpus(n), args.batch, args.load_fsync)
@@ -406,22 +412,37 @@ def measure_size(work: Path, n: int, args: argparse.Namespace) -> SizeFigures:
         f" sync {figures.sync_s:.1f})",
         flush=True,
     )
+    return data, token, figures
+
+
+def measure_server(
+    work: Path,
+    data: Path,
+    token: str,
+    n: int,
+    figures: LoadFigures,
+    args: argparse.Namespace,
+    round_: int = 0,
+) -> SizeFigures:
+    """The uploads against ``tilsit serve`` over ``data``; ``round_`` > 0 measures the same
+    directory again (with names and versions of its own)."""
+    tag = f"-{round_}" if round_ else ""
     with ExitStack() as stack:
-        url, pid = stack.enter_context(serve(data, work / f"serve-{n}.log"))
+        url, pid = stack.enter_context(serve(data, work / f"serve-{n}{tag}.log"))
         client = stack.enter_context(httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT))
-        first = post(client, token, make_wheel("scale-first", "1.0"), pid)
+        first = post(client, token, make_wheel(f"scale-first{tag}", "1.0"), pid)
         result = SizeFigures(n, asdict(figures), first.ms)
         result.tuf_refresh = tuf_refresh_bytes(
-            client, lambda: post(client, token, make_wheel("scale-tuf-probe", "1.0"), pid)
+            client, lambda: post(client, token, make_wheel(f"scale-tuf-probe{tag}", "1.0"), pid)
         )
         du_before, hashed_before = du_bytes(data), hashed_root_bytes(data)
         with profiled(pid, args.profile_to if n == max(args.sizes) else None):
             for i in range(args.uploads):
-                one = post(client, token, make_wheel(f"scale-new-{i:04d}", "1.0"), pid)
+                one = post(client, token, make_wheel(f"scale-new{tag}-{i:04d}", "1.0"), pid)
                 result.new_project.append(asdict(one))
         existing = project_name(n // 2)
         for i in range(args.uploads):
-            one = post(client, token, make_wheel(existing, f"2.{i}"), pid)
+            one = post(client, token, make_wheel(existing, f"{2 + round_}.{i}"), pid)
             result.new_version.append(asdict(one))
         result.rss_mb = rss_mb(pid)
         uploads = 2 * args.uploads
