@@ -127,6 +127,9 @@ class ReleaseRow(Base):
     yanked: Mapped[bool] = mapped_column(Boolean, default=False)
     yanked_reason: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The serial of the journal row that last changed this release (0006); its legacy
+    # JSON shows it. None for releases a mirror or proxy made: theirs show the project's.
+    last_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     project: Mapped[ProjectRow] = relationship(back_populates="releases")
     files: Mapped[list[FileRow]] = relationship(back_populates="release")

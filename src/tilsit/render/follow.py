@@ -14,10 +14,10 @@ projects are tried again at every catch-up that has work, so a passing fault
 (a full disk) heals by itself; a success removes the report.
 
 A render costs what the journal rows changed, not what the project holds: a row
-about one version (a file added or removed, a release yanked or removed; its
-``detail`` names the version) re-renders the project's own pages and the legacy
-JSON of that version only, places only that version's files and signs only
-their targets. Any other row (a mirror's sync, a change of visibility, a
+about one release (a file added or removed, a release yanked or removed; its
+``detail["release"]`` names it, :func:`tilsit.index.journal.record`) re-renders
+the project's own pages and the legacy JSON of that release only, places only
+that release's files and signs only their targets. Any other row (a mirror's sync, a change of visibility, a
 removed project) and every retried failure render the whole project, and
 ``rebuild`` renders everything.
 
@@ -74,11 +74,6 @@ from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
 
-# Journal actions about one version of a project, naming it in ``detail["version"]``.
-VERSION_ACTIONS = frozenset(
-    {"add file", "remove file", "remove release", "yank release", "unyank release"}
-)
-
 # What a render changes in one project: the versions it touched, or WHOLE.
 Scope = frozenset[str] | None
 WHOLE: Scope = None
@@ -97,12 +92,13 @@ def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
 log = logging.getLogger("tilsit.render")
 
 
-def _row_scope(action: str, detail: object) -> str | None:
-    """The version a journal row is about, or WHOLE when it is about more (or unknown)."""
-    if action in VERSION_ACTIONS and isinstance(detail, dict):
-        version = detail.get("version")
-        if isinstance(version, str) and version:
-            return version
+def _row_scope(detail: object) -> str | None:
+    """The release a journal row is about (its version as stored), or WHOLE: a row that
+    names none (a sync, a change of visibility, a row from before rows named it)."""
+    if isinstance(detail, dict):
+        release = detail.get("release")
+        if isinstance(release, str) and release:
+            return release
     return None
 
 
@@ -190,11 +186,7 @@ class Renderer:
             done = self.tree.serial()
             rows = session.execute(
                 select(
-                    JournalRow.serial,
-                    JournalRow.index_id,
-                    JournalRow.project,
-                    JournalRow.action,
-                    JournalRow.detail,
+                    JournalRow.serial, JournalRow.index_id, JournalRow.project, JournalRow.detail
                 )
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
@@ -207,10 +199,10 @@ class Renderer:
             # a failure after commit (a full disk, a directory another user made) heals
             # at the next catch-up, which serve runs at start and every few minutes.
             touched: dict[int, dict[str, Scope]] = {}
-            for _serial, index_id, project, action, detail in rows:
+            for _serial, index_id, project, detail in rows:
                 names = touched.setdefault(index_id, {})
                 if project is not None:
-                    _merge(_row_scope(action, detail), names, project)
+                    _merge(_row_scope(detail), names, project)
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())

@@ -60,6 +60,7 @@ class ReleaseSnap:
     yanked_reason: str
     deleted: bool
     files: tuple[FileSnap, ...]
+    serial: int | None = None  # the release's own last change, when the journal named it
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectS
             ReleaseRow.yanked,
             ReleaseRow.yanked_reason,
             ReleaseRow.deleted_at,
+            ReleaseRow.last_serial,
         ).where(ReleaseRow.project_id == project.id)
     ).all()
     files: dict[int, list[FileSnap]] = {release.id: [] for release in releases}
@@ -195,6 +197,7 @@ def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectS
                 yanked_reason=r.yanked_reason,
                 deleted=r.deleted_at is not None,
                 files=tuple(sorted(files[r.id], key=_upload_order)),
+                serial=r.last_serial,
             )
             for r in ordered
         ),
