@@ -1,4 +1,5 @@
-"""The freshness pass: re-sign due metadata and sweep, for every index, under the render lock.
+"""The freshness pass: re-sign due metadata and sweep, for every index, in short holds of the
+render lock.
 
 ``tilsit serve`` runs it every few minutes; ``tilsit tuf refresh`` runs it once (cron).
 It works on an opened :class:`~tilsit.instance.Instance` (the renderer's lock, the
@@ -30,34 +31,43 @@ def freshness_pass(instance: Instance) -> list[str]:
     """One pass over every index; one line per index that changed."""
     signing = instance.signing
     lines = []
-    # The renderer's lock: a pass never interleaves with a render's signing round.
     with instance.db.read() as session:
         carried = carried_indexes(session)
-    grace = trust_settings(instance.settings).grace
-    with instance.renderer.locked():
-        for index in signing.indexes():
-            now = utcnow()
-            if index in carried:
-                # The origin's signatures, copied by the sync: never re-signed here, but
-                # the versions each sync copied are swept as the origin sweeps its own.
-                gone = sweep(CarriedMetadata(instance.tree, index), now, grace)
-                if gone.snapshots or gone.bins or gone.links:
-                    lines.append(
-                        f"{index} (carried): swept {len(gone.snapshots)} snapshots,"
-                        f" {len(gone.bins)} bins, {len(gone.links)} links"
-                    )
-                continue
-            repo = signing.repo(index)
-            done = refresh(repo, now)
-            swept = sweep(repo, now, grace)
-            if done or swept.snapshots or swept.bins or swept.links:
+    settings = trust_settings(instance.settings)
+    # The renderer's lock, held one small step at a time (a few bins re-signed, one
+    # bin's links swept) so a step never interleaves with a render's signing round,
+    # and an upload waits for one step, never for the whole pass.
+    hold = instance.renderer.locked
+    for index in signing.indexes():
+        now = utcnow()
+        if index in carried:
+            # The origin's signatures, copied by the sync: never re-signed here, but
+            # the versions each sync copied are swept as the origin sweeps its own.
+            gone = sweep(
+                CarriedMetadata(instance.tree, index),
+                now,
+                settings.grace,
+                settings.keep_versions,
+                hold,
+            )
+            if gone.snapshots or gone.bins or gone.links:
                 lines.append(
-                    f"{index}: re-signed {len(done.bins)} bins"
-                    f"{', snapshot' if done.snapshot else ''}"
-                    f"{', timestamp' if done.timestamp else ''};"
-                    f" swept {len(swept.snapshots)} snapshots, {len(swept.bins)} bins,"
-                    f" {len(swept.links)} links"
+                    f"{index} (carried): swept {len(gone.snapshots)} snapshots,"
+                    f" {len(gone.bins)} bins, {len(gone.links)} links"
                 )
+            continue
+        with hold():
+            repo = signing.repo(index)
+        done = refresh(repo, now, hold)
+        swept = sweep(repo, now, settings.grace, settings.keep_versions, hold)
+        if done or swept.snapshots or swept.bins or swept.links:
+            lines.append(
+                f"{index}: re-signed {len(done.bins)} bins"
+                f"{', snapshot' if done.snapshot else ''}"
+                f"{', timestamp' if done.timestamp else ''};"
+                f" swept {len(swept.snapshots)} snapshots, {len(swept.bins)} bins,"
+                f" {len(swept.links)} links"
+            )
     return lines
 
 
