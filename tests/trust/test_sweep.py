@@ -5,6 +5,7 @@ renderer drives it: hashed links are placed before the round that lists them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tuf.api.metadata import Metadata, Snapshot, TargetFile, Targets, Timestamp
 
+from tests.builders import make_wheel
+from tests.conftest import AppClient
+from tests.uploads import upload
+from tilsit.freshness import freshness_pass, sweep_pass
+from tilsit.instance import Instance
 from tilsit.store.tree import Tree
 from tilsit.trust.fresh import refresh, sweep
 from tilsit.trust.keys import KeySet, TrustSettings, init_keys
@@ -227,3 +233,24 @@ def test_bin_expiry_is_read_from_the_head_as_parsing_reads_it(tmp_path: Path) ->
     document = json.loads(path.read_bytes())
     pretty.write_text(json.dumps({"signed": document["signed"], "signatures": []}, indent=2))
     assert bin_head(pretty).expires == parsed
+
+
+def test_serve_sweeps_an_index_once_keep_versions_new_snapshots_piled_up(
+    instance: Instance, client: AppClient, token: str
+) -> None:
+    instance.settings = dataclasses.replace(instance.settings, tuf_keep_versions=2)
+    tuf = instance.settings.tree_dir / "main" / "tuf"
+    marks: dict[str, int] = {}
+    freshness_pass(instance, marks)
+    assert upload(client, make_wheel("piled", "1.0"), token).status_code == 200
+    # One new snapshot: fewer than tuf_keep_versions, nothing to do yet.
+    assert sweep_pass(instance, marks) == []
+    for n in range(1, 4):
+        assert upload(client, make_wheel("piled", f"1.{n}"), token).status_code == 200
+    current = instance.signing.repo("main").timestamp().signed.snapshot_meta.version
+    # Within the grace period, and still only the newest two superseded stay.
+    assert sweep_pass(instance, marks)
+    left = sorted(int(p.name.split(".")[0]) for p in tuf.glob("*.snapshot.json"))
+    assert left == [current - 2, current - 1, current]
+    assert marks["main"] == current
+    assert sweep_pass(instance, marks) == []

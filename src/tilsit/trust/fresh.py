@@ -337,3 +337,9 @@ def sweep(
         committed = sorted(v for v in versions if floor <= v <= listed)
         _sweep_bin(repo, role, old, floor, committed, hold, swept)
     return swept
+
+
+def snapshot_version(repo: Sweepable) -> int | None:
+    """The version of the snapshot the timestamp names, from the tree (None if none)."""
+    timestamp = _read_timestamp(repo)
+    return None if timestamp is None else timestamp.signed.snapshot_meta.version
