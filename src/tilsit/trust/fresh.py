@@ -204,9 +204,20 @@ class _Plan:
     floors: dict[str, int]  # per bin: the oldest version a marked snapshot lists
     listed: dict[str, int]  # per bin: the version the current snapshot lists
     bin_files: dict[str, list[int]]
+    committed: tuple[int, int] | None  # timestamp.json's (inode, mtime) when planned
+
+
+def _commit_mark(repo: Sweepable) -> tuple[int, int] | None:
+    """What changes when a round commits: timestamp.json is replaced by a rename."""
+    try:
+        st = os.stat(repo.tree.path(f"{repo.dir}/timestamp.json"))
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def _plan(repo: Sweepable, now: datetime, grace: int, keep: int) -> _Plan | None:
+    committed = _commit_mark(repo)
     timestamp = _read_timestamp(repo)
     if timestamp is None:
         return None
@@ -250,7 +261,8 @@ def _plan(repo: Sweepable, now: datetime, grace: int, keep: int) -> _Plan | None
                 if version == current:
                     listed[role] = meta.version
     keep_from = min(marked)
-    return _Plan(sorted(v for v in snapshots if v < keep_from), floors, listed, bin_files)
+    old = sorted(v for v in snapshots if v < keep_from)
+    return _Plan(old, floors, listed, bin_files, committed)
 
 
 def _listed(repo: Sweepable, role: str, version: int) -> set[tuple[str, str]]:
@@ -276,6 +288,7 @@ def _sweep_bin(
     old: list[int],
     kept_from: int,
     committed: Iterable[int],
+    plan: _Plan,
     hold: Hold,
     swept: Swept,
 ) -> None:
@@ -289,12 +302,14 @@ def _sweep_bin(
         read.add(version)
     with hold():
         swept.steps += 1
-        # Versions written since the plan (a round that lists again a link an old
-        # version listed) or never committed (a crashed round), read under the lock:
-        # no round can list a link between this look and its removal.
-        for version in _versions_on_disk(repo, role):
-            if version >= kept_from and version not in read:
-                still |= _listed(repo, role, version)
+        # A round committed since the plan may list again a link an old version
+        # listed: its versions are read under the lock, so no round can list a link
+        # between this look and its removal. (A version no timestamp committed, from a
+        # crashed round, is rewritten by the next round, which places its own links.)
+        if _commit_mark(repo) != plan.committed:
+            for version in _versions_on_disk(repo, role):
+                if version >= kept_from and version not in read:
+                    still |= _listed(repo, role, version)
         for version in sorted(old):
             for path, sha in sorted(gone[version] - still):
                 link = repo.hashed_path(path, sha)
@@ -335,7 +350,7 @@ def sweep(
             continue
         listed = plan.listed.get(role, floor)
         committed = sorted(v for v in versions if floor <= v <= listed)
-        _sweep_bin(repo, role, old, floor, committed, hold, swept)
+        _sweep_bin(repo, role, old, floor, committed, plan, hold, swept)
     return swept
 
 
