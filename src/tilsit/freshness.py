@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -87,7 +88,7 @@ def freshness_pass(instance: Instance, marks: dict[str, int] | None = None) -> l
             continue
         with hold():  # the signing state is shared with renders
             repo = instance.signing.repo(index)
-        done = refresh(repo, utcnow(), hold)
+        done = refresh(repo, utcnow(), hold, latest=functools.partial(instance.signing.repo, index))
         swept, marks[index] = _swept_line(instance, repo, hold)
         if done or swept:
             lines.append(

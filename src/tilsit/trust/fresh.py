@@ -154,6 +154,7 @@ def refresh(
     now: datetime,
     hold: Hold = _no_hold,
     *,
+    latest: Callable[[], IndexRepository] | None = None,
     step_bins: int = STEP_BINS,
     step_bytes: int = STEP_BYTES,
 ) -> Refreshed:
@@ -161,30 +162,37 @@ def refresh(
 
     Due bins are re-signed a step at a time (``step_bins`` bins or ``step_bytes``
     of them), each step a round under its own ``hold``, so a render waits for one
-    step, never for the whole pass.
+    step, never for the whole pass. ``latest()``, called under each hold, gives the
+    repository to sign with then: a key rotation between two steps switches it.
     """
     settings = repo.settings
+
+    def now_signing() -> IndexRepository:
+        return repo if latest is None else latest()
+
     done = Refreshed()
     with hold():
-        if not repo.exists():
-            repo.round(now)
+        signing = now_signing()
+        if not signing.exists():
+            signing.round(now)
             return Refreshed(snapshot=True, timestamp=True)
     for step in _steps(due_bins(repo, now), step_bins, step_bytes):
         with hold():
-            before = repo.timestamp().signed.version
-            done.bins += repo.round(now, resign=step)
-            if repo.timestamp().signed.version != before:
+            signing = now_signing()
+            before = signing.timestamp().signed.version
+            done.bins += signing.round(now, resign=step)
+            if signing.timestamp().signed.version != before:
                 done.snapshot = done.timestamp = True
     with hold():
-        before_ts = repo.timestamp().signed.version
-        before_snap = repo.snapshot().signed.version
-        repo.round(
+        signing = now_signing()
+        timestamp, snapshot = signing.timestamp(), signing.snapshot()
+        signing.round(
             now,
-            snapshot_due=_due(repo.snapshot().signed.expires, settings.snapshot_expiry, now),
-            timestamp_due=_due(repo.timestamp().signed.expires, settings.timestamp_expiry, now),
+            snapshot_due=_due(snapshot.signed.expires, settings.snapshot_expiry, now),
+            timestamp_due=_due(timestamp.signed.expires, settings.timestamp_expiry, now),
         )
-        done.snapshot |= repo.snapshot().signed.version != before_snap
-        done.timestamp |= repo.timestamp().signed.version != before_ts
+        done.snapshot |= signing.snapshot().signed.version != snapshot.signed.version
+        done.timestamp |= signing.timestamp().signed.version != timestamp.signed.version
     return done
 
 
