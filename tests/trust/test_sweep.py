@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tuf.api.metadata import Metadata, Snapshot, TargetFile, Targets, Timestamp
@@ -23,7 +24,8 @@ from tests.uploads import upload
 from tilsit.freshness import freshness_pass, sweep_pass
 from tilsit.instance import Instance
 from tilsit.store.tree import Tree
-from tilsit.trust.fresh import refresh, sweep
+from tilsit.trust import fresh
+from tilsit.trust.fresh import Sweepable, refresh, sweep
 from tilsit.trust.keys import KeySet, TrustSettings, init_keys
 from tilsit.trust.layout import hashed_path
 from tilsit.trust.peek import bin_head
@@ -203,13 +205,21 @@ def test_refresh_re_signs_due_bins_a_step_per_hold_without_parsing_them_to_find_
     index.check_whole()
 
 
-def test_sweep_holds_the_lock_once_per_bin_and_parses_outside_it(tmp_path: Path) -> None:
+def test_sweep_holds_the_lock_once_per_bin_and_parses_outside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bits = 4
     index = Index(tmp_path, _keys(tmp_path, bits), bits)
     for n, sha in enumerate(SHAS):
         index.round(dict.fromkeys(PATHS, sha) | {f"simple/q{n}/index.html": sha})
     lock = CountingLock()
-    _count_parses(index.repo, lock)
+    listed = fresh._listed
+
+    def counted(repo: Sweepable, role: str, version: int) -> set[tuple[str, str]]:
+        lock.parsed()
+        return listed(repo, role, version)
+
+    monkeypatch.setattr(fresh, "_listed", counted)
     swept = sweep(index.repo, NOW + timedelta(hours=2), GRACE, 1, lock)
     touched = {b.split(".", 1)[1] for b in swept.bins}
     assert len(touched) > 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
+from tuf.api.metadata import Metadata, Snapshot, Timestamp
 
 from tilsit.store.tree import Tree
 from tilsit.trust.peek import bin_head
@@ -52,10 +53,11 @@ __all__ = [
 
 # What one hold of the lock re-signs: up to STEP_BINS bins (each a write and two
 # fsyncs) or STEP_BYTES of bins (each parsed, signed and written whole), whichever
-# comes first; at 100,000 projects a bin is ~76 kB, so ~13 bins. Each step is a
-# round of its own (a snapshot and a timestamp). Figures: bench/tuf_sweep.py.
-STEP_BINS = 32
-STEP_BYTES = 1 << 20
+# comes first; at 100,000 projects a bin is ~76 kB, so 3-4 bins: about what one
+# upload's round holds the lock for. Each step is a round of its own (a snapshot and
+# a timestamp). Figures: bench/tuf_sweep.py.
+STEP_BINS = 16
+STEP_BYTES = 256 << 10
 
 Hold = Callable[[], AbstractContextManager[object]]
 
@@ -71,7 +73,6 @@ class Sweepable(Protocol):
     dir: str  # tree-relative, e.g. "main/tuf"
 
     def is_bin(self, role: str) -> bool: ...
-    def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]: ...
     def hashed_path(self, target: str, sha256: str) -> str: ...
 
 
@@ -185,14 +186,16 @@ def refresh(
                 done.snapshot = done.timestamp = True
     with hold():
         signing = now_signing()
-        timestamp, snapshot = signing.timestamp(), signing.snapshot()
+        # Versions, not the objects: a round re-signs the cached ones in place.
+        timestamp, snapshot = signing.timestamp().signed, signing.snapshot().signed
+        versions = (timestamp.version, snapshot.version)
         signing.round(
             now,
-            snapshot_due=_due(snapshot.signed.expires, settings.snapshot_expiry, now),
-            timestamp_due=_due(timestamp.signed.expires, settings.timestamp_expiry, now),
+            snapshot_due=_due(snapshot.expires, settings.snapshot_expiry, now),
+            timestamp_due=_due(timestamp.expires, settings.timestamp_expiry, now),
         )
-        done.snapshot |= signing.snapshot().signed.version != snapshot.signed.version
-        done.timestamp |= signing.timestamp().signed.version != timestamp.signed.version
+        done.timestamp |= signing.timestamp().signed.version != versions[0]
+        done.snapshot |= signing.snapshot().signed.version != versions[1]
     return done
 
 
@@ -274,11 +277,13 @@ def _plan(repo: Sweepable, now: datetime, grace: int, keep: int) -> _Plan | None
 
 
 def _listed(repo: Sweepable, role: str, version: int) -> set[tuple[str, str]]:
-    try:
-        targets = repo.load_bin(role, version).signed.targets
-    except FileNotFoundError:  # swept by another pass: it lists nothing any more
+    """The (path, sha256) pairs a bin version lists: plain JSON, no TargetFile objects
+    (a third of the cost; the sweep trusts its own tree, as the signing round does)."""
+    raw = repo.tree.read(f"{repo.dir}/{version}.{role}.json")
+    if raw is None:  # swept by another pass: it lists nothing any more
         return set()
-    return {(path, target.hashes["sha256"]) for path, target in targets.items()}
+    targets = json.loads(raw)["signed"]["targets"]
+    return {(path, target["hashes"]["sha256"]) for path, target in targets.items()}
 
 
 def _versions_on_disk(repo: Sweepable, role: str) -> Iterable[int]:
