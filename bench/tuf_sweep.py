@@ -114,11 +114,14 @@ def _rounds(
 
 
 def _report(label: str, took: float, holds: Holds, tuf: Path, counted: Callable[[], str]) -> None:
-    longest = max(holds.times) * 1000
-    median = statistics.median(holds.times) * 1000
+    ordered = sorted(holds.times)
+    longest = ordered[-1] * 1000
+    p99 = ordered[int(len(ordered) * 0.99) - 1 if len(ordered) > 1 else 0] * 1000
+    median = statistics.median(ordered) * 1000
+    where = holds.times.index(ordered[-1]) + 1
     print(
-        f"{label}: {took:.2f} s, {len(holds.times)} holds of the lock,"
-        f" longest {longest:.0f} ms, median {median:.0f} ms; left: {counted()}"
+        f"{label}: {took:.2f} s, {len(holds.times)} holds of the lock, longest {longest:.0f} ms"
+        f" (hold {where}), p99 {p99:.0f} ms, median {median:.0f} ms; left: {counted()}"
     )
 
 

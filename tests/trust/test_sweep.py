@@ -223,9 +223,10 @@ def test_sweep_holds_the_lock_once_per_bin_and_parses_outside_it(
     swept = sweep(index.repo, NOW + timedelta(hours=2), GRACE, 1, lock)
     touched = {b.split(".", 1)[1] for b in swept.bins}
     assert len(touched) > 1
-    assert swept.steps == len(lock.per_hold) == len(touched)
-    # Nothing was written since the plan: no bin is parsed while the lock is held.
-    assert lock.per_hold == [0] * len(touched)
+    # At most one hold per bin (none for a bin whose old versions list no link to
+    # remove), and nothing was written since the plan: no bin is read under the lock.
+    assert 1 <= swept.steps == len(lock.per_hold) <= len(touched)
+    assert lock.per_hold == [0] * swept.steps
     assert lock.outside > 0
     index.check_whole()
 

@@ -42,6 +42,7 @@ from tilsit.trust.repository import IndexRepository, versioned
 __all__ = [
     "STEP_BINS",
     "STEP_BYTES",
+    "STEP_LINKS",
     "Hold",
     "Refreshed",
     "Sweepable",
@@ -54,10 +55,12 @@ __all__ = [
 # What one hold of the lock re-signs: up to STEP_BINS bins (each a write and two
 # fsyncs) or STEP_BYTES of bins (each parsed, signed and written whole), whichever
 # comes first; at 100,000 projects a bin is ~76 kB, so 3-4 bins: about what one
-# upload's round holds the lock for. Each step is a round of its own (a snapshot and
+# upload's round holds the lock for (an upload touches up to six bins). Each step is a round of its own (a snapshot and
 # a timestamp). Figures: bench/tuf_sweep.py.
-STEP_BINS = 16
+STEP_BINS = 4
 STEP_BYTES = 256 << 10
+# Links removed per hold of the lock by the sweep (each an unlink and a path check).
+STEP_LINKS = 128
 
 Hold = Callable[[], AbstractContextManager[object]]
 
@@ -313,23 +316,33 @@ def _sweep_bin(
     for version in committed:
         still |= _listed(repo, role, version)
         read.add(version)
-    with hold():
-        swept.steps += 1
-        # A round committed since the plan may list again a link an old version
-        # listed: its versions are read under the lock, so no round can list a link
-        # between this look and its removal. (A version no timestamp committed, from a
-        # crashed round, is rewritten by the next round, which places its own links.)
-        if _commit_mark(repo) != plan.committed:
-            for version in _versions_on_disk(repo, role):
-                if version >= kept_from and version not in read:
-                    still |= _listed(repo, role, version)
-        for version in sorted(old):
-            for path, sha in sorted(gone[version] - still):
+    candidates = sorted(set().union(*gone.values()) - still)
+    mark = plan.committed
+    # At most STEP_LINKS removals per hold (a bin that changed with every upload for
+    # an hour lists hundreds of superseded page copies); each hold looks again. No
+    # candidate, no hold: deleting the old versions themselves needs no lock.
+    for start in range(0, len(candidates), STEP_LINKS):
+        with hold():
+            swept.steps += 1
+            # A round committed since the last look may list again a link an old
+            # version listed: its versions are read under the lock, so no round can
+            # list a link between this look and its removal. (A version no timestamp
+            # committed, from a crashed round, is rewritten by the next round, which
+            # places its own links.)
+            now_mark = _commit_mark(repo)
+            if now_mark != mark:
+                mark = now_mark
+                for version in _versions_on_disk(repo, role):
+                    if version >= kept_from and version not in read:
+                        still |= _listed(repo, role, version)
+                        read.add(version)
+            for path, sha in candidates[start : start + STEP_LINKS]:
+                if (path, sha) in still:
+                    continue
                 link = repo.hashed_path(path, sha)
                 if repo.tree.path(link).exists():
                     repo.tree.remove(link)
                     swept.links.append(link)
-            still |= gone[version]  # each link is looked at once
     # Links first, then the bin: a crash in between leaves a bin the next sweep finds
     # again (below the floor), never a link nothing lists.
     directory = repo.tree.path(repo.dir)
