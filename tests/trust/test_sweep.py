@@ -265,3 +265,28 @@ def test_serve_sweeps_an_index_once_keep_versions_new_snapshots_piled_up(
     assert left == [current - 2, current - 1, current]
     assert marks["main"] == current
     assert sweep_pass(instance, marks) == []
+
+
+def test_a_round_between_two_holds_of_one_bin_keeps_the_link_it_lists_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fresh, "STEP_LINKS", 1)  # one removal per hold
+    index = Index(tmp_path, _keys(tmp_path, 2))
+    page = PATHS[0]
+    for sha in SHAS[:3]:
+        index.round({page: sha})
+    links = [index.tree.path(hashed_path("main", page, sha)) for sha in SHAS[:2]]
+    holds = []
+
+    @contextmanager
+    def render_second() -> Iterator[None]:
+        holds.append(1)
+        if len(holds) == 2:  # after the first removal, before the second
+            index.round({page: SHAS[1]})
+        yield
+
+    sweep(index.repo, NOW, GRACE, 0, render_second)
+    assert len(holds) == 2
+    assert not links[0].exists()
+    assert links[1].is_file()
+    index.check_whole()
