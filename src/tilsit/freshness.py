@@ -22,6 +22,7 @@ import anyio.to_thread
 from tilsit.instance import Instance
 from tilsit.trust.fresh import Hold, Sweepable, refresh, snapshot_version, sweep
 from tilsit.trust.mirror import CarriedMetadata, carried_indexes
+from tilsit.trust.repository import IndexRepository
 from tilsit.trust.settings import trust_settings, utcnow
 
 __all__ = ["FRESHNESS_INTERVAL", "SWEEP_POLL", "freshness_pass", "keep_fresh", "sweep_pass"]
@@ -52,6 +53,21 @@ class _Indexes:
             return CarriedMetadata(self.instance.tree, index)
         with self.hold():  # the signing state is shared with renders
             return self.instance.signing.repo(index)
+
+
+class BecameCarried(Exception):
+    """A mirror's sync started carrying its origin's metadata while the pass ran."""
+
+
+def _signed_here(instance: Instance, index: str) -> IndexRepository:
+    """The index's repository to sign with now, called under the lock: never a carried
+    one. A sync marks an index carried under the same lock as it copies the origin's
+    metadata, so a pass that listed the index a moment before must look again here,
+    or it would re-sign the origin's metadata with this server's key."""
+    with instance.db.read() as session:
+        if index in carried_indexes(session):
+            raise BecameCarried(index)
+    return instance.signing.repo(index)
 
 
 def _swept_line(instance: Instance, repo: Sweepable, hold: Hold) -> tuple[str, int]:
@@ -86,9 +102,13 @@ def freshness_pass(instance: Instance, marks: dict[str, int] | None = None) -> l
             if swept:
                 lines.append(f"{index} (carried): {swept}")
             continue
-        with hold():  # the signing state is shared with renders
-            repo = instance.signing.repo(index)
-        done = refresh(repo, utcnow(), hold, latest=functools.partial(instance.signing.repo, index))
+        latest = functools.partial(_signed_here, instance, index)
+        try:
+            with hold():  # the signing state is shared with renders
+                repo = latest()
+            done = refresh(repo, utcnow(), hold, latest=latest)
+        except BecameCarried:
+            continue  # a mirror's first sync carried it during this pass: swept next time
         swept, marks[index] = _swept_line(instance, repo, hold)
         if done or swept:
             lines.append(

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from tuf.api.metadata import Metadata, Snapshot, TargetFile, Targets, Timestamp
 
 from tests.builders import make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
+from tilsit.db.models import IndexRow
 from tilsit.freshness import freshness_pass, sweep_pass
 from tilsit.instance import Instance
 from tilsit.store.tree import Tree
@@ -28,8 +30,10 @@ from tilsit.trust import fresh
 from tilsit.trust.fresh import Sweepable, refresh, sweep
 from tilsit.trust.keys import KeySet, TrustSettings, init_keys
 from tilsit.trust.layout import hashed_path
+from tilsit.trust.mirror import CARRIED
 from tilsit.trust.peek import bin_head
 from tilsit.trust.repository import IndexRepository, versioned
+from tilsit.trust.settings import utcnow
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 GRACE = 3600
@@ -290,3 +294,34 @@ def test_a_round_between_two_holds_of_one_bin_keeps_the_link_it_lists_again(
     assert not links[0].exists()
     assert links[1].is_file()
     index.check_whole()
+
+
+def test_a_pass_never_signs_an_index_a_sync_started_carrying_meanwhile(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = instance.signing.repo("main")
+    roles = list(instance.signing.keys.bins.get_roles())
+    with instance.renderer.locked():
+        repo.round(utcnow() - timedelta(hours=13), resign=roles)  # every bin due
+    tuf = instance.settings.tree_dir / "main" / "tuf"
+    before = (tuf / "timestamp.json").read_bytes()
+    locked = instance.renderer.locked
+    carried: list[bool] = []
+
+    @contextmanager
+    def sync_first() -> Iterator[None]:
+        with locked():
+            if not carried:
+                # What a mirror's first sync does under the lock, after the pass listed
+                # the index: it copies the origin's metadata and marks the index carried.
+                with instance.db.write() as session:
+                    row = session.scalars(select(IndexRow).where(IndexRow.name == "main")).one()
+                    row.kind = "mirror"
+                    row.options = {**row.options, "tuf": {"mode": CARRIED}}
+                carried.append(True)
+            yield
+
+    monkeypatch.setattr(instance.renderer, "locked", sync_first)
+    freshness_pass(instance)
+    assert carried
+    assert (tuf / "timestamp.json").read_bytes() == before, "the origin's metadata was re-signed"
