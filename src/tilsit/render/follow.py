@@ -38,7 +38,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -63,7 +62,15 @@ from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
-from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
+from tilsit.spec.simple import (
+    JSON_SERIAL_HEAD,
+    IndexEntry,
+    index_html,
+    index_json,
+    json_page_serial,
+    project_html,
+    project_json,
+)
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
@@ -100,10 +107,6 @@ def _row_scope(detail: object) -> str | None:
         if isinstance(release, str) and release:
             return release
     return None
-
-
-# A project list's JSON starts {"meta":{"api-version":...,"_last-serial":N: its serial.
-_LIST_SERIAL = re.compile(rb'"_last-serial":(\d+)')
 
 
 def _live_index(index_id: int) -> Select[IndexRow]:
@@ -456,11 +459,11 @@ class Renderer:
         """
         try:
             with self.tree.path(f"{index}/{page_target(None, PAGE_JSON)}").open("rb") as fh:
-                head = fh.read(200)
+                head = fh.read(JSON_SERIAL_HEAD)
         except (FileNotFoundError, UnsafeTreePath):
             return -1
-        match = _LIST_SERIAL.search(head)
-        return int(match[1]) if match else -1
+        serial = json_page_serial(head)
+        return -1 if serial is None else serial
 
     def _list_entries(self, session: Session, index: IndexRow) -> tuple[int, list[IndexEntry]]:
         """The serial a project list shows and its entries, read in one transaction."""
