@@ -514,10 +514,15 @@ class Renderer:
                     self._batch.remove(page_target(project.normalized, name))
             self.tree.remove_dir(legacy_dir)
             return
-        page = simple_page(project, self.base_url)
-        self._page(index.name, project.normalized, PAGE_JSON, project_json(page))
-        self._page(index.name, project.normalized, PAGE_HTML, project_html(page))
+        for page_name, data in self.page_bytes(project).items():
+            self._page(index.name, project.normalized, page_name, data)
         self._render_legacy(project, legacy_dir, scope)
+
+    def page_bytes(self, project: ProjectSnap) -> dict[str, bytes]:
+        """A live project's simple pages by tree name, as a render writes them (a proxy
+        serves them so before the tree has them)."""
+        page = simple_page(project, self.base_url)
+        return {PAGE_JSON: project_json(page), PAGE_HTML: project_html(page)}
 
     def _place_files(self, session: Session, project: ProjectSnap, scope: Scope) -> None:
         # Files go into the tree before any page that links them. Only the files of

@@ -36,7 +36,10 @@ import anyio.to_thread
 from tilsit.instance import Instance
 from tilsit.spec.names import is_valid_name, normalize
 from tilsit.upstream.errors import UpstreamError, UpstreamNotFound
-from tilsit.upstream.proxy import PageStatus, Proxy, ProxyFile, ProxyIndex, timed_out
+from tilsit.upstream.proxy.files import ProxyFile
+from tilsit.upstream.proxy.fill import Proxy
+from tilsit.upstream.proxy.index import ProxyIndex, timed_out
+from tilsit.upstream.proxy.pages import PageStatus
 from tilsit.web.asgi import Headers, Message, Scope, Send, header, respond, text
 from tilsit.web.read import ReadRoutes
 
@@ -158,6 +161,13 @@ class ProxyRoutes:
             if served is None:
                 return
             send = served
+            # Durable, not rendered yet: the bytes the tree will hold, served now.
+            unrendered = self.proxy.unrendered(index, name)
+            if unrendered is not None:
+                await self.read.simple(
+                    scope, _ttl_cached(send, index), index.name, base, rest, unrendered.pages
+                )
+                return
         await self.read.simple(scope, _ttl_cached(send, index), index.name, base, rest)
 
     async def legacy_json(
@@ -170,6 +180,7 @@ class ProxyRoutes:
             if served is None:
                 return
             send = served
+            await self.proxy.until_rendered(index, parts[0])  # only the tree has legacy JSON
         await self.read.legacy_json(scope, _ttl_cached(send, index), index.name, prefix, rest)
 
     # -- files ----------------------------------------------------------------------

@@ -1,25 +1,28 @@
-"""Pull-through proxy indexes: project pages fetched on demand, files on first request.
+"""The proxy of one process: page refreshes and file fetches, each once at a time.
 
 A proxy index starts empty. The first request for a project page fetches it
-from the upstream, applies it through the one write path of mirror and proxy
-indexes (:func:`tilsit.index.upstream.apply_upstream_project`) and lets the
-renderer catch up; from then on the page is served from the static tree like
-any other. After the index's TTL (``options["ttl"]`` seconds, default 600) the
-next request revalidates it with the stored ETag: a 304 only moves
-``fetched_at``, a new page is applied and rendered.
+from the upstream and applies it through the one write path of mirror and proxy
+indexes (:func:`tilsit.index.upstream.apply_upstream_project`); from then on the
+page is served from the static tree like any other. After the index's TTL
+(``options["ttl"]`` seconds, default 600) the next request revalidates it with
+the stored ETag: a 304 only moves ``fetched_at``, a new page is applied and
+rendered.
+
+Every write goes through the coalescer (:mod:`.writes`): the fills that are ready
+together share one transaction and one catch-up. A client is answered as soon as
+its own data is durable: a page from its own bytes rendered here
+(:mod:`.pages`) until the tree has it, a file when its blob and row are
+committed; neither waits for the render of another project.
 
 Files are listed on the page before their bytes are here (``cached=False``). The
-first request for one starts a :class:`FileFetch`: the upstream body goes to a
-temp file while being hashed, and every request for that file, the first and
-any that arrive meanwhile, streams from that temp file as it grows. The last
-byte is held back until size and sha256 match the page, so a client never gets
-a complete-looking wrong file: on a mismatch the fetch fails, nothing is stored
-and every reader sees :class:`CorruptUpstreamFile` before its last byte. On a
-match the blob is stored, the row marked cached and journaled, and the renderer
-links the file into the tree, which serves every later request. Core-metadata
-files (``<file>.metadata``) go the same way, checked against the page's
-core-metadata hash. ``/packages/`` paths are shared by all indexes, so when
-several proxy indexes list one file, the fetch asks their upstreams in turn
+first request for one starts a :class:`~.files.FileFetch`, which every request
+for that file joins (:mod:`.files`): verified against the page's size and hash,
+stored, marked cached and journaled, then linked into the tree by the catch-up,
+which serves every later request. The fetch is shared until the tree has the
+file, so two clients asking for one cold file cause one upstream fetch.
+Core-metadata files (``<file>.metadata``) go the same way, checked against the
+page's core-metadata hash. ``/packages/`` paths are shared by all indexes, so
+when several proxy indexes list one file, the fetch asks their upstreams in turn
 (the most recently fetched page first) until one answers.
 
 Index options (``IndexRow.options``): ``upstream``, ``auth``, ``ca_bundle``,
@@ -34,7 +37,8 @@ Per-process memory, all of it an optimisation over the database (the truth):
 - after a failed revalidation, a page is served stale for ``min(ttl, 30 s)``
   before the upstream is tried again, so a dead upstream costs one timeout per
   page, not one per request;
-- one page refresh and one file fetch at a time per page and file (single flight).
+- one page refresh and one file fetch at a time per page and file (single flight);
+- pages durable but not yet rendered, until the tree has them.
 
 Several processes each keep their own; they agree through the database, and
 at worst fetch the same thing twice (content-addressed blobs make that harmless).
@@ -43,20 +47,15 @@ at worst fetch the same thing twice (content-addressed blobs make that harmless)
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from enum import Enum
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import anyio
 import anyio.to_thread
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -75,93 +74,28 @@ from tilsit.index.upstream import (
 from tilsit.instance import Instance
 from tilsit.spec.names import normalize
 from tilsit.upstream.client import UpstreamClient
-from tilsit.upstream.errors import (
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamProtocolError,
-)
-from tilsit.upstream.fetched import BodyHashes, read_facts
+from tilsit.upstream.errors import UpstreamError, UpstreamNotFound, UpstreamProtocolError
+from tilsit.upstream.fetched import read_facts
 from tilsit.upstream.pages import parse_project_page
+from tilsit.upstream.proxy.expiring import Expiring
+from tilsit.upstream.proxy.files import CorruptUpstreamFile, FileFetch, FileSource, ProxyFile
+from tilsit.upstream.proxy.index import DEFAULT_TIMEOUT, ProxyIndex
+from tilsit.upstream.proxy.pages import (
+    FRESH,
+    MISSING,
+    PageOutcome,
+    PageStatus,
+    UnrenderedPage,
+    unrendered_page,
+)
+from tilsit.upstream.proxy.writes import WriteCoalescer
 
-__all__ = [
-    "DEFAULT_NOT_FOUND_TTL",
-    "DEFAULT_TIMEOUT",
-    "DEFAULT_TTL",
-    "CorruptUpstreamFile",
-    "FileFetch",
-    "FileSource",
-    "PageOutcome",
-    "PageStatus",
-    "Proxy",
-    "ProxyFile",
-    "ProxyIndex",
-    "timed_out",
-]
+__all__ = ["RETRY_AFTER_ERROR", "Proxy"]
 
 log = logging.getLogger("tilsit.proxy")
-V = TypeVar("V")
 
-DEFAULT_TTL = 600.0
-DEFAULT_NOT_FOUND_TTL = 60.0
-# A proxy answers clients that wait (pip's default timeout is 15 s): an upstream
-# that does not answer within this is treated as down and the cached copy served.
-DEFAULT_TIMEOUT = 10.0
 RETRY_AFTER_ERROR = 30.0
 _CONNECTIONS = 32
-_CHUNK = 1 << 16
-# Bounds on the per-process memory; past them expired entries are dropped.
-_MAX_REMEMBERED = 100_000
-
-
-class CorruptUpstreamFile(UpstreamProtocolError):
-    """The upstream's bytes do not match the size or sha256 its page promised."""
-
-
-def timed_out(error: UpstreamError) -> bool:
-    """Whether the upstream failed by not answering in time (a 504, not a 502)."""
-    return isinstance(error.__cause__, httpx.TimeoutException)
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyIndex:
-    """What the proxy needs of a ``proxy`` index row, detached from any session."""
-
-    id: int
-    name: str
-    options: Mapping[str, Any]
-
-    @classmethod
-    def from_row(cls, row: IndexRow) -> ProxyIndex:
-        return cls(row.id, row.name, dict(row.options or {}))
-
-    @property
-    def upstream(self) -> str:
-        return str(self.options["upstream"])
-
-    @property
-    def ttl(self) -> float:
-        return float(self.options.get("ttl", DEFAULT_TTL))
-
-    @property
-    def not_found_ttl(self) -> float:
-        return float(self.options.get("not_found_ttl", DEFAULT_NOT_FOUND_TTL))
-
-
-class PageStatus(Enum):
-    FRESH = "fresh"  # the tree has the upstream's current page
-    STALE = "stale"  # the upstream could not be asked; the tree has an older page
-    MISSING = "missing"  # the upstream has no such project
-    FAILED = "failed"  # the upstream could not be asked and nothing is cached
-
-
-@dataclass(frozen=True, slots=True)
-class PageOutcome:
-    status: PageStatus
-    error: UpstreamError | None = None
-
-
-_FRESH = PageOutcome(PageStatus.FRESH)
-_MISSING = PageOutcome(PageStatus.MISSING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,198 +114,6 @@ class _PageFlight:
     outcome: PageOutcome | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileSource:
-    """One proxy index that lists a file, and where its upstream has the bytes."""
-
-    index: ProxyIndex
-    project: str  # normalized
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyFile:
-    """A file (or its core metadata) that proxy indexes list, as the proxy fetches it.
-
-    ``/packages/`` paths are shared by every index, so several proxy indexes may
-    list one file; ``sources`` has them all, the most recently fetched page
-    first, and a fetch falls back to the next while no byte has arrived. Any
-    upstream will do: the bytes are checked against the same hash.
-    """
-
-    sources: tuple[FileSource, ...]
-    filename: str  # the distribution's file name
-    file_sha256: str  # the distribution's hash: its place in the tree
-    sha256: str  # what the fetched bytes must hash to
-    size: int | None  # what they must measure, when the page says
-    metadata: bool  # the ``.metadata`` file rather than the distribution
-    stored: bool  # the blob is stored and these indexes may serve it (reusable_blobs)
-    # The upstream offers the file's core metadata: else a fetched wheel's own is read.
-    upstream_metadata: bool = False
-
-    @property
-    def index(self) -> ProxyIndex:
-        return self.sources[0].index
-
-    @property
-    def url(self) -> str:
-        return self.sources[0].url
-
-    @property
-    def name(self) -> str:
-        return f"{self.filename}.metadata" if self.metadata else self.filename
-
-
-class FileFetch:
-    """One upstream fetch of one file into a temp file, shared by every request for it.
-
-    Readers take bytes with :meth:`chunks` while they arrive. Everything but the
-    last byte is readable as soon as it is written; the last only once the size
-    and hash are verified. States: created -> ``started`` (the upstream answered
-    200, or the fetch failed) -> ``verified`` or ``error`` -> ``settled`` (the blob
-    stored and linked into the tree, or the failure final).
-    """
-
-    def __init__(self, target: ProxyFile, tmp_dir: Path, existing: Path | None) -> None:
-        self.target = target
-        self.source_url = target.url  # the upstream URL the bytes come from
-        self.length: int | None = target.size
-        self.written = 0
-        self.hashes = BodyHashes()  # fed as the bytes arrive: no second read to hash
-        self.verified = False
-        self.error: UpstreamError | None = None
-        self.started = anyio.Event()
-        self.settled = anyio.Event()
-        self._progress = anyio.Event()
-        self._readers = 0
-        self._write_fd: int | None = None
-        self.temp: Path | None = None
-        if existing is not None:
-            # Held by these indexes already (stored meanwhile, or public): serve the blob.
-            self._read_fd = os.open(existing, os.O_RDONLY)
-            self.written = self.length = os.fstat(self._read_fd).st_size
-            self.verified = True
-            self.started.set()
-        else:
-            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="proxy-")
-            self._write_fd, self.temp = fd, Path(name)
-            self._read_fd = os.open(name, os.O_RDONLY)
-        self._read_open = True
-
-    def _notify(self) -> None:
-        progress, self._progress = self._progress, anyio.Event()
-        progress.set()
-
-    def begin(self, url: str, length: int | None) -> None:
-        self.source_url = url
-        if self.length is None:
-            self.length = length
-        self.started.set()
-
-    def write(self, chunk: bytes) -> None:
-        assert self._write_fd is not None
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self._write_fd, view) :]
-        self.written += len(chunk)
-        self._notify()
-
-    def verify(self) -> None:
-        self._close_writer()
-        self.verified = True
-        self._notify()
-
-    def fail(self, error: UpstreamError) -> None:
-        self.error = error
-        self._close_writer()
-        if self.temp is not None:
-            self.temp.unlink(missing_ok=True)  # open readers keep their descriptor
-        self.started.set()
-        self._notify()
-
-    def settle(self) -> None:
-        self._close_writer()
-        if self.temp is not None:  # gone already when stored: the store renamed it
-            self.temp.unlink(missing_ok=True)
-        self.settled.set()
-        self._notify()
-        self._close_reader()
-
-    def _close_writer(self) -> None:
-        if self._write_fd is not None:
-            os.close(self._write_fd)
-            self._write_fd = None
-
-    def _close_reader(self) -> None:
-        if self._readers == 0 and self.settled.is_set() and self._read_open:
-            self._read_open = False
-            os.close(self._read_fd)
-
-    def join(self) -> None:
-        self._readers += 1
-
-    def leave(self) -> None:
-        self._readers -= 1
-        self._close_reader()
-
-    async def wait_started(self) -> None:
-        """Wait for the upstream's answer; raise its error if it failed before any byte."""
-        await self.started.wait()
-        if self.error is not None and self.written == 0:
-            raise self.error
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The file's bytes from the start; raises the fetch's error before the last byte."""
-        position = 0
-        while True:
-            progress = self._progress
-            if self.error is not None:
-                raise self.error
-            ready = self.written if self.verified else self.written - 1
-            if position < ready:
-                data = os.pread(self._read_fd, min(_CHUNK, ready - position), position)
-                if not data:
-                    raise CorruptUpstreamFile(self.target.url, "the temp file shrank")
-                position += len(data)
-                yield data
-                continue
-            if self.verified:
-                return
-            await progress.wait()
-
-
-class _Expiring(Generic[V]):
-    """A bounded map whose entries lapse after the seconds each was put for."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._entries: dict[tuple[int, str], tuple[float, V]] = {}
-
-    def get(self, key: tuple[int, str]) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return None
-        return entry[1]
-
-    def put(self, key: tuple[int, str], value: V, seconds: float) -> None:
-        if seconds <= 0:
-            self._entries.pop(key, None)
-            return
-        now = self._clock()
-        if len(self._entries) >= _MAX_REMEMBERED:
-            for old in [k for k, (until, _) in self._entries.items() if until <= now]:
-                del self._entries[old]
-            if len(self._entries) >= _MAX_REMEMBERED:
-                self._entries.clear()
-        self._entries[key] = (now + seconds, value)
-
-    def pop(self, key: tuple[int, str]) -> None:
-        self._entries.pop(key, None)
-
-
 class Proxy:
     """The proxy indexes of one process: their upstream clients and in-memory state."""
 
@@ -381,11 +123,14 @@ class Proxy:
         # Per index: the options a client was built from, and the client.
         self._clients: dict[int, tuple[Mapping[str, Any], UpstreamClient]] = {}
         self._retired: list[UpstreamClient] = []
-        self._fresh: _Expiring[bool] = _Expiring(clock)
-        self._missing: _Expiring[bool] = _Expiring(clock)
-        self._failed: _Expiring[UpstreamError] = _Expiring(clock)
+        self._fresh: Expiring[bool] = Expiring(clock)
+        self._missing: Expiring[bool] = Expiring(clock)
+        self._failed: Expiring[UpstreamError] = Expiring(clock)
         self._pages: dict[tuple[int, str], _PageFlight] = {}
         self._files: dict[tuple[str, str, bool], FileFetch] = {}
+        self.writes = WriteCoalescer(instance.db, instance.renderer)
+        # Pages durable but not in the tree yet (see .pages), until it catches up.
+        self._unrendered: dict[tuple[int, str], UnrenderedPage] = {}
 
     # -- indexes and clients --------------------------------------------------------
 
@@ -416,6 +161,7 @@ class Proxy:
         return client
 
     async def aclose(self) -> None:
+        await self.writes.aclose()
         clients = [client for _, client in self._clients.values()] + self._retired
         self._clients, self._retired = {}, []
         for client in clients:
@@ -427,9 +173,9 @@ class Proxy:
         """Make the tree's page of ``name`` (normalized) current enough to serve."""
         key = (index.id, name)
         if self._missing.get(key):
-            return _MISSING
+            return MISSING
         if self._fresh.get(key):
-            return _FRESH
+            return FRESH
         failed = self._failed.get(key)
         if failed is not None:
             return PageOutcome(PageStatus.STALE, failed)
@@ -454,19 +200,19 @@ class Proxy:
         key = (index.id, name)
         state = await anyio.to_thread.run_sync(self._page_state, index, name)
         if state.index is None:
-            return _MISSING  # deleted meanwhile
+            return MISSING  # deleted meanwhile
         index = state.index
         if state.exists and state.fetched_at is not None:
             age = (datetime.now(UTC) - state.fetched_at).total_seconds()
             if 0 <= age < index.ttl:  # fetched by another process meanwhile
                 self._fresh.put(key, True, index.ttl - age)
-                return _FRESH
+                return FRESH
         client = self.client(index)
         url = client.url(f"{name}/")
         try:
             fetched = await client.fetch_page(url, state.etag if state.exists else None)
             if fetched.status == 304:
-                await anyio.to_thread.run_sync(self._touch, index, name)
+                await self.writes.write(lambda session: self._touch(session, index, name))
             else:
                 parsed = parse_project_page(
                     fetched.body,
@@ -480,12 +226,12 @@ class Proxy:
                     log.info(
                         "%s: %s: skipped %s: %s", index.name, name, skipped.filename, skipped.reason
                     )
-                await anyio.to_thread.run_sync(self._apply, index, parsed.project)
+                await self._apply(index, name, parsed.project)
         except UpstreamNotFound:
             self._missing.put(key, True, index.not_found_ttl)
             if state.exists:
-                await anyio.to_thread.run_sync(self._remove, index, name)
-            return _MISSING
+                await self.writes.write(lambda session: self._remove(session, index, name))
+            return MISSING
         except UpstreamError as exc:
             log.warning("%s: %s: upstream failed: %s", index.name, name, exc)
             if not state.exists:
@@ -495,7 +241,7 @@ class Proxy:
         self._failed.pop(key)
         self._missing.pop(key)
         self._fresh.put(key, True, index.ttl)
-        return _FRESH
+        return FRESH
 
     def _project(self, session: Session, index: ProxyIndex, name: str) -> ProjectRow | None:
         return session.scalars(
@@ -511,20 +257,43 @@ class Proxy:
                 return _PageState(False, None, None, now)
             return _PageState(True, row.fetched_at, row.upstream_etag, now)
 
-    def _touch(self, index: ProxyIndex, name: str) -> None:
-        with self.instance.db.write() as session:
-            row = self._project(session, index, name)
-            if row is not None:
-                row.fetched_at = datetime.now(UTC)
+    def _touch(self, session: Session, index: ProxyIndex, name: str) -> None:
+        row = self._project(session, index, name)
+        if row is not None:
+            row.fetched_at = datetime.now(UTC)
 
-    def _apply(self, index: ProxyIndex, project: UpstreamProject) -> None:
+    async def _apply(self, index: ProxyIndex, name: str, project: UpstreamProject) -> None:
+        """Make the fetched page durable, then serve it from here until the tree has it."""
         # Nothing fetched yet: apply_upstream_project marks cached only the blobs
         # this index may reuse (reusable_blobs), never one because its hash matches.
-        project = self._learn_reused(index, project)
-        with self.instance.db.write() as session:
+        project = await anyio.to_thread.run_sync(self._learn_reused, index, project)
+
+        def apply(session: Session) -> None:
             row = session.get_one(IndexRow, index.id)
             apply_upstream_project(session, row, project, actor="proxy")
-        self.instance.renderer.catch_up()
+
+        _, serial = await self.writes.write(apply)
+        page = await anyio.to_thread.run_sync(self._render_unrendered, index, name, serial)
+        if page is not None and not self.writes.has_rendered(page.serial):
+            self._unrendered[(index.id, name)] = page
+
+    def _render_unrendered(
+        self, index: ProxyIndex, name: str, serial: int
+    ) -> UnrenderedPage | None:
+        with self.instance.db.read() as session:
+            return unrendered_page(session, self.instance.renderer, index.id, name, serial)
+
+    def unrendered(self, index: ProxyIndex, name: str) -> UnrenderedPage | None:
+        """``name``'s pages if they are durable and the tree does not have them yet."""
+        for key in [k for k, p in self._unrendered.items() if self.writes.has_rendered(p.serial)]:
+            del self._unrendered[key]  # the tree has caught up: it answers from now on
+        return self._unrendered.get((index.id, name))
+
+    async def until_rendered(self, index: ProxyIndex, name: str) -> None:
+        """Wait for the tree to hold ``name``'s pages (for what only the tree serves)."""
+        page = self.unrendered(index, name)
+        if page is not None:
+            await self.writes.rendered(page.serial)
 
     def _learn_reused(self, index: ProxyIndex, project: UpstreamProject) -> UpstreamProject:
         """``project`` with the facts of the stored blobs it will reuse and has not read.
@@ -553,11 +322,10 @@ class Proxy:
             files.append(f)
         return replace(project, files=tuple(files))
 
-    def _remove(self, index: ProxyIndex, name: str) -> None:
-        with self.instance.db.write() as session:
-            row = session.get_one(IndexRow, index.id)
-            remove_upstream_project(session, row, name, actor="proxy")
-        self.instance.renderer.catch_up()
+    def _remove(self, session: Session, index: ProxyIndex, name: str) -> None:
+        self._unrendered.pop((index.id, name), None)
+        row = session.get_one(IndexRow, index.id)
+        remove_upstream_project(session, row, name, actor="proxy")
 
     # -- files ----------------------------------------------------------------------
 
@@ -651,13 +419,21 @@ class Proxy:
         try:
             if fetch.temp is not None:
                 await self._download(fetch)
-            await anyio.to_thread.run_sync(self._store, fetch)
+            facts = await anyio.to_thread.run_sync(self._store_blob, fetch)
+            _, serial = await self.writes.write(
+                lambda session: self._mark_cached(session, fetch, facts)
+            )
+            fetch.release()  # durable: the readers get the last byte
+            # Shared until the tree has the file, so a request meanwhile joins this
+            # fetch instead of starting another.
+            await self.writes.rendered(serial)
         except UpstreamError as exc:
             log.warning("%s: %s: not cached: %s", target.index.name, target.name, exc)
             fetch.fail(exc)
         except Exception as exc:  # a bug or a full disk: fail this fetch, keep serving
             log.exception("%s: storing %s failed", target.index.name, target.name)
-            if not fetch.verified:
+            if not fetch.released:
+                # Not durable: no reader may have the whole file.
                 fetch.fail(UpstreamProtocolError(target.url, f"not stored: {exc}"))
         finally:
             if self._files.get(key) is fetch:
@@ -731,24 +507,26 @@ class Proxy:
             log.warning("%s: %s: %s", target.index.name, target.name, problem)
         return facts
 
-    def _store(self, fetch: FileFetch) -> None:
-        target = fetch.target
+    def _store_blob(self, fetch: FileFetch) -> FileFacts | None:
+        """Read what the bytes say, then store them (fsynced) before any row names them."""
         facts = self._facts(fetch)
         if fetch.temp is not None:
-            self.instance.blobs.put_file(fetch.temp, target.sha256)
-        with self.instance.db.write() as session:
-            # Stored once, cached for every proxy index that lists it.
-            for index_id in {source.index.id for source in target.sources}:
-                index = session.get_one(IndexRow, index_id)
-                if target.metadata:
-                    mark_metadata_cached(session, index, target.file_sha256, target.filename)
-                else:
-                    mark_file_cached(
-                        session,
-                        index,
-                        target.sha256,
-                        target.filename,
-                        size=fetch.written,
-                        facts=facts,
-                    )
-        self.instance.renderer.catch_up()
+            self.instance.blobs.put_file(fetch.temp, fetch.target.sha256)
+        return facts
+
+    def _mark_cached(self, session: Session, fetch: FileFetch, facts: FileFacts | None) -> None:
+        target = fetch.target
+        # Stored once, cached for every proxy index that lists it.
+        for index_id in {source.index.id for source in target.sources}:
+            index = session.get_one(IndexRow, index_id)
+            if target.metadata:
+                mark_metadata_cached(session, index, target.file_sha256, target.filename)
+            else:
+                mark_file_cached(
+                    session,
+                    index,
+                    target.sha256,
+                    target.filename,
+                    size=fetch.written,
+                    facts=facts,
+                )
