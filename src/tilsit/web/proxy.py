@@ -156,7 +156,11 @@ class ProxyRoutes:
     ) -> None:
         """As :meth:`ReadRoutes.simple`, after fetching or revalidating a project page."""
         name = rest.strip("/")
-        if name and "/" not in name and rest.endswith("/") and normalize(name) == name:
+        if rest == "/":
+            # The project list: from the tree, which must first have the projects this
+            # process has answered for (their pages are rendered at a burst's end).
+            await self.proxy.until_rendered(index, None)
+        elif name and "/" not in name and rest.endswith("/") and normalize(name) == name:
             served = await self._page(scope, send, index, name)
             if served is None:
                 return

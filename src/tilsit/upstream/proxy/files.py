@@ -93,6 +93,7 @@ class FileFetch:
         self.hashes = BodyHashes()  # fed as the bytes arrive: no second read to hash
         self.verified = False
         self.released = False
+        self.tree_wanted = False  # a reader waits for the tree (HEAD, Range), not the bytes
         self.error: UpstreamError | None = None
         self.started = anyio.Event()
         self.settled = anyio.Event()

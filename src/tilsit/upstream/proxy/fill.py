@@ -289,11 +289,19 @@ class Proxy:
             del self._unrendered[key]  # the tree has caught up: it answers from now on
         return self._unrendered.get((index.id, name))
 
-    async def until_rendered(self, index: ProxyIndex, name: str) -> None:
-        """Wait for the tree to hold ``name``'s pages (for what only the tree serves)."""
-        page = self.unrendered(index, name)
-        if page is not None:
-            await self.writes.rendered(page.serial)
+    async def until_rendered(self, index: ProxyIndex, name: str | None) -> None:
+        """Wait for the tree to hold ``name``'s pages (for what only the tree serves: legacy
+        JSON); with ``name`` None, every page of the index (its project list names them)."""
+        if name is not None:
+            page = self.unrendered(index, name)
+            serial = page.serial if page is not None else 0
+        else:
+            self.unrendered(index, "")  # drops what the tree has caught up with
+            serial = max(
+                (p.serial for (i, _), p in self._unrendered.items() if i == index.id), default=0
+            )
+        if serial:
+            await self.writes.rendered(serial)
 
     def _learn_reused(self, index: ProxyIndex, project: UpstreamProject) -> UpstreamProject:
         """``project`` with the facts of the stored blobs it will reuse and has not read.
@@ -411,6 +419,9 @@ class Proxy:
     async def fetch_to_tree(self, target: ProxyFile) -> UpstreamError | None:
         """Fetch ``target`` whole (or join the fetch under way); its error, if it failed."""
         async with self.open_file(target) as fetch:
+            fetch.tree_wanted = True  # answered from the tree: its render is not deferred
+            if fetch.released:
+                self.writes.hurry()
             await fetch.settled.wait()
             return fetch.error
 
@@ -424,9 +435,10 @@ class Proxy:
                 lambda session: self._mark_cached(session, fetch, facts)
             )
             fetch.release()  # durable: the readers get the last byte
-            # Shared until the tree has the file, so a request meanwhile joins this
-            # fetch instead of starting another.
-            await self.writes.rendered(serial)
+            # Shared until the tree has the file (a request meanwhile is served from
+            # the stored blob); rendered at the end of the burst unless a reader
+            # waits for the tree (HEAD, Range).
+            await self.writes.rendered(serial, urgent=fetch.tree_wanted)
         except UpstreamError as exc:
             log.warning("%s: %s: not cached: %s", target.index.name, target.name, exc)
             fetch.fail(exc)

@@ -13,6 +13,12 @@ the one before it ran:
    learns the serial its rows are covered by;
 2. **render**: one catch-up renders everything committed so far (one render per
    touched project, one TUF round per index), while the next batch is written.
+   It starts once no fill has committed for ``quiet`` seconds, so that a burst of
+   fills (an installer's parallel requests: its pages, then its files) renders
+   once, after the burst, instead of taking the disk from the burst's own
+   commits; at most ``max_delay`` seconds after the first fill it waits for; and
+   at once when a caller needs the tree itself (legacy JSON, a ``Range`` or
+   ``HEAD`` of a file being fetched).
 
 A caller waits for the stage it needs: a page is answered once its rows are
 durable (the caller renders that one page itself, :mod:`.pages`); a file's
@@ -28,6 +34,7 @@ runs one at start) brings up to date. Nothing here is kept across processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +53,12 @@ log = logging.getLogger("tilsit.proxy")
 
 # After a failed catch-up (a database that went away), wait this long before the next.
 _RENDER_RETRY = 1.0
+# A catch-up waits for this long without a new commit (the end of a burst; uv pauses
+# about 0.3 s between an install's pages and its files) ...
+QUIET = 1.0
+# ... but for no longer than this after the first commit it is for: the TUF-signed
+# names of new pages, and a cold file's tree path, lag the fill by this at most.
+MAX_DELAY = 5.0
 
 
 @dataclass(slots=True)
@@ -69,9 +82,20 @@ class CoalescerStats:
 class WriteCoalescer:
     """Coalesces the proxy's writes and renders; one per process, used from the event loop."""
 
-    def __init__(self, db: Database, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        renderer: Renderer,
+        *,
+        quiet: float = QUIET,
+        max_delay: float = MAX_DELAY,
+    ) -> None:
         self.db = db
         self.renderer = renderer
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._last_commit = 0.0  # loop time of the last commit
+        self._hurry = asyncio.Event()  # a caller waits for the tree: render now
         self.stats = CoalescerStats()
         self._waiting: list[_Fill] = []
         self._writer: asyncio.Task[None] | None = None
@@ -95,9 +119,15 @@ class WriteCoalescer:
             raise fill.error
         return fill.result, fill.serial
 
-    async def rendered(self, serial: int) -> bool:
-        """Wait until the tree has caught up with ``serial``; False if the catch-up failed."""
+    async def rendered(self, serial: int, *, urgent: bool = True) -> bool:
+        """Wait until the tree has caught up with ``serial``; False if the catch-up failed.
+
+        ``urgent``: a client waits for the tree, so the catch-up starts now rather
+        than at the end of the burst.
+        """
         self._want_render(serial)
+        if urgent and self._rendered < serial:
+            self._hurry.set()
         async with self._render_done:
             while self._rendered < serial:
                 if self._render_failed:
@@ -105,12 +135,18 @@ class WriteCoalescer:
                 await self._render_done.wait()
         return True
 
+    def hurry(self) -> None:
+        """A client waits for the tree: start the catch-up now, not at the burst's end."""
+        if self._rendered < self._committed:
+            self._hurry.set()
+
     def has_rendered(self, serial: int) -> bool:
         """Whether a catch-up of this process has brought the tree to ``serial``."""
         return self._rendered >= serial
 
     async def aclose(self) -> None:
         """Finish what is under way (a clean stop leaves nothing unwritten or unrendered)."""
+        self._hurry.set()
         for task in (self._writer, self._render_task, self._render_task):
             # The writer may start a render as it ends: the render task is read again.
             if task is not None and not task.done():
@@ -132,6 +168,7 @@ class WriteCoalescer:
                     raise
                 log.exception("a batch of %d proxy writes failed", len(batch))
                 continue
+            self._last_commit = asyncio.get_running_loop().time()
             for fill in batch:
                 fill.serial = serial
                 fill.durable.set()
@@ -158,8 +195,22 @@ class WriteCoalescer:
         if self._render_task is None or self._render_task.done():
             self._render_task = asyncio.get_running_loop().create_task(self._catch_up())
 
+    async def _burst_end(self) -> None:
+        """Return when no commit came for ``quiet`` seconds, after ``max_delay`` at most,
+        or at once when a caller hurries."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay
+        while not self._hurry.is_set():
+            pause = min(self._last_commit + self.quiet, deadline) - loop.time()
+            if pause <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), pause)
+
     async def _catch_up(self) -> None:
         while self._rendered < self._committed:
+            await self._burst_end()
+            self._hurry.clear()
             target = self._committed
             try:
                 reached = await anyio.to_thread.run_sync(self.renderer.catch_up)
