@@ -231,6 +231,7 @@ class Proxy:
             self._missing.put(key, True, index.not_found_ttl)
             if state.exists:
                 await self.writes.write(lambda session: self._remove(session, index, name))
+                self._unrendered.pop(key, None)  # gone: the tree's answer (404) is right
             return MISSING
         except UpstreamError as exc:
             log.warning("%s: %s: upstream failed: %s", index.name, name, exc)
@@ -331,7 +332,6 @@ class Proxy:
         return replace(project, files=tuple(files))
 
     def _remove(self, session: Session, index: ProxyIndex, name: str) -> None:
-        self._unrendered.pop((index.id, name), None)
         row = session.get_one(IndexRow, index.id)
         remove_upstream_project(session, row, name, actor="proxy")
 
