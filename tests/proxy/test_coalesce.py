@@ -86,8 +86,13 @@ def test_cold_pages_fetched_together_share_catch_ups_and_match_the_tree(
     assert len(front.requests("/")) == len(names)
 
     tree = proxy.settings.tree_dir / proxy.index / "simple"
+    # The catch-up comes at the end of the burst; counted once it has signed too.
     eventually(
-        lambda: all((tree / name / PAGE_JSON).is_file() for name in names), "the tree has the pages"
+        lambda: (
+            _proxy_writes(proxy)["catch_ups"] > before["catch_ups"]
+            and all((tree / name / PAGE_JSON).is_file() for name in names)
+        ),
+        "the tree has the pages",
     )
     # Each answer was the page the tree holds: the same bytes, ETag and serial.
     for name, answer in zip(names, answers, strict=True):
@@ -100,7 +105,7 @@ def test_cold_pages_fetched_together_share_catch_ups_and_match_the_tree(
     fills, transactions, catch_ups = (
         after[k] - before[k] for k in ("fills", "transactions", "catch_ups")
     )
-    assert fills == len(names), after
+    assert fills >= len(names), after  # (a fill of the test before may end meanwhile)
     assert 1 <= transactions < fills, (before, after)
     assert 1 <= catch_ups < fills, (before, after)
     assert 1 <= _timestamp_version(proxy) - rounds_before <= catch_ups
