@@ -860,7 +860,11 @@ def main() -> None:
                     "loaded_through": "POST /legacy/ to tilsit serve over TLS (real uploads)",
                     "installed": wanted,
                 },
-                settings={**vars(args), "skip": sorted(args.skip)},
+                settings={
+                    **vars(args),
+                    "skip": sorted(args.skip),
+                    "baseline": str(args.baseline or ""),
+                },
                 versions=versions,
             )
             if "sync" not in args.skip:
