@@ -197,7 +197,7 @@ class ProxyRoutes:
         if not _SHA256.match(sha256) or parts[5] in ("", ".", "..") or "/" in parts[5]:
             await self.read.package_file(scope, send, path)
             return
-        target = await anyio.to_thread.run_sync(self.proxy.find_file, sha256, parts[5])
+        target = await anyio.to_thread.run_sync(self.proxy.files.find_file, sha256, parts[5])
         if target is None:
             await self.read.package_file(scope, send, path)  # a 404, or served meanwhile
             return
@@ -226,7 +226,7 @@ class ProxyRoutes:
             return
         if head or header(scope, b"range") is not None:
             # Ranges and HEAD are answered by the tree, once the file is in it.
-            error = await self.proxy.fetch_to_tree(target)
+            error = await self.proxy.files.fetch_to_tree(target)
             if error is not None:
                 await self._file_failed(send, error, head, target)
                 return
@@ -245,7 +245,7 @@ class ProxyRoutes:
         return headers
 
     async def _stream(self, send: Send, target: ProxyFile, etag: str, path: str) -> None:
-        async with self.proxy.open_file(target) as fetch:
+        async with self.proxy.files.open_file(target) as fetch:
             try:
                 await fetch.wait_started()
             except UpstreamError as exc:
