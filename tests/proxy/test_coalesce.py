@@ -111,6 +111,25 @@ def test_cold_pages_fetched_together_share_catch_ups_and_match_the_tree(
     assert 1 <= _timestamp_version(proxy) - rounds_before <= catch_ups
 
 
+def test_a_page_is_answered_once_durable_before_the_tree_has_it(
+    front: Front, make_proxy: MakeProxy
+) -> None:
+    proxy = make_proxy(front.url)
+    in_tree = proxy.settings.tree_dir / proxy.index / "simple" / "px-alpha" / PAGE_JSON
+    answer = proxy.get("/simple/px-alpha/")
+    assert answer.status_code == 200, answer.text
+    # The render waits for the end of the burst (a second without a fill): the answer did not.
+    assert not in_tree.exists(), "the answer waited for the render"
+    again = proxy.get("/simple/px-alpha/")  # from the same bytes, until the tree has them
+    assert again.content == answer.content
+    eventually(in_tree.exists, "the tree has the page")
+    assert in_tree.read_bytes() == answer.content
+    tree_answer = proxy.get("/simple/px-alpha/")
+    assert tree_answer.headers["etag"] == answer.headers["etag"]
+    assert tree_answer.headers["x-pypi-last-serial"] == answer.headers["x-pypi-last-serial"]
+    assert len(front.requests("/")) == 1
+
+
 def test_a_file_stays_shared_until_the_tree_has_it(
     upstream: Upstream, front: Front, make_proxy: MakeProxy
 ) -> None:
