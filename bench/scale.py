@@ -236,10 +236,14 @@ def rss_mb(pid: int) -> float:
 
 def du_bytes(path: Path) -> int:
     """Apparent size of a directory tree (hard links counted once)."""
-    out = subprocess.run(
-        ["du", "-sb", str(path)], capture_output=True, text=True, check=True, timeout=600
-    ).stdout
-    return int(out.split()[0])
+    # A running server removes files while du walks (the TUF sweep, replaced temps):
+    # du then exits 1 but still prints the total of what it saw, which is what is meant.
+    done = subprocess.run(
+        ["du", "-sb", str(path)], capture_output=True, text=True, check=False, timeout=600
+    )
+    if not done.stdout.strip():
+        raise SystemExit(f"du {path} failed: {done.stderr.strip()}")
+    return int(done.stdout.split()[0])
 
 
 def hashed_root_bytes(data: Path) -> int:
