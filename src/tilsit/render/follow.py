@@ -43,6 +43,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 
 from sqlalchemy import Select, func, select
@@ -60,7 +61,7 @@ from tilsit.db.models import (
 )
 from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
-from tilsit.render.pages import simple_page
+from tilsit.render.parts import PageParts, ReleaseParts
 from tilsit.render.snapshot import ProjectSnap, load_project
 from tilsit.spec.simple import (
     JSON_SERIAL_HEAD,
@@ -68,8 +69,8 @@ from tilsit.spec.simple import (
     index_html,
     index_json,
     json_page_serial,
-    project_html,
-    project_json,
+    project_html_from_parts,
+    project_json_from_parts,
 )
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
@@ -165,6 +166,8 @@ class Renderer:
         self.coalesce_from: int | None = None
         self._due: set[int] = set()
         self._due_lock = threading.Lock()
+        # Each release's share of its project's pages, kept for large projects.
+        self.parts = PageParts()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -514,10 +517,22 @@ class Renderer:
                     self._batch.remove(page_target(project.normalized, name))
             self.tree.remove_dir(legacy_dir)
             return
-        page = simple_page(project, self.base_url)
-        self._page(index.name, project.normalized, PAGE_JSON, project_json(page))
-        self._page(index.name, project.normalized, PAGE_HTML, project_html(page))
-        self._render_legacy(project, legacy_dir, scope)
+        parts = self.parts.of(project, self.base_url)
+        versions = list(parts)
+        json_page = project_json_from_parts(
+            project.normalized,
+            project.serial,
+            versions,
+            chain.from_iterable(p.simple_json for p in parts.values()),
+        )
+        html_page = project_html_from_parts(
+            project.normalized,
+            project.serial,
+            chain.from_iterable(p.simple_html for p in parts.values()),
+        )
+        self._page(index.name, project.normalized, PAGE_JSON, json_page)
+        self._page(index.name, project.normalized, PAGE_HTML, html_page)
+        self._render_legacy(project, legacy_dir, scope, parts)
 
     def _place_files(self, session: Session, project: ProjectSnap, scope: Scope) -> None:
         # Files go into the tree before any page that links them. Only the files of
@@ -564,14 +579,22 @@ class Renderer:
         self.tree.remove(shared + ".metadata")
         self.tree.remove(shared)
 
-    def _render_legacy(self, project: ProjectSnap, legacy_dir: str, scope: Scope) -> None:
+    def _render_legacy(
+        self,
+        project: ProjectSnap,
+        legacy_dir: str,
+        scope: Scope,
+        parts: dict[str, ReleaseParts],
+    ) -> None:
         """The project's JSON, and the JSON of each release in scope.
 
         A release's JSON describes that release alone, so a change to another one
         leaves it as it is; its ``last_serial`` is the project's serial when the
         release itself last changed.
         """
-        whole = legacy.project_json(project, self._read_blob, self.base_url)
+        whole = legacy.project_json(
+            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files
+        )
         if whole is None:
             self.tree.remove_dir(legacy_dir)
             return
