@@ -62,7 +62,7 @@ from tilsit.db.models import (
 from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.parts import PageParts, ReleaseParts
-from tilsit.render.snapshot import ProjectSnap, load_project
+from tilsit.render.snapshot import ProjectSnap, ProjectSnapshots
 from tilsit.spec.simple import (
     JSON_SERIAL_HEAD,
     IndexEntry,
@@ -166,7 +166,9 @@ class Renderer:
         self.coalesce_from: int | None = None
         self._due: set[int] = set()
         self._due_lock = threading.Lock()
-        # Each release's share of its project's pages, kept for large projects.
+        # Large projects' releases as loaded, and each release's share of its
+        # project's pages: what an upload into one of them does not change.
+        self.snapshots = ProjectSnapshots()
         self.parts = PageParts()
 
     @contextmanager
@@ -227,6 +229,9 @@ class Renderer:
             last = int(session.scalar(select(func.max(JournalRow.serial))) or 0)
             self._start(last)
             self._failed = {}  # everything is rendered again: the old report is void
+            # From the database alone: nothing kept from earlier renders.
+            self.snapshots = ProjectSnapshots(self.snapshots.max_files, self.snapshots.keep_from)
+            self.parts = PageParts(self.parts.max_files, self.parts.keep_from)
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
@@ -498,7 +503,7 @@ class Renderer:
             return None
 
     def _render_project(self, session: Session, index: IndexRow, name: str, scope: Scope) -> None:
-        project = load_project(session, index, name)
+        project = self.snapshots.load(session, index, name)
         if project is None:
             return
         if project.deleted:
