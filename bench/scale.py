@@ -49,6 +49,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -236,10 +237,14 @@ def rss_mb(pid: int) -> float:
 
 def du_bytes(path: Path) -> int:
     """Apparent size of a directory tree (hard links counted once)."""
-    out = subprocess.run(
-        ["du", "-sb", str(path)], capture_output=True, text=True, check=True, timeout=600
-    ).stdout
-    return int(out.split()[0])
+    # A running server removes files while du walks (the TUF sweep, replaced temps):
+    # du then exits 1 but still prints the total of what it saw, which is what is meant.
+    done = subprocess.run(
+        ["du", "-sb", str(path)], capture_output=True, text=True, check=False, timeout=600
+    )
+    if not done.stdout.strip():
+        raise SystemExit(f"du {path} failed: {done.stderr.strip()}")
+    return int(done.stdout.split()[0])
 
 
 def hashed_root_bytes(data: Path) -> int:
@@ -369,6 +374,10 @@ class SizeFigures:
     hashed_root_growth_per_upload: float = 0.0
     hashed_root_page_bytes: int = 0  # one html + json pair, as now
     rss_mb: float = 0.0
+    # After --reads random page reads (issue 12 item 6: <= 150 MB per worker at 100k).
+    reads: int = 0
+    read_ms_median: float = 0.0
+    rss_after_reads_mb: float = 0.0
     data_bytes: int = 0
 
     def summary(self) -> dict[str, float]:
@@ -386,8 +395,40 @@ class SizeFigures:
             "hashed_root_growth_per_upload": self.hashed_root_growth_per_upload,
             "tuf_refresh_bytes": self.tuf_refresh.get("total", 0),
             "rss_mb": self.rss_mb,
+            "rss_after_reads_mb": self.rss_after_reads_mb,
+            "read_ms_median": self.read_ms_median,
             "first_upload_ms": self.first_upload_ms,
         }
+
+
+# What a resolver and a mirror read of a project, in turn: the PEP 691 page, the HTML
+# page, the legacy JSON.
+READ_KINDS = (
+    ("simple/{name}/", {"Accept": "application/vnd.pypi.simple.v1+json"}),
+    ("simple/{name}/", {"Accept": "text/html"}),
+    ("pypi/{name}/json", {}),
+)
+
+
+def random_reads(client: httpx.Client, n: int, reads: int) -> tuple[int, float]:
+    """``reads`` pages of random loaded projects through the server; (count, median ms).
+
+    Served by tilsit itself, not nginx: its memory after reading many distinct pages
+    is the figure (a cache that grew with what was read would show here).
+    """
+    if reads <= 0:
+        return 0, 0.0
+    rng = random.Random(n)  # the same projects at each run of the same N
+    times: list[float] = []
+    for i in range(reads):
+        path, headers = READ_KINDS[i % len(READ_KINDS)]
+        url = f"/{INDEX}/" + path.format(name=project_name(rng.randrange(n)))
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {url}: {response.status_code} {response.text[:200]}")
+    return reads, statistics.median(times)
 
 
 def new_instance(work: Path, name: str) -> tuple[Path, str]:
@@ -448,6 +489,8 @@ def measure_server(
             one = post(client, token, make_wheel(existing, f"{2 + round_}.{i}"), pid)
             result.new_version.append(asdict(one))
         result.rss_mb = rss_mb(pid)
+        result.reads, result.read_ms_median = random_reads(client, n, args.reads)
+        result.rss_after_reads_mb = rss_mb(pid)
         uploads = 2 * args.uploads
         result.du_growth_per_upload = (du_bytes(data) - du_before) / uploads
         result.hashed_root_growth_per_upload = (hashed_root_bytes(data) - hashed_before) / uploads
@@ -461,7 +504,9 @@ def measure_server(
         f"  N={n}: first {first.ms:.0f} ms; new project {s['new_median_ms']:.0f} ms"
         f" (p90 {s['new_p90_ms']:.0f}); new version {s['version_median_ms']:.0f} ms;"
         f" {s['write_bytes_per_upload'] / 1e3:.0f} kB written; TUF refresh"
-        f" {s['tuf_refresh_bytes'] / 1e3:.1f} kB; RSS {s['rss_mb']:.0f} MB",
+        f" {s['tuf_refresh_bytes'] / 1e3:.1f} kB; RSS {s['rss_mb']:.0f} MB;"
+        f" after {result.reads} random reads (median {s['read_ms_median']:.1f} ms)"
+        f" {s['rss_after_reads_mb']:.0f} MB",
         flush=True,
     )
     return result
@@ -529,7 +574,7 @@ def measure_versions(work: Path, args: argparse.Namespace) -> VersionFigures:
 def table(sizes: list[SizeFigures], versions: VersionFigures | None) -> str:
     head = (
         f"{'N':>7}{'new p50':>9}{'new p90':>9}{'ver p50':>9}{'first':>8}{'written':>10}"
-        f"{'du/upl':>10}{'hashed':>9}{'TUF':>8}{'RSS MB':>8}{'load s':>8}"
+        f"{'du/upl':>10}{'hashed':>9}{'TUF':>8}{'RSS MB':>8}{'RSS rd':>8}{'load s':>8}"
     )
     lines = [head]
     for size in sorted(sizes, key=lambda size: size.projects):
@@ -540,14 +585,15 @@ def table(sizes: list[SizeFigures], versions: VersionFigures | None) -> str:
             f"{s['version_median_ms']:>9.0f}{s['first_upload_ms']:>8.0f}"
             f"{_kb(s['write_bytes_per_upload']):>10}{_kb(s['du_growth_per_upload']):>10}"
             f"{_kb(s['hashed_root_growth_per_upload']):>9}{_kb(s['tuf_refresh_bytes']):>8}"
-            f"{s['rss_mb']:>8.0f}{load_s:>8.0f}"
+            f"{s['rss_mb']:>8.0f}{s['rss_after_reads_mb']:>8.0f}{load_s:>8.0f}"
         )
     lines += [
         "",
         "ms: POST /legacy/ round trip; first: the first upload after the server started;",
         "written: the server's /proc/<pid>/io write_bytes per upload (median);",
         "du/upl: data directory growth per upload; hashed: hashed root-page copies kept per",
-        "upload; TUF: bytes a returning TUF client downloads after one upload.",
+        "upload; TUF: bytes a returning TUF client downloads after one upload;",
+        "RSS MB: the server after the uploads; RSS rd: after the random page reads.",
         "",
     ]
     for line in ratios(sizes, versions):
@@ -608,6 +654,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " loading here, as files.release_id has no index; see bench/README.md)",
     )
     parser.add_argument("--uploads", type=int, default=20, help="timed uploads of each kind")
+    parser.add_argument(
+        "--reads",
+        type=int,
+        default=10000,
+        help="random page reads through the server before its RSS is read again",
+    )
     parser.add_argument("--versions", type=int, default=2000, help="versions of the big project")
     parser.add_argument(
         "--version-uploads", type=int, default=10, help="timed uploads into each of the two"

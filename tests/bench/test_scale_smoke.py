@@ -22,7 +22,7 @@ def test_scale_bench_reports_every_figure(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             *(sys.executable, str(ROOT / "bench" / "scale.py"), "--sizes", "20"),
-            *("--uploads", "3", "--versions", "5", "--version-uploads", "2"),
+            *("--uploads", "3", "--versions", "5", "--version-uploads", "2", "--reads", "30"),
             *("--work", str(tmp_path / "work"), "--results", str(results)),
         ],
         capture_output=True,
@@ -61,6 +61,9 @@ def test_scale_bench_reports_every_figure(tmp_path: Path) -> None:
     assert tuf["timestamp"] > 0 and tuf["snapshot"] > 0 and tuf["changed_roles"] >= 1
     assert tuf["total"] == tuf["timestamp"] + tuf["snapshot"] + tuf["roles"]
     assert 20 < summary["rss_mb"] < 2000
+    # Thirty pages of loaded projects were read (each checked 200), then the RSS again.
+    assert size["reads"] == 30 and summary["read_ms_median"] > 0
+    assert 20 < summary["rss_after_reads_mb"] < 2000
 
     versions = document["versions"]
     assert versions["versions"] == 5

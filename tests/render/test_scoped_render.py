@@ -13,11 +13,15 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.builders import make_sdist, make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
 from tilsit.index.manage import delete_file, delete_release, get_index, set_yanked
 from tilsit.instance import Instance
+from tilsit.render.parts import PageParts
+from tilsit.render.snapshot import ProjectSnapshots
 from tilsit.trust.layout import is_hashed
 from tilsit.trust.repository import IndexRepository
 
@@ -101,9 +105,13 @@ def test_a_new_version_rewrites_only_its_own_pages(
     assert len(changed - plain) <= len(plain), sorted(changed)
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["parts encoded", "parts kept"])
 def test_scoped_renders_leave_the_tree_a_rebuild_makes(
-    client: AppClient, token: str, instance: Instance
+    client: AppClient, token: str, instance: Instance, kept: bool
 ) -> None:
+    if kept:  # releases and their page parts kept between renders, as for large projects
+        instance.renderer.snapshots = ProjectSnapshots(keep_from=1)
+        instance.renderer.parts = PageParts(keep_from=1)
     for version in ("1.0", "2.0", "3.0"):
         assert upload(client, make_wheel(PROJECT, version), token).status_code == 200
         # 3.0.0 is 3.0: its sdist joins release 3.0, which the render must find by
@@ -116,7 +124,10 @@ def test_scoped_renders_leave_the_tree_a_rebuild_makes(
     assert len(release["urls"]) == 2
     assert upload(client, make_wheel("other", "1.0"), token).status_code == 200
     before = _inodes(instance)
+    read = instance.renderer.snapshots.files_read
     _change(instance, "yank", "2.0")
+    if kept:  # only the yanked release's two files were read again
+        assert instance.renderer.snapshots.files_read - read == 2
     changed = _rewritten(before, _inodes(instance))
     assert f"main/pypi/{PROJECT}/2.0/json" in changed
     assert not {f"main/pypi/{PROJECT}/1.0/json", f"main/pypi/{PROJECT}/3.0/json"} & changed
@@ -134,6 +145,12 @@ def test_scoped_renders_leave_the_tree_a_rebuild_makes(
         for name in scoped_tree
     )
 
+    if kept:
+        assert len(instance.renderer.parts) > 0
+    # The rebuild encodes every page whole, from the database alone.
+    instance.renderer.snapshots = ProjectSnapshots(keep_from=10**9)
+    instance.renderer.parts = PageParts(keep_from=10**9)
     instance.renderer.rebuild()
+    assert len(instance.renderer.parts) == len(instance.renderer.snapshots) == 0
     assert _tree(instance) == scoped_tree
     assert _targets(instance) == scoped_targets

@@ -43,6 +43,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 
 from sqlalchemy import Select, func, select
@@ -60,16 +61,16 @@ from tilsit.db.models import (
 )
 from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
-from tilsit.render.pages import simple_page
-from tilsit.render.snapshot import ProjectSnap, load_project
+from tilsit.render.parts import PageParts, ReleaseParts
+from tilsit.render.snapshot import ProjectSnap, ProjectSnapshots
 from tilsit.spec.simple import (
     JSON_SERIAL_HEAD,
     IndexEntry,
     index_html,
     index_json,
     json_page_serial,
-    project_html,
-    project_json,
+    project_html_from_parts,
+    project_json_from_parts,
 )
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
@@ -165,6 +166,10 @@ class Renderer:
         self.coalesce_from: int | None = None
         self._due: set[int] = set()
         self._due_lock = threading.Lock()
+        # Large projects' releases as loaded, and each release's share of its
+        # project's pages: what an upload into one of them does not change.
+        self.snapshots = ProjectSnapshots()
+        self.parts = PageParts()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -224,6 +229,9 @@ class Renderer:
             last = int(session.scalar(select(func.max(JournalRow.serial))) or 0)
             self._start(last)
             self._failed = {}  # everything is rendered again: the old report is void
+            # From the database alone: nothing kept from earlier renders.
+            self.snapshots = ProjectSnapshots(self.snapshots.max_files, self.snapshots.keep_from)
+            self.parts = PageParts(self.parts.max_files, self.parts.keep_from)
             for index in session.scalars(select(IndexRow).order_by(IndexRow.name)):
                 names = session.scalars(
                     select(ProjectRow.normalized).where(ProjectRow.index_id == index.id)
@@ -495,7 +503,7 @@ class Renderer:
             return None
 
     def _render_project(self, session: Session, index: IndexRow, name: str, scope: Scope) -> None:
-        project = load_project(session, index, name)
+        project = self.snapshots.load(session, index, name)
         if project is None:
             return
         if project.deleted:
@@ -514,15 +522,31 @@ class Renderer:
                     self._batch.remove(page_target(project.normalized, name))
             self.tree.remove_dir(legacy_dir)
             return
-        for page_name, data in self.page_bytes(project).items():
+        parts = self.parts.of(project, self.base_url)
+        for page_name, data in self._simple_pages(project, parts).items():
             self._page(index.name, project.normalized, page_name, data)
-        self._render_legacy(project, legacy_dir, scope)
+        self._render_legacy(project, legacy_dir, scope, parts)
 
     def page_bytes(self, project: ProjectSnap) -> dict[str, bytes]:
         """A live project's simple pages by tree name, as a render writes them (a proxy
-        serves them so before the tree has them)."""
-        page = simple_page(project, self.base_url)
-        return {PAGE_JSON: project_json(page), PAGE_HTML: project_html(page)}
+        serves them so before the tree has them). Safe beside a render: the parts are
+        kept under a lock."""
+        return self._simple_pages(project, self.parts.of(project, self.base_url))
+
+    @staticmethod
+    def _simple_pages(project: ProjectSnap, parts: dict[str, ReleaseParts]) -> dict[str, bytes]:
+        json_page = project_json_from_parts(
+            project.normalized,
+            project.serial,
+            list(parts),
+            chain.from_iterable(p.simple_json for p in parts.values()),
+        )
+        html_page = project_html_from_parts(
+            project.normalized,
+            project.serial,
+            chain.from_iterable(p.simple_html for p in parts.values()),
+        )
+        return {PAGE_JSON: json_page, PAGE_HTML: html_page}
 
     def _place_files(self, session: Session, project: ProjectSnap, scope: Scope) -> None:
         # Files go into the tree before any page that links them. Only the files of
@@ -569,14 +593,22 @@ class Renderer:
         self.tree.remove(shared + ".metadata")
         self.tree.remove(shared)
 
-    def _render_legacy(self, project: ProjectSnap, legacy_dir: str, scope: Scope) -> None:
+    def _render_legacy(
+        self,
+        project: ProjectSnap,
+        legacy_dir: str,
+        scope: Scope,
+        parts: dict[str, ReleaseParts],
+    ) -> None:
         """The project's JSON, and the JSON of each release in scope.
 
         A release's JSON describes that release alone, so a change to another one
         leaves it as it is; its ``last_serial`` is the project's serial when the
         release itself last changed.
         """
-        whole = legacy.project_json(project, self._read_blob, self.base_url)
+        whole = legacy.project_json(
+            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files
+        )
         if whole is None:
             self.tree.remove_dir(legacy_dir)
             return

@@ -39,6 +39,7 @@ __all__ = [
     "latest_release",
     "project_json",
     "project_urls",
+    "release_files_json",
     "version_json",
 ]
 
@@ -147,6 +148,11 @@ def _files(release: ReleaseSnap, base_url: str, root: str) -> list[dict[str, Any
     return [_file(release, f, base_url, root) for f in live]
 
 
+def release_files_json(release: ReleaseSnap, base_url: str, root: str) -> str:
+    """A release's file list as the project's JSON gives it under ``releases``."""
+    return _text(_files(release, base_url, root))
+
+
 def project_urls(raw: RawMetadata) -> dict[str, str]:
     """``info.project_urls`` as PyPI derives it (warehouse ``Release.urls``).
 
@@ -238,7 +244,11 @@ def _info(
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
+    return _text(doc).encode()
+
+
+def _text(doc: object) -> str:
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
 # "vulnerabilities" is left out of both documents, for every kind of index: PyPI's
@@ -250,19 +260,36 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 # records elsewhere (a later change; /osv/v1/ is the endpoint for pip-audit).
 
 
-def project_json(project: ProjectSnap, read_blob: ReadBlob, base_url: str = "") -> bytes | None:
+# What a release's ``releases`` entry is, as JSON text (release_files_json, or a
+# renderer's copy of it kept from an earlier render).
+FilesJson = Callable[[ReleaseSnap], str]
+
+
+def project_json(
+    project: ProjectSnap,
+    read_blob: ReadBlob,
+    base_url: str = "",
+    files_json: FilesJson | None = None,
+) -> bytes | None:
+    """The project's JSON, assembled from each release's file list: the bytes are what
+    encoding the whole document at once (keys sorted) gives, so a renderer may pass the
+    lists of unchanged releases from an earlier render."""
     latest = latest_release(project)
     if latest is None:
         return None
-    releases = {r.version: _files(r, base_url, project.files_root) for r in project.live_releases}
-    return _dumps(
-        {
-            "info": _info(project, latest, read_blob, base_url),
-            "last_serial": project.serial,
-            "releases": releases,
-            "urls": releases[latest.version],
-        }
-    )
+
+    def fresh(release: ReleaseSnap) -> str:
+        return release_files_json(release, base_url, project.files_root)
+
+    lists = {r.version: (files_json or fresh)(r) for r in project.live_releases}
+    releases = ", ".join(f"{_text(version)}: {lists[version]}" for version in sorted(lists))
+    # The top-level keys in sorted order, as sort_keys writes them.
+    return (
+        f'{{"info": {_text(_info(project, latest, read_blob, base_url))},'
+        f' "last_serial": {_text(project.serial)},'
+        f' "releases": {{{releases}}},'
+        f' "urls": {lists[latest.version]}}}'
+    ).encode()
 
 
 def version_json(

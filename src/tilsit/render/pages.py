@@ -1,12 +1,12 @@
-"""Project snapshot -> the bytes of its simple pages (HTML and JSON)."""
+"""A release of a project snapshot -> the files its simple pages list."""
 
 from __future__ import annotations
 
-from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
-from tilsit.spec.simple import ProjectPage, SimpleFile
+from tilsit.render.snapshot import FileSnap, ReleaseSnap
+from tilsit.spec.simple import SimpleFile
 from tilsit.store.tree import file_url
 
-__all__ = ["simple_page"]
+__all__ = ["release_files"]
 
 
 def _yanked(release: ReleaseSnap, f: FileSnap) -> str | None:
@@ -18,23 +18,19 @@ def _yanked(release: ReleaseSnap, f: FileSnap) -> str | None:
     return None
 
 
-def simple_page(project: ProjectSnap, base_url: str = "") -> ProjectPage:
-    files = [
+def release_files(release: ReleaseSnap, base_url: str, root: str) -> list[SimpleFile]:
+    """A release's live files as its project's simple pages list them, in upload order."""
+    return [
         SimpleFile(
             filename=f.filename,
-            url=file_url(f.sha256, f.filename, base_url, project.files_root),
+            url=file_url(f.sha256, f.filename, base_url, root),
             sha256=f.sha256,
             size=f.size,
             upload_time=f.upload_time,
             requires_python=f.requires_python,
-            yanked=_yanked(r, f),
+            yanked=_yanked(release, f),
             metadata_sha256=f.metadata_sha256 if f.serves_metadata else None,
         )
-        for r, f in project.live_files()
+        for f in release.files
+        if not f.deleted
     ]
-    return ProjectPage(
-        name=project.normalized,
-        serial=project.serial,
-        versions=[r.version for r in project.live_releases],
-        files=files,
-    )

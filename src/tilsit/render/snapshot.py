@@ -1,9 +1,18 @@
-"""A project as the renderers see it: read once from the database, then pure data."""
+"""A project as the renderers see it: read from the database in plain queries, then pure data.
+
+Rows, not ORM objects: a project of 2,000 releases and 4,000 files is read for every
+render of it, and building 6,000 tracked objects would cost more than the pages that
+are made from them.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
@@ -12,9 +21,16 @@ from sqlalchemy.orm import Session
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.store.tree import private_root
 
-__all__ = ["FileSnap", "ProjectSnap", "ReleaseSnap", "load_project", "version_key"]
+__all__ = [
+    "FileSnap",
+    "ProjectSnap",
+    "ProjectSnapshots",
+    "ReleaseSnap",
+    "version_key",
+]
 
 
+@lru_cache(maxsize=65_536)  # parsing is most of sorting 2,000 releases at each render
 def version_key(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))
@@ -109,96 +125,202 @@ def _upload_order(f: FileSnap) -> tuple[datetime, str]:
     return (f.upload_time or _UNKNOWN_TIME, f.filename)
 
 
-def load_project(session: Session, index: IndexRow, normalized: str) -> ProjectSnap | None:
-    """The project as its pages show it, read in three plain queries.
+_PROJECT_COLUMNS = (
+    ProjectRow.id,
+    ProjectRow.name,
+    ProjectRow.normalized,
+    ProjectRow.last_serial,
+    ProjectRow.upstream_serial,
+    ProjectRow.deleted_at,
+)
+_RELEASE_COLUMNS = (
+    ReleaseRow.id,
+    ReleaseRow.version,
+    ReleaseRow.yanked,
+    ReleaseRow.yanked_reason,
+    ReleaseRow.deleted_at,
+    ReleaseRow.last_serial,
+)
+_FILE_COLUMNS = (
+    FileRow.release_id,
+    FileRow.filename,
+    FileRow.packagetype,
+    FileRow.python_version,
+    FileRow.size,
+    FileRow.sha256,
+    FileRow.md5,
+    FileRow.blake2_256,
+    FileRow.metadata_sha256,
+    FileRow.requires_python,
+    FileRow.upload_time,
+    FileRow.deleted_at,
+    FileRow.yanked,
+    FileRow.yanked_reason,
+    FileRow.cached,
+    FileRow.metadata_cached,
+    FileRow.source_url,
+)
+# Past this many releases to read, their files are selected by project, not by id.
+_BY_ID_MAX = 500
 
-    Rows, not ORM objects: a project of 2,000 releases and 4,000 files is read for
-    every render of it, and building 6,000 tracked objects would cost more than the
-    pages that are made from them.
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A hosted project's releases as last loaded."""
+
+    project_id: int
+    releases: dict[int, ReleaseSnap]  # by release id
+    files: int
+
+
+class ProjectSnapshots:
+    """Loads project snapshots, keeping the releases of large hosted projects between loads.
+
+    A hosted release's ``last_serial`` moves at every change to it or its files (each
+    such journal row names the release: :func:`tilsit.index.journal.record`). A
+    release whose ``last_serial`` is the one it had when it was kept is therefore as
+    it was then, and its files are not read again: an upload into a project of 2,000 releases reads one
+    release's files. This holds across worker processes, since it is read from the
+    database. Mirror and proxy projects change without naming releases (a sync is
+    one row for the project) and are always read whole, as are projects of fewer
+    than ``keep_from`` files. What is kept is bounded by ``max_files``, least
+    recently loaded first out; ``max_files=0`` keeps nothing.
     """
-    project = session.execute(
-        select(
-            ProjectRow.id,
-            ProjectRow.name,
-            ProjectRow.normalized,
-            ProjectRow.last_serial,
-            ProjectRow.upstream_serial,
-            ProjectRow.deleted_at,
-        ).where(ProjectRow.index_id == index.id, ProjectRow.normalized == normalized)
-    ).one_or_none()
-    if project is None:
-        return None
-    releases = session.execute(
-        select(
-            ReleaseRow.id,
-            ReleaseRow.version,
-            ReleaseRow.yanked,
-            ReleaseRow.yanked_reason,
-            ReleaseRow.deleted_at,
-            ReleaseRow.last_serial,
-        ).where(ReleaseRow.project_id == project.id)
-    ).all()
-    files: dict[int, list[FileSnap]] = {release.id: [] for release in releases}
-    for row in session.execute(
-        select(
-            FileRow.release_id,
-            FileRow.filename,
-            FileRow.packagetype,
-            FileRow.python_version,
-            FileRow.size,
-            FileRow.sha256,
-            FileRow.md5,
-            FileRow.blake2_256,
-            FileRow.metadata_sha256,
-            FileRow.requires_python,
-            FileRow.upload_time,
-            FileRow.deleted_at,
-            FileRow.yanked,
-            FileRow.yanked_reason,
-            FileRow.cached,
-            FileRow.metadata_cached,
-            FileRow.source_url,
-        ).where(
-            FileRow.release_id.in_(select(ReleaseRow.id).where(ReleaseRow.project_id == project.id))
+
+    def __init__(self, max_files: int = 20_000, keep_from: int = 200) -> None:
+        self.max_files = max_files
+        self.keep_from = keep_from
+        self._kept: OrderedDict[tuple[int, str], _Kept] = OrderedDict()
+        self._files = 0
+        self._lock = threading.Lock()
+        self.files_read = 0  # file rows read, for tests and benchmarks
+
+    def load(self, session: Session, index: IndexRow, normalized: str) -> ProjectSnap | None:
+        project = session.execute(
+            select(*_PROJECT_COLUMNS).where(
+                ProjectRow.index_id == index.id, ProjectRow.normalized == normalized
+            )
+        ).one_or_none()
+        if project is None:
+            return None
+        releases = session.execute(
+            select(*_RELEASE_COLUMNS).where(ReleaseRow.project_id == project.id)
+        ).all()
+        key = (index.id, normalized)
+        with self._lock:
+            kept = self._kept.pop(key, None)
+            if kept is not None:
+                self._files -= kept.files
+        reusable = (
+            kept is not None
+            and kept.project_id == project.id
+            and index.kind == "hosted"
+            and project.deleted_at is None
         )
-    ):
-        files[row.release_id].append(
-            FileSnap(
-                filename=row.filename,
-                packagetype=row.packagetype,
-                python_version=row.python_version,
-                size=row.size,
-                sha256=row.sha256,
-                md5=row.md5,
-                blake2_256=row.blake2_256,
-                metadata_sha256=row.metadata_sha256,
-                requires_python=row.requires_python,
-                upload_time=row.upload_time,
-                deleted=row.deleted_at is not None,
+        snaps: dict[int, ReleaseSnap] = {}
+        unread = []
+        for row in releases:
+            old = kept.releases.get(row.id) if reusable and kept is not None else None
+            if old is not None and _unchanged(old, row):
+                snaps[row.id] = old
+            else:
+                unread.append(row)
+        files = self._read_files(session, project.id, [row.id for row in unread])
+        for row in unread:
+            snaps[row.id] = ReleaseSnap(
+                version=row.version,
                 yanked=row.yanked,
                 yanked_reason=row.yanked_reason,
-                cached=row.cached,
-                metadata_cached=row.metadata_cached,
-                mirrored=row.source_url is not None,
+                deleted=row.deleted_at is not None,
+                files=tuple(sorted(files.get(row.id, ()), key=_upload_order)),
+                serial=row.last_serial,
+            )
+        ordered = sorted(releases, key=lambda r: version_key(r.version))
+        snap = ProjectSnap(
+            files_root=private_root(index.name) if index.private else "",
+            index=index.name,
+            name=project.name,
+            normalized=project.normalized,
+            serial=project.last_serial
+            if project.upstream_serial is None
+            else project.upstream_serial,
+            deleted=project.deleted_at is not None,
+            releases=tuple(snaps[r.id] for r in ordered),
+        )
+        self._keep(key, project, snaps, index)
+        return snap
+
+    def _read_files(
+        self, session: Session, project_id: int, release_ids: list[int]
+    ) -> dict[int, list[FileSnap]]:
+        if not release_ids:
+            return {}
+        wanted = (
+            FileRow.release_id.in_(release_ids)
+            if len(release_ids) <= _BY_ID_MAX
+            else FileRow.release_id.in_(
+                select(ReleaseRow.id).where(ReleaseRow.project_id == project_id)
             )
         )
-    ordered = sorted(releases, key=lambda r: version_key(r.version))
-    return ProjectSnap(
-        files_root=private_root(index.name) if index.private else "",
-        index=index.name,
-        name=project.name,
-        normalized=project.normalized,
-        serial=project.last_serial if project.upstream_serial is None else project.upstream_serial,
-        deleted=project.deleted_at is not None,
-        releases=tuple(
-            ReleaseSnap(
-                version=r.version,
-                yanked=r.yanked,
-                yanked_reason=r.yanked_reason,
-                deleted=r.deleted_at is not None,
-                files=tuple(sorted(files[r.id], key=_upload_order)),
-                serial=r.last_serial,
+        files: dict[int, list[FileSnap]] = {}
+        for row in session.execute(select(*_FILE_COLUMNS).where(wanted)):
+            self.files_read += 1
+            files.setdefault(row.release_id, []).append(
+                FileSnap(
+                    filename=row.filename,
+                    packagetype=row.packagetype,
+                    python_version=row.python_version,
+                    size=row.size,
+                    sha256=row.sha256,
+                    md5=row.md5,
+                    blake2_256=row.blake2_256,
+                    metadata_sha256=row.metadata_sha256,
+                    requires_python=row.requires_python,
+                    upload_time=row.upload_time,
+                    deleted=row.deleted_at is not None,
+                    yanked=row.yanked,
+                    yanked_reason=row.yanked_reason,
+                    cached=row.cached,
+                    metadata_cached=row.metadata_cached,
+                    mirrored=row.source_url is not None,
+                )
             )
-            for r in ordered
-        ),
+        return files
+
+    def _keep(
+        self,
+        key: tuple[int, str],
+        project: Any,  # a row of _PROJECT_COLUMNS
+        snaps: dict[int, ReleaseSnap],
+        index: IndexRow,
+    ) -> None:
+        files = sum(len(r.files) for r in snaps.values())
+        if (
+            index.kind != "hosted"
+            or project.deleted_at is not None
+            or files < self.keep_from
+            or files > self.max_files
+        ):
+            return
+        with self._lock:
+            self._kept[key] = _Kept(project.id, snaps, files)
+            self._files += files
+            while self._files > self.max_files and self._kept:
+                _key, out = self._kept.popitem(last=False)
+                self._files -= out.files
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _unchanged(old: ReleaseSnap, row: Any) -> bool:  # a row of _RELEASE_COLUMNS
+    """Whether a kept release is still what its row says (see :class:`ProjectSnapshots`):
+    its last serial has not moved, so neither it nor any of its files changed."""
+    return (
+        row.last_serial is not None
+        and old.serial == row.last_serial
+        and old.version == row.version
+        and old.yanked == row.yanked
+        and old.yanked_reason == row.yanked_reason
+        and old.deleted == (row.deleted_at is not None)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -28,12 +28,16 @@ __all__ = [
     "IndexEntry",
     "ProjectPage",
     "SimpleFile",
+    "file_html",
+    "file_json",
     "format_time",
     "index_html",
     "index_json",
     "json_page_serial",
     "project_html",
+    "project_html_from_parts",
     "project_json",
+    "project_json_from_parts",
 ]
 
 API_VERSION = "1.4"  # 1.4 adds project-status (PEP 792); 1.1 versions/size/upload-time
@@ -104,18 +108,68 @@ def _file_json(f: SimpleFile) -> dict[str, object]:
 
 
 def _dumps(doc: object) -> bytes:
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False)).encode()
+    return _text(doc).encode()
+
+
+def _text(doc: object) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
+# A project page is assembled from one part per file, so that a renderer can keep the
+# parts of releases that did not change and join them again (a project of 2,000
+# releases is re-rendered at every upload into it). The joined bytes are exactly what
+# encoding the whole page at once gives.
+
+
+def file_json(f: SimpleFile) -> str:
+    """One file's entry in a PEP 691 project page, as it appears in the page."""
+    return _text(_file_json(f))
+
+
+def file_html(f: SimpleFile) -> str:
+    """One file's anchor line in a PEP 503 project page, as it appears in the page."""
+    attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
+    if f.requires_python:
+        attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+    if f.metadata_sha256 is not None:
+        attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+        attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+    if f.yanked is not None:
+        attrs.append(f'data-yanked="{escape(f.yanked)}"')
+    if f.upload_time is not None:
+        attrs.append(f'data-upload-time="{format_time(f.upload_time)}"')
+    return f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n"
+
+
+def project_json_from_parts(
+    name: str, serial: int, versions: Sequence[str], files: Iterable[str], status: str = "active"
+) -> bytes:
+    """A PEP 691 project page from its files' :func:`file_json` parts, in page order."""
+    head = _text(
+        {
+            "meta": {"api-version": API_VERSION, "_last-serial": serial},
+            "name": name,
+            "project-status": {"status": status},
+            "versions": list(versions),
+        }
+    )
+    # "files" is the last key: the head without its closing brace, then the list.
+    return f'{head[:-1]},"files":[{",".join(files)}]}}'.encode()
+
+
+def project_html_from_parts(
+    name: str, serial: int, files: Iterable[str], status: str = "active"
+) -> bytes:
+    """A PEP 503 project page from its files' :func:`file_html` parts, in page order."""
+    status_meta = f'    <meta name="pypi:project-status" content="{escape(status)}">\n'
+    head = _head(f"Links for {name}", status_meta) + f"    <h1>Links for {escape(name)}</h1>\n"
+    tail = f"  </body>\n</html>\n<!--SERIAL {serial}-->\n"
+    return "".join((head, *files, tail)).encode()
 
 
 def project_json(page: ProjectPage) -> bytes:
-    return _dumps(
-        {
-            "meta": {"api-version": API_VERSION, "_last-serial": page.serial},
-            "name": page.name,
-            "project-status": {"status": page.status},
-            "versions": list(page.versions),
-            "files": [_file_json(f) for f in page.files],
-        }
+    return project_json_from_parts(
+        page.name, page.serial, page.versions, map(file_json, page.files), page.status
     )
 
 
@@ -129,25 +183,7 @@ def _head(title: str, extra_meta: str = "") -> str:
 
 
 def project_html(page: ProjectPage) -> bytes:
-    status = f'    <meta name="pypi:project-status" content="{escape(page.status)}">\n'
-    lines = [
-        _head(f"Links for {page.name}", status),
-        f"    <h1>Links for {escape(page.name)}</h1>\n",
-    ]
-    for f in page.files:
-        attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
-        if f.requires_python:
-            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
-        if f.metadata_sha256 is not None:
-            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
-            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
-        if f.yanked is not None:
-            attrs.append(f'data-yanked="{escape(f.yanked)}"')
-        if f.upload_time is not None:
-            attrs.append(f'data-upload-time="{format_time(f.upload_time)}"')
-        lines.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
-    lines.append(f"  </body>\n</html>\n<!--SERIAL {page.serial}-->\n")
-    return "".join(lines).encode()
+    return project_html_from_parts(page.name, page.serial, map(file_html, page.files), page.status)
 
 
 # A JSON page (index or project) puts "meta" first, so "_last-serial" is in its first bytes.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.models import IndexRow, ProjectRow
 from tilsit.render.follow import Renderer
-from tilsit.render.snapshot import load_project
+from tilsit.render.snapshot import ProjectSnapshots
 from tilsit.upstream.errors import UpstreamError
 
 __all__ = ["FRESH", "MISSING", "PageOutcome", "PageStatus", "UnrenderedPage", "unrendered_page"]
@@ -49,6 +49,10 @@ class PageOutcome:
     error: UpstreamError | None = None
 
 
+# Read whole each time, the renderer's kept releases untouched (a proxy project is
+# read whole by the renderer too).
+_SNAPSHOTS = ProjectSnapshots(max_files=0)
+
 FRESH = PageOutcome(PageStatus.FRESH)
 MISSING = PageOutcome(PageStatus.MISSING)
 
@@ -61,7 +65,7 @@ def unrendered_page(
     index = session.get(IndexRow, index_id)
     if index is None or index.deleted_at is not None:
         return None
-    project = load_project(session, index, name)
+    project = _SNAPSHOTS.load(session, index, name)
     if project is None or project.deleted:
         return None
     # Rows committed after ``committed`` may be in these bytes: keep them until the
