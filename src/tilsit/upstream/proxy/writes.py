@@ -53,6 +53,8 @@ log = logging.getLogger("tilsit.proxy")
 
 # After a failed catch-up (a database that went away), wait this long before the next.
 _RENDER_RETRY = 1.0
+# How long a stop waits for the writes and the catch-up under way.
+_CLOSE_WAIT = 60.0
 # A catch-up waits for this long without a new commit (the end of a burst; uv pauses
 # about 0.3 s between an install's pages and its files) ...
 QUIET = 1.0
@@ -150,7 +152,10 @@ class WriteCoalescer:
         for task in (self._writer, self._render_task, self._render_task):
             # The writer may start a render as it ends: the render task is read again.
             if task is not None and not task.done():
-                await asyncio.shield(task)
+                # Bounded: a catch-up retrying against a database that is gone must not
+                # hold the stop; the next start catches up from the journal.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), _CLOSE_WAIT)
 
     # -- the write stage -------------------------------------------------------------
 
