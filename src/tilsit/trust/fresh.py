@@ -36,6 +36,7 @@ from typing import Protocol
 from tuf.api.metadata import Metadata, Snapshot, Timestamp
 
 from tilsit.store.tree import Tree
+from tilsit.trust.compressed import remove_metadata
 from tilsit.trust.peek import bin_head
 from tilsit.trust.repository import IndexRepository, versioned
 
@@ -345,9 +346,8 @@ def _sweep_bin(
                     swept.links.append(link)
     # Links first, then the bin: a crash in between leaves a bin the next sweep finds
     # again (below the floor), never a link nothing lists.
-    directory = repo.tree.path(repo.dir)
     for version in sorted(old):
-        (directory / f"{version}.{role}.json").unlink(missing_ok=True)
+        remove_metadata(repo.tree, f"{repo.dir}/{version}.{role}.json")
         swept.bins.append(f"{version}.{role}.json")
 
 
@@ -363,9 +363,8 @@ def sweep(
     # Snapshots first: once gone, no client reaches the old bins through them, and a
     # crash after this leaves bins below the floor, which the next plan finds again.
     # Unlocked: a round only ever adds snapshots above the current one.
-    directory = repo.tree.path(repo.dir)
     for version in plan.old_snapshots:
-        (directory / f"{version}.snapshot.json").unlink(missing_ok=True)
+        remove_metadata(repo.tree, f"{repo.dir}/{version}.snapshot.json")
         swept.snapshots.append(version)
     for role, versions in sorted(plan.bin_files.items()):
         floor = plan.floors.get(role)

@@ -57,6 +57,14 @@ from tilsit.db.models import IndexRow
 from tilsit.spec.treepaths import UnsafeTreePath, check_target, tree_path
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, Tree
+from tilsit.trust.compressed import (
+    ACCEPT_ENCODING,
+    GZIP_MIN,
+    CompressionBomb,
+    UnknownEncoding,
+    decoded_chunks,
+    write_metadata,
+)
 from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir, root_signers
 from tilsit.trust.layout import hashed_path, tuf_dir
 from tilsit.trust.links import page_links
@@ -199,7 +207,8 @@ class _Fetcher(FetcherInterface):
             timeout=60,
             verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True,
             auth=(auth["username"], auth["password"]) if isinstance(auth, Mapping) else None,
-            headers={"User-Agent": "tilsit-mirror"},
+            # Only the codings decoded_chunks inflates (bounded), never br or zstd.
+            headers={"User-Agent": "tilsit-mirror", "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     def _fetch(self, url: str) -> Iterator[bytes]:
@@ -217,9 +226,11 @@ class _Fetcher(FetcherInterface):
     @staticmethod
     def _chunks(url: str, response: httpx.Response) -> Iterator[bytes]:
         try:
-            yield from response.iter_bytes()
+            yield from decoded_chunks(url, response)
         except httpx.HTTPError as exc:
             raise tuf_errors.DownloadError(f"{url}: {exc}") from exc
+        except (CompressionBomb, UnknownEncoding) as exc:
+            raise tuf_errors.DownloadError(str(exc)) from exc
         finally:
             response.close()
 
@@ -529,8 +540,17 @@ def _publish(
 
     def put(name: str, raw: bytes) -> None:
         written.add(name)
-        if tree.read(f"{directory}/{name}") != raw:
-            tree.write(f"{directory}/{name}", raw)
+        if name in ("root.json", "timestamp.json"):  # replaced in place: never compressed
+            if tree.read(f"{directory}/{name}") != raw:
+                tree.write(f"{directory}/{name}", raw)
+            return
+        # Served gzip-compressed as the origin serves its own (trust.compressed).
+        if len(raw) >= GZIP_MIN:
+            written.add(f"{name}.gz")
+        if tree.read(f"{directory}/{name}") != raw or (
+            len(raw) >= GZIP_MIN and not tree.path(f"{directory}/{name}.gz").exists()
+        ):
+            write_metadata(tree, f"{directory}/{name}", raw)
 
     for number, raw in enumerate(roots, 1):
         put(f"{number}.root.json", raw)

@@ -23,6 +23,7 @@ from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, 
 
 from tilsit.store.fs import fsync_dir
 from tilsit.store.tree import Tree
+from tilsit.trust.compressed import write_metadata
 from tilsit.trust.keyring import load_keys
 from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
@@ -120,6 +121,10 @@ class IndexRepository:
     def _write(self, name: str, data: bytes) -> None:
         self.tree.write(self._path(name), data)
 
+    def _write_versioned(self, name: str, data: bytes) -> None:
+        """An immutable ``N.<role>.json``, with its gzip copy (trust.compressed)."""
+        write_metadata(self.tree, self._path(name), data)
+
     def _sync_trusted(self) -> bool:
         """Copy root versions and targets.json the index lacks; True if targets changed."""
         for number, raw in enumerate(self.keys.roots, 1):
@@ -129,7 +134,7 @@ class IndexRepository:
             self._write("root.json", self.keys.roots[-1])
         version = self.keys.targets.signed.version
         if self.tree.read(self._path(f"{version}.targets.json")) != self.keys.targets_bytes:
-            self._write(f"{version}.targets.json", self.keys.targets_bytes)
+            self._write_versioned(f"{version}.targets.json", self.keys.targets_bytes)
             return True
         return False
 
@@ -149,11 +154,15 @@ class IndexRepository:
         data = _sign(empty, self.keys)
         names = list(self.keys.bins.get_roles())
         first = self.tree.path(self._path(f"{start}.{names[0]}.json"))
-        self._write(first.name, data)
+        self._write_versioned(first.name, data)
         for name in names[1:]:
             target = first.with_name(f"{start}.{name}.json")
             target.unlink(missing_ok=True)
             os.link(first, target)
+            if first.with_name(f"{first.name}.gz").exists():
+                copy = target.with_name(f"{target.name}.gz")
+                copy.unlink(missing_ok=True)
+                os.link(first.with_name(f"{first.name}.gz"), copy)
         fsync_dir(first.parent)
         snapshot = Metadata(Snapshot())
         snapshot.signed.meta = {f"{n}.json": MetaFile(start) for n in names}
@@ -171,7 +180,7 @@ class IndexRepository:
         snapshot.signed.version = max(snapshot.signed.version, self._published.snapshot) + 1
         snapshot.signed.expires = now + timedelta(seconds=self.settings.snapshot_expiry)
         snap_bytes = _sign(snapshot, self.keys)
-        self._write(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
+        self._write_versioned(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
         self._commit_timestamp(snapshot, snap_bytes, timestamp, now)
 
     def _commit_timestamp(
@@ -256,7 +265,7 @@ class IndexRepository:
             self._published = self._published.at_least(Published(bins=md.signed.version))
             md.signed.expires = now + timedelta(seconds=self.settings.bins_expiry)
             # The hashed links a bin lists are in place before the bin is written.
-            self._write(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
+            self._write_versioned(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
             snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
             written.append(name)
         if new_targets:
