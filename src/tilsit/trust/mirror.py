@@ -290,19 +290,29 @@ class CarriedMetadata:
         return Metadata[Timestamp].from_bytes(raw)
 
     def is_bin(self, role: str) -> bool:
+        succinct = self._bins()
+        return succinct is not None and succinct.is_delegated_role(role)
+
+    def role_for(self, path: str) -> str:
+        """The bin that holds ``path`` in the origin's current cut ("" if none is known)."""
+        succinct = self._bins()
+        return "" if succinct is None else succinct.get_role_for_target(path)
+
+    def _bins(self) -> SuccinctRoles | None:
+        """The origin's current bins, as the carried snapshot's targets.json delegates."""
         if self._succinct is None:
             snapshot = self.tree.read(
                 f"{self.dir}/{self.timestamp().signed.snapshot_meta.version}.snapshot.json"
             )
             if snapshot is None:
-                return False
+                return None
             version = Metadata[Snapshot].from_bytes(snapshot).signed.meta["targets.json"].version
             raw = self.tree.read(f"{self.dir}/{version}.targets.json")
             delegations = Metadata[Targets].from_bytes(raw).signed.delegations if raw else None
             if delegations is None or delegations.succinct_roles is None:
-                return False
+                return None
             self._succinct = delegations.succinct_roles
-        return self._succinct.is_delegated_role(role)
+        return self._succinct
 
     def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]:
         assert version is not None, "the sweep names the version"
