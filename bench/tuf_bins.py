@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/tuf_bins.py [--targets 400000] [--bits 8,10,11,12,13,14]
                                       [--uploads 5] [--versions 10000]
+    .venv/bin/python bench/tuf_bins.py --real [--targets 400000] [--bits 10] [--to-bits 12]
+
+``--real`` signs the index with tilsit's own repository code in a temporary tree (fsync
+on), measures the refresh from the files on disk (with their ``.gz`` copies), re-cuts it
+as ``tilsit keys rebin`` does (timing that round) and measures again.
 
 What a returning client downloads after one upload into an index of N targets: the
 new ``timestamp.json``, the new snapshot and every bin whose version moved. An upload
@@ -25,13 +30,19 @@ import gzip
 import hashlib
 import random
 import statistics
+import tempfile
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
 
-from tilsit.trust.keys import SERIALIZER
+from tilsit.store.tree import Tree
+from tilsit.trust.keys import SERIALIZER, TrustSettings, init_keys
 from tilsit.trust.layout import file_target
+from tilsit.trust.repository import IndexRepository
+from tilsit.trust.rotation import rebin
 
 _EXPIRES = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 
@@ -156,5 +167,86 @@ def main() -> None:
         )
 
 
+def _files(tuf: Path, names: list[str]) -> tuple[int, int]:
+    """Bytes a client downloads for ``names``: plain, and gzip where a copy is served."""
+    raw = gz = 0
+    for name in names:
+        size = (tuf / name).stat().st_size
+        packed = tuf / f"{name}.gz"
+        raw += size
+        gz += packed.stat().st_size if packed.exists() else size
+    return raw, gz
+
+
+def real(targets: int, bits: int, to_bits: int, uploads: int) -> None:
+    """The repository as tilsit runs it: sign ``targets`` in ``2^bits`` bins, re-cut to
+    ``2^to_bits`` (timed: the round a rebin makes), then refresh bytes per upload from
+    the files on disk, before and after."""
+    trust = TrustSettings(bin_bits=bits)
+    with tempfile.TemporaryDirectory() as tmp:
+        now = datetime.now(UTC).replace(microsecond=0)
+        keys = init_keys(Path(tmp) / "data", trust, now)
+        tree = Tree(Path(tmp) / "tree", Path(tmp) / "tmp")
+        repo = IndexRepository(tree, "main", keys, trust)
+        everything = {t.path: t for n in range(targets // 4) for t in _project(n)}
+        started = time.perf_counter()
+        repo.round(now, everything, replace=True)
+        print(
+            f"{len(everything):,} targets signed in {1 << bits} bins: {time.perf_counter() - started:.1f} s"
+        )
+        del everything
+        tuf = tree.path("main/tuf")
+
+        def refresh_bytes(tag: str) -> None:
+            seen = []
+            for k in range(uploads):
+                before = {n: m.version for n, m in repo.snapshot().signed.meta.items()}
+                n = (k * 7919) % (targets // 4)
+                changed = _project(n)[:2]
+                sha = _digest(f"{tag}-upload-{k}")
+                wheel = file_target(sha, f"project_{n}-9.{k}-py3-none-any.whl")
+                changed.append(TargetFile(50_000, {"sha256": sha}, wheel))
+                changed.append(TargetFile(900, {"sha256": _digest(wheel)}, wheel + ".metadata"))
+                changed += [
+                    TargetFile(9_600_000, {"sha256": _digest(f"{page}-{tag}{k}")}, page)
+                    for page in ("simple/index.html", "simple/index.v1.json")
+                ]
+                started = time.perf_counter()
+                repo.round(now, {t.path: t for t in changed})
+                ms = (time.perf_counter() - started) * 1000
+                snap = repo.snapshot().signed
+                moved = [
+                    f"{m.version}.{n}" for n, m in snap.meta.items() if before.get(n) != m.version
+                ]
+                raw, gz = _files(tuf, [f"{snap.version}.snapshot.json", *moved])
+                stamp = (tuf / "timestamp.json").stat().st_size
+                seen.append((raw + stamp, gz + stamp, ms))
+            print(
+                f"  {tag}: refresh after one upload median {statistics.median(s[0] for s in seen):,.0f}"
+                f" bytes, gzip {statistics.median(s[1] for s in seen):,.0f}; signing round median"
+                f" {statistics.median(s[2] for s in seen):.0f} ms"
+            )
+
+        refresh_bytes(f"{1 << bits} bins")
+        keys = rebin(keys, trust, now, None, to_bits)
+        repo = IndexRepository(tree, "main", keys, trust)
+        started = time.perf_counter()
+        repo.round(now)
+        print(f"re-cut to {1 << to_bits} bins (one round): {time.perf_counter() - started:.1f} s")
+        refresh_bytes(f"{1 << to_bits} bins")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--real" in sys.argv:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--real", action="store_true")
+        parser.add_argument("--targets", type=int, default=400_000)
+        parser.add_argument("--bits", type=int, default=10)
+        parser.add_argument("--to-bits", type=int, default=12)
+        parser.add_argument("--uploads", type=int, default=5)
+        args = parser.parse_args()
+        real(args.targets, args.bits, args.to_bits, args.uploads)
+    else:
+        main()

@@ -40,6 +40,7 @@ def _describe(keys: KeySet, tree: Path) -> None:
         click.echo(f"  {keyid}")
     click.echo(f"targets key: {root.roles['targets'].keyids[0]}")
     click.echo(f"online key (timestamp, snapshot, bins): {root.roles['timestamp'].keyids[0]}")
+    click.echo(f"hashed bins: {1 << keys.bins.bit_length} (tilsit keys rebin changes them)")
     report = expiry_report(keys, tree, utcnow())
     for name in ("root", "targets"):
         shown = report[name]

@@ -279,8 +279,9 @@ SETTINGS: tuple[Setting, ...] = (
         "tuf_bin_bits",
         int,
         10,
-        "TUF: bits of sha256(target path) that pick its hashed bin (2^N bins per index);"
-        " 10 suits about 100k targets, add one bit per fourfold growth.",
+        "TUF: bits of sha256(target path) that pick its hashed bin (2^N bins per index),"
+        " used when the keys are made; later `tilsit keys rebin` (or tuf_auto_rebin) changes"
+        " the count.",
     ),
     Setting(
         "tuf_auto_rebin",

@@ -120,15 +120,17 @@ def _current_snapshot(repo: Sweepable) -> Metadata[Snapshot] | None:
 
 
 def current_bins(repo: Sweepable) -> dict[str, int]:
-    """``{bin: version}`` as the current snapshot lists them (read from the tree)."""
+    """``{bin: version}`` of the current cut, as the current snapshot lists them (read
+    from the tree; names of an older cut it still lists are left out)."""
     snapshot = _current_snapshot(repo)
     if snapshot is None:
         return {}
-    return {
-        name.removesuffix(".json"): meta.version
-        for name, meta in snapshot.signed.meta.items()
-        if name != "targets.json"
-    }
+    found = {}
+    for name, meta in snapshot.signed.meta.items():
+        role = name.removesuffix(".json")
+        if repo.is_bin(role):
+            found[role] = meta.version
+    return found
 
 
 def due_bins(repo: IndexRepository, now: datetime) -> list[tuple[str, int]]:
