@@ -19,12 +19,17 @@ output is held.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
+import tempfile
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
+from tilsit.store.fs import fsync_dir
 from tilsit.store.tree import Tree
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "MAX_RATIO",
     "CompressionBomb",
     "UnknownEncoding",
+    "UnsyncedWrites",
     "decoded_chunks",
     "remove_metadata",
     "write_metadata",
@@ -66,6 +72,55 @@ def write_metadata(tree: Tree, relative: str, data: bytes) -> None:
     tree.write(relative, data)
     if len(data) >= GZIP_MIN:
         tree.write(f"{relative}.gz", gzip.compress(data, 9, mtime=0))
+
+
+class UnsyncedWrites:
+    """Many metadata files written at once (a re-cut of every bin), made durable together.
+
+    :func:`write_metadata` fsyncs each file as it goes: each fsync commits the
+    filesystem's journal, which at 4,096 bins and their copies was nine tenths of a
+    re-cut's time. Here each file is written and renamed into place without it, then
+    :meth:`sync` fsyncs them all and their directory: the first fsync commits every
+    pending write in one journal commit, the others find little left. Nothing refers
+    to these files before :meth:`sync` returns (the snapshot is written after it).
+    """
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._paths: list[str] = []
+
+    def write(self, relative: str, data: bytes) -> None:
+        """A versioned file and its gzip copy, as :func:`write_metadata` writes them."""
+        self._put(relative, data)
+        if len(data) >= GZIP_MIN:
+            self._put(f"{relative}.gz", gzip.compress(data, 9, mtime=0))
+
+    def _put(self, relative: str, data: bytes) -> None:
+        target = self.tree.path(relative)
+        fd, name = tempfile.mkstemp(dir=self.tree.tmp, prefix="meta-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(name, 0o644)
+            os.replace(name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        self._paths.append(str(target))
+
+    def sync(self) -> None:
+        directories = set()
+        for path in self._paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.add(os.path.dirname(path))
+        for directory in sorted(directories):
+            fsync_dir(Path(directory))
+        self._paths.clear()
 
 
 def remove_metadata(tree: Tree, relative: str) -> None:

@@ -31,7 +31,7 @@ from tuf.api.metadata import (
 
 from tilsit.store.fs import fsync_dir
 from tilsit.store.tree import Tree
-from tilsit.trust.compressed import write_metadata
+from tilsit.trust.compressed import UnsyncedWrites, write_metadata
 from tilsit.trust.keyring import load_keys
 from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
@@ -343,6 +343,7 @@ class IndexRepository:
         meta = dict(snapshot.signed.meta)
         meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
         written: list[str] = []
+        batch = UnsyncedWrites(self.tree)
         for number in range(1 << coarse):
             found: dict[str, TargetFile] = {}
             for name in old_groups.get(number, []):
@@ -358,9 +359,10 @@ class IndexRepository:
             for name in new_groups.get(number, []):
                 md = Metadata(Targets(version=version, expires=expires))
                 md.signed.targets = dict(sorted(split.get(name, {}).items()))
-                self._write_versioned(f"{version}.{name}.json", _sign(md, self.keys))
+                batch.write(self._path(f"{version}.{name}.json"), _sign(md, self.keys))
                 meta[f"{name}.json"] = MetaFile(version)
                 written.append(name)
+        batch.sync()  # every new bin durable before the snapshot that names them
         self._published = self._published.at_least(Published(bins=version))
         snapshot.signed.meta = meta
         self._commit(snapshot, timestamp, now)
