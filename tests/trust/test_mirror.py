@@ -294,7 +294,7 @@ def test_an_origin_rebin_then_a_sync_verifies_and_serves_gzip(world: World) -> N
 
     done = world.origin.live.cli("keys", "rebin", "--bits", "11")
     assert f"{INDEX}: re-cut into 2048 bins" in done.stdout, done.stdout
-    world.origin_upload(make_wheel("foo", "1.2"))
+    world.origin_upload(make_wheel("foo", "1.3"))
     report = sync(world.instance)
     assert report.ok, report.summary()
     assert world.timestamp(world.tree, "mirror") == world.timestamp(world.origin_tree, INDEX)
