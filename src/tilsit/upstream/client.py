@@ -98,7 +98,8 @@ class FileStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
         with _translated(self.url):
-            async for chunk in self._response.aiter_raw(_CHUNK):
+            # As the connection delivers them (up to 64 KiB): re-chunking would copy each.
+            async for chunk in self._response.aiter_raw():
                 received += len(chunk)
                 if received > self.limit:
                     raise UpstreamTooLarge(
