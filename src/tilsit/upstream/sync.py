@@ -293,10 +293,19 @@ class MirrorSync:
             queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
             for item in due:
                 queue.put_nowait(item)
-            workers = [
-                asyncio.create_task(self._worker(queue)) for _ in range(min(self.workers, len(due)))
-            ]
-            await asyncio.gather(*workers)
+            workers: asyncio.Future[list[None]] = asyncio.gather(
+                *(self._worker(queue) for _ in range(min(self.workers, len(due))))
+            )
+            # The applier ends before the workers only by a fault: then they would wait
+            # on it for ever, so they stop, and its fault is the run's.
+            both: set[asyncio.Future[Any]] = {workers, applier}
+            await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+            if applier.done() and not workers.done():
+                workers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await workers
+                applier.result()
+            await workers
             await self.batches.close()
             await applier
         finally:
