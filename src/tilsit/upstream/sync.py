@@ -493,10 +493,10 @@ class MirrorSync:
     def _known(self, name: str, hashes: set[str]) -> tuple[set[str], set[tuple[str, str]]]:
         """The blobs this index may reuse, and the files of ``name`` whose bytes it read."""
         with self.instance.db.read() as session:
-            return (
-                reusable_blobs(session, self.index_id, hashes),
-                learned_files(session, self.index_id, name),
-            )
+            held = reusable_blobs(session, self.index_id, hashes) if hashes else set()
+            # A project new here has no files yet, so none whose bytes were read.
+            new = name not in self.local
+            return held, set() if new else learned_files(session, self.index_id, name)
 
     # -- TUF: carry the origin's signatures, or sign here and say why ------------
 
