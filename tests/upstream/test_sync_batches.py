@@ -149,10 +149,13 @@ def test_a_sync_of_many_projects_applies_them_in_batches(
 
 
 def test_a_batch_closes_after_its_linger(upstream: Upstream, mirror: Instance) -> None:
-    # One worker, batches that never fill: each closes by time, and all of them apply.
+    # One worker, batches that never fill: they close by time, not only at the end.
+    counted = Counted(mirror)
     report = sync(mirror, workers=1, batch_size=1000, batch_linger=0.05)
     assert report.ok, report.failed
     assert report.synced == len(PROJECTS)
+    assert len(counted.renders) >= 2, counted.renders
+    assert sum(counted.renders) == len(PROJECTS)
     _everything_there(upstream, mirror)
 
 
