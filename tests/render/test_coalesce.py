@@ -126,3 +126,21 @@ def test_a_serve_coalescing_every_list_serves_exact_lists_and_stops_clean(
         assert "last" in listed and serial == _journal_end(reopened)
     finally:
         reopened.close()
+
+
+def test_a_list_built_before_a_newer_one_was_written_is_not_written_over_it(
+    client: AppClient, token: str, instance: Instance
+) -> None:
+    assert upload(client, make_wheel("first", "1.0"), token).status_code == 200
+    instance.renderer.coalesce_from = 0
+    assert upload(client, make_wheel("second", "1.0"), token).status_code == 200
+    # Meanwhile another worker process wrote a list at a later serial (as after more
+    # uploads it handled): this process's pass, built from the database now, is older.
+    newer = _journal_end(instance) + 10
+    page = instance.settings.tree_dir / LIST
+    document = json.loads(page.read_bytes())
+    document["meta"]["_last-serial"] = newer
+    page.write_text(json.dumps(document, separators=(",", ":")))
+    written = page.read_bytes()
+    instance.renderer.render_due_lists()
+    assert page.read_bytes() == written

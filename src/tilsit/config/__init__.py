@@ -304,6 +304,13 @@ SETTINGS: tuple[Setting, ...] = (
         "TUF: seconds a superseded snapshot, its bins and their hashed files stay on disk,"
         " for clients in the middle of a download (at least 3600).",
     ),
+    Setting(
+        "tuf_keep_versions",
+        int,
+        16,
+        "TUF: superseded snapshots (with their bins and hashed files) kept, at most, even"
+        " within tuf_grace; bounds disk at any upload rate (at least 1).",
+    ),
     Setting("tuf_root_keys", int, 1, "TUF: root keys `tilsit keys init` makes by default."),
     Setting(
         "tuf_root_threshold",
@@ -368,6 +375,7 @@ class Settings:
     tuf_targets_expiry: int = 365 * 86400
     tuf_root_expiry: int = 365 * 86400
     tuf_grace: int = 3600
+    tuf_keep_versions: int = 16
     tuf_root_keys: int = 1
     tuf_root_threshold: int = 1
     sources: tuple[str, ...] = field(default=(), compare=False)

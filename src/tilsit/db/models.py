@@ -127,6 +127,9 @@ class ReleaseRow(Base):
     yanked: Mapped[bool] = mapped_column(Boolean, default=False)
     yanked_reason: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The serial of the journal row that last changed this release (0006); its legacy
+    # JSON shows it. None for releases a mirror or proxy made: theirs show the project's.
+    last_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     project: Mapped[ProjectRow] = relationship(back_populates="releases")
     files: Mapped[list[FileRow]] = relationship(back_populates="release")
@@ -145,7 +148,11 @@ def _upload_time_default(context: Any) -> datetime | None:
 
 class FileRow(Base):
     __tablename__ = "files"
-    __table_args__ = (UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),)
+    __table_args__ = (
+        UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),
+        # A release's files: every upload and every render of a project asks (0006).
+        Index("ix_files_release_id", "release_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))

@@ -250,6 +250,7 @@ def set_yanked(
         index,
         "yank release" if yanked else "unyank release",
         project=project,
+        release=release,
         actor=actor,
         detail={"version": release.version, "reason": release.yanked_reason},
     )
@@ -308,6 +309,7 @@ def delete_file(
         index,
         "remove file",
         project=row.release.project,
+        release=row.release,
         actor=actor,
         detail={"filename": filename, "version": row.release.version},
     )
@@ -343,6 +345,7 @@ def delete_release(
         index,
         "remove release",
         project=project,
+        release=release,
         actor=actor,
         detail={"version": release.version},
     )

@@ -452,6 +452,7 @@ def store_upload(
         index,
         "add file",
         project=project,
+        release=release,
         actor=actor,
         detail={"version": version, "filename": dist.filename, "sha256": form.digests.sha256},
     )

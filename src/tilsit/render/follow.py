@@ -14,10 +14,10 @@ projects are tried again at every catch-up that has work, so a passing fault
 (a full disk) heals by itself; a success removes the report.
 
 A render costs what the journal rows changed, not what the project holds: a row
-about one version (a file added or removed, a release yanked or removed; its
-``detail`` names the version) re-renders the project's own pages and the legacy
-JSON of that version only, places only that version's files and signs only
-their targets. Any other row (a mirror's sync, a change of visibility, a
+about one release (a file added or removed, a release yanked or removed; its
+``detail["release"]`` names it, :func:`tilsit.index.journal.record`) re-renders
+the project's own pages and the legacy JSON of that release only, places only
+that release's files and signs only their targets. Any other row (a mirror's sync, a change of visibility, a
 removed project) and every retried failure render the whole project, and
 ``rebuild`` renders everything.
 
@@ -62,7 +62,15 @@ from tilsit.render import legacy
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.pages import simple_page
 from tilsit.render.snapshot import ProjectSnap, load_project
-from tilsit.spec.simple import IndexEntry, index_html, index_json, project_html, project_json
+from tilsit.spec.simple import (
+    JSON_SERIAL_HEAD,
+    IndexEntry,
+    index_html,
+    index_json,
+    json_page_serial,
+    project_html,
+    project_json,
+)
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
@@ -72,11 +80,6 @@ from tilsit.trust.repository import Batch, Signing
 from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
-
-# Journal actions about one version of a project, naming it in ``detail["version"]``.
-VERSION_ACTIONS = frozenset(
-    {"add file", "remove file", "remove release", "yank release", "unyank release"}
-)
 
 # What a render changes in one project: the versions it touched, or WHOLE.
 Scope = frozenset[str] | None
@@ -96,12 +99,13 @@ def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
 log = logging.getLogger("tilsit.render")
 
 
-def _row_scope(action: str, detail: object) -> str | None:
-    """The version a journal row is about, or WHOLE when it is about more (or unknown)."""
-    if action in VERSION_ACTIONS and isinstance(detail, dict):
-        version = detail.get("version")
-        if isinstance(version, str) and version:
-            return version
+def _row_scope(detail: object) -> str | None:
+    """The release a journal row is about (its version as stored), or WHOLE: a row that
+    names none (a sync, a change of visibility, a row from before rows named it)."""
+    if isinstance(detail, dict):
+        release = detail.get("release")
+        if isinstance(release, str) and release:
+            return release
     return None
 
 
@@ -161,9 +165,6 @@ class Renderer:
         self.coalesce_from: int | None = None
         self._due: set[int] = set()
         self._due_lock = threading.Lock()
-        # The serial of the newest list this process wrote, per index: an older one,
-        # built while a newer one was written, is not written over it.
-        self._list_serial: dict[str, int] = {}
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -188,11 +189,7 @@ class Renderer:
             done = self.tree.serial()
             rows = session.execute(
                 select(
-                    JournalRow.serial,
-                    JournalRow.index_id,
-                    JournalRow.project,
-                    JournalRow.action,
-                    JournalRow.detail,
+                    JournalRow.serial, JournalRow.index_id, JournalRow.project, JournalRow.detail
                 )
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
@@ -205,10 +202,10 @@ class Renderer:
             # a failure after commit (a full disk, a directory another user made) heals
             # at the next catch-up, which serve runs at start and every few minutes.
             touched: dict[int, dict[str, Scope]] = {}
-            for _serial, index_id, project, action, detail in rows:
+            for _serial, index_id, project, detail in rows:
                 names = touched.setdefault(index_id, {})
                 if project is not None:
-                    _merge(_row_scope(action, detail), names, project)
+                    _merge(_row_scope(detail), names, project)
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
@@ -433,8 +430,8 @@ class Renderer:
         with self._locked():
             failures = self.failures.load()
             try:
-                if self._list_serial.get(name, -1) > serial:
-                    return  # a newer list is out
+                if self._written_list_serial(name) > serial:
+                    return  # a newer list is out (another worker process wrote it)
                 with self.db.read() as session:
                     if session.scalar(_live_index(index_id)) is None:
                         return  # deleted meanwhile: the journal takes its pages down
@@ -442,7 +439,6 @@ class Renderer:
                 self._carried = False
                 self._page(name, None, PAGE_JSON, json_page)
                 self._page(name, None, PAGE_HTML, html_page)
-                self._list_serial[name] = serial
                 if self.signing is not None:
                     self.signing.repo(name).round(utcnow(), self._batch.changes)
             except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
@@ -454,6 +450,20 @@ class Renderer:
             else:
                 failures.pop(f"{name}/", None)
             self.failures.save(failures)
+
+    def _written_list_serial(self, index: str) -> int:
+        """The serial of the project list in the tree, from its first bytes (-1: none).
+
+        Read from the file, not remembered: with several worker processes another
+        one may have written a newer list since this one built its own.
+        """
+        try:
+            with self.tree.path(f"{index}/{page_target(None, PAGE_JSON)}").open("rb") as fh:
+                head = fh.read(JSON_SERIAL_HEAD)
+        except (FileNotFoundError, UnsafeTreePath):
+            return -1
+        serial = json_page_serial(head)
+        return -1 if serial is None else serial
 
     def _list_entries(self, session: Session, index: IndexRow) -> tuple[int, list[IndexEntry]]:
         """The serial a project list shows and its entries, read in one transaction."""
@@ -477,7 +487,6 @@ class Renderer:
         serial, entries = self._list_entries(session, index)
         self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
         self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
-        self._list_serial[index.name] = serial
 
     def _read_blob(self, sha256: str) -> bytes | None:
         try:

@@ -271,7 +271,9 @@ def version_json(
     return _dumps(
         {
             "info": _info(project, release, read_blob, base_url),
-            "last_serial": project.serial,
+            # The release's own last change, so a change to another release leaves this
+            # page as it is; a mirror's or proxy's releases show the project's serial.
+            "last_serial": project.serial if release.serial is None else release.serial,
             "urls": _files(release, base_url, project.files_root),
         }
     )

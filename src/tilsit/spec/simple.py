@@ -10,6 +10,7 @@ layer signs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ __all__ = [
     "HTML",
     "HTML_CSP",
     "JSON",
+    "JSON_SERIAL",
+    "JSON_SERIAL_HEAD",
     "MEDIA_TYPES",
     "V1_HTML",
     "IndexEntry",
@@ -28,6 +31,7 @@ __all__ = [
     "format_time",
     "index_html",
     "index_json",
+    "json_page_serial",
     "project_html",
     "project_json",
 ]
@@ -144,6 +148,17 @@ def project_html(page: ProjectPage) -> bytes:
         lines.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br />\n")
     lines.append(f"  </body>\n</html>\n<!--SERIAL {page.serial}-->\n")
     return "".join(lines).encode()
+
+
+# A JSON page (index or project) puts "meta" first, so "_last-serial" is in its first bytes.
+JSON_SERIAL = re.compile(rb'"_last-serial":(\d+)')
+JSON_SERIAL_HEAD = 200
+
+
+def json_page_serial(head: bytes) -> int | None:
+    """The serial a JSON simple page carries, read from its first ``JSON_SERIAL_HEAD`` bytes."""
+    match = JSON_SERIAL.search(head[:JSON_SERIAL_HEAD])
+    return int(match[1]) if match else None
 
 
 def index_json(entries: Sequence[IndexEntry], serial: int) -> bytes:

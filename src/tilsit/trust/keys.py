@@ -77,6 +77,7 @@ class TrustSettings:
     targets_expiry: int = 365 * 86400
     root_expiry: int = 365 * 86400
     grace: int = 3600
+    keep_versions: int = 16
 
 
 def keys_dir(data: Path) -> Path:

@@ -67,7 +67,6 @@ class IndexRepository:
         self._stat: tuple[int, int] | None = None
         self._timestamp: Metadata[Timestamp] | None = None
         self._snapshot: Metadata[Snapshot] | None = None
-        self._bin_expiry: dict[str, datetime] | None = None
         # The highest versions ever published (kept outside the tree): nothing
         # signed here goes at or below them, even after the tree was lost.
         self._published = load_published(keys.data, index)
@@ -93,7 +92,6 @@ class IndexRepository:
                 raise FileNotFoundError(f"{self.dir}/{version}.snapshot.json is missing")
             self._snapshot = Metadata[Snapshot].from_bytes(snap)
             self._stat = key
-            self._bin_expiry = None
         return self._timestamp, self._snapshot
 
     def timestamp(self) -> Metadata[Timestamp]:
@@ -109,15 +107,6 @@ class IndexRepository:
         if raw is None:
             raise FileNotFoundError(f"{self.dir}/{version}.{name}.json is missing")
         return Metadata[Targets].from_bytes(raw)
-
-    def bin_expiries(self) -> dict[str, datetime]:
-        """When each current bin expires (parsed once, then kept up to date by rounds)."""
-        self._current()
-        if self._bin_expiry is None:
-            self._bin_expiry = {
-                name: self.load_bin(name).signed.expires for name in self.keys.bins.get_roles()
-            }
-        return self._bin_expiry
 
     def targets(self) -> dict[str, TargetFile]:
         """Every target the current snapshot lists (parses every bin: for tests and tools)."""
@@ -175,7 +164,6 @@ class IndexRepository:
         timestamp.signed.version = floor.timestamp
         self._published = floor.at_least(Published(bins=start))
         self._commit(snapshot, timestamp, now)
-        self._bin_expiry = dict.fromkeys(names, empty.signed.expires)
 
     def _commit(
         self, snapshot: Metadata[Snapshot], timestamp: Metadata[Timestamp], now: datetime
@@ -249,7 +237,6 @@ class IndexRepository:
         if replace or stale or self._signed_by_another_key(timestamp):
             forced = set(bins.get_roles())
         names = set(grouped) | forced
-        expiries = self.bin_expiries()
         written: list[str] = []
         for name in sorted(names):
             md = self.load_bin(name)
@@ -271,7 +258,6 @@ class IndexRepository:
             # The hashed links a bin lists are in place before the bin is written.
             self._write(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
             snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
-            expiries[name] = md.signed.expires
             written.append(name)
         if new_targets:
             snapshot.signed.meta["targets.json"] = MetaFile(self.keys.targets.signed.version)

@@ -19,6 +19,7 @@ def trust_settings(settings: Settings) -> TrustSettings:
         targets_expiry=settings.tuf_targets_expiry,
         root_expiry=settings.tuf_root_expiry,
         grace=max(settings.tuf_grace, 3600),
+        keep_versions=max(settings.tuf_keep_versions, 1),
     )
 
 

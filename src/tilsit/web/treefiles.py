@@ -17,12 +17,12 @@ from pathlib import Path
 
 import anyio
 
+from tilsit.spec.simple import JSON_SERIAL, JSON_SERIAL_HEAD
 from tilsit.web.asgi import Headers, Scope, Send, header, respond, text
 
 __all__ = ["CachedFile", "TreeFiles", "parse_range"]
 
 _SERIAL_HTML = re.compile(rb"<!--SERIAL (\d+)-->\s*$")
-_SERIAL_JSON = re.compile(rb'"_last-serial":(\d+)')
 # The legacy JSON API's top-level key; inside strings quotes are escaped, so
 # only the real key can match.
 _SERIAL_LEGACY = re.compile(rb'"last_serial": (\d+)')
@@ -113,7 +113,7 @@ class TreeFiles:
             return None
         match = with_serial and (
             _SERIAL_HTML.search(data[-64:])
-            or _SERIAL_JSON.search(data[:200])
+            or JSON_SERIAL.search(data[:JSON_SERIAL_HEAD])
             or _SERIAL_LEGACY.search(data)
         )
         entry = CachedFile(
