@@ -20,7 +20,6 @@ import tilsit.upstream.download
 import tilsit.upstream.errors
 import tilsit.upstream.filters
 import tilsit.upstream.mirror_trust
-import tilsit.upstream.network
 import tilsit.upstream.pages
 import tilsit.upstream.report
 import tilsit.upstream.sync
@@ -299,7 +298,6 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
         (tilsit.upstream.batch, ["BATCH_LINGER", "BATCH_PROJECTS", "ApplyBatches", "Fetched"]),
         (tilsit.upstream.download, ["HANDOFF", "FileFetcher", "VerificationFailed"]),
         (tilsit.upstream.mirror_trust, ["NO_METADATA", "publish_trust"]),
-        (tilsit.upstream.network, ["AsyncioBackend", "AsyncioStream", "UpstreamTransport"]),
         (tilsit.upstream.report, ["Reporter", "Silent", "SyncReport"]),
         (
             tilsit.upstream.sync,

@@ -2,7 +2,7 @@
 
 This layer does one request per call and nothing else: no retries, no hash
 checks, no staleness rules (those live above it, in :mod:`tilsit.upstream.sync`
-and the proxy). It owns connection reuse (over :mod:`tilsit.upstream.network`), TLS (an optional CA bundle), upstream
+and the proxy). It owns connection reuse, TLS (an optional CA bundle), upstream
 credentials (sent only to the upstream's own origin, never to a file host
 elsewhere), timeouts, and the translation of every foreign exception into
 :mod:`tilsit.upstream.errors`. It counts the requests it sends.
@@ -45,7 +45,6 @@ from tilsit.upstream.errors import (
     UpstreamTooLarge,
     UpstreamUnavailable,
 )
-from tilsit.upstream.network import UpstreamTransport
 from tilsit.upstream.pages import ACCEPT
 
 __all__ = ["FetchedPage", "FileStream", "UpstreamClient"]
@@ -99,7 +98,8 @@ class FileStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
         with _translated(self.url):
-            # As the connection delivers them (up to 64 KiB): re-chunking would copy each.
+            # As the connection delivers them (httpcore reads at most 64 KiB at a time, so a
+            # chunk stays bounded): re-chunking to a fixed size would copy every byte once more.
             async for chunk in self._response.aiter_raw():
                 received += len(chunk)
                 if received > self.limit:
@@ -212,10 +212,10 @@ class UpstreamClient:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         )
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
-            transport=UpstreamTransport(verify=verify, limits=limits),
+            verify=verify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             follow_redirects=False,  # followed by hand: see _send
             headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip, deflate"},
             event_hooks={"request": [self._count]},
