@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Reporter", "Silent", "SyncReport"]
+__all__ = ["FAILURES_KEPT", "Reporter", "Silent", "SyncReport"]
+
+# The failures a report names with their reasons, at most. A run against an
+# upstream that went down fails every project it tries: a reason for each of
+# 100,000 projects would be the one thing a sync holds per project. Past this,
+# failures are counted; each one was reported (:meth:`Reporter.project`) as it
+# happened, and ``last_error`` shows the first few.
+FAILURES_KEPT = 100
 
 
 class Reporter(Protocol):
@@ -58,7 +65,8 @@ class SyncReport:
     synced: int = 0  # projects whose page changed here
     unchanged: int = 0  # fetched (or revalidated) and found the same
     removed: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # the first FAILURES_KEPT: reasons
+    failures: int = 0  # projects that failed, named in ``failed`` or not
     files: int = 0  # files and metadata files fetched
     bytes: int = 0
     requests: int = 0
@@ -67,12 +75,21 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.error is None
+        return not self.failures and self.error is None
+
+    def fail(self, name: str, reason: str) -> None:
+        """Record that project ``name`` failed; its reason is kept for the first few."""
+        if name in self.failed:
+            self.failed[name] = reason
+            return
+        self.failures += 1
+        if len(self.failed) < FAILURES_KEPT:
+            self.failed[name] = reason
 
     def summary(self) -> str:
         text = (
             f"mirror {self.index}: {self.synced} project(s) synced, {self.unchanged} unchanged,"
-            f" {self.removed} removed, {len(self.failed)} failed;"
+            f" {self.removed} removed, {self.failures} failed;"
             f" {self.files} file(s), {_size(self.bytes)} fetched; {self.requests} request(s);"
             f" {self.seconds:.2f} s; upstream serial {self.upstream_serial},"
             f" synced serial {self.synced_serial}"

@@ -418,7 +418,7 @@ class MirrorSync:
         self._failed(name, problem)
 
     def _failed(self, name: str, problem: str) -> None:
-        self.report.failed[name] = problem
+        self.report.fail(name, problem)
         self.reporter.project(name, f"FAILED: {problem}", failed=True)
 
     def _applied(self, fetched: Fetched, outcome: Outcome) -> None:
@@ -539,11 +539,12 @@ class MirrorSync:
                     )
             else:
                 failed = sorted(self.report.failed)
+                count = self.report.failures
                 parts = [self.report.error] if self.report.error else []
-                if failed:
+                if count:
                     shown = ", ".join(f"{n} ({self.report.failed[n]})" for n in failed[:5])
-                    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-                    parts.append(f"{len(failed)} project(s) failed: {shown}{more}")
+                    more = f" and {count - len(failed[:5])} more" if count > 5 else ""
+                    parts.append(f"{count} project(s) failed: {shown}{more}")
                 state.last_error = "; ".join(parts)
                 state.last_error_at = now
             self.report.synced_serial = state.synced_serial
