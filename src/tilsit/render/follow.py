@@ -301,27 +301,32 @@ class Renderer:
             # Without its marker a private index's pages would be served to anyone.
             self._fail(index.name, None, exc)
             return
-        for name, scope in sorted(names.items()):
-            before = dict(self._batch.changes)
-            try:
-                self._render_project(session, index, name, scope)
-            except Exception as exc:  # noqa: BLE001 - one project must not stop the others
-                # Its half-made TUF changes are dropped: sign only what rendered whole.
-                self._batch.changes = before
-                self._fail(index.name, name, exc)
-            else:
-                self._failed.pop(f"{index.name}/{name}", None)
         try:
-            if not index.private and self._went_public:
-                self._went_public = False
-                self._drop_private_files(index)
-            # A rebuild signs exactly what it rendered: the list is part of that.
-            if not replace and self._coalesced(index):
-                with self._due_lock:
-                    self._due.add(index.id)
-            else:
-                self._render_index(session, index)
-            # After the pages and files are in place, before .serial.
+            # The pages' and links' directories are fsynced once each, as the block
+            # ends, before the round below signs them and before catch_up writes
+            # .serial: a crash before then leaves .serial where it was, and the next
+            # catch-up renders these rows again (pages whose renames were lost
+            # included); the timestamp the round writes last names only durable names.
+            with self.tree.render_pass():
+                self._render_projects(session, index, names)
+                if not index.private and self._went_public:
+                    self._went_public = False
+                    self._drop_private_files(index)
+                # A rebuild signs exactly what it rendered: the list is part of that.
+                if not replace and self._coalesced(index):
+                    with self._due_lock:
+                        self._due.add(index.id)
+                else:
+                    self._render_index(session, index)
+                try:
+                    self.tree.sync_dirs()
+                except OSError as exc:
+                    # Their names may not be durable: each renders again, whole, at the
+                    # next catch-up (a failed project is retried), and nothing is signed.
+                    for name in names:
+                        self._fail(index.name, name, exc)
+                    raise
+            # After the pages and files are in place (and durable), before .serial.
             if self.signing is not None and not self._carried:
                 if replace:
                     # Every bin re-signed from exactly what was just rendered.
@@ -333,6 +338,18 @@ class Renderer:
             self._fail(index.name, None, exc)
         else:
             self._failed.pop(f"{index.name}/", None)
+
+    def _render_projects(self, session: Session, index: IndexRow, names: dict[str, Scope]) -> None:
+        for name, scope in sorted(names.items()):
+            before = dict(self._batch.changes)
+            try:
+                self._render_project(session, index, name, scope)
+            except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                # Its half-made TUF changes are dropped: sign only what rendered whole.
+                self._batch.changes = before
+                self._fail(index.name, name, exc)
+            else:
+                self._failed.pop(f"{index.name}/{name}", None)
 
     def _fail(self, index: str, project: str | None, exc: Exception) -> None:
         what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"
@@ -365,7 +382,9 @@ class Renderer:
         for directory, _dirs, files in os.walk(own_files, topdown=False):
             for name in files:
                 if not is_hashed(name):
-                    self.tree.remove(os.path.relpath(os.path.join(directory, name), self.tree.root))
+                    self.tree.remove(
+                        os.path.relpath(os.path.join(directory, name), self.tree.real_root)
+                    )
 
     def _page(self, index: str, project: str | None, page: str, data: bytes) -> None:
         """Write a simple page and, when signing, its hashed link and its target entry."""
@@ -437,8 +456,9 @@ class Renderer:
                         return  # deleted meanwhile: the journal takes its pages down
                 self._batch = Batch()
                 self._carried = False
-                self._page(name, None, PAGE_JSON, json_page)
-                self._page(name, None, PAGE_HTML, html_page)
+                with self.tree.render_pass():  # one directory fsync, before the round
+                    self._page(name, None, PAGE_JSON, json_page)
+                    self._page(name, None, PAGE_HTML, html_page)
                 if self.signing is not None:
                     self.signing.repo(name).round(utcnow(), self._batch.changes)
             except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
@@ -501,6 +521,10 @@ class Renderer:
         if project.deleted:
             scope = WHOLE
         self._place_files(session, project, scope)
+        # The files' names durable before any page that links them is written (their
+        # directories are the project's own, so this adds no fsync of a directory, only
+        # brings those of this project's files forward).
+        self.tree.sync_dirs()
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:
