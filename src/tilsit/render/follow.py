@@ -44,6 +44,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -97,6 +98,24 @@ def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
 
 
 log = logging.getLogger("tilsit.render")
+
+# Projects whose files a render places before any of their pages (see _render_projects):
+# the snapshots of one group are held at once, so it stays small.
+PLACE_GROUP = 100
+_ABSENT = object()
+
+
+def _changed_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, object]:
+    """The entries ``after`` changed, with what they were in ``before`` (or _ABSENT)."""
+    return {k: before.get(k, _ABSENT) for k, v in after.items() if before.get(k, _ABSENT) is not v}
+
+
+def _undo(changes: dict[str, Any], undo: dict[str, object]) -> None:
+    for key, was in undo.items():
+        if was is _ABSENT:
+            changes.pop(key, None)
+        else:
+            changes[key] = was
 
 
 def _row_scope(detail: object) -> str | None:
@@ -340,16 +359,48 @@ class Renderer:
             self._failed.pop(f"{index.name}/", None)
 
     def _render_projects(self, session: Session, index: IndexRow, names: dict[str, Scope]) -> None:
-        for name, scope in sorted(names.items()):
-            before = dict(self._batch.changes)
+        """Render ``names``, :data:`PLACE_GROUP` at a time: the group's files, one flush of
+        their directories, then the group's pages, so a crash never leaves a page naming
+        a file whose link it could lose, for one journal commit per group (not per project).
+        Each project on its own: one that fails is reported and its TUF changes dropped."""
+        items = sorted(names.items())
+        for start in range(0, len(items), PLACE_GROUP):
+            group = items[start : start + PLACE_GROUP]
+            group_changes = dict(self._batch.changes)
+            placed: list[tuple[str, Scope, ProjectSnap | None, dict[str, object]]] = []
+            for name, scope in group:
+                before = dict(self._batch.changes)
+                try:
+                    project = load_project(session, index, name)
+                    if project is not None:
+                        scope = WHOLE if project.deleted else scope
+                        self._place_files(session, project, scope)
+                except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                    # Its half-made TUF changes are dropped: sign only what rendered whole.
+                    self._batch.changes = before
+                    self._fail(index.name, name, exc)
+                    continue
+                placed.append((name, scope, project, _changed_since(before, self._batch.changes)))
             try:
-                self._render_project(session, index, name, scope)
-            except Exception as exc:  # noqa: BLE001 - one project must not stop the others
-                # Its half-made TUF changes are dropped: sign only what rendered whole.
-                self._batch.changes = before
-                self._fail(index.name, name, exc)
-            else:
-                self._failed.pop(f"{index.name}/{name}", None)
+                self.tree.sync_dirs()
+            except OSError as exc:
+                # The files' names may not be durable: no page of the group is written, and
+                # each project renders again, whole, at the next catch-up.
+                self._batch.changes = group_changes
+                for name, _scope, _project, _changed in placed:
+                    self._fail(index.name, name, exc)
+                continue
+            for name, scope, project, undo in placed:
+                before = dict(self._batch.changes)
+                try:
+                    if project is not None:
+                        self._render_pages(index, project, scope)
+                except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                    self._batch.changes = before
+                    _undo(self._batch.changes, undo)  # and the targets of its files
+                    self._fail(index.name, name, exc)
+                else:
+                    self._failed.pop(f"{index.name}/{name}", None)
 
     def _fail(self, index: str, project: str | None, exc: Exception) -> None:
         what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"
@@ -514,17 +565,8 @@ class Renderer:
         except FileNotFoundError:
             return None
 
-    def _render_project(self, session: Session, index: IndexRow, name: str, scope: Scope) -> None:
-        project = load_project(session, index, name)
-        if project is None:
-            return
-        if project.deleted:
-            scope = WHOLE
-        self._place_files(session, project, scope)
-        # The files' names durable before any page that links them is written (their
-        # directories are the project's own, so this adds no fsync of a directory, only
-        # brings those of this project's files forward).
-        self.tree.sync_dirs()
+    def _render_pages(self, index: IndexRow, project: ProjectSnap, scope: Scope) -> None:
+        """A project's pages and legacy JSON, once its files are placed (_render_projects)."""
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:
