@@ -321,11 +321,12 @@ class Renderer:
             self._fail(index.name, None, exc)
             return
         try:
-            # The pages' and links' directories are fsynced once each, as the block
-            # ends, before the round below signs them and before catch_up writes
-            # .serial: a crash before then leaves .serial where it was, and the next
-            # catch-up renders these rows again (pages whose renames were lost
-            # included); the timestamp the round writes last names only durable names.
+            # The pages' and links' directories are fsynced once each (files' by group in
+            # _render_projects, the rest as the block ends), before the round below signs
+            # them and before catch_up writes .serial: a crash before then leaves .serial
+            # where it was, and the next catch-up renders these rows again (pages whose
+            # renames were lost included); the timestamp the round writes last names only
+            # durable names.
             with self.tree.render_pass():
                 self._render_projects(session, index, names)
                 if not index.private and self._went_public:
