@@ -298,6 +298,7 @@ def _failed(what: str, result: subprocess.CompletedProcess[str]) -> SystemExit:
 
 def tilsit_sync(target: Path, upstream: Upstream, tls: Tls, workers: int) -> list[SyncRun]:
     """A full sync into a fresh data directory, then a no-op re-sync."""
+    tilsit_cli(target, "init")  # commands other than init and serve need a data directory
     tilsit_cli(
         target, "index", "create", "mirror", "--mirror", upstream.simple, "--ca-bundle", str(tls.ca)
     )
@@ -435,6 +436,7 @@ class Setting:
 def tilsit_proxy(work: Path, upstream: Upstream, tls: Tls) -> Setting:
     def start(stack: ExitStack, n: int) -> str:
         data = work / f"tilsit-proxy-{n}"
+        tilsit_cli(data, "init")
         tilsit_cli(
             data, "index", "create", "proxy", "--proxy", upstream.simple, "--ca-bundle", str(tls.ca)
         )
@@ -788,6 +790,7 @@ def main() -> None:
             (work / "wheels").mkdir()
             wheels = generated_wheels(args.projects, work / "wheels")
         upstream_data = work / "upstream"
+        tilsit_cli(upstream_data, "init")
         tilsit_cli(upstream_data, "user", "create", "bench", "--admin")
         token = tilsit_cli(upstream_data, "token", "create", "--user", "bench")
         with ExitStack() as stack:
@@ -911,6 +914,7 @@ def run_proxies(
     print(f"proxies: uv pip install --no-deps of {len(wanted)} projects", flush=True)
     # The reference: a hosted index with the same 30 wheels, served as the proxy is.
     hosted = work / "hosted"
+    tilsit_cli(hosted, "init")
     tilsit_cli(hosted, "user", "create", "bench", "--admin")
     token = tilsit_cli(hosted, "token", "create", "--user", "bench")
     with tilsit_serve(hosted, work / "hosted.log") as hosted_url:
