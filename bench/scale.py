@@ -287,33 +287,39 @@ def tuf_refresh_bytes(client: httpx.Client, upload: Any) -> dict[str, int]:
     """Bytes a TUF client holding the current metadata downloads after ``upload()`` runs.
 
     Before: the client's state (timestamp, snapshot and its bin versions). After: the new
-    timestamp, the new snapshot, and each bin (and targets) whose version moved.
+    timestamp, the new snapshot, and each bin (and targets) whose version moved. The
+    figures are bytes on the wire, as a client that accepts gzip gets them (tilsit sends
+    the metadata's ``.gz`` copies); ``decoded_total`` is the same without compression.
     """
     base = f"/{INDEX}/tuf"
+    decoded: list[int] = []
 
-    def get(name: str) -> bytes:
-        response = client.get(f"{base}/{name}")
+    def get(name: str) -> tuple[bytes, int]:
+        response = client.get(f"{base}/{name}", headers={"Accept-Encoding": "gzip"})
         response.raise_for_status()
-        return response.content
+        decoded.append(len(response.content))
+        return response.content, response.num_bytes_downloaded
 
-    def snapshot_meta() -> tuple[bytes, bytes, dict[str, int]]:
-        timestamp = get("timestamp.json")
+    def snapshot_meta() -> tuple[int, int, dict[str, int]]:
+        timestamp, timestamp_wire = get("timestamp.json")
         version = json.loads(timestamp)["signed"]["meta"]["snapshot.json"]["version"]
-        snapshot = get(f"{version}.snapshot.json")
+        snapshot, snapshot_wire = get(f"{version}.snapshot.json")
         meta = json.loads(snapshot)["signed"]["meta"]
-        return timestamp, snapshot, {name: m["version"] for name, m in meta.items()}
+        return timestamp_wire, snapshot_wire, {name: m["version"] for name, m in meta.items()}
 
     _ts, _snap, before = snapshot_meta()
     upload()
+    decoded.clear()
     timestamp, snapshot, after = snapshot_meta()
     changed = [name for name, version in after.items() if before.get(name) != version]
-    bins = sum(len(get(f"{after[name]}.{name}")) for name in changed)
+    bins = sum(get(f"{after[name]}.{name}")[1] for name in changed)
     return {
-        "timestamp": len(timestamp),
-        "snapshot": len(snapshot),
+        "timestamp": timestamp,
+        "snapshot": snapshot,
         "changed_roles": len(changed),
         "roles": bins,
-        "total": len(timestamp) + len(snapshot) + bins,
+        "total": timestamp + snapshot + bins,
+        "decoded_total": sum(decoded),
     }
 
 
@@ -504,7 +510,9 @@ def measure_server(
         f"  N={n}: first {first.ms:.0f} ms; new project {s['new_median_ms']:.0f} ms"
         f" (p90 {s['new_p90_ms']:.0f}); new version {s['version_median_ms']:.0f} ms;"
         f" {s['write_bytes_per_upload'] / 1e3:.0f} kB written; TUF refresh"
-        f" {s['tuf_refresh_bytes'] / 1e3:.1f} kB; RSS {s['rss_mb']:.0f} MB;"
+        f" {s['tuf_refresh_bytes'] / 1e3:.1f} kB"
+        f" ({result.tuf_refresh.get('decoded_total', 0) / 1e3:.1f} kB decoded);"
+        f" RSS {s['rss_mb']:.0f} MB;"
         f" after {result.reads} random reads (median {s['read_ms_median']:.1f} ms)"
         f" {s['rss_after_reads_mb']:.0f} MB",
         flush=True,
@@ -592,7 +600,8 @@ def table(sizes: list[SizeFigures], versions: VersionFigures | None) -> str:
         "ms: POST /legacy/ round trip; first: the first upload after the server started;",
         "written: the server's /proc/<pid>/io write_bytes per upload (median);",
         "du/upl: data directory growth per upload; hashed: hashed root-page copies kept per",
-        "upload; TUF: bytes a returning TUF client downloads after one upload;",
+        "upload; TUF: bytes a returning TUF client downloads after one upload (gzip on the",
+        "wire, as tilsit serves it to clients that accept it);",
         "RSS MB: the server after the uploads; RSS rd: after the random page reads.",
         "",
     ]

@@ -27,7 +27,7 @@ COMMANDS = {
     "fsck": None,
     "index": ["create", "delete", "grant", "list", "permissions", "revoke", "set"],
     "init": None,
-    "keys": ["init", "resign", "rotate", "show"],
+    "keys": ["init", "rebin", "resign", "rotate", "show"],
     "mirror": ["configure", "status", "sync"],
     "nginx-config": None,
     "publisher": ["add", "list", "remove"],

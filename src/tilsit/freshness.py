@@ -16,16 +16,37 @@ import contextlib
 import functools
 import logging
 import time
+from pathlib import Path
 
 import anyio.to_thread
 
 from tilsit.instance import Instance
-from tilsit.trust.fresh import Hold, Sweepable, refresh, snapshot_version, sweep
+from tilsit.trust.bincount import count_targets, grown_bits
+from tilsit.trust.fresh import (
+    Hold,
+    Sweepable,
+    current_bins,
+    refresh,
+    snapshot_version,
+    sweep,
+)
+from tilsit.trust.keys import KeyError_
 from tilsit.trust.mirror import CarriedMetadata, carried_indexes
 from tilsit.trust.repository import IndexRepository
+from tilsit.trust.rotation import rebin
 from tilsit.trust.settings import trust_settings, utcnow
 
-__all__ = ["FRESHNESS_INTERVAL", "SWEEP_POLL", "freshness_pass", "keep_fresh", "sweep_pass"]
+__all__ = [
+    "FRESHNESS_INTERVAL",
+    "SWEEP_POLL",
+    "Indexes",
+    "freshness_pass",
+    "keep_fresh",
+    "largest_index",
+    "rebin_pass",
+    "recut",
+    "sweep_pass",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +57,7 @@ FRESHNESS_INTERVAL = 300.0
 SWEEP_POLL = 10.0
 
 
-class _Indexes:
+class Indexes:
     """The indexes with TUF metadata, each as the sweep reads it, and which are carried."""
 
     def __init__(self, instance: Instance, hold: Hold) -> None:
@@ -82,6 +103,63 @@ def _swept_line(instance: Instance, repo: Sweepable, hold: Hold) -> tuple[str, i
     return line, before
 
 
+def largest_index(instance: Instance, indexes: Indexes) -> int:
+    """The targets of the largest index this server signs (carried ones are the origin's).
+
+    Counting reads each current bin once, without the lock (tilsit.trust.bincount).
+    """
+    largest = 0
+    for index in indexes.names():
+        if index in indexes.carried:
+            continue
+        repo = indexes.sweepable(index)
+        largest = max(largest, count_targets(repo.tree, repo.dir, current_bins(repo)))
+    return largest
+
+
+def recut(instance: Instance, indexes: Indexes, bits: int, secret: Path | None) -> list[str]:
+    """A new targets.json delegating to ``2^bits`` bins, then every signed index re-cut.
+
+    Each index is re-cut in one round under its own hold of the lock: an upload
+    arriving meanwhile waits for that index's re-cut. Raises :class:`KeyError_` when
+    the targets key is not in ``secret`` (default ``<data>/keys``).
+    """
+    signing = instance.signing
+    trust = trust_settings(instance.settings)
+    with indexes.hold():
+        before = signing.latest_keys()
+        signing.use_keys(rebin(before, trust, utcnow(), secret, bits))
+    lines = [f"targets.json now delegates to {1 << bits} bins (was {before.bins.number_of_bins})"]
+    for index in indexes.names():
+        if index in indexes.carried:
+            continue
+        try:
+            with indexes.hold():
+                _signed_here(instance, index).round(utcnow())
+        except BecameCarried:
+            continue
+        lines.append(f"{index}: re-cut into {1 << bits} bins")
+    return lines
+
+
+def rebin_pass(instance: Instance, indexes: Indexes) -> list[str]:
+    """Re-cut the bins when the largest index outgrew them by a whole bit (hysteresis:
+    tilsit.trust.bincount.grown_bits); with the targets key offline, say what to run."""
+    keys = instance.signing.latest_keys()
+    largest = largest_index(instance, indexes)
+    bits = grown_bits(keys.bins.bit_length, largest)
+    if bits is None:
+        return []
+    try:
+        return recut(instance, indexes, bits, None)
+    except KeyError_ as exc:
+        return [
+            f"the largest index holds {largest} targets: {1 << bits} bins would serve it"
+            f" better than {keys.bins.number_of_bins}, but the targets key is not online"
+            f" ({exc}); run `tilsit keys rebin --keys DIR`"
+        ]
+
+
 def freshness_pass(instance: Instance, marks: dict[str, int] | None = None) -> list[str]:
     """One pass over every index; one line per index that changed.
 
@@ -93,7 +171,9 @@ def freshness_pass(instance: Instance, marks: dict[str, int] | None = None) -> l
     # bin's links swept) so a step never interleaves with a render's signing round,
     # and an upload waits for one step, never for the whole pass.
     hold = instance.renderer.locked
-    indexes = _Indexes(instance, hold)
+    indexes = Indexes(instance, hold)
+    if instance.settings.tuf_auto_rebin:
+        lines += rebin_pass(instance, indexes)
     for index in indexes.names():
         if index in indexes.carried:
             # The origin's signatures, copied by the sync: never re-signed here, but
@@ -124,7 +204,7 @@ def sweep_pass(instance: Instance, marks: dict[str, int]) -> list[str]:
     """Sweep each index whose snapshot moved ``tuf_keep_versions`` past its last sweep."""
     keep = trust_settings(instance.settings).keep_versions
     hold = instance.renderer.locked
-    indexes = _Indexes(instance, hold)
+    indexes = Indexes(instance, hold)
     lines = []
     for index in indexes.names():
         repo = indexes.sweepable(index)

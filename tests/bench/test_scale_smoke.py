@@ -60,6 +60,7 @@ def test_scale_bench_reports_every_figure(tmp_path: Path) -> None:
     tuf = size["tuf_refresh"]
     assert tuf["timestamp"] > 0 and tuf["snapshot"] > 0 and tuf["changed_roles"] >= 1
     assert tuf["total"] == tuf["timestamp"] + tuf["snapshot"] + tuf["roles"]
+    assert tuf["decoded_total"] >= tuf["total"]  # on the wire, compressed where large
     assert 20 < summary["rss_mb"] < 2000
     # Thirty pages of loaded projects were read (each checked 200), then the RSS again.
     assert size["reads"] == 30 and summary["read_ms_median"] > 0

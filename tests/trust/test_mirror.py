@@ -284,3 +284,28 @@ def test_a_filtered_mirror_signs_with_its_own_root_and_says_so(world: World) -> 
     against_origin = world.verify("filtered", world.origin_root)
     assert against_origin.returncode == 2, against_origin.stdout  # type: ignore[attr-defined]
     assert world.timestamp(world.tree, "filtered") != world.timestamp(world.origin_tree, INDEX)
+
+
+def test_an_origin_rebin_then_a_sync_verifies_and_serves_gzip(world: World) -> None:
+    """The origin re-cuts its bins (tilsit keys rebin): the next sync carries the new
+    targets.json and bins, and the mirror still verifies against the origin's root; the
+    carried versioned metadata has its gzip copies too, which the mirror serves."""
+    import httpx
+
+    done = world.origin.live.cli("keys", "rebin", "--bits", "11")
+    assert f"{INDEX}: re-cut into 2048 bins" in done.stdout, done.stdout
+    world.origin_upload(make_wheel("foo", "1.3"))
+    report = sync(world.instance)
+    assert report.ok, report.summary()
+    assert world.timestamp(world.tree, "mirror") == world.timestamp(world.origin_tree, INDEX)
+    result = world.verify("mirror", world.origin_root, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert json.loads(result.stdout)["bins"] == 2048  # type: ignore[attr-defined]
+    stamp = Metadata[Timestamp].from_bytes(world.timestamp(world.tree, "mirror"))
+    name = f"{stamp.signed.snapshot_meta.version}.snapshot.json"
+    plain = (world.tree / "mirror/tuf" / name).read_bytes()
+    assert (world.tree / "mirror/tuf" / f"{name}.gz").is_file()
+    got = httpx.get(
+        f"{world.server.url}/mirror/tuf/{name}", headers={"Accept-Encoding": "gzip"}, timeout=30
+    )
+    assert got.headers["content-encoding"] == "gzip" and got.content == plain

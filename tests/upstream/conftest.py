@@ -146,10 +146,18 @@ def sync(
     attempts: int = 3,
     backoff: float = 0.01,
     reporter: Reporter | None = None,
+    **batching: Any,
 ) -> SyncReport:
+    """One sync run; ``batching``: ``batch_size`` and ``batch_linger`` of :class:`MirrorSync`."""
     return asyncio.run(
         sync_mirror(
-            instance, name, workers=workers, attempts=attempts, backoff=backoff, reporter=reporter
+            instance,
+            name,
+            workers=workers,
+            attempts=attempts,
+            backoff=backoff,
+            reporter=reporter,
+            **batching,
         )
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -13,10 +14,14 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
+import tilsit.upstream.batch
 import tilsit.upstream.client
+import tilsit.upstream.download
 import tilsit.upstream.errors
 import tilsit.upstream.filters
+import tilsit.upstream.mirror_trust
 import tilsit.upstream.pages
+import tilsit.upstream.report
 import tilsit.upstream.sync
 from tests import postgres
 from tilsit.upstream.client import UpstreamClient
@@ -90,6 +95,23 @@ def servers() -> Iterator[tuple[str, str]]:
     for server in started:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The same server over TLS, and the PEM of the CA that signed its certificate."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    pem = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", str(pem)
+    server.shutdown()
+    server.server_close()
 
 
 def run(make: Callable[[], Awaitable[T]]) -> T:
@@ -177,6 +199,33 @@ def test_stream_file_and_truncation(servers: tuple[str, str]) -> None:
     run(go)
 
 
+def test_over_tls_pages_files_and_failures(tls_server: tuple[str, str]) -> None:
+    url, ca_pem = tls_server
+
+    async def go() -> None:
+        async with _client(url, ca_bundle=ca_pem, timeout=0.3) as client:
+            page = await client.fetch_page(f"{url}/simple/page/")
+            assert page.status == 200 and page.serial == 5
+            again = await client.fetch_page(f"{url}/simple/page/", page.etag)
+            assert again.status == 304
+            async with client.stream_file(f"{url}/file", limit=len(FILE)) as stream:
+                assert b"".join([chunk async for chunk in stream]) == FILE
+            with pytest.raises(UpstreamUnavailable):
+                async with client.stream_file(f"{url}/truncated", limit=len(FILE)) as stream:
+                    async for _chunk in stream:
+                        pass
+            with pytest.raises(UpstreamUnavailable, match="timed out"):
+                await client.fetch_page(f"{url}/slow")
+            # The connections left are still good for more.
+            assert (await client.fetch_page(f"{url}/simple/page/")).status == 200
+        # A certificate no trusted CA signed is refused before any request is sent.
+        async with _client(url, timeout=2) as client:
+            with pytest.raises(UpstreamUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.fetch_page(f"{url}/simple/page/")
+
+    run(go)
+
+
 def test_credentials_go_only_to_the_upstream_origin(servers: tuple[str, str]) -> None:
     mine, other = servers
 
@@ -246,6 +295,10 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
                 "parse_root_page",
             ],
         ),
+        (tilsit.upstream.batch, ["BATCH_LINGER", "BATCH_PROJECTS", "ApplyBatches", "Fetched"]),
+        (tilsit.upstream.download, ["HANDOFF", "FileFetcher", "VerificationFailed"]),
+        (tilsit.upstream.mirror_trust, ["NO_METADATA", "publish_trust"]),
+        (tilsit.upstream.report, ["FAILURES_KEPT", "Reporter", "Silent", "SyncReport"]),
         (
             tilsit.upstream.sync,
             [

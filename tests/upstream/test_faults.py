@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,11 @@ def test_an_unreachable_root_fails_the_run(rig: Rig, mirror: Instance) -> None:
     assert "HTTP 500" in (state_of(mirror).last_error or "")
 
 
+def _applied(instance: Instance) -> list[str]:
+    with instance.db.read() as session:
+        return list(session.scalars(select(ProjectRow.normalized)))
+
+
 def test_kill_9_mid_sync_then_resume(rig: Rig, mirror: Instance) -> None:
     # one's four downloads (2 wheels, 2 metadata files) pass; the next file stalls.
     stall = rig.faulty.faults.add("stall", r"^/packages/", after=4)
@@ -174,6 +180,11 @@ def test_kill_9_mid_sync_then_resume(rig: Rig, mirror: Instance) -> None:
     )
     try:
         assert stall.hit.wait(timeout=60), "the sync never reached the stalled file"
+        # one's batch closes by time while the next file stalls: let it commit.
+        deadline = time.monotonic() + 30
+        while not _applied(mirror):
+            assert time.monotonic() < deadline, "one was never applied"
+            time.sleep(0.05)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=20)
@@ -182,8 +193,7 @@ def test_kill_9_mid_sync_then_resume(rig: Rig, mirror: Instance) -> None:
     # Killed mid-sync: whatever is published is consistent; nothing claims completion.
     check_consistent(mirror)
     assert state_of(mirror).synced_serial is None
-    with mirror.db.read() as session:
-        applied = session.scalars(select(ProjectRow.normalized)).all()
+    applied = _applied(mirror)
     assert applied == ["one"]  # applied before the kill; the rest was still in flight
     rig.faulty.faults.clear()
     report = sync(mirror)

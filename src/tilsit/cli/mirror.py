@@ -146,6 +146,9 @@ def sync(
         return
     for project, reason in sorted(report.failed.items()):
         click.echo(f"FAILED {project}: {reason}", err=True)
+    if report.failures > len(report.failed):
+        unnamed = report.failures - len(report.failed)
+        click.echo(f"FAILED {unnamed} more project(s): each is named above, as it failed", err=True)
     click.echo(report.summary())
     if not report.ok:
         sys.exit(1)

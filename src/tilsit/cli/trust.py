@@ -1,4 +1,4 @@
-"""``tilsit keys init|show|rotate|resign`` and ``tilsit tuf refresh|export-static``:
+"""``tilsit keys init|show|rotate|resign|rebin`` and ``tilsit tuf refresh|export-static``:
 the server's TUF keys and its signed tree."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import click
 
 from tilsit.cli.options import fail, instance_options, open_instance_for_command
 from tilsit.config import Settings
-from tilsit.freshness import freshness_pass
+from tilsit.freshness import Indexes, freshness_pass, largest_index, recut
 from tilsit.instance import require_data_dir
+from tilsit.trust.bincount import MAX_BITS, ideal_bits
 from tilsit.trust.expiry import expiry_report
 from tilsit.trust.keyring import load_keys
 from tilsit.trust.keys import (
@@ -39,6 +40,7 @@ def _describe(keys: KeySet, tree: Path) -> None:
         click.echo(f"  {keyid}")
     click.echo(f"targets key: {root.roles['targets'].keyids[0]}")
     click.echo(f"online key (timestamp, snapshot, bins): {root.roles['timestamp'].keyids[0]}")
+    click.echo(f"hashed bins: {1 << keys.bins.bit_length} (tilsit keys rebin changes them)")
     report = expiry_report(keys, tree, utcnow())
     for name in ("root", "targets"):
         shown = report[name]
@@ -187,6 +189,36 @@ def keys_resign(settings: Settings, secret: Path | None) -> None:
     """Re-sign root and targets as new versions with fresh expiries (same keys)."""
     trust = trust_settings(settings)
     _resign_indexes(settings, lambda k: resign(k, trust, utcnow(), secret))
+
+
+@keys.command("rebin")
+@_KEYS_OPTION
+@click.option(
+    "--bits",
+    type=click.IntRange(min=1, max=MAX_BITS),
+    default=None,
+    help="Bins = 2^BITS (default: the best count for the largest index, about 8*sqrt(targets)).",
+)
+@instance_options
+def keys_rebin(settings: Settings, secret: Path | None, bits: int | None) -> None:
+    """Re-cut every index's hashed bins: a new targets.json (signed with the targets key),
+    then each index's bins re-signed. Clients follow it on their next refresh."""
+    instance = open_instance_for_command(settings)
+    indexes = Indexes(instance, instance.renderer.locked)
+    largest = largest_index(instance, indexes)
+    wanted = ideal_bits(largest) if bits is None else bits
+    current = instance.signing.latest_keys().bins.bit_length
+    click.echo(f"largest index: {largest} targets; bins now {1 << current}")
+    if wanted == current:
+        click.echo(f"already {1 << current} bins: nothing to do")
+        return
+    try:
+        lines = recut(instance, indexes, wanted, secret)
+    except (KeyError_, ValueError) as exc:
+        fail(str(exc))
+        return
+    for line in lines:
+        click.echo(line)
 
 
 def refresh_all(settings: Settings) -> list[str]:

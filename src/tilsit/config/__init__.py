@@ -279,8 +279,17 @@ SETTINGS: tuple[Setting, ...] = (
         "tuf_bin_bits",
         int,
         10,
-        "TUF: bits of sha256(target path) that pick its hashed bin (2^N bins per index);"
-        " 10 suits about 100k targets, add one bit per fourfold growth.",
+        "TUF: bits of sha256(target path) that pick its hashed bin (2^N bins per index),"
+        " used when the keys are made; later `tilsit keys rebin` (or tuf_auto_rebin) changes"
+        " the count.",
+    ),
+    Setting(
+        "tuf_auto_rebin",
+        bool,
+        True,
+        "TUF: when the targets key is online, re-cut the hashed bins (a new targets.json)"
+        " once the largest index outgrows the bin count by a whole bit (about 8 * sqrt(targets)"
+        " bins is best); off, or with the key offline, `tilsit keys rebin` does it.",
     ),
     Setting("tuf_timestamp_expiry", int, 86400, "TUF: seconds a timestamp.json stays valid."),
     Setting("tuf_snapshot_expiry", int, 86400, "TUF: seconds a snapshot stays valid."),
@@ -369,6 +378,7 @@ class Settings:
     oidc_github_issuer: str = "https://token.actions.githubusercontent.com"
     oidc_ca_bundle: str = ""
     tuf_bin_bits: int = 10
+    tuf_auto_rebin: bool = True
     tuf_timestamp_expiry: int = 86400
     tuf_snapshot_expiry: int = 86400
     tuf_bins_expiry: int = 86400

@@ -254,6 +254,8 @@ add_header Cache-Control "no-cache";
 location ~ "^{named}/tuf/[0-9]+[.][a-z0-9-]+[.]json$" {{
 {gate}default_type application/json;
 add_header Cache-Control "{immutable}";
+gzip_static on;
+gzip_vary on;
 }}
 location ~ "^{named}/tuf/" {{
 {_NOT_FOUND}

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -98,6 +99,24 @@ def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
 
 
 log = logging.getLogger("tilsit.render")
+
+# Projects whose files a render places before any of their pages (see _render_projects):
+# the snapshots of one group are held at once, so it stays small.
+PLACE_GROUP = 100
+_ABSENT = object()
+
+
+def _changed_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, object]:
+    """The entries ``after`` changed, with what they were in ``before`` (or _ABSENT)."""
+    return {k: before.get(k, _ABSENT) for k, v in after.items() if before.get(k, _ABSENT) is not v}
+
+
+def _undo(changes: dict[str, Any], undo: dict[str, object]) -> None:
+    for key, was in undo.items():
+        if was is _ABSENT:
+            changes.pop(key, None)
+        else:
+            changes[key] = was
 
 
 def _row_scope(detail: object) -> str | None:
@@ -309,27 +328,33 @@ class Renderer:
             # Without its marker a private index's pages would be served to anyone.
             self._fail(index.name, None, exc)
             return
-        for name, scope in sorted(names.items()):
-            before = dict(self._batch.changes)
-            try:
-                self._render_project(session, index, name, scope)
-            except Exception as exc:  # noqa: BLE001 - one project must not stop the others
-                # Its half-made TUF changes are dropped: sign only what rendered whole.
-                self._batch.changes = before
-                self._fail(index.name, name, exc)
-            else:
-                self._failed.pop(f"{index.name}/{name}", None)
         try:
-            if not index.private and self._went_public:
-                self._went_public = False
-                self._drop_private_files(index)
-            # A rebuild signs exactly what it rendered: the list is part of that.
-            if not replace and self._coalesced(index):
-                with self._due_lock:
-                    self._due.add(index.id)
-            else:
-                self._render_index(session, index)
-            # After the pages and files are in place, before .serial.
+            # The pages' and links' directories are fsynced once each (files' by group in
+            # _render_projects, the rest as the block ends), before the round below signs
+            # them and before catch_up writes .serial: a crash before then leaves .serial
+            # where it was, and the next catch-up renders these rows again (pages whose
+            # renames were lost included); the timestamp the round writes last names only
+            # durable names.
+            with self.tree.render_pass():
+                self._render_projects(session, index, names)
+                if not index.private and self._went_public:
+                    self._went_public = False
+                    self._drop_private_files(index)
+                # A rebuild signs exactly what it rendered: the list is part of that.
+                if not replace and self._coalesced(index):
+                    with self._due_lock:
+                        self._due.add(index.id)
+                else:
+                    self._render_index(session, index)
+                try:
+                    self.tree.sync_dirs()
+                except OSError as exc:
+                    # Their names may not be durable: each renders again, whole, at the
+                    # next catch-up (a failed project is retried), and nothing is signed.
+                    for name in names:
+                        self._fail(index.name, name, exc)
+                    raise
+            # After the pages and files are in place (and durable), before .serial.
             if self.signing is not None and not self._carried:
                 if replace:
                     # Every bin re-signed from exactly what was just rendered.
@@ -341,6 +366,50 @@ class Renderer:
             self._fail(index.name, None, exc)
         else:
             self._failed.pop(f"{index.name}/", None)
+
+    def _render_projects(self, session: Session, index: IndexRow, names: dict[str, Scope]) -> None:
+        """Render ``names``, :data:`PLACE_GROUP` at a time: the group's files, one flush of
+        their directories, then the group's pages, so a crash never leaves a page naming
+        a file whose link it could lose, for one journal commit per group (not per project).
+        Each project on its own: one that fails is reported and its TUF changes dropped."""
+        items = sorted(names.items())
+        for start in range(0, len(items), PLACE_GROUP):
+            group = items[start : start + PLACE_GROUP]
+            group_changes = dict(self._batch.changes)
+            placed: list[tuple[str, Scope, ProjectSnap | None, dict[str, object]]] = []
+            for name, scope in group:
+                before = dict(self._batch.changes)
+                try:
+                    project = self.snapshots.load(session, index, name)
+                    if project is not None:
+                        scope = WHOLE if project.deleted else scope
+                        self._place_files(session, project, scope)
+                except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                    # Its half-made TUF changes are dropped: sign only what rendered whole.
+                    self._batch.changes = before
+                    self._fail(index.name, name, exc)
+                    continue
+                placed.append((name, scope, project, _changed_since(before, self._batch.changes)))
+            try:
+                self.tree.sync_dirs()
+            except OSError as exc:
+                # The files' names may not be durable: no page of the group is written, and
+                # each project renders again, whole, at the next catch-up.
+                self._batch.changes = group_changes
+                for name, _scope, _project, _changed in placed:
+                    self._fail(index.name, name, exc)
+                continue
+            for name, scope, project, undo in placed:
+                before = dict(self._batch.changes)
+                try:
+                    if project is not None:
+                        self._render_pages(index, project, scope)
+                except Exception as exc:  # noqa: BLE001 - one project must not stop the others
+                    self._batch.changes = before
+                    _undo(self._batch.changes, undo)  # and the targets of its files
+                    self._fail(index.name, name, exc)
+                else:
+                    self._failed.pop(f"{index.name}/{name}", None)
 
     def _fail(self, index: str, project: str | None, exc: Exception) -> None:
         what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"
@@ -373,7 +442,9 @@ class Renderer:
         for directory, _dirs, files in os.walk(own_files, topdown=False):
             for name in files:
                 if not is_hashed(name):
-                    self.tree.remove(os.path.relpath(os.path.join(directory, name), self.tree.root))
+                    self.tree.remove(
+                        os.path.relpath(os.path.join(directory, name), self.tree.real_root)
+                    )
 
     def _page(self, index: str, project: str | None, page: str, data: bytes) -> None:
         """Write a simple page and, when signing, its hashed link and its target entry."""
@@ -445,8 +516,9 @@ class Renderer:
                         return  # deleted meanwhile: the journal takes its pages down
                 self._batch = Batch()
                 self._carried = False
-                self._page(name, None, PAGE_JSON, json_page)
-                self._page(name, None, PAGE_HTML, html_page)
+                with self.tree.render_pass():  # one directory fsync, before the round
+                    self._page(name, None, PAGE_JSON, json_page)
+                    self._page(name, None, PAGE_HTML, html_page)
                 if self.signing is not None:
                     self.signing.repo(name).round(utcnow(), self._batch.changes)
             except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
@@ -502,13 +574,8 @@ class Renderer:
         except FileNotFoundError:
             return None
 
-    def _render_project(self, session: Session, index: IndexRow, name: str, scope: Scope) -> None:
-        project = self.snapshots.load(session, index, name)
-        if project is None:
-            return
-        if project.deleted:
-            scope = WHOLE
-        self._place_files(session, project, scope)
+    def _render_pages(self, index: IndexRow, project: ProjectSnap, scope: Scope) -> None:
+        """A project's pages and legacy JSON, once its files are placed (_render_projects)."""
         simple_dir = f"{index.name}/simple/{project.normalized}"
         legacy_dir = f"{index.name}/pypi/{project.normalized}"
         if project.deleted:

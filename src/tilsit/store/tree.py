@@ -36,7 +36,12 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,21 +76,144 @@ def file_url(sha256: str, filename: str, base_url: str = "", root: str = "") -> 
     return f"{base_url.rstrip('/')}/{quote(file_path(sha256, filename, root))}"
 
 
+class _Pass(threading.local):
+    """What one thread's render pass holds (see :meth:`Tree.render_pass`)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        # Directories whose entries changed and are not yet fsynced, in order.
+        self.unsynced: dict[Path, None] = {}
+        # Tree-relative directories checked to lie in the tree, to their real paths.
+        self.checked: OrderedDict[str, Path] = OrderedDict()
+
+
+# How many checked directories a pass remembers: a batch of 100 projects touches a
+# few hundred (a page directory per project, one per file); a rebuild of 100,000
+# projects touches more, and then the oldest are forgotten and checked again.
+CHECKED_DIRS = 4096
+
+
 class Tree:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
         root.mkdir(parents=True, exist_ok=True)
         tmp.mkdir(parents=True, exist_ok=True)
+        # Once: every path is checked against the real root, and resolving the root
+        # per call was half of all the lstat calls a render made.
+        self.real_root = root.resolve()
+        self._pass = _Pass()
+
+    @contextmanager
+    def render_pass(self) -> Iterator[None]:
+        """Defer this thread's directory fsyncs to the end of the block, one per directory.
+
+        Inside the block, :meth:`write` and :meth:`link` still fsync each file
+        before its rename, but the directory that gained the entry is fsynced
+        once, when the block ends (normally or not), however many entries it
+        gained. Whoever signs or records what was written (a TUF round, the
+        ``.serial`` marker) must do so after the block: only then are the names
+        durable. Other threads and code outside a block are not affected, so a
+        trust round or a key file written meanwhile is durable when its write
+        returns. Blocks nest; the outermost one syncs. Directories checked by
+        :meth:`path` are remembered for the block (see there).
+        """
+        state = self._pass
+        state.depth += 1
+        try:
+            yield
+        finally:
+            state.depth -= 1
+            if state.depth == 0:
+                state.checked.clear()
+                self.sync_dirs()
+
+    def sync_dirs(self) -> None:
+        """fsync every directory this thread's render pass changed, each once.
+
+        All are tried; the first failure is raised after (a directory that is gone,
+        or a disk error: the caller must not sign or record what the pass wrote).
+        """
+        unsynced, self._pass.unsynced = self._pass.unsynced, {}
+        failure: OSError | None = None
+        for directory in unsynced:
+            try:
+                fsync_dir(directory)
+            except OSError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _synced(self, directory: Path) -> None:
+        """``directory`` gained an entry: fsync it now, or at the end of the render pass."""
+        if self._pass.depth:
+            self._pass.unsynced[directory] = None
+        else:
+            fsync_dir(directory)
 
     def path(self, relative: str) -> Path:
         """The file at ``relative``; :class:`UnsafeTreePath` if it could leave the
-        directory its first segment names (lexically, or through a symlink)."""
-        check_relative(relative)
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        directory its first segment names (lexically, or through a symlink).
+
+        The lexical check is :func:`check_relative`. Then no symlink may lead out
+        of the tree: each directory on the way is ``lstat``-ed once and, inside a
+        render pass, remembered (up to :data:`CHECKED_DIRS`) as a real directory
+        in the tree, so a pass checks the last segment only, for most paths. A
+        symlink on the way (tilsit never makes one; an operator might) is
+        resolved in full and allowed only if it stays in the tree, as before.
+
+        Why remembering is safe: the check guards against symlinks that are in
+        the tree when the pass starts (its memory ends with the pass), and paths
+        are checked lexically besides. A symlink planted during a pass could only
+        come from someone who can write the tree, and so replace any page or
+        link anyway; and a check before a write could never rule one out planted
+        between the two, remembered or not.
+        """
+        segments = check_relative(relative)
+        directory = self._checked_dir(segments[:-1])
+        if directory is None:
+            return self._resolved(relative)
+        path = directory / segments[-1]
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return path  # not there (yet): it is made as a file or directory, not a link
+        return self._resolved(relative) if stat.S_ISLNK(mode) else path
+
+    def _resolved(self, relative: str) -> Path:
+        path = (self.real_root / relative).resolve()
+        if not path.is_relative_to(self.real_root):
             raise UnsafeTreePath(relative, "it leaves the tree")
         return path
+
+    def _checked_dir(self, parents: list[str]) -> Path | None:
+        """The real directory ``parents`` names in the tree; None when a symlink is on the way."""
+        checked = self._pass.checked if self._pass.depth else None
+        keys = ["/".join(parents[: i + 1]) for i in range(len(parents))]
+        known = len(parents)
+        # The deepest directory on the way already checked in this pass.
+        while known and (checked is None or keys[known - 1] not in checked):
+            known -= 1
+        directory = self.real_root
+        if known:
+            assert checked is not None
+            checked.move_to_end(keys[known - 1])
+            directory = checked[keys[known - 1]]
+        for i in range(known, len(parents)):
+            directory = directory / parents[i]
+            try:
+                mode = os.lstat(directory).st_mode
+            except OSError:
+                # Not there yet (made as a real directory by the writer), or not a
+                # directory (the write fails there): nothing below can be a link.
+                return directory.joinpath(*parents[i + 1 :])
+            if stat.S_ISLNK(mode):
+                return None
+            if checked is not None and stat.S_ISDIR(mode):
+                checked[keys[i]] = directory
+                if len(checked) > CHECKED_DIRS:
+                    checked.popitem(last=False)
+        return directory
 
     def write(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
@@ -102,7 +230,7 @@ class Tree:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
             raise
-        fsync_dir(target.parent)
+        self._synced(target.parent)
 
     def read(self, relative: str) -> bytes | None:
         try:
@@ -132,15 +260,14 @@ class Tree:
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
-        fsync_dir(target.parent)
+        self._synced(target.parent)
 
     def remove(self, relative: str) -> None:
         target = self.path(relative)
         target.unlink(missing_ok=True)
         # Drop now-empty directories up to the tree root so stale paths 404.
         parent = target.parent
-        root = self.root.resolve()
-        while parent != root:
+        while parent != self.real_root:
             try:
                 parent.rmdir()
             except OSError:

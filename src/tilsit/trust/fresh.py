@@ -36,6 +36,7 @@ from typing import Protocol
 from tuf.api.metadata import Metadata, Snapshot, Timestamp
 
 from tilsit.store.tree import Tree
+from tilsit.trust.compressed import remove_metadata
 from tilsit.trust.peek import bin_head
 from tilsit.trust.repository import IndexRepository, versioned
 
@@ -47,6 +48,7 @@ __all__ = [
     "Refreshed",
     "Sweepable",
     "Swept",
+    "current_bins",
     "due_bins",
     "refresh",
     "sweep",
@@ -76,6 +78,7 @@ class Sweepable(Protocol):
     dir: str  # tree-relative, e.g. "main/tuf"
 
     def is_bin(self, role: str) -> bool: ...
+    def role_for(self, path: str) -> str: ...
     def hashed_path(self, target: str, sha256: str) -> str: ...
 
 
@@ -114,6 +117,20 @@ def _current_snapshot(repo: Sweepable) -> Metadata[Snapshot] | None:
             return snapshot
         # Superseded and swept between the two reads: the timestamp has moved on.
     return None
+
+
+def current_bins(repo: Sweepable) -> dict[str, int]:
+    """``{bin: version}`` of the current cut, as the current snapshot lists them (read
+    from the tree; names of an older cut it still lists are left out)."""
+    snapshot = _current_snapshot(repo)
+    if snapshot is None:
+        return {}
+    found = {}
+    for name, meta in snapshot.signed.meta.items():
+        role = name.removesuffix(".json")
+        if repo.is_bin(role):
+            found[role] = meta.version
+    return found
 
 
 def due_bins(repo: IndexRepository, now: datetime) -> list[tuple[str, int]]:
@@ -312,11 +329,29 @@ def _sweep_bin(
     # Without the lock: old versions, and kept ones a snapshot lists, never change.
     gone = {version: _listed(repo, role, version) for version in old}
     still: set[tuple[str, str]] = set()
-    read: set[int] = set()
-    for version in committed:
-        still |= _listed(repo, role, version)
-        read.add(version)
-    candidates = sorted(set().union(*gone.values()) - still)
+    read: dict[str, set[int]] = {}
+    floors = {role: kept_from}
+
+    def take(owner: str, versions: Iterable[int]) -> None:
+        for version in versions:
+            if version not in read.setdefault(owner, set()):
+                still.update(_listed(repo, owner, version))
+                read[owner].add(version)
+
+    take(role, committed)
+    unsure = set().union(*gone.values()) - still
+    # After a re-cut of the bins (tilsit.trust.bincount), an old version of this bin
+    # lists paths that now live in other bins: a link is live if the bin that holds
+    # its path now lists it. Paths of a bin no marked snapshot names are left alone.
+    for owner in sorted({repo.role_for(path) for path, _ in unsure} - {role}):
+        floor = plan.floors.get(owner)
+        if floor is None:
+            still.update(pair for pair in unsure if repo.role_for(pair[0]) == owner)
+            continue
+        floors[owner] = floor
+        listed = plan.listed.get(owner, floor)
+        take(owner, [v for v in plan.bin_files.get(owner, []) if floor <= v <= listed])
+    candidates = sorted(unsure - still)
     mark = plan.committed
     # At most STEP_LINKS removals per hold (a bin that changed with every upload for
     # an hour lists hundreds of superseded page copies); each hold looks again. No
@@ -332,10 +367,8 @@ def _sweep_bin(
             now_mark = _commit_mark(repo)
             if now_mark != mark:
                 mark = now_mark
-                for version in _versions_on_disk(repo, role):
-                    if version >= kept_from and version not in read:
-                        still |= _listed(repo, role, version)
-                        read.add(version)
+                for owner, floor in floors.items():
+                    take(owner, [v for v in _versions_on_disk(repo, owner) if v >= floor])
             for path, sha in candidates[start : start + STEP_LINKS]:
                 if (path, sha) in still:
                     continue
@@ -345,9 +378,8 @@ def _sweep_bin(
                     swept.links.append(link)
     # Links first, then the bin: a crash in between leaves a bin the next sweep finds
     # again (below the floor), never a link nothing lists.
-    directory = repo.tree.path(repo.dir)
     for version in sorted(old):
-        (directory / f"{version}.{role}.json").unlink(missing_ok=True)
+        remove_metadata(repo.tree, f"{repo.dir}/{version}.{role}.json")
         swept.bins.append(f"{version}.{role}.json")
 
 
@@ -363,9 +395,8 @@ def sweep(
     # Snapshots first: once gone, no client reaches the old bins through them, and a
     # crash after this leaves bins below the floor, which the next plan finds again.
     # Unlocked: a round only ever adds snapshots above the current one.
-    directory = repo.tree.path(repo.dir)
     for version in plan.old_snapshots:
-        (directory / f"{version}.snapshot.json").unlink(missing_ok=True)
+        remove_metadata(repo.tree, f"{repo.dir}/{version}.snapshot.json")
         swept.snapshots.append(version)
     for role, versions in sorted(plan.bin_files.items()):
         floor = plan.floors.get(role)

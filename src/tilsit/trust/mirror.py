@@ -57,6 +57,14 @@ from tilsit.db.models import IndexRow
 from tilsit.spec.treepaths import UnsafeTreePath, check_target, tree_path
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, Tree
+from tilsit.trust.compressed import (
+    ACCEPT_ENCODING,
+    GZIP_MIN,
+    CompressionBomb,
+    UnknownEncoding,
+    decoded_chunks,
+    write_metadata,
+)
 from tilsit.trust.keys import SERIALIZER, KeyError_, KeySet, keys_dir, root_signers
 from tilsit.trust.layout import hashed_path, tuf_dir
 from tilsit.trust.links import page_links
@@ -199,7 +207,8 @@ class _Fetcher(FetcherInterface):
             timeout=60,
             verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True,
             auth=(auth["username"], auth["password"]) if isinstance(auth, Mapping) else None,
-            headers={"User-Agent": "tilsit-mirror"},
+            # Only the codings decoded_chunks inflates (bounded), never br or zstd.
+            headers={"User-Agent": "tilsit-mirror", "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     def _fetch(self, url: str) -> Iterator[bytes]:
@@ -217,9 +226,11 @@ class _Fetcher(FetcherInterface):
     @staticmethod
     def _chunks(url: str, response: httpx.Response) -> Iterator[bytes]:
         try:
-            yield from response.iter_bytes()
+            yield from decoded_chunks(url, response)
         except httpx.HTTPError as exc:
             raise tuf_errors.DownloadError(f"{url}: {exc}") from exc
+        except (CompressionBomb, UnknownEncoding) as exc:
+            raise tuf_errors.DownloadError(str(exc)) from exc
         finally:
             response.close()
 
@@ -279,19 +290,29 @@ class CarriedMetadata:
         return Metadata[Timestamp].from_bytes(raw)
 
     def is_bin(self, role: str) -> bool:
+        succinct = self._bins()
+        return succinct is not None and succinct.is_delegated_role(role)
+
+    def role_for(self, path: str) -> str:
+        """The bin that holds ``path`` in the origin's current cut ("" if none is known)."""
+        succinct = self._bins()
+        return "" if succinct is None else succinct.get_role_for_target(path)
+
+    def _bins(self) -> SuccinctRoles | None:
+        """The origin's current bins, as the carried snapshot's targets.json delegates."""
         if self._succinct is None:
             snapshot = self.tree.read(
                 f"{self.dir}/{self.timestamp().signed.snapshot_meta.version}.snapshot.json"
             )
             if snapshot is None:
-                return False
+                return None
             version = Metadata[Snapshot].from_bytes(snapshot).signed.meta["targets.json"].version
             raw = self.tree.read(f"{self.dir}/{version}.targets.json")
             delegations = Metadata[Targets].from_bytes(raw).signed.delegations if raw else None
             if delegations is None or delegations.succinct_roles is None:
-                return False
+                return None
             self._succinct = delegations.succinct_roles
-        return self._succinct.is_delegated_role(role)
+        return self._succinct
 
     def load_bin(self, name: str, version: int | None = None) -> Metadata[Targets]:
         assert version is not None, "the sweep names the version"
@@ -529,8 +550,17 @@ def _publish(
 
     def put(name: str, raw: bytes) -> None:
         written.add(name)
-        if tree.read(f"{directory}/{name}") != raw:
-            tree.write(f"{directory}/{name}", raw)
+        if name in ("root.json", "timestamp.json"):  # replaced in place: never compressed
+            if tree.read(f"{directory}/{name}") != raw:
+                tree.write(f"{directory}/{name}", raw)
+            return
+        # Served gzip-compressed as the origin serves its own (trust.compressed).
+        if len(raw) >= GZIP_MIN:
+            written.add(f"{name}.gz")
+        if tree.read(f"{directory}/{name}") != raw or (
+            len(raw) >= GZIP_MIN and not tree.path(f"{directory}/{name}.gz").exists()
+        ):
+            write_metadata(tree, f"{directory}/{name}", raw)
 
     for number, raw in enumerate(roots, 1):
         put(f"{number}.root.json", raw)

@@ -19,10 +19,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tuf.api.metadata import Metadata, MetaFile, Snapshot, TargetFile, Targets, Timestamp
+from tuf.api.metadata import (
+    Metadata,
+    MetaFile,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 
 from tilsit.store.fs import fsync_dir
 from tilsit.store.tree import Tree
+from tilsit.trust.compressed import UnsyncedWrites, write_metadata
 from tilsit.trust.keyring import load_keys
 from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
@@ -120,6 +129,10 @@ class IndexRepository:
     def _write(self, name: str, data: bytes) -> None:
         self.tree.write(self._path(name), data)
 
+    def _write_versioned(self, name: str, data: bytes) -> None:
+        """An immutable ``N.<role>.json``, with its gzip copy (trust.compressed)."""
+        write_metadata(self.tree, self._path(name), data)
+
     def _sync_trusted(self) -> bool:
         """Copy root versions and targets.json the index lacks; True if targets changed."""
         for number, raw in enumerate(self.keys.roots, 1):
@@ -129,7 +142,7 @@ class IndexRepository:
             self._write("root.json", self.keys.roots[-1])
         version = self.keys.targets.signed.version
         if self.tree.read(self._path(f"{version}.targets.json")) != self.keys.targets_bytes:
-            self._write(f"{version}.targets.json", self.keys.targets_bytes)
+            self._write_versioned(f"{version}.targets.json", self.keys.targets_bytes)
             return True
         return False
 
@@ -149,11 +162,15 @@ class IndexRepository:
         data = _sign(empty, self.keys)
         names = list(self.keys.bins.get_roles())
         first = self.tree.path(self._path(f"{start}.{names[0]}.json"))
-        self._write(first.name, data)
+        self._write_versioned(first.name, data)
         for name in names[1:]:
             target = first.with_name(f"{start}.{name}.json")
             target.unlink(missing_ok=True)
             os.link(first, target)
+            if first.with_name(f"{first.name}.gz").exists():
+                copy = target.with_name(f"{target.name}.gz")
+                copy.unlink(missing_ok=True)
+                os.link(first.with_name(f"{first.name}.gz"), copy)
         fsync_dir(first.parent)
         snapshot = Metadata(Snapshot())
         snapshot.signed.meta = {f"{n}.json": MetaFile(start) for n in names}
@@ -171,7 +188,7 @@ class IndexRepository:
         snapshot.signed.version = max(snapshot.signed.version, self._published.snapshot) + 1
         snapshot.signed.expires = now + timedelta(seconds=self.settings.snapshot_expiry)
         snap_bytes = _sign(snapshot, self.keys)
-        self._write(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
+        self._write_versioned(f"{snapshot.signed.version}.snapshot.json", snap_bytes)
         self._commit_timestamp(snapshot, snap_bytes, timestamp, now)
 
     def _commit_timestamp(
@@ -227,6 +244,9 @@ class IndexRepository:
         new_targets = self._sync_trusted()
         timestamp, snapshot = self._current()
         bins = self.keys.bins
+        old_cut = self._cut_of(snapshot)
+        if old_cut is not None:
+            return self._recut(now, changes or {}, old_cut, snapshot, timestamp)
         grouped: dict[str, dict[str, TargetFile | None]] = {}
         for path, target in (changes or {}).items():
             grouped.setdefault(bins.get_role_for_target(path), {})[path] = target
@@ -256,7 +276,7 @@ class IndexRepository:
             self._published = self._published.at_least(Published(bins=md.signed.version))
             md.signed.expires = now + timedelta(seconds=self.settings.bins_expiry)
             # The hashed links a bin lists are in place before the bin is written.
-            self._write(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
+            self._write_versioned(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
             snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
             written.append(name)
         if new_targets:
@@ -265,6 +285,87 @@ class IndexRepository:
             self._commit(snapshot, timestamp, now)
         elif timestamp_due:
             self._commit_timestamp(snapshot, None, timestamp, now)
+        return written
+
+    def _cut_of(self, snapshot: Metadata[Snapshot]) -> SuccinctRoles | None:
+        """The bins the snapshot's targets.json delegates to, when that is not the
+        current targets.json's cut (a rebin, or a crash while re-cutting for one)."""
+        listed = snapshot.signed.meta["targets.json"].version
+        if listed == self.keys.targets.signed.version:
+            return None
+        raw = self.tree.read(self._path(f"{listed}.targets.json"))
+        if raw is None:
+            raise FileNotFoundError(f"{self.dir}/{listed}.targets.json is missing")
+        delegations = Metadata[Targets].from_bytes(raw).signed.delegations
+        old = None if delegations is None else delegations.succinct_roles
+        if old is None or old.bit_length == self.keys.bins.bit_length:
+            return None
+        return old
+
+    def _recut(
+        self,
+        now: datetime,
+        changes: Mapping[str, TargetFile | None],
+        old: SuccinctRoles,
+        snapshot: Metadata[Snapshot],
+        timestamp: Metadata[Timestamp],
+    ) -> list[str]:
+        """Re-cut every target into the bins targets.json now delegates to, as one round.
+
+        Bins are prefixes of sha256(path), so the old and the new bins that share a
+        prefix of the smaller bit length hold the same targets: each such group is
+        read, split or merged, and written, one group at a time (what is held is one
+        group's bins, never the index). Every new bin goes above the highest bin
+        version ever published, whatever its name held before. The snapshot keeps
+        every name it listed (TUF clients refuse a snapshot that drops one), so a
+        bin name the new cut does not have stays listed at its last version, never
+        fetched again. The timestamp, written last, commits; a crash before it
+        leaves the old snapshot current, and the next round re-cuts again.
+        """
+        new = self.keys.bins
+        coarse = min(old.bit_length, new.bit_length)
+
+        def group(role: str, bits: int) -> int:
+            return int(role.rsplit("-", 1)[1], 16) >> (bits - coarse)
+
+        old_groups: dict[int, list[str]] = {}
+        for name in old.get_roles():
+            old_groups.setdefault(group(name, old.bit_length), []).append(name)
+        new_groups: dict[int, list[str]] = {}
+        for name in new.get_roles():
+            new_groups.setdefault(group(name, new.bit_length), []).append(name)
+        pending: dict[int, dict[str, TargetFile | None]] = {}
+        for path, target in changes.items():
+            role = new.get_role_for_target(path)
+            pending.setdefault(group(role, new.bit_length), {})[path] = target
+        version = self._published.bins + 1
+        expires = now + timedelta(seconds=self.settings.bins_expiry)
+        meta = dict(snapshot.signed.meta)
+        meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
+        written: list[str] = []
+        batch = UnsyncedWrites(self.tree)
+        for number in range(1 << coarse):
+            found: dict[str, TargetFile] = {}
+            for name in old_groups.get(number, []):
+                found.update(self.load_bin(name).signed.targets)
+            for path, target in pending.get(number, {}).items():
+                if target is None:
+                    found.pop(path, None)
+                else:
+                    found[path] = target
+            split: dict[str, dict[str, TargetFile]] = {}
+            for path, target in found.items():
+                split.setdefault(new.get_role_for_target(path), {})[path] = target
+            for name in new_groups.get(number, []):
+                md = Metadata(Targets(version=version, expires=expires))
+                md.signed.targets = dict(sorted(split.get(name, {}).items()))
+                batch.write(self._path(f"{version}.{name}.json"), _sign(md, self.keys))
+                meta[f"{name}.json"] = MetaFile(version)
+                written.append(name)
+        batch.sync()  # every new bin durable before the snapshot that names them
+        self._published = self._published.at_least(Published(bins=version))
+        snapshot.signed.meta = meta
+        self._commit(snapshot, timestamp, now)
         return written
 
     def _signed_by_another_key(self, timestamp: Metadata[Timestamp]) -> bool:
@@ -277,6 +378,10 @@ class IndexRepository:
 
     def is_bin(self, role: str) -> bool:
         return self.keys.bins.is_delegated_role(role)
+
+    def role_for(self, path: str) -> str:
+        """The bin that holds ``path`` in the current cut."""
+        return self.keys.bins.get_role_for_target(path)
 
 
 class Signing:

@@ -61,6 +61,7 @@ __all__ = [
     "commit",
     "finish",
     "prepare",
+    "rebin",
     "recover",
     "resign",
     "rotate_online_key",
@@ -334,3 +335,34 @@ def resign(
 ) -> KeySet:
     """Re-sign root and targets with the same keys, as new versions with fresh expiries."""
     return change_keys(keys, settings, now, secret, Change(targets=True))
+
+
+def rebin(
+    keys: KeySet, settings: TrustSettings, now: datetime, secret: Path | None, bits: int
+) -> KeySet:
+    """A new targets version delegating to ``2^bits`` hashed bins (same keys, same root).
+
+    One file is the whole change: ``<data>/trust/<M+1>.targets.json``, written by an
+    atomic rename (the latest version is what loads), so a crash leaves the old
+    targets or the new, never a mix. Each index then re-cuts its bins in its next
+    signing round, which sees its snapshot still naming the old bins
+    (``IndexRepository.round``); until its timestamp moves, clients see the old,
+    consistent snapshot.
+    """
+    if not 1 <= bits <= 32:
+        raise ValueError(f"a bin bit length must be between 1 and 32, not {bits}")
+    with trust_lock(keys.data):
+        recover(keys.data)
+        current = read_keys(keys.data)
+        signer = targets_signer(current, secret if secret is not None else keys_dir(keys.data))
+        targets = Metadata[Targets].from_bytes(current.targets_bytes)
+        old = current.bins
+        delegations = targets.signed.delegations
+        assert delegations is not None
+        delegations.succinct_roles = SuccinctRoles(old.keyids, old.threshold, bits, old.name_prefix)
+        targets.signed.version += 1
+        targets.signed.expires = now + timedelta(seconds=settings.targets_expiry)
+        raw = sign_offline(targets, [signer])
+        write_public(trust_dir(keys.data) / f"{targets.signed.version}.targets.json", raw)
+        fsync_dir(trust_dir(keys.data))
+        return read_keys(keys.data)

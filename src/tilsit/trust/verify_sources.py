@@ -26,6 +26,12 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import FetcherInterface
 
+from tilsit.trust.compressed import (
+    ACCEPT_ENCODING,
+    CompressionBomb,
+    UnknownEncoding,
+    decoded_chunks,
+)
 from tilsit.trust.links import JSON_TYPE, PAGE_HTML, PAGE_JSON
 
 __all__ = [
@@ -155,11 +161,13 @@ class HttpxFetcher(FetcherInterface):
     @staticmethod
     def _chunks(url: str, response: httpx.Response) -> Iterator[bytes]:
         try:
-            yield from response.iter_bytes()
+            yield from decoded_chunks(url, response)
         except httpx.TimeoutException as exc:
             raise tuf_errors.SlowRetrievalError(f"{url}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise tuf_errors.DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        except (CompressionBomb, UnknownEncoding) as exc:
+            raise tuf_errors.DownloadError(str(exc)) from exc
         finally:
             response.close()
 
@@ -186,7 +194,8 @@ def http_client(
         follow_redirects=True,
         verify=verify,
         auth=auth,
-        headers={"user-agent": "tilsit-verify"},
+        # Only the codings decoded_chunks inflates (bounded), never br or zstd.
+        headers={"user-agent": "tilsit-verify", "accept-encoding": ACCEPT_ENCODING},
     )
 
 
@@ -280,7 +289,10 @@ class Source:
             media_type = response.headers.get("content-type", "").split(";")[0].strip()
             if accept == JSON_TYPE and url.endswith("/") and media_type != JSON_TYPE:
                 return self.read(url + PAGE_JSON, info)
-            return PlainRead.of(response.iter_bytes(_CHUNK), info)
+            try:
+                return PlainRead.of(decoded_chunks(url, response), info)
+            except (CompressionBomb, UnknownEncoding) as exc:
+                raise httpx.DecodingError(str(exc)) from exc
 
     def not_yet_fetched(self, url: str) -> bool:
         """Whether a proxy index says it has not fetched the file at ``url`` from its

@@ -98,7 +98,9 @@ class FileStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
         with _translated(self.url):
-            async for chunk in self._response.aiter_raw(_CHUNK):
+            # As the connection delivers them (httpcore reads at most 64 KiB at a time, so a
+            # chunk stays bounded): re-chunking to a fixed size would copy every byte once more.
+            async for chunk in self._response.aiter_raw():
                 received += len(chunk)
                 if received > self.limit:
                     raise UpstreamTooLarge(

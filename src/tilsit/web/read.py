@@ -27,6 +27,26 @@ _HTML_HEADERS = [
 ]
 
 
+def accepts_gzip(value: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value admits gzip: ``gzip`` (or ``*`` when gzip is
+    not named) with a q-value above 0."""
+    if not value:
+        return False
+    weights: dict[str, float] = {}
+    for item in value.split(","):
+        coding, _, params = item.strip().partition(";")
+        q = 1.0
+        param = params.strip().lower().replace(" ", "")
+        if param.startswith("q="):
+            try:
+                q = float(param[2:])
+            except ValueError:
+                q = 0.0
+        weights[coding.strip().lower()] = q
+    q = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    return q > 0
+
+
 def _with_query(scope: Scope, path: str) -> str:
     query = scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
@@ -134,9 +154,18 @@ class ReadRoutes:
             await text(send, 404, f"Not Found: {scope['path']}", head=head)
             return
         cache = b"no-cache" if name in _TUF_LATEST else _IMMUTABLE
-        await self.files.send_page(
-            scope, send, entry, [(b"cache-control", cache)], b"application/json"
-        )
+        headers: Headers = [(b"cache-control", cache)]
+        if name not in _TUF_LATEST:
+            # A versioned file has its gzip copy beside it (tilsit.trust.compressed);
+            # the signed hash and length are those of the plain bytes, which the
+            # client has once it decoded the body.
+            headers.append((b"vary", b"Accept-Encoding"))
+            if accepts_gzip(header(scope, b"accept-encoding")):
+                packed = self.files.page(f"{tuf_dir(index)}/{name}.gz", with_serial=False)
+                if packed is not None:
+                    entry = packed
+                    headers.append((b"content-encoding", b"gzip"))
+        await self.files.send_page(scope, send, entry, headers, b"application/json")
 
     def _media_type(self, scope: Scope) -> str:
         query = scope.get("query_string", b"")
