@@ -433,17 +433,42 @@ class Setting:
     version: str
 
 
-def tilsit_proxy(work: Path, upstream: Upstream, tls: Tls) -> Setting:
+@contextmanager
+def python_path(src: Path | None) -> Iterator[None]:
+    """Run tilsit from ``src`` (another checkout's src/) in what starts inside; None: as is."""
+    if src is None:
+        yield
+        return
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(src)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+def tilsit_proxy(work: Path, upstream: Upstream, tls: Tls, src: Path | None = None) -> Setting:
+    """A tilsit proxy index; from ``src`` (``--baseline``) it is "tilsit baseline"."""
+    slug = "tilsit-proxy" if src is None else "tilsit-baseline"
+
     def start(stack: ExitStack, n: int) -> str:
-        data = work / f"tilsit-proxy-{n}"
-        tilsit_cli(data, "init")
-        tilsit_cli(
-            data, "index", "create", "proxy", "--proxy", upstream.simple, "--ca-bundle", str(tls.ca)
-        )
-        url = stack.enter_context(tilsit_serve(data, work / f"tilsit-proxy-{n}.log"))
+        data = work / f"{slug}-{n}"
+        with python_path(src):
+            tilsit_cli(data, "init")
+            proxy = ("--proxy", upstream.simple, "--ca-bundle", str(tls.ca))
+            tilsit_cli(data, "index", "create", "proxy", *proxy)
+            url = stack.enter_context(tilsit_serve(data, work / f"{slug}-{n}.log"))
         return f"{url}/proxy/simple/"
 
-    return Setting("tilsit proxy", start, tilsit_version())
+    if src is None:
+        return Setting("tilsit proxy", start, tilsit_version())
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return Setting("tilsit baseline", start, commit or str(src))
 
 
 def devpi(work: Path, upstream: Upstream, tls: Tls, venv: Path) -> Setting:
@@ -744,6 +769,11 @@ def parse_args() -> argparse.Namespace:
         help="where install venvs and uv caches go (default: tmpfs)",
     )
     parser.add_argument("--generated", action="store_true", help="ignore /opt/pypi/files")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's src/: its tilsit proxy is measured beside this one's",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
         "--no-pycache",
@@ -830,7 +860,11 @@ def main() -> None:
                     "loaded_through": "POST /legacy/ to tilsit serve over TLS (real uploads)",
                     "installed": wanted,
                 },
-                settings={**vars(args), "skip": sorted(args.skip)},
+                settings={
+                    **vars(args),
+                    "skip": sorted(args.skip),
+                    "baseline": str(args.baseline or ""),
+                },
                 versions=versions,
             )
             if "sync" not in args.skip:
@@ -898,6 +932,8 @@ def run_proxies(
 ) -> dict[str, dict[str, object]]:
     wanted = [f"{w.name}=={w.version}" for w in to_install]
     settings = [tilsit_proxy(work, upstream, tls)]
+    if args.baseline is not None:
+        settings.append(tilsit_proxy(work, upstream, tls, args.baseline))
     failed: dict[str, str] = {}
     peers: dict[str, Callable[[Path], Setting]] = {
         "devpi": lambda venv: devpi(work, upstream, tls, venv),

@@ -407,6 +407,8 @@ def _journal_cached(session: Session, index: IndexRow, row: FileRow, action: str
         index,
         action,
         project=row.release.project,
+        # One release changed: the render re-places that release's files alone.
+        release=row.release,
         actor="proxy",
         detail={"filename": row.filename},
     )

@@ -590,11 +590,22 @@ class Renderer:
             self.tree.remove_dir(legacy_dir)
             return
         parts = self.parts.of(project, self.base_url)
-        versions = list(parts)
+        for page_name, data in self._simple_pages(project, parts).items():
+            self._page(index.name, project.normalized, page_name, data)
+        self._render_legacy(project, legacy_dir, scope, parts)
+
+    def page_bytes(self, project: ProjectSnap) -> dict[str, bytes]:
+        """A live project's simple pages by tree name, as a render writes them (a proxy
+        serves them so before the tree has them). Safe beside a render: the parts are
+        kept under a lock."""
+        return self._simple_pages(project, self.parts.of(project, self.base_url))
+
+    @staticmethod
+    def _simple_pages(project: ProjectSnap, parts: dict[str, ReleaseParts]) -> dict[str, bytes]:
         json_page = project_json_from_parts(
             project.normalized,
             project.serial,
-            versions,
+            list(parts),
             chain.from_iterable(p.simple_json for p in parts.values()),
         )
         html_page = project_html_from_parts(
@@ -602,9 +613,7 @@ class Renderer:
             project.serial,
             chain.from_iterable(p.simple_html for p in parts.values()),
         )
-        self._page(index.name, project.normalized, PAGE_JSON, json_page)
-        self._page(index.name, project.normalized, PAGE_HTML, html_page)
-        self._render_legacy(project, legacy_dir, scope, parts)
+        return {PAGE_JSON: json_page, PAGE_HTML: html_page}
 
     def _place_files(self, session: Session, project: ProjectSnap, scope: Scope) -> None:
         # Files go into the tree before any page that links them. Only the files of

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import asdict
 
 import anyio.to_thread
 
@@ -228,6 +229,8 @@ class TilsitApp:
                     "status": "degraded" if failures else "ok",
                     "version": __version__,
                     "render_failures": [f.as_json() for f in failures],
+                    # This process's proxy fills, and the writes and renders they took.
+                    "proxy_writes": asdict(self.proxy.proxy.writes.stats),
                     **trust,
                 }
             ).encode()

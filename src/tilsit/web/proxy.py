@@ -36,7 +36,10 @@ import anyio.to_thread
 from tilsit.instance import Instance
 from tilsit.spec.names import is_valid_name, normalize
 from tilsit.upstream.errors import UpstreamError, UpstreamNotFound
-from tilsit.upstream.proxy import PageStatus, Proxy, ProxyFile, ProxyIndex, timed_out
+from tilsit.upstream.proxy.files import ProxyFile
+from tilsit.upstream.proxy.fill import Proxy
+from tilsit.upstream.proxy.index import ProxyIndex, timed_out
+from tilsit.upstream.proxy.pages import PageStatus
 from tilsit.web.asgi import Headers, Message, Scope, Send, header, respond, text
 from tilsit.web.read import ReadRoutes
 
@@ -153,11 +156,22 @@ class ProxyRoutes:
     ) -> None:
         """As :meth:`ReadRoutes.simple`, after fetching or revalidating a project page."""
         name = rest.strip("/")
-        if name and "/" not in name and rest.endswith("/") and normalize(name) == name:
+        if rest == "/":
+            # The project list: from the tree, which must first have the projects this
+            # process has answered for (their pages are rendered at a burst's end).
+            await self.proxy.until_rendered(index, None)
+        elif name and "/" not in name and rest.endswith("/") and normalize(name) == name:
             served = await self._page(scope, send, index, name)
             if served is None:
                 return
             send = served
+            # Durable, not rendered yet: the bytes the tree will hold, served now.
+            unrendered = self.proxy.unrendered(index, name)
+            if unrendered is not None:
+                await self.read.simple(
+                    scope, _ttl_cached(send, index), index.name, base, rest, unrendered.pages
+                )
+                return
         await self.read.simple(scope, _ttl_cached(send, index), index.name, base, rest)
 
     async def legacy_json(
@@ -170,6 +184,7 @@ class ProxyRoutes:
             if served is None:
                 return
             send = served
+            await self.proxy.until_rendered(index, parts[0])  # only the tree has legacy JSON
         await self.read.legacy_json(scope, _ttl_cached(send, index), index.name, prefix, rest)
 
     # -- files ----------------------------------------------------------------------
@@ -182,7 +197,7 @@ class ProxyRoutes:
         if not _SHA256.match(sha256) or parts[5] in ("", ".", "..") or "/" in parts[5]:
             await self.read.package_file(scope, send, path)
             return
-        target = await anyio.to_thread.run_sync(self.proxy.find_file, sha256, parts[5])
+        target = await anyio.to_thread.run_sync(self.proxy.files.find_file, sha256, parts[5])
         if target is None:
             await self.read.package_file(scope, send, path)  # a 404, or served meanwhile
             return
@@ -211,7 +226,7 @@ class ProxyRoutes:
             return
         if head or header(scope, b"range") is not None:
             # Ranges and HEAD are answered by the tree, once the file is in it.
-            error = await self.proxy.fetch_to_tree(target)
+            error = await self.proxy.files.fetch_to_tree(target)
             if error is not None:
                 await self._file_failed(send, error, head, target)
                 return
@@ -230,7 +245,7 @@ class ProxyRoutes:
         return headers
 
     async def _stream(self, send: Send, target: ProxyFile, etag: str, path: str) -> None:
-        async with self.proxy.open_file(target) as fetch:
+        async with self.proxy.files.open_file(target) as fetch:
             try:
                 await fetch.wait_started()
             except UpstreamError as exc:

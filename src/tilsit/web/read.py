@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from packaging.version import InvalidVersion, Version
@@ -60,9 +61,19 @@ class ReadRoutes:
     def _page_headers(self) -> Headers:
         return [(b"vary", b"Accept"), (b"cache-control", self.page_cache_control)]
 
-    async def simple(self, scope: Scope, send: Send, index: str, base: str, rest: str) -> None:
+    async def simple(
+        self,
+        scope: Scope,
+        send: Send,
+        index: str,
+        base: str,
+        rest: str,
+        unrendered: Mapping[str, bytes] | None = None,
+    ) -> None:
         """``base`` is the URL path of the simple root without its slash (``/main/simple``);
-        ``rest`` is what follows it: "", "/", "/<name>" or "/<name>/"."""
+        ``rest`` is what follows it: "", "/", "/<name>" or "/<name>/". ``unrendered``: the
+        project's pages by tree name, durable but maybe not in the tree yet (a proxy's),
+        served unless the tree has them at the same serial or later."""
         head = scope["method"] == "HEAD"
         if not rest:
             await redirect(send, _with_query(scope, f"{base}/"), head=head)
@@ -85,7 +96,12 @@ class ReadRoutes:
         except NotAcceptable as exc:
             await text(send, 406, f"Not Acceptable: {exc}", self._page_headers(), head=head)
             return
-        entry = self.files.page(f"{directory}/{PAGE_JSON if media_type == JSON else PAGE_HTML}")
+        page_name = PAGE_JSON if media_type == JSON else PAGE_HTML
+        entry = self.files.page(f"{directory}/{page_name}")
+        if unrendered is not None and parts and page_name in unrendered:
+            early = TreeFiles.entry(unrendered[page_name])
+            if entry is None or (entry.serial or 0) <= (early.serial or 0):
+                entry = early
         if entry is None:
             what = f"project {parts[0]!r}" if parts else "this index"
             await text(

@@ -111,17 +111,7 @@ class TreeFiles:
                 data = fh.read()
         except (FileNotFoundError, IsADirectoryError):
             return None
-        match = with_serial and (
-            _SERIAL_HTML.search(data[-64:])
-            or JSON_SERIAL.search(data[:JSON_SERIAL_HEAD])
-            or _SERIAL_LEGACY.search(data)
-        )
-        entry = CachedFile(
-            key,
-            data,
-            '"' + hashlib.sha256(data).hexdigest()[:40] + '"',
-            int(match[1]) if match else None,
-        )
+        entry = self.entry(data, key, with_serial=with_serial)
         if cached is not None:
             self._cached -= len(cached.data)
         if len(data) <= self.cache_bytes // 8:
@@ -133,6 +123,23 @@ class TreeFiles:
         else:
             self._cache.pop(relative, None)
         return entry
+
+    @staticmethod
+    def entry(
+        data: bytes, key: tuple[int, int, int] = (0, 0, 0), *, with_serial: bool = True
+    ) -> CachedFile:
+        """A page's bytes with the ETag and serial it is served with, from the tree or not."""
+        match = with_serial and (
+            _SERIAL_HTML.search(data[-64:])
+            or JSON_SERIAL.search(data[:JSON_SERIAL_HEAD])
+            or _SERIAL_LEGACY.search(data)
+        )
+        return CachedFile(
+            key,
+            data,
+            '"' + hashlib.sha256(data).hexdigest()[:40] + '"',
+            int(match[1]) if match else None,
+        )
 
     async def send_page(
         self, scope: Scope, send: Send, entry: CachedFile, headers: Headers, content_type: bytes
