@@ -684,7 +684,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " many-version uploads",
     )
     parser.add_argument("--work", type=Path, default=None, help="where data directories go")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory, with the data directory of every size",
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -741,8 +745,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"N = {n}:", flush=True)
             sizes.append(measure_size(work, n, args))
             save(done=False)  # a partial result survives a run stopped at a larger N
-            if i < len(args.sizes) - 1:  # the last goes with the work directory, after the table
-                discard(work / f"n{n}")
+            if not args.keep and i < len(args.sizes) - 1:
+                discard(work / f"n{n}")  # the last goes with the work directory, after the table
         text = save(done=True)
         print("\n" + text)
         print(f"\nresults: {out}")
