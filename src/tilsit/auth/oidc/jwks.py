@@ -81,12 +81,22 @@ def fetch_json(url: str, context: ssl.SSLContext) -> dict[str, Any]:
             httpx.Client(
                 verify=context, timeout=_TIMEOUT, follow_redirects=False, trust_env=False
             ) as client,
-            client.stream("GET", url, headers={"accept": "application/json"}) as response,
+            # Uncompressed only: httpx inflates each network read whole, so a compressed
+            # body of a few kilobytes could become tens of megabytes before the cap saw it.
+            client.stream(
+                "GET", url, headers={"accept": "application/json", "accept-encoding": "identity"}
+            ) as response,
         ):
             if response.status_code != 200:
                 raise KeysUnavailable(f"{url} answered HTTP {response.status_code}")
-            body = b""
-            for chunk in response.iter_bytes():
+            coding = response.headers.get("content-encoding", "").strip().lower()
+            if coding not in ("", "identity"):
+                raise KeysUnavailable(
+                    f"{url} sent a body in Content-Encoding {coding[:40]!r}, which was not"
+                    " asked for (identity only)"
+                )
+            body = bytearray()
+            for chunk in response.iter_raw():
                 body += chunk
                 if len(body) > _MAX_DOCUMENT:
                     raise KeysUnavailable(f"{url} sent more than {_MAX_DOCUMENT} bytes")
