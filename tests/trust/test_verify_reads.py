@@ -20,6 +20,7 @@ import pytest
 
 from tests.builders import make_wheel
 from tests.conftest import LiveServer, create_database, start_server, stop
+from tests.proxy.test_files import eventually
 from tests.trust.signed import INDEX, Signed, copy_tree, faults, http_server, signed_tree
 from tilsit.config import Settings, load_settings
 from tilsit.index.manage import create_index
@@ -183,12 +184,24 @@ def proxied(postgres_base: str | None, tmp_path: Path) -> Iterator[ProxySetup]:
             stop(server)
 
 
+def _catch_ups(server: str) -> int:
+    """How many catch-ups the proxy's writes have had (/_/health)."""
+    answer = httpx.get(f"{server}/_/health", timeout=30)
+    assert answer.status_code == 200, answer.text
+    count: int = answer.json()["proxy_writes"]["catch_ups"]
+    return count
+
+
 def test_a_proxy_reports_files_not_yet_fetched(proxied: ProxySetup) -> None:
     down = proxied.downstream.url
+    before = _catch_ups(down)
     page = httpx.get(f"{down}/px/simple/foo/", headers={"Accept": JSON}, timeout=30)
     assert page.status_code == 200, page.text
     files = {f["filename"]: f["url"] for f in page.json()["files"]}
     assert len(files) == 2
+    # The proxy answers once the page's rows commit; its tree and TUF metadata follow at
+    # the end of the burst: verify (which reads the plain names too) waits for that.
+    eventually(lambda: _catch_ups(down) > before, "the proxy's catch-up")
 
     # The proxy has the page (signed) but neither file: nothing is wrong, two are pending.
     first = proxied.verify()
@@ -203,8 +216,10 @@ def test_a_proxy_reports_files_not_yet_fetched(proxied: ProxySetup) -> None:
     assert json.loads(proxied.verify().stdout)["not_yet_fetched"] == report["not_yet_fetched"]
 
     # Once a client has fetched the wheel, it is a signed target and is verified.
+    before = _catch_ups(down)
     fetched = httpx.get(httpx.URL(page.url).join(files[wheel]), timeout=60)
     assert fetched.status_code == 200
+    eventually(lambda: _catch_ups(down) > before, "the proxy's catch-up")
     second = proxied.verify()
     assert second.returncode == 0, second.stdout + second.stderr
     after = json.loads(second.stdout)
