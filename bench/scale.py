@@ -689,12 +689,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep the work directory, with the data directory of every size",
     )
+    parser.add_argument(
+        "--measure",
+        type=Path,
+        default=None,
+        metavar="DATA",
+        help="measure this data directory, loaded by an earlier --keep run to the one N in"
+        " --sizes, again with the source as it is now (no load; fresh names each time)",
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     if any(n < 1 for n in args.sizes) or args.uploads < 1 or args.version_uploads < 1:
         parser.error("--sizes, --uploads and --version-uploads must be positive")
+    if args.measure is not None and (len(args.sizes) != 1 or args.versions):
+        parser.error("--measure takes one N in --sizes and --versions 0")
     return args
+
+
+def measure_again(work: Path, args: argparse.Namespace) -> SizeFigures:
+    """The measure of ``--measure DATA``: a new token, names of a round of its own."""
+    data = args.measure.resolve()
+    token = tilsit_cli(data, "token", "create", "--user", "bench").split()[-1]
+    round_ = int(time.time()) % 1_000_000  # new project names and versions each time
+    nothing = LoadFigures(0, 0.0, 0.0, 0.0, 0.0, 0.0, fsync=True)
+    return measure_server(work, data, token, args.sizes[0], nothing, args, round_)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -741,7 +760,10 @@ def main(argv: list[str] | None = None) -> None:
             versions = measure_versions(work, args)
             save(done=False)
             discard(work / "versions")
-        for i, n in enumerate(args.sizes):
+        if args.measure is not None:
+            print(f"N = {args.sizes[0]}, measured again: {args.measure}", flush=True)
+            sizes.append(measure_again(work, args))
+        for i, n in enumerate(args.sizes if args.measure is None else []):
             print(f"N = {n}:", flush=True)
             sizes.append(measure_size(work, n, args))
             save(done=False)  # a partial result survives a run stopped at a larger N

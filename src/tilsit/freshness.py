@@ -94,7 +94,8 @@ def _signed_here(instance: Instance, index: str) -> IndexRepository:
 def _swept_line(instance: Instance, repo: Sweepable, hold: Hold) -> tuple[str, int]:
     settings = trust_settings(instance.settings)
     before = snapshot_version(repo) or 0
-    gone = sweep(repo, utcnow(), settings.grace, settings.keep_versions, hold)
+    pause = instance.renderer.writes.wait
+    gone = sweep(repo, utcnow(), settings.grace, settings.keep_versions, hold, pause)
     line = (
         f"swept {len(gone.snapshots)} snapshots, {len(gone.bins)} bins, {len(gone.links)} links"
         if gone.snapshots or gone.bins or gone.links
@@ -106,14 +107,17 @@ def _swept_line(instance: Instance, repo: Sweepable, hold: Hold) -> tuple[str, i
 def largest_index(instance: Instance, indexes: Indexes) -> int:
     """The targets of the largest index this server signs (carried ones are the origin's).
 
-    Counting reads each current bin once, without the lock (tilsit.trust.bincount).
+    Counting reads each current bin once, without the lock (tilsit.trust.bincount),
+    pausing for the uploads in flight every few dozen bins.
     """
     largest = 0
     for index in indexes.names():
         if index in indexes.carried:
             continue
         repo = indexes.sweepable(index)
-        largest = max(largest, count_targets(repo.tree, repo.dir, current_bins(repo)))
+        bins = current_bins(repo)
+        pause = instance.renderer.writes.wait
+        largest = max(largest, count_targets(repo.tree, repo.dir, bins, pause))
     return largest
 
 
@@ -186,7 +190,7 @@ def freshness_pass(instance: Instance, marks: dict[str, int] | None = None) -> l
         try:
             with hold():  # the signing state is shared with renders
                 repo = latest()
-            done = refresh(repo, utcnow(), hold, latest=latest)
+            done = refresh(repo, utcnow(), hold, latest=latest, pause=instance.renderer.writes.wait)
         except BecameCarried:
             continue  # a mirror's first sync carried it during this pass: swept next time
         swept, marks[index] = _swept_line(instance, repo, hold)

@@ -85,6 +85,27 @@ def test_a_list_left_due_is_rendered_when_the_server_starts(
     assert _list(instance) == (_journal_end(instance), ["first", "second"])
 
 
+def test_a_starting_server_rebuilds_only_the_lists_left_behind_their_index(
+    client: AppClient, token: str, instance: Instance
+) -> None:
+    """At 100,000 projects a list takes a second to build: a start must not spend it
+    beside the first uploads when the list on disk already shows its index's serial."""
+    renderer = instance.renderer
+    assert upload(client, make_wheel("first", "1.0"), token).status_code == 200
+    assert _list(instance)[0] == _journal_end(instance)
+    renderer.mark_all_lists_due()
+    assert not renderer.lists_due(), "a current list was marked for rebuilding"
+    renderer.coalesce_from = 0
+    assert upload(client, make_wheel("second", "1.0"), token).status_code == 200
+    renderer.coalesce_from = None
+    with renderer._due_lock:
+        renderer._due.clear()  # as a new process knows nothing of what was due
+    renderer.mark_all_lists_due()
+    assert renderer.lists_due()
+    renderer.render_due_lists()
+    assert _list(instance) == (_journal_end(instance), ["first", "second"])
+
+
 def test_a_serve_coalescing_every_list_serves_exact_lists_and_stops_clean(
     client: AppClient, token: str, instance: Instance, tmp_path: Path
 ) -> None:

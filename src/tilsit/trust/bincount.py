@@ -28,6 +28,7 @@ at most 12: 4,096 bins, best up to about a million targets).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tilsit.store.tree import Tree
 
@@ -60,15 +61,20 @@ def grown_bits(current: int, targets: int) -> int | None:
     return wanted if wanted > current else None
 
 
-def count_targets(tree: Tree, directory: str, bins: dict[str, int]) -> int:
+def count_targets(
+    tree: Tree, directory: str, bins: dict[str, int], pause: Callable[[], object] = lambda: None
+) -> int:
     """The targets the bins ``{role: version}`` list, counted in their signed bytes.
 
     Every target entry, and nothing else in a bin, has a ``"length":`` key (the
     serialiser writes compact JSON, and a path cannot hold a quote). Reads each bin
-    once, without parsing it: at 400,000 targets about 40 MB, every few minutes.
+    once, without parsing it: at 400,000 targets about 40 MB, every few minutes,
+    calling ``pause()`` every 64 bins (serve: after the uploads in flight).
     """
     total = 0
-    for role, version in bins.items():
+    for i, (role, version) in enumerate(bins.items()):
+        if i % 64 == 0:
+            pause()
         raw = tree.read(f"{directory}/{version}.{role}.json")
         if raw is not None:
             total += raw.count(_COUNTED)

@@ -132,6 +132,13 @@ class UploadRoute:
         self, index_name: str, secret: str, upload: UploadForm, ip: str
     ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         """Check and store one upload (in a worker thread: it reads archives and fsyncs)."""
+        # Upkeep (TUF passes, project lists) waits while an upload is in flight.
+        with self.instance.renderer.writes.writing():
+            return self._accept_now(index_name, secret, upload, ip)
+
+    def _accept_now(
+        self, index_name: str, secret: str, upload: UploadForm, ip: str
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         instance = self.instance
         rules = dataclasses.replace(self.rules, ip=ip)
         try:
