@@ -120,27 +120,50 @@ def test_no_module_imports_a_private_name_of_another() -> None:
     assert wrong == []
 
 
-def test_the_package_imports_every_command_module() -> None:
-    """``tilsit.cli`` registers each command module's group; none is left out."""
+def test_the_package_names_every_command_module() -> None:
+    """``tilsit.cli`` names each command module in its table; none is left out, and
+    each name's module holds that command."""
     commands = set(modules()) - SHARED - {"__init__"}
-    reached: set[str] = set()
-    for module, names in imports(modules()["__init__"]):
-        reached |= cli_modules_named(module, names)
-    assert commands - reached == set()
-    for name in commands:
-        import_module(f"tilsit.cli.{name}")
+    assert {module for module, _ in tilsit.cli.COMMANDS.values()} == commands
+    for name, (module, attribute) in tilsit.cli.COMMANDS.items():
+        command = getattr(import_module(f"tilsit.cli.{module}"), attribute)
+        assert command.name == name
 
 
 def test_the_command_tree() -> None:
     main = tilsit.cli.main
-    assert sorted(main.commands) == sorted(COMMANDS)
+    context = click.Context(main)
+    assert main.list_commands(context) == sorted(COMMANDS)
     for name, subcommands in COMMANDS.items():
-        command = main.commands[name]
+        command = main.get_command(context, name)
         if subcommands is None:
             assert not isinstance(command, click.Group), name
         else:
             assert isinstance(command, click.Group), name
             assert sorted(command.commands) == subcommands, name
+    assert main.get_command(context, "no-such-command") is None
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """``tilsit mirror sync`` (a cron job, timed against bandersnatch) does not import
+    the web app or the other command groups."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    probe = (
+        "import sys; from tilsit.cli import main; import click;"
+        " main.get_command(click.Context(main), 'mirror');"
+        " print(sorted(m for m in sys.modules if m.startswith(('tilsit.cli.', 'tilsit.web'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
+    ).stdout
+    assert "tilsit.cli.mirror" in loaded
+    for other in ("tilsit.cli.serve", "tilsit.cli.audit", "tilsit.web.app", "tilsit.web.ui"):
+        assert f"'{other}'" not in loaded, other
 
 
 def test_tilsit_help_lists_every_group() -> None:
