@@ -8,11 +8,12 @@ or not at all.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tilsit.store.blobs import MissingBlob
@@ -24,6 +25,38 @@ def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):  # not Linux: no syncfs(2)
+        return None
+    return function
+
+
+_SYNCFS = _libc_syncfs()
+
+
+def sync_filesystem(directory: Path) -> None:
+    """Make every write to the filesystem holding ``directory`` durable, at once.
+
+    Linux's ``syncfs(2)``: one call, where a render of a hundred projects made a
+    thousand file and directory fsyncs, each its own journal commit. It also flushes
+    what other writers left dirty on that filesystem (blobs being stored), which
+    they were about to fsync themselves. Elsewhere ``os.sync()``.
+    """
+    if _SYNCFS is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _SYNCFS(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(directory))
     finally:
         os.close(fd)
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tilsit.spec.treepaths import UnsafeTreePath, check_relative
-from tilsit.store.fs import fsync_dir
+from tilsit.store.fs import fsync_dir, sync_filesystem
 
 __all__ = ["PAGE_HTML", "PAGE_JSON", "PRIVATE_MARKER", "Tree", "file_path", "private_root"]
 
@@ -85,6 +85,12 @@ class _Pass(threading.local):
         self.unsynced: dict[Path, None] = {}
         # Tree-relative directories checked to lie in the tree, to their real paths.
         self.checked: OrderedDict[str, Path] = OrderedDict()
+        # A staged pass (see Tree.render_pass): pages written to temp files, not yet
+        # fsynced nor renamed, as (temp, target), and links to such pages, as
+        # (None, source page, link target), in the order they were made.
+        self.stage = False
+        self.staged: list[tuple[str | None, Path, Path]] = []
+        self.pending: set[Path] = set()  # the targets of staged pages
 
 
 # How many checked directories a pass remembers: a batch of 100 projects touches a
@@ -105,7 +111,7 @@ class Tree:
         self._pass = _Pass()
 
     @contextmanager
-    def render_pass(self) -> Iterator[None]:
+    def render_pass(self, *, staged: bool = False) -> Iterator[None]:
         """Defer this thread's directory fsyncs to the end of the block, one per directory.
 
         Inside the block, :meth:`write` and :meth:`link` still fsync each file
@@ -117,8 +123,21 @@ class Tree:
         trust round or a key file written meanwhile is durable when its write
         returns. Blocks nest; the outermost one syncs. Directories checked by
         :meth:`path` are remembered for the block (see there).
+
+        ``staged`` (the outermost block decides), for renders of many projects (a
+        mirror's batch, a rebuild): :meth:`write` only writes the page to a temp
+        file; at the next :meth:`sync_dirs` (and at the end of the block) one
+        ``syncfs`` makes every staged page durable, they are renamed into place in
+        the order they were written, and one more ``syncfs`` makes the names
+        durable. A reader still sees each page old or new, never a mix, and a page
+        appears only after the files placed before it; until then it is not in the
+        tree, so nothing inside the block may read back a page it wrote. A
+        :meth:`link` to a staged page (its hashed name) is staged with it and made
+        after the page is in place, so it never names bytes that are not durable.
         """
         state = self._pass
+        if state.depth == 0:
+            state.stage = staged
         state.depth += 1
         try:
             yield
@@ -126,7 +145,10 @@ class Tree:
             state.depth -= 1
             if state.depth == 0:
                 state.checked.clear()
-                self.sync_dirs()
+                try:
+                    self.sync_dirs()
+                finally:
+                    state.stage = False
 
     def sync_dirs(self) -> None:
         """fsync every directory this thread's render pass changed, each once.
@@ -134,7 +156,12 @@ class Tree:
         All are tried; the first failure is raised after (a directory that is gone,
         or a disk error: the caller must not sign or record what the pass wrote).
         """
+        if self._pass.staged:
+            self._place_staged()
         unsynced, self._pass.unsynced = self._pass.unsynced, {}
+        if self._pass.stage and unsynced:
+            sync_filesystem(self.real_root)  # every directory at once
+            return
         failure: OSError | None = None
         for directory in unsynced:
             try:
@@ -143,6 +170,27 @@ class Tree:
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+    def _place_staged(self) -> None:
+        """The staged pages durable, then renamed into place in order (see render_pass).
+        On a failure none that is left is renamed, and their temp files are removed."""
+        staged, self._pass.staged = self._pass.staged, []
+        self._pass.pending.clear()
+        placed = 0
+        try:
+            sync_filesystem(self.tmp)
+            for temp, source, target in staged:
+                if temp is None:
+                    self._link_now(target, source)
+                else:
+                    os.replace(temp, target)
+                    self._pass.unsynced[target.parent] = None
+                placed += 1
+        finally:
+            for temp, _source, _target in staged[placed:]:
+                if temp is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
 
     def _synced(self, directory: Path) -> None:
         """``directory`` gained an entry: fsync it now, or at the end of the render pass."""
@@ -218,13 +266,19 @@ class Tree:
     def write(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
+        staged = self._pass.depth > 0 and self._pass.stage
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="page-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if not staged:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.chmod(name, 0o644)
+            if staged:
+                self._pass.staged.append((name, target, target))
+                self._pass.pending.add(target)
+                return
             os.replace(name, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -239,8 +293,15 @@ class Tree:
             return None
 
     def link(self, relative: str, source: Path) -> None:
-        """Place ``source`` (a blob) at ``relative``, as a hard link when possible."""
+        """Place ``source`` (a blob, or a page) at ``relative``, as a hard link when
+        possible; a link to a page a staged pass has not placed yet waits for it."""
         target = self.path(relative)
+        if self._pass.depth and source in self._pass.pending:
+            self._pass.staged.append((None, source, target))
+            return
+        self._link_now(target, source)
+
+    def _link_now(self, target: Path, source: Path) -> None:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)

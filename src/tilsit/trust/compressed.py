@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from tilsit.store.fs import fsync_dir
+from tilsit.store.fs import fsync_dir, sync_filesystem
 from tilsit.store.tree import Tree
 
 __all__ = [
@@ -74,6 +74,10 @@ def write_metadata(tree: Tree, relative: str, data: bytes) -> None:
         tree.write(f"{relative}.gz", gzip.compress(data, 9, mtime=0))
 
 
+# Files at which UnsyncedWrites.sync flushes the filesystem once instead of each file.
+SYNCFS_FROM = 16
+
+
 class UnsyncedWrites:
     """Many metadata files written at once (a re-cut of every bin), made durable together.
 
@@ -110,6 +114,12 @@ class UnsyncedWrites:
         self._paths.append(str(target))
 
     def sync(self) -> None:
+        if len(self._paths) >= SYNCFS_FROM:
+            # One syncfs for a round of a mirror's batch (a hundred bins and their
+            # copies): each fsync here still waited for its own file's blocks.
+            sync_filesystem(self.tree.real_root)
+            self._paths.clear()
+            return
         directories = set()
         for path in self._paths:
             fd = os.open(path, os.O_RDONLY)

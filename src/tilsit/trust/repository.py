@@ -258,6 +258,9 @@ class IndexRepository:
             forced = set(bins.get_roles())
         names = set(grouped) | forced
         written: list[str] = []
+        # New bin versions are new names no snapshot lists yet: written without a
+        # fsync each, made durable together before the snapshot that lists them.
+        unsynced = UnsyncedWrites(self.tree)
         for name in sorted(names):
             md = self.load_bin(name)
             targets = md.signed.targets
@@ -276,9 +279,10 @@ class IndexRepository:
             self._published = self._published.at_least(Published(bins=md.signed.version))
             md.signed.expires = now + timedelta(seconds=self.settings.bins_expiry)
             # The hashed links a bin lists are in place before the bin is written.
-            self._write_versioned(f"{md.signed.version}.{name}.json", _sign(md, self.keys))
+            unsynced.write(self._path(f"{md.signed.version}.{name}.json"), _sign(md, self.keys))
             snapshot.signed.meta[f"{name}.json"] = MetaFile(md.signed.version)
             written.append(name)
+        unsynced.sync()
         if new_targets:
             snapshot.signed.meta["targets.json"] = MetaFile(self.keys.targets.signed.version)
         if written or new_targets or snapshot_due:
