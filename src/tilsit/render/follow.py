@@ -45,7 +45,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -79,7 +78,7 @@ from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
-from tilsit.trust.repository import Batch, Signing
+from tilsit.trust.repository import Batch, Signing, Undo
 from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
@@ -110,20 +109,6 @@ PLACE_GROUP = 100
 # upload, a yank) a few fsyncs cost less than flushing whatever else the filesystem
 # holds dirty, such as another upload's blob.
 STAGE_FROM = 8
-_ABSENT = object()
-
-
-def _changed_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, object]:
-    """The entries ``after`` changed, with what they were in ``before`` (or _ABSENT)."""
-    return {k: before.get(k, _ABSENT) for k, v in after.items() if before.get(k, _ABSENT) is not v}
-
-
-def _undo(changes: dict[str, Any], undo: dict[str, object]) -> None:
-    for key, was in undo.items():
-        if was is _ABSENT:
-            changes.pop(key, None)
-        else:
-            changes[key] = was
 
 
 def _row_scope(detail: object) -> str | None:
@@ -381,16 +366,18 @@ class Renderer:
 
     def _render_projects(self, session: Session, index: IndexRow, names: dict[str, Scope]) -> None:
         """Render ``names``, :data:`PLACE_GROUP` at a time: the group's files, one flush of
-        their directories, then the group's pages, so a crash never leaves a page naming
-        a file whose link it could lose, for one journal commit per group (not per project).
+        their directories, then the group's pages and one more flush, so a crash never
+        leaves a page naming a file whose link it could lose, for two journal commits per
+        group (not per project).
         Each project on its own: one that fails is reported and its TUF changes dropped."""
         items = sorted(names.items())
+        batch = self._batch
         for start in range(0, len(items), PLACE_GROUP):
             group = items[start : start + PLACE_GROUP]
-            group_changes = dict(self._batch.changes)
-            placed: list[tuple[str, Scope, ProjectSnap | None, dict[str, object]]] = []
+            group_mark = batch.mark()
+            placed: list[tuple[str, Scope, ProjectSnap | None, Undo]] = []
             for name, scope in group:
-                before = dict(self._batch.changes)
+                mark = batch.mark()
                 try:
                     project = self.snapshots.load(session, index, name)
                     if project is not None:
@@ -398,30 +385,41 @@ class Renderer:
                         self._place_files(session, project, scope)
                 except Exception as exc:  # noqa: BLE001 - one project must not stop the others
                     # Its half-made TUF changes are dropped: sign only what rendered whole.
-                    self._batch.changes = before
+                    batch.undo_to(mark)
                     self._fail(index.name, name, exc)
                     continue
-                placed.append((name, scope, project, _changed_since(before, self._batch.changes)))
+                placed.append((name, scope, project, batch.since(mark)))
             try:
                 self.tree.sync_dirs()
             except OSError as exc:
                 # The files' names may not be durable: no page of the group is written, and
                 # each project renders again, whole, at the next catch-up.
-                self._batch.changes = group_changes
-                for name, _scope, _project, _changed in placed:
+                batch.undo_to(group_mark)
+                for name, _scope, _project, _files in placed:
                     self._fail(index.name, name, exc)
                 continue
-            for name, scope, project, undo in placed:
-                before = dict(self._batch.changes)
+            for name, scope, project, files in placed:
+                mark = batch.mark()
                 try:
                     if project is not None:
                         self._render_pages(index, project, scope)
                 except Exception as exc:  # noqa: BLE001 - one project must not stop the others
-                    self._batch.changes = before
-                    _undo(self._batch.changes, undo)  # and the targets of its files
+                    batch.undo_to(mark)
+                    batch.undo(files)  # and the targets of its files
                     self._fail(index.name, name, exc)
                 else:
                     self._failed.pop(f"{index.name}/{name}", None)
+            try:
+                # The group's pages durable, and in a staged pass placed only now: a page
+                # that could not be placed must not be signed, so a failure here takes
+                # back the whole group's changes, as above.
+                self.tree.sync_dirs()
+            except OSError as exc:
+                batch.undo_to(group_mark)
+                for name, _scope, _project, _files in placed:
+                    self._fail(index.name, name, exc)
+                continue
+            batch.settle()
 
     def _fail(self, index: str, project: str | None, exc: Exception) -> None:
         what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"
