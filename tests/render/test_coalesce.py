@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +105,33 @@ def test_a_starting_server_rebuilds_only_the_lists_left_behind_their_index(
     assert renderer.lists_due()
     renderer.render_due_lists()
     assert _list(instance) == (_journal_end(instance), ["first", "second"])
+
+
+def test_a_coalesced_list_is_written_to_disk_before_it_takes_the_render_lock(
+    client: AppClient, token: str, instance: Instance
+) -> None:
+    """At 100,000 projects the list is megabytes: an upload waiting for the lock must
+    wait for its renames and TUF round, not for writing and fsyncing it."""
+    renderer = instance.renderer
+    assert upload(client, make_wheel("first", "1.0"), token).status_code == 200
+    renderer.coalesce_from = 0
+    assert upload(client, make_wheel("second", "1.0"), token).status_code == 200
+    renderer.coalesce_from = None
+    tmp = instance.settings.tmp_dir
+    done = threading.Event()
+    with renderer._locked():  # as a render in progress holds it
+        thread = threading.Thread(target=lambda: (renderer.render_due_lists(), done.set()))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while len(list(tmp.glob("page-*"))) < 2:
+            assert time.monotonic() < deadline, "the list was not written before the lock"
+            time.sleep(0.02)
+        assert not done.is_set()
+        assert _list(instance)[1] == ["first"]  # not placed while the lock is held
+    thread.join(30)
+    assert done.is_set()
+    assert _list(instance) == (_journal_end(instance), ["first", "second"])
+    assert list(tmp.glob("page-*")) == []
 
 
 def test_a_serve_coalescing_every_list_serves_exact_lists_and_stops_clean(

@@ -456,12 +456,18 @@ class Renderer:
                         os.path.relpath(os.path.join(directory, name), self.tree.real_root)
                     )
 
-    def _page(self, index: str, project: str | None, page: str, data: bytes) -> None:
-        """Write a simple page and, when signing, its hashed link and its target entry."""
+    def _page(
+        self, index: str, project: str | None, page: str, data: bytes, prepared: Path | None = None
+    ) -> None:
+        """Write a simple page (or install it, ``prepared`` by Tree.prepare) and, when
+        signing, its hashed link and its target entry."""
         if self._carried:
             return
         relative = f"{index}/{page_target(project, page)}"
-        self.tree.write(relative, data)
+        if prepared is None:
+            self.tree.write(relative, data)
+        else:
+            self.tree.install(relative, prepared)
         if self.signing is None:
             return
         target = page_target(project, page)
@@ -526,32 +532,56 @@ class Renderer:
                 return
             name = index.name
             serial, entries = self._list_entries(session, index)
-        json_page = index_json(entries, serial)
-        html_page = index_html(entries, serial)
-        with self._locked():
-            failures = self.failures.load()
-            try:
-                if self._written_list_serial(name) > serial:
-                    return  # a newer list is out (another worker process wrote it)
-                with self.db.read() as session:
-                    if session.scalar(_live_index(index_id)) is None:
-                        return  # deleted meanwhile: the journal takes its pages down
-                self._batch = Batch()
-                self._carried = False
-                with self.tree.render_pass():  # one directory fsync, before the round
-                    self._page(name, None, PAGE_JSON, json_page)
-                    self._page(name, None, PAGE_HTML, html_page)
-                if self.signing is not None:
-                    self.signing.repo(name).round(utcnow(), self._batch.changes)
-            except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
-                self._failed = failures
-                self._fail(name, None, exc)
-                failures = self._failed
-                with self._due_lock:
-                    self._due.add(index_id)
-            else:
-                failures.pop(f"{name}/", None)
-            self.failures.save(failures)
+        self.writes.wait()  # between the parts of the build, too
+        pages = {PAGE_JSON: index_json(entries, serial)}
+        self.writes.wait()
+        pages[PAGE_HTML] = index_html(entries, serial)
+        # Written and fsynced outside the lock too (megabytes at 100,000 projects): an
+        # upload waiting for the lock waits for two renames and a TUF round, not the disk.
+        prepared: dict[str, Path] = {}
+        try:
+            for page, data in pages.items():
+                prepared[page] = self.tree.prepare(data)
+            self.writes.wait()
+            with self._locked():
+                self._place_list(index_id, name, serial, pages, prepared)
+        finally:
+            for path in prepared.values():  # what was not installed
+                path.unlink(missing_ok=True)
+
+    def _place_list(
+        self,
+        index_id: int,
+        name: str,
+        serial: int,
+        pages: dict[str, bytes],
+        prepared: dict[str, Path],
+    ) -> None:
+        """Under the lock: the built list into place and signed, unless it is stale."""
+        failures = self.failures.load()
+        try:
+            if self._written_list_serial(name) > serial:
+                return  # a newer list is out (another worker process wrote it)
+            with self.db.read() as session:
+                if session.scalar(_live_index(index_id)) is None:
+                    return  # deleted meanwhile: the journal takes its pages down
+            self._batch = Batch()
+            self._carried = False
+            with self.tree.render_pass():  # one directory fsync, before the round
+                for page, data in pages.items():
+                    self._page(name, None, page, data, prepared[page])
+                    del prepared[page]  # installed: nothing left to remove
+            if self.signing is not None:
+                self.signing.repo(name).round(utcnow(), self._batch.changes)
+        except Exception as exc:  # noqa: BLE001 - reported in /_/health, tried again
+            self._failed = failures
+            self._fail(name, None, exc)
+            failures = self._failed
+            with self._due_lock:
+                self._due.add(index_id)
+        else:
+            failures.pop(f"{name}/", None)
+        self.failures.save(failures)
 
     def _written_list_serial(self, index: str) -> int:
         """The serial of the project list in the tree, from its first bytes (-1: none).

@@ -286,6 +286,34 @@ class Tree:
             raise
         self._synced(target.parent)
 
+    def prepare(self, data: bytes) -> Path:
+        """``data`` in a durable temp file of the tree's filesystem, for :meth:`install`.
+
+        A large page (the project list of 100,000 projects is megabytes) is written and
+        fsynced here, outside the render lock, so that the lock is held only for the
+        rename. The caller removes the file if it is never installed.
+        """
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="page-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(name, 0o644)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        return Path(name)
+
+    def install(self, relative: str, prepared: Path) -> None:
+        """Rename a file from :meth:`prepare` into place at ``relative``, as :meth:`write`
+        would have placed its bytes (its directory fsynced now or at the pass's end)."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(prepared, target)
+        self._synced(target.parent)
+
     def read(self, relative: str) -> bytes | None:
         try:
             return self.path(relative).read_bytes()
