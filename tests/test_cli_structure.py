@@ -144,23 +144,24 @@ def test_the_command_tree() -> None:
     assert main.get_command(context, "no-such-command") is None
 
 
+def _python(*args: str) -> str:
+    """What a fresh interpreter over this checkout's src/ prints."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, env=env, timeout=120
+    )
+    return result.stdout
+
+
 def test_a_command_imports_only_its_own_module() -> None:
     """``tilsit mirror sync`` (a cron job, timed against bandersnatch) does not import
     the web app or the other command groups."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     probe = (
         "import sys; from tilsit.cli import main; import click;"
         " main.get_command(click.Context(main), 'mirror');"
         " print(sorted(m for m in sys.modules if m.startswith(('tilsit.cli.', 'tilsit.web'))))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=120,
-    ).stdout
+    loaded = _python("-c", probe)
     assert "tilsit.cli.mirror" in loaded
     for other in ("tilsit.cli.serve", "tilsit.cli.audit", "tilsit.web.app", "tilsit.web.ui"):
         assert f"'{other}'" not in loaded, other
@@ -168,15 +169,7 @@ def test_a_command_imports_only_its_own_module() -> None:
 
 def test_tilsit_help_lists_every_group() -> None:
     """``python -m tilsit --help`` (the __main__ entry) names every command and group."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    shown = subprocess.run(
-        [sys.executable, "-m", "tilsit", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=120,
-    ).stdout
+    shown = _python("-m", "tilsit", "--help")
     listed = shown.split("Commands:", 1)[1].splitlines()
     names = {line.split()[0] for line in listed if line.startswith("  ") and line.strip()}
     assert names == set(COMMANDS)

@@ -31,6 +31,13 @@ class Flushes:
         self.seen.append(self.watched.read_bytes() if self.watched.exists() else None)
 
 
+def _stage_two_pages_and_a_link(tree: Tree) -> None:
+    """Page a again, a new page b, and a's hashed link, as a render writes them."""
+    tree.write("main/simple/a/index.html", b"new a")
+    tree.write("main/simple/b/index.html", b"new b")
+    tree.link("main/simple/a/hashed.index.html", tree.path("main/simple/a/index.html"))
+
+
 def test_staged_pages_appear_only_after_one_flush_and_in_order(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -38,9 +45,7 @@ def test_staged_pages_appear_only_after_one_flush_and_in_order(
     flushes = Flushes(tree, tree.root / "main/simple/a/index.html")
     monkeypatch.setattr(tree_module, "sync_filesystem", flushes)
     with tree.render_pass(staged=True):
-        tree.write("main/simple/a/index.html", b"new a")
-        tree.write("main/simple/b/index.html", b"new b")
-        tree.link("main/simple/a/hashed.index.html", tree.path("main/simple/a/index.html"))
+        _stage_two_pages_and_a_link(tree)
         # Nothing new is visible inside the pass: not the page, not its link.
         assert tree.read("main/simple/a/index.html") == b"old a"
         assert tree.read("main/simple/b/index.html") is None
@@ -80,9 +85,7 @@ def test_a_failed_flush_renames_nothing_and_leaves_no_temp_file(
 
     monkeypatch.setattr(tree_module, "sync_filesystem", broken)
     with pytest.raises(OSError, match="Input/output"), tree.render_pass(staged=True):
-        tree.write("main/simple/a/index.html", b"new a")
-        tree.write("main/simple/b/index.html", b"new b")
-        tree.link("main/simple/a/hashed.index.html", tree.path("main/simple/a/index.html"))
+        _stage_two_pages_and_a_link(tree)
     assert tree.read("main/simple/a/index.html") == b"old a"
     assert tree.read("main/simple/b/index.html") is None
     assert not tree.path("main/simple/a/hashed.index.html").exists()

@@ -389,14 +389,8 @@ class Renderer:
                     self._fail(index.name, name, exc)
                     continue
                 placed.append((name, scope, project, batch.since(mark)))
-            try:
-                self.tree.sync_dirs()
-            except OSError as exc:
-                # The files' names may not be durable: no page of the group is written, and
-                # each project renders again, whole, at the next catch-up.
-                batch.undo_to(group_mark)
-                for name, _scope, _project, _files in placed:
-                    self._fail(index.name, name, exc)
+            # The files' names durable before any page of the group names them.
+            if not self._flush_group(index, placed, group_mark):
                 continue
             for name, scope, project, files in placed:
                 mark = batch.mark()
@@ -409,17 +403,30 @@ class Renderer:
                     self._fail(index.name, name, exc)
                 else:
                     self._failed.pop(f"{index.name}/{name}", None)
-            try:
-                # The group's pages durable, and in a staged pass placed only now: a page
-                # that could not be placed must not be signed, so a failure here takes
-                # back the whole group's changes, as above.
-                self.tree.sync_dirs()
-            except OSError as exc:
-                batch.undo_to(group_mark)
-                for name, _scope, _project, _files in placed:
-                    self._fail(index.name, name, exc)
-                continue
-            batch.settle()
+            # The group's pages durable, and in a staged pass placed only now.
+            if self._flush_group(index, placed, group_mark):
+                batch.settle()
+
+    def _flush_group(
+        self,
+        index: IndexRow,
+        placed: list[tuple[str, Scope, ProjectSnap | None, Undo]],
+        group_mark: int,
+    ) -> bool:
+        """Make what the group wrote durable (Tree.sync_dirs); False if that failed.
+
+        Then the names may not be durable, or a staged page not placed: nothing of the
+        group may be signed, so its changes are taken back and each project fails, to
+        render again, whole, at the next catch-up.
+        """
+        try:
+            self.tree.sync_dirs()
+        except OSError as exc:
+            self._batch.undo_to(group_mark)
+            for name, _scope, _project, _files in placed:
+                self._fail(index.name, name, exc)
+            return False
+        return True
 
     def _fail(self, index: str, project: str | None, exc: Exception) -> None:
         what = f"project {project!r} of index {index!r}" if project else f"index {index!r}"

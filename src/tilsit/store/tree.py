@@ -266,25 +266,12 @@ class Tree:
     def write(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staged = self._pass.depth > 0 and self._pass.stage
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="page-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if not staged:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.chmod(name, 0o644)
-            if staged:
-                self._pass.staged.append((name, target, target))
-                self._pass.pending.add(target)
-                return
-            os.replace(name, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
-            raise
-        self._synced(target.parent)
+        if self._pass.depth > 0 and self._pass.stage:
+            temp = self._temp_file(data, durable=False)
+            self._pass.staged.append((str(temp), target, target))
+            self._pass.pending.add(target)
+            return
+        self.install(relative, self._temp_file(data, durable=True))
 
     def prepare(self, data: bytes) -> Path:
         """``data`` in a durable temp file of the tree's filesystem, for :meth:`install`.
@@ -293,12 +280,17 @@ class Tree:
         fsynced here, outside the render lock, so that the lock is held only for the
         rename. The caller removes the file if it is never installed.
         """
+        return self._temp_file(data, durable=True)
+
+    def _temp_file(self, data: bytes, *, durable: bool) -> Path:
+        """``data`` in a new temp file in ``tmp``, fsynced if ``durable``, readable by all."""
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="page-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.chmod(name, 0o644)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -311,7 +303,11 @@ class Tree:
         would have placed its bytes (its directory fsynced now or at the pass's end)."""
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(prepared, target)
+        try:
+            os.replace(prepared, target)
+        except BaseException:
+            prepared.unlink(missing_ok=True)
+            raise
         self._synced(target.parent)
 
     def read(self, relative: str) -> bytes | None:

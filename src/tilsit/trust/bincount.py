@@ -28,9 +28,9 @@ at most 12: 4,096 bins, best up to about a million targets).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from tilsit.store.tree import Tree
+from tilsit.trust.fresh import PAUSE_EVERY, Pause
 
 __all__ = ["MAX_BITS", "MIN_BITS", "count_targets", "grown_bits", "ideal_bits"]
 
@@ -62,18 +62,18 @@ def grown_bits(current: int, targets: int) -> int | None:
 
 
 def count_targets(
-    tree: Tree, directory: str, bins: dict[str, int], pause: Callable[[], object] = lambda: None
+    tree: Tree, directory: str, bins: dict[str, int], pause: Pause = lambda: None
 ) -> int:
     """The targets the bins ``{role: version}`` list, counted in their signed bytes.
 
     Every target entry, and nothing else in a bin, has a ``"length":`` key (the
     serialiser writes compact JSON, and a path cannot hold a quote). Reads each bin
     once, without parsing it: at 400,000 targets about 40 MB, every few minutes,
-    calling ``pause()`` every 64 bins (serve: after the uploads in flight).
+    calling ``pause()`` every PAUSE_EVERY bins (serve: after the uploads in flight).
     """
     total = 0
     for i, (role, version) in enumerate(bins.items()):
-        if i % 64 == 0:
+        if i % PAUSE_EVERY == 0:
             pause()
         raw = tree.read(f"{directory}/{version}.{role}.json")
         if raw is not None:
