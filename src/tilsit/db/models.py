@@ -106,6 +106,9 @@ class ProjectRow(Base):
     upstream_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     upstream_etag: Mapped[str | None] = mapped_column(Text, nullable=True)
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # PEP 792: "active", "archived", "deprecated" or "quarantined", as the upstream
+    # says for a mirrored project (0007); virtual indexes' policies read it.
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
 
     index: Mapped[IndexRow] = relationship()
     releases: Mapped[list[ReleaseRow]] = relationship(back_populates="project")
@@ -152,6 +155,9 @@ class FileRow(Base):
         UniqueConstraint("index_id", "filename", name="uq_files_index_filename"),
         # A release's files: every upload and every render of a project asks (0006).
         Index("ix_files_release_id", "release_id"),
+        # The files a cool-down lets out between two ticks of the maturing job (0007).
+        Index("ix_files_index_upload_time", "index_id", "upload_time"),
+        Index("ix_files_index_seen_at", "index_id", "seen_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -187,6 +193,9 @@ class FileRow(Base):
     metadata_cached: Mapped[bool] = mapped_column(Boolean, default=True)
     # Where a mirrored or proxied file came from.
     source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When this server first listed the file (0007): a cool-down's clock for a file
+    # whose upstream gave no upload time, which is as new as the day it appeared.
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
 
     release: Mapped[ReleaseRow] = relationship(back_populates="files")
 
@@ -535,3 +544,179 @@ class JournalRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     actor: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VirtualMemberRow(Base):
+    """One member of a virtual index, in the order names are looked up in (0007)."""
+
+    __tablename__ = "virtual_members"
+    __table_args__ = (
+        UniqueConstraint(
+            "virtual_index_id", "member_index_id", name="uq_virtual_members_virtual_member"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    virtual_index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    # Indexed: every journaled change of a member asks which virtual indexes hold it.
+    member_index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VirtualRouteRow(Base):
+    """An operator's choice of the member that supplies one name in a virtual index."""
+
+    __tablename__ = "virtual_routes"
+    __table_args__ = (
+        UniqueConstraint("virtual_index_id", "project", name="uq_virtual_routes_virtual_project"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    virtual_index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    project: Mapped[str] = mapped_column(String(200))  # normalised
+    member_index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VirtualOwnerRow(Base):
+    """Which member supplies a virtual index's project, and by which rule: decided
+    when a member changes, read when the page renders."""
+
+    __tablename__ = "virtual_owners"
+
+    # The virtual index's own row for the name.
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    # None: no member may supply it (reserved and not uploaded yet, or a look-alike).
+    member_index_id: Mapped[int | None] = mapped_column(ForeignKey("indexes.id"), nullable=True)
+    # "first", "route", "reserved", "confusable" or "none".
+    rule: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ReservationRow(Base):
+    """A name, or a prefix such as ``acme-*``, that only one hosted index may supply."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (UniqueConstraint("pattern", "prefix", name="uq_reservations_pattern_prefix"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"), index=True)
+    # A normalised name, or a prefix's stem with its separator ("acme-" for "acme-*").
+    pattern: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The pattern's confusable key: look-alikes of a reserved name are refused too.
+    confusable: Mapped[str] = mapped_column(String(200), index=True)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VirtualTickRow(Base):
+    """How far a virtual index's cool-down has been let out (the maturing job's mark)."""
+
+    __tablename__ = "virtual_ticks"
+
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"), primary_key=True)
+    matured_through: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolicyRow(Base):
+    """A virtual index's policy: one validated document, replaced whole."""
+
+    __tablename__ = "policies"
+
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(Text, default="")  # as the operator gave it
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    changed_by: Mapped[str] = mapped_column(String(100), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PolicyExemptionRow(Base):
+    """A project, or one version of it, let through a cool-down until ``expires_at``."""
+
+    __tablename__ = "policy_exemptions"
+    __table_args__ = (Index("ix_policy_exemptions_index_project", "index_id", "project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    project: Mapped[str] = mapped_column(String(200))  # normalised
+    version: Mapped[str | None] = mapped_column(String(100), nullable=True)  # None: all
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class VulnRow(Base):
+    """One OSV record, as last imported (``tilsit vuln import``)."""
+
+    __tablename__ = "vulns"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the OSV id
+    modified: Mapped[datetime] = mapped_column(UTCDateTime)
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # A MAL- record (by id or alias): the affected versions are malware.
+    malicious: Mapped[bool] = mapped_column(Boolean, default=False)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VulnPackageRow(Base):
+    """What one OSV record says of one PyPI project: the versions and ranges it covers."""
+
+    __tablename__ = "vuln_packages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vuln_id: Mapped[str] = mapped_column(ForeignKey("vulns.id"), index=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)  # normalised
+    versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ranges: Mapped[list[Any]] = mapped_column(JSON, default=list)  # ECOSYSTEM events
+    fixed_in: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class VulnImportRow(Base):
+    """One import of OSV data: what was read, and what it changed."""
+
+    __tablename__ = "vuln_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    records: Mapped[int] = mapped_column(Integer)
+    changed: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReviewRow(Base):
+    """A request to let one release into a curated virtual index, and its decision."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # One per release: a rejection is remembered and shown to whoever asks again.
+        UniqueConstraint(
+            "index_id", "project", "version_key", name="uq_reviews_index_project_version"
+        ),
+        Index("ix_reviews_index_state", "index_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    project: Mapped[str] = mapped_column(String(200))  # normalised
+    version: Mapped[str] = mapped_column(String(100))
+    version_key: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # approved, rejected
+    requested_by: Mapped[str] = mapped_column(String(100), default="")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
