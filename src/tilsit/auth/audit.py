@@ -64,6 +64,12 @@ ACTIONS: dict[str, str] = {
     "index.private": "index visibility changed",
     "index.changed": "index upstream settings changed",
     "index.deleted": "index deleted",
+    "virtual.members.changed": "virtual index members changed",
+    "virtual.private_member.exposed": "private index exposed through a public virtual index",
+    "virtual.route.set": "virtual index route set",
+    "virtual.route.removed": "virtual index route removed",
+    "reservation.added": "project name reserved",
+    "reservation.removed": "project name reservation removed",
     "switch.changed": "admin switch changed",
 }
 

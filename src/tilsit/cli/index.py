@@ -44,6 +44,17 @@ from tilsit.index.permissions import (
     set_visibility,
 )
 from tilsit.index.upstream_options import public_url
+from tilsit.index.virtual import (
+    InvalidMembers,
+    clear_route,
+    members_of,
+    reservations,
+    reserve,
+    routes_of,
+    set_members,
+    set_route,
+    unreserve,
+)
 from tilsit.trust.mirror import root_text
 from tilsit.upstream.filters import InvalidFilter
 
@@ -73,6 +84,23 @@ def index() -> None:
     metavar="URL",
     help="Make a pull-through proxy of the simple index at URL.",
 )
+@click.option(
+    "--virtual",
+    is_flag=True,
+    help="Make a virtual index serving its --members' projects, each name from one member.",
+)
+@click.option(
+    "--members",
+    default=None,
+    metavar="A,B,...",
+    help="Virtual: the member indexes, in the order names are looked up.",
+)
+@click.option(
+    "--expose-private",
+    is_flag=True,
+    help="Virtual: allow a private member in a public virtual index (its files become"
+    " readable by anyone through it; audited).",
+)
 @upstream_options
 @click.option(
     "--upstream-root",
@@ -95,6 +123,9 @@ def index_create(
     name: str,
     mirror_url: str | None,
     proxy_url: str | None,
+    virtual: bool,
+    members: str | None,
+    expose_private: bool,
     upstream_root: Path | None,
     private: bool,
     create_policy: str | None,
@@ -111,12 +142,18 @@ def index_create(
     create_policy = create_policy or ("listed" if private else "anyone")
     if mirror_url and proxy_url:
         raise click.UsageError("--mirror and --proxy exclude each other")
+    if virtual and (mirror_url or proxy_url):
+        raise click.UsageError("--virtual excludes --mirror and --proxy")
+    if virtual and members is None:
+        raise click.UsageError("--virtual needs --members A,B,... (the member indexes, in order)")
+    if not virtual and (members is not None or expose_private):
+        raise click.UsageError("--members and --expose-private are for --virtual indexes")
     if upstream_root is not None and not mirror_url:
         raise click.UsageError("--upstream-root is for --mirror indexes")
-    kind = "mirror" if mirror_url else "proxy" if proxy_url else "hosted"
+    kind = "mirror" if mirror_url else "proxy" if proxy_url else "virtual" if virtual else "hosted"
     upstream_values = {k: values[k] for k in UPSTREAM_PARAMS}
     filter_values = {k: values[k] for k in FILTER_PARAMS}
-    if kind == "hosted" and (
+    if kind in ("hosted", "virtual") and (
         given_filters(filter_values)
         or filter_values["timeout"] is not None
         or any(v not in (None, False) for v in upstream_values.values())
@@ -124,7 +161,7 @@ def index_create(
         raise click.UsageError("upstream settings and filters are for --mirror and --proxy indexes")
     options: dict[str, object] = {}
     try:
-        if kind != "hosted":
+        if kind in ("mirror", "proxy"):
             options["upstream"] = mirror_url or proxy_url
             read_password_stdin(upstream_values)
             changes = upstream_changes(None, **upstream_values)
@@ -151,6 +188,14 @@ def index_create(
             set_visibility(
                 session, created, private=private, create_policy=create_policy, actor_name="cli"
             )
+            if members is not None:
+                changed = set_members(
+                    session,
+                    created,
+                    _member_names(members),
+                    actor=_ACTOR,
+                    expose_private=expose_private,
+                )
             options = dict(created.options)
     except errors.IndexError_ as exc:
         fail(exc)
@@ -158,6 +203,8 @@ def index_create(
     where = (
         f": uploads to /{name}/legacy/"
         if kind == "hosted"
+        else f" of {', '.join(changed.members)}"
+        if kind == "virtual"
         else f" of {public_url(str(options['upstream']))}"
     )
     access = (
@@ -166,6 +213,8 @@ def index_create(
         else f" (public, create policy {create_policy})"
     )
     click.echo(f"created {kind} index {name!r} at /{name}/simple/{where}{access}")
+    if kind == "virtual":
+        _warn_order(instance, name)
     if kind == "mirror" and "interval" in options:
         filters = options.get("filters") or {}
         what = f"filters {json.dumps(filters, sort_keys=True)}" if filters else "no filters"
@@ -184,6 +233,8 @@ def index_list(settings: Settings) -> None:
             fields = [row.name, row.kind, access, f"serial {row.last_serial}"]
             if upstream:
                 fields.append(public_url(str(upstream)))
+            if row.kind == "virtual":
+                fields.append("members " + ",".join(m.name for m in members_of(session, row)))
             default = " (default)" if row.name == settings.default_index else ""
             click.echo("\t".join(fields) + default)
 
@@ -207,6 +258,17 @@ def index_list(settings: Settings) -> None:
 )
 @upstream_options
 @click.option("--no-upstream-auth", is_flag=True, help="Forget the upstream credentials.")
+@click.option(
+    "--members",
+    default=None,
+    metavar="A,B,...",
+    help="Virtual: the new member indexes, in order.",
+)
+@click.option(
+    "--expose-private",
+    is_flag=True,
+    help="Allow a private index to be read through a public virtual index (audited).",
+)
 @instance_options
 def index_set(
     name: str,
@@ -214,6 +276,8 @@ def index_set(
     create_policy: str | None,
     upstream_url: str | None,
     no_upstream_auth: bool,
+    members: str | None,
+    expose_private: bool,
     settings: Settings,
     **values: Any,
 ) -> None:
@@ -224,9 +288,9 @@ def index_set(
     """
     upstream_given = upstream_url is not None or no_upstream_auth
     upstream_given = upstream_given or any(v not in (None, False) for v in values.values())
-    if private is None and create_policy is None and not upstream_given:
+    if private is None and create_policy is None and not upstream_given and members is None:
         raise click.UsageError(
-            "nothing to set: give --private/--public, --create-policy, or an upstream"
+            "nothing to set: give --private/--public, --create-policy, --members, or an upstream"
             " setting (--upstream, --upstream-username, --upstream-password[-stdin],"
             " --no-upstream-auth, --ca-bundle, --interval, --ttl)"
         )
@@ -255,8 +319,22 @@ def index_set(
             visibility = False
             if private is not None or create_policy is not None:
                 visibility = set_visibility(
-                    session, row, private=private, create_policy=create_policy, actor_name=_ACTOR
+                    session,
+                    row,
+                    private=private,
+                    create_policy=create_policy,
+                    actor_name=_ACTOR,
+                    expose_private=expose_private,
                 )
+            if members is not None:
+                moved = set_members(
+                    session,
+                    row,
+                    _member_names(members),
+                    actor=_ACTOR,
+                    expose_private=expose_private,
+                )
+                changed.append(f"members ({moved.renamed} names re-decided)")
             state = f"{'private' if row.private else 'public'}, create policy {row.create_policy}"
             upstream = (row.options or {}).get("upstream")
     except errors.IndexError_ as exc:
@@ -283,6 +361,139 @@ def index_set(
             " allow only users granted 'create'",
             err=True,
         )
+
+
+def _member_names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _warn_order(instance: Any, name: str) -> None:
+    """Warn when a mirror or proxy comes before a hosted member: it supplies the hosted
+    member's names first, which is the dependency-confusion hole a virtual index closes."""
+    with instance.db.read() as session:
+        members = members_of(session, get_index(session, name))
+    for position, member in enumerate(members):
+        if member.kind != "hosted":
+            continue
+        ahead = [m.name for m in members[:position] if m.kind in ("mirror", "proxy", "virtual")]
+        if ahead:
+            click.echo(
+                f"warning: names of {member.name!r} can be supplied by"
+                f" {', '.join(repr(a) for a in ahead)}, which come first in {name!r};"
+                " reserve them (tilsit index reserve) or put the hosted index first",
+                err=True,
+            )
+
+
+@index.command("members")
+@click.argument("name")
+@instance_options
+def index_members(name: str, settings: Settings) -> None:
+    """List the members of virtual index NAME, in order, and its routes."""
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.read() as session:
+            row = get_index(session, name)
+            if row.kind != "virtual":
+                raise InvalidMembers(f"Index {name!r} is a {row.kind} index, not a virtual one")
+            for position, member in enumerate(members_of(session, row), start=1):
+                access = "private" if member.private else "public"
+                click.echo(f"{position}\t{member.name}\t{member.kind}\t{access}")
+            for project, member_name, reason in routes_of(session, row):
+                click.echo(
+                    f"route\t{project}\t-> {member_name}" + (f"\t{reason}" if reason else "")
+                )
+    except errors.IndexError_ as exc:
+        fail(exc)
+
+
+@index.command("route")
+@click.argument("name")
+@click.argument("project")
+@click.argument("member")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@instance_options
+def index_route(name: str, project: str, member: str, reason: str, settings: Settings) -> None:
+    """Let MEMBER supply PROJECT in virtual index NAME, whatever the member order says."""
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.write() as session:
+            set_route(
+                session, get_index(session, name), project, member, reason=reason, actor=_ACTOR
+            )
+    except errors.IndexError_ as exc:
+        fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"{project!r} in {name!r} is supplied by {member!r}")
+
+
+@index.command("unroute")
+@click.argument("name")
+@click.argument("project")
+@instance_options
+def index_unroute(name: str, project: str, settings: Settings) -> None:
+    """Remove PROJECT's route in virtual index NAME: the member order decides again."""
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.write() as session:
+            clear_route(session, get_index(session, name), project, actor=_ACTOR)
+    except errors.IndexError_ as exc:
+        fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"{project!r} in {name!r} follows the member order again")
+
+
+@index.command("reserve")
+@click.argument("name")
+@click.argument("pattern")
+@instance_options
+def index_reserve(name: str, pattern: str, settings: Settings) -> None:
+    """Reserve a project name, or a prefix such as 'acme-*', for hosted index NAME.
+
+    No other index supplies it in any virtual index (even before its first upload),
+    look-alikes of it are hidden there, and uploads of it go only to NAME.
+    """
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.write() as session:
+            row = reserve(session, get_index(session, name), pattern, actor=_ACTOR)
+            shown = row.pattern + ("*" if row.prefix else "")
+    except errors.IndexError_ as exc:
+        fail(exc)
+        return
+    instance.renderer.catch_up()
+    click.echo(f"{shown!r} is reserved for index {name!r}")
+
+
+@index.command("unreserve")
+@click.argument("name")
+@click.argument("pattern")
+@instance_options
+def index_unreserve(name: str, pattern: str, settings: Settings) -> None:
+    """Remove a reservation of hosted index NAME."""
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.write() as session:
+            unreserve(session, get_index(session, name), pattern, actor=_ACTOR)
+    except errors.IndexError_ as exc:
+        fail(exc)
+    instance.renderer.catch_up()
+    click.echo(f"{pattern!r} is no longer reserved for index {name!r}")
+
+
+@index.command("reservations")
+@click.argument("name", required=False)
+@instance_options
+def index_reservations(name: str | None, settings: Settings) -> None:
+    """List reserved names and prefixes (of hosted index NAME, or all)."""
+    instance = open_instance_for_command(settings)
+    try:
+        with instance.db.read() as session:
+            row = get_index(session, name) if name is not None else None
+            for holder, pattern in reservations(session, row):
+                click.echo(f"{holder}\t{pattern}")
+    except errors.IndexError_ as exc:
+        fail(exc)
 
 
 @index.command("delete")

@@ -16,7 +16,7 @@ from tilsit.auth.audit import record_event
 from tilsit.auth.user_names import add_user, find_user_named
 from tilsit.db.live import with_deleted
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow, UpstreamStateRow, UserRow
-from tilsit.index import errors
+from tilsit.index import errors, owners
 from tilsit.index.journal import record
 from tilsit.index.rows import soft_delete_project
 from tilsit.index.upstream_options import check_upstream_options, public_url
@@ -40,7 +40,7 @@ __all__ = [
     "set_yanked",
 ]
 
-INDEX_KINDS = ("hosted", "mirror", "proxy")
+INDEX_KINDS = ("hosted", "mirror", "proxy", "virtual")
 # Index names become the first URL segment and a tree directory; these are
 # taken by other routes.
 _RESERVED = {
@@ -169,6 +169,13 @@ def delete_index(session: Session, name: str, *, default_index: str, actor: str 
     """
     check_deletable(name, default_index)
     index = get_index(session, name)
+    holders = owners.containing_virtuals(session, index.id)
+    if holders:
+        names = ", ".join(repr(v.name) for v in holders)
+        raise errors.InvalidUpload(
+            f"Index {name!r} is a member of virtual index {names}: remove it there first"
+            " (tilsit index set VIRTUAL --members ...)"
+        )
     index.deleted_at = datetime.now(UTC)
     record(session, index, "delete index", actor=actor)
     record_event(

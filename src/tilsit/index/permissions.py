@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from tilsit.auth.audit import record_event
 from tilsit.db.models import IndexPermissionRow, IndexRow, ProjectRow, UserRow
-from tilsit.index import errors
+from tilsit.index import errors, owners
 from tilsit.index.access import INDEX_PERMISSIONS
 from tilsit.index.journal import record
+from tilsit.index.virtual import check_exposure
 
 __all__ = [
     "CREATE_POLICIES",
@@ -55,8 +56,14 @@ def set_visibility(
     actor: UserRow | None = None,
     actor_name: str | None = None,
     ip: str = "",
+    expose_private: bool = False,
 ) -> bool:
-    """Make ``index`` private or public and/or set its create policy; True if anything changed."""
+    """Make ``index`` private or public and/or set its create policy; True if anything changed.
+
+    Making a virtual index public while it holds a private index, or making a member
+    of a public virtual index private, would open private files to anyone: refused
+    unless ``expose_private`` is given by the operator or an administrator (audited).
+    """
     if create_policy is not None and create_policy not in CREATE_POLICIES:
         raise InvalidPermission(
             f"Unknown create policy {create_policy!r}: use one of {', '.join(CREATE_POLICIES)}"
@@ -69,6 +76,7 @@ def set_visibility(
         )
     changed = False
     if private is not None and private != index.private:
+        _check_exposure(session, index, private, actor, expose_private)
         index.private = private
         record_event(
             session,
@@ -98,6 +106,53 @@ def set_visibility(
         )
         changed = True
     return changed
+
+
+def _check_exposure(
+    session: Session, index: IndexRow, private: bool, by: UserRow | None, allow: bool
+) -> None:
+    if index.kind == "virtual" and not private:
+        pairs = [(index, exposed) for exposed in _exposed(session, index, by, allow)]
+    elif private:
+        pairs = []
+        for holder in _public_holders(session, index):
+            if allow and (by is None or by.is_admin):
+                pairs.append((holder, index.name))
+                continue
+            raise errors.Forbidden(
+                f"Index {index.name!r} is a member of public virtual index {holder.name!r}:"
+                f" made private, its files would be readable by anyone through"
+                f" {holder.name!r}. Make {holder.name!r} private first, or allow it with"
+                " --expose-private (administrators only; audited)"
+            )
+    else:
+        pairs = []
+    for holder, exposed in pairs:
+        record_event(
+            session,
+            "virtual.private_member.exposed",
+            actor=by,
+            actor_name=by.name if by is not None else "cli",
+            index_id=holder.id,
+            detail={"virtual": holder.name, "member": exposed},
+        )
+
+
+def _exposed(session: Session, virtual: IndexRow, by: UserRow | None, allow: bool) -> list[str]:
+    members = owners.member_indexes(session, virtual)
+    return check_exposure(session, virtual, members, private=False, by=by, allow=allow)
+
+
+def _public_holders(session: Session, index: IndexRow) -> list[IndexRow]:
+    """The public virtual indexes that hold ``index``, directly or through others."""
+    found: dict[int, IndexRow] = {}
+    todo = [index]
+    while todo:
+        for holder in owners.containing_virtuals(session, todo.pop().id):
+            if holder.id not in found:
+                found[holder.id] = holder
+                todo.append(holder)
+    return [h for h in found.values() if not h.private]
 
 
 def _check_permission(permission: str) -> None:

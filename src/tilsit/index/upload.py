@@ -42,6 +42,7 @@ from tilsit.index.access import (
     token_index_id,
 )
 from tilsit.index.journal import record
+from tilsit.index.owners import reservation_of
 from tilsit.index.releases import same_distribution
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
@@ -309,6 +310,7 @@ def _authorize(
             raise errors.SecondFactorRequired(refusal)
     if project is None:
         _check_reservation(session, index, uploader, dist)
+        _check_namespace(session, index, dist)
     if project is None and switches.enabled(session, switches.NO_NEW_PROJECTS):
         raise errors.Forbidden("New projects are not accepted on this server for now")
 
@@ -340,6 +342,21 @@ def _check_reservation(
         f"The project name {dist.name!r} is reserved in index {index.name!r} by a pending"
         f" trusted publisher (for {held.pending_name!r}): only that publisher, the user who"
         " registered it or an administrator may create it"
+    )
+
+
+def _check_namespace(session: Session, index: IndexRow, dist: DistFilename) -> None:
+    """Refuse to create a name, or a look-alike of one, that another hosted index
+    reserved (``tilsit index reserve``): the reserving index alone supplies it."""
+    name = normalize(dist.name)
+    held = reservation_of(session, name)
+    if held is None or held.index_id == index.id:
+        return
+    holder = session.get(IndexRow, held.index_id)
+    shown = held.pattern + ("*" if held.prefix else "")
+    raise errors.Forbidden(
+        f"The project name {dist.name!r} is reserved by index"
+        f" {holder.name if holder is not None else '?'!r} (as {shown!r}): upload it there"
     )
 
 

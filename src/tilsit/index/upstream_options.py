@@ -93,13 +93,13 @@ def check_upstream_options(kind: str, options: Mapping[str, object]) -> dict[str
     A hosted index takes none of these settings.
     """
     checked = dict(options)
-    if kind == "hosted":
+    if kind in ("hosted", "virtual"):
         given = sorted(
             k for k in ("upstream", "auth", "ca_bundle", "ttl", "interval") if k in checked
         )
         if given:
             raise InvalidUpstreamOption(
-                f"a hosted index has no upstream: {', '.join(given)} apply to mirror"
+                f"a {kind} index has no upstream: {', '.join(given)} apply to mirror"
                 " and proxy indexes only"
             )
         return checked

@@ -59,7 +59,7 @@ from tilsit.db.models import (
     ReleaseRow,
     UpstreamStateRow,
 )
-from tilsit.render import legacy
+from tilsit.render import legacy, virtual
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.parts import PageParts, ReleaseParts
 from tilsit.render.snapshot import ProjectSnap, ProjectSnapshots
@@ -99,6 +99,9 @@ def _merge(version: str | None, into: dict[str, Scope], project: str) -> None:
 
 
 log = logging.getLogger("tilsit.render")
+
+# Kinds whose pages show this server's serials (mirrors and proxies show the upstream's).
+_OWN_SERIALS = ("hosted", "virtual")
 
 # Projects whose files a render places before any of their pages (see _render_projects):
 # the snapshots of one group are held at once, so it stays small.
@@ -336,7 +339,8 @@ class Renderer:
                 self._render_projects(session, index, names)
                 if not index.private and self._went_public:
                     self._went_public = False
-                    self._drop_private_files(index)
+                    if index.kind != "virtual":  # its files stay under its own root
+                        self._drop_private_files(index)
                 # A rebuild signs exactly what it rendered: the list is part of that.
                 if not replace and self._coalesced(index):
                     with self._due_lock:
@@ -379,10 +383,13 @@ class Renderer:
             for name, scope in group:
                 mark = batch.mark()
                 try:
-                    project = self.snapshots.load(session, index, name)
+                    project = self._load(session, index, name)
                     if project is not None:
                         scope = WHOLE if project.deleted else scope
-                        self._place_files(session, project, scope)
+                        if index.kind == "virtual":
+                            self._place_virtual_files(project, scope)
+                        else:
+                            self._place_files(session, project, scope)
                 except Exception as exc:  # noqa: BLE001 - one project must not stop the others
                     # Its half-made TUF changes are dropped: sign only what rendered whole.
                     batch.undo_to(mark)
@@ -511,7 +518,7 @@ class Renderer:
         due = [
             index_id
             for index_id, name, kind, serial in indexes
-            if kind != "hosted" or self._written_list_serial(name) < serial
+            if kind not in _OWN_SERIALS or self._written_list_serial(name) < serial
         ]
         with self._due_lock:
             self._due.update(due)
@@ -616,7 +623,7 @@ class Renderer:
             )
         ]
         serial = index.last_serial
-        if index.kind != "hosted":
+        if index.kind not in _OWN_SERIALS:
             state = session.get(UpstreamStateRow, index.id)
             if state is not None and state.synced_serial is not None:
                 serial = state.synced_serial
@@ -711,6 +718,43 @@ class Renderer:
                 self.tree.remove(file_path(f.sha256, f.filename, root) + ".metadata")
                 self.tree.remove(file_path(f.sha256, f.filename, root))
             self._unshare(session, f.sha256, f.filename)
+
+    def _load(self, session: Session, index: IndexRow, name: str) -> ProjectSnap | None:
+        if index.kind == "virtual":
+            return virtual.view(session, self.snapshots, index, name)
+        return self.snapshots.load(session, index, name)
+
+    def _place_virtual_files(self, project: ProjectSnap, scope: Scope) -> None:
+        """A virtual index's files, linked under its own root (never the shared
+        ``/packages/``); what its page listed and no longer shows (another owner, a
+        member's removal) loses its links and its TUF targets."""
+        root = project.files_root
+        index = project.index
+        for _release, f in project.live_files(scope):
+            path = file_path(f.sha256, f.filename, root)
+            target = file_target(f.sha256, f.filename)
+            if f.cached:  # a proxy member's file is linked once fetched
+                self.tree.link(path, self.blobs.path(f.sha256))
+                self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
+            if (
+                f.serves_metadata
+                and f.metadata_sha256 is not None
+                and f.metadata_cached
+                and self.blobs.exists(f.metadata_sha256)
+            ):
+                blob = self.blobs.path(f.metadata_sha256)
+                self.tree.link(path + ".metadata", blob)
+                self._file_target(index, target + ".metadata", f.metadata_sha256, blob)
+        page = self.tree.read(f"{index}/{page_target(project.normalized, PAGE_JSON)}")
+        shown = (
+            set() if project.deleted else {(f.filename, f.sha256) for _r, f in project.live_files()}
+        )
+        for filename, sha256 in sorted(virtual.published_files(page) - shown):
+            target = file_target(sha256, filename)
+            self._batch.remove(target)
+            self._batch.remove(target + ".metadata")
+            self.tree.remove(file_path(sha256, filename, root) + ".metadata")
+            self.tree.remove(file_path(sha256, filename, root))
 
     def _unshare(self, session: Session, sha256: str, filename: str) -> None:
         shared = file_path(sha256, filename)

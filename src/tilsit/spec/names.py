@@ -15,6 +15,7 @@ __all__ = [
     "InvalidProjectName",
     "InvalidVersionText",
     "confusable_key",
+    "fold_confusable",
     "is_normalized",
     "is_valid_name",
     "normalize",
@@ -103,3 +104,10 @@ def confusable_key(name: str) -> str:
     typosquats (``l``/``i`` for ``1``, ``o`` for ``0``) are folded together.
     """
     return _SEPARATORS.sub("", name.lower()).translate(_CONFUSABLE)
+
+
+def fold_confusable(name: str) -> str:
+    """``name`` normalised with the look-alike characters of :func:`confusable_key`
+    folded, separators kept: what a reserved prefix such as ``acme-`` is compared in,
+    so that ``acme-*`` covers look-alikes of ``acme-`` names and not ``acmeist``."""
+    return normalize(name).translate(_CONFUSABLE)
