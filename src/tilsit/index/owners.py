@@ -275,7 +275,7 @@ def _confusable_hosted(session: Session, virtual: IndexRow, name: str) -> dict[s
     if not hosted:
         return None
     found = session.execute(
-        select(ProjectRow.name, IndexRow.name)
+        select(ProjectRow.normalized, IndexRow.name)
         .join(IndexRow, IndexRow.id == ProjectRow.index_id)
         .where(
             ProjectRow.index_id.in_(hosted),

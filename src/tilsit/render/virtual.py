@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.live import with_deleted
 from tilsit.db.models import IndexRow, ProjectRow, VirtualOwnerRow
+from tilsit.index.owners import resolve_owner
 from tilsit.render.snapshot import ProjectSnap, ProjectSnapshots
 from tilsit.store.tree import private_root
 
@@ -98,7 +99,11 @@ def reason_text(session: Session, virtual: IndexRow, name: str) -> str | None:
         .execution_options(**with_deleted())
     ).one_or_none()
     if found is None:
-        return None
+        # A name no member has yet: a reservation still names it.
+        owner = resolve_owner(session, virtual, name)
+        if owner.rule != "reserved":
+            return None
+        found = (owner.rule, owner.detail, owner.member.id if owner.member else None)
     rule, detail, member_id = found
     detail = detail or {}
     if rule == "reserved":

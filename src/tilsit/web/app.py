@@ -35,6 +35,7 @@ from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
 from tilsit.web.ui.context import MAX_FORM_BYTES
 from tilsit.web.upload import UploadRoute
+from tilsit.web.virtual import VirtualRoutes
 from tilsit.web.xmlrpc import XmlRpcRoute
 
 __all__ = ["TilsitApp"]
@@ -56,6 +57,7 @@ class TilsitApp:
         UPLOAD_TEMP.limit = settings.upload_temp_max  # one budget per process: its disk
         self.downloads = DownloadCounter(instance.db, settings)
         self.proxy = ProxyRoutes(instance, self.read)
+        self.virtual = VirtualRoutes(instance, self.read, self.proxy)
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
@@ -125,6 +127,10 @@ class TilsitApp:
             if (admitted := await self.gate.admit(scope, send, first)) is not None:
                 shared_path = path[len(first) + 1 :]  # /packages/…, as the counter reads it
                 admitted = self.downloads.counting(scope, admitted, shared_path)
+                virtual = await self.virtual.index(first)
+                if virtual is not None:
+                    await self.virtual.package_file(scope, admitted, virtual, shared_path)
+                    return
                 await self.read.package_file(scope, admitted, shared_path, f"{first}/")
             return
 
@@ -172,6 +178,13 @@ class TilsitApp:
                 await self.proxy.simple(scope, send, proxy, f"{prefix}/simple", rest)
             else:
                 await self.proxy.legacy_json(scope, send, proxy, prefix, rest.lstrip("/"))
+            return
+        virtual = await self.virtual.index(index)
+        if virtual is not None:
+            if area == "simple":
+                await self.virtual.simple(scope, send, virtual, f"{prefix}/simple", rest)
+            else:
+                await self.virtual.legacy_json(scope, send, virtual, prefix, rest.lstrip("/"))
             return
         if area == "simple":
             await self.read.simple(scope, send, index, f"{prefix}/simple", rest)

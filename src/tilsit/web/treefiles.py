@@ -88,6 +88,11 @@ class TreeFiles:
             return None
         return os.path.join(self.root, relative)
 
+    def exists(self, relative: str) -> bool:
+        """Whether the tree holds a file at ``relative`` (one stat)."""
+        path = self._path(relative)
+        return path is not None and os.path.isfile(path)
+
     def page(self, relative: str, *, with_serial: bool = True) -> CachedFile | None:
         """A small file (page or metadata), from the cache when its stat is unchanged."""
         path = self._path(relative)
