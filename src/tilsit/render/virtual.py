@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -98,14 +99,18 @@ def reason_text(session: Session, virtual: IndexRow, name: str) -> str | None:
         .where(ProjectRow.index_id == virtual.id, ProjectRow.normalized == name)
         .execution_options(**with_deleted())
     ).one_or_none()
+    rule: str
+    detail: dict[str, Any]
+    member_id: int | None
     if found is None:
         # A name no member has yet: a reservation still names it.
         owner = resolve_owner(session, virtual, name)
         if owner.rule != "reserved":
             return None
-        found = (owner.rule, owner.detail, owner.member.id if owner.member else None)
-    rule, detail, member_id = found
-    detail = detail or {}
+        rule, detail = owner.rule, owner.detail
+        member_id = owner.member.id if owner.member is not None else None
+    else:
+        rule, detail, member_id = found.rule, found.detail or {}, found.member_index_id
     if rule == "reserved":
         return (
             f"{name!r} is reserved by index {detail.get('by', '?')!r}"
