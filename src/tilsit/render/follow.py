@@ -673,11 +673,15 @@ class Renderer:
             project.serial,
             list(parts),
             chain.from_iterable(p.simple_json for p in parts.values()),
+            project.status,
+            project.status_reason,
         )
         html_page = project_html_from_parts(
             project.normalized,
             project.serial,
             chain.from_iterable(p.simple_html for p in parts.values()),
+            project.status,
+            project.status_reason,
         )
         return {PAGE_JSON: json_page, PAGE_HTML: html_page}
 

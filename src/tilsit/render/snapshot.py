@@ -89,6 +89,8 @@ class ProjectSnap:
     releases: tuple[ReleaseSnap, ...]  # every release, deleted too, in version order
     # "" when files are linked under the shared /packages/; "<index>/" for a private index.
     files_root: str = ""
+    status: str = "active"  # PEP 792: a mirror's as its upstream says; a policy's quarantine
+    status_reason: str = ""
 
     @property
     def live_releases(self) -> tuple[ReleaseSnap, ...]:
@@ -132,6 +134,7 @@ _PROJECT_COLUMNS = (
     ProjectRow.last_serial,
     ProjectRow.upstream_serial,
     ProjectRow.deleted_at,
+    ProjectRow.status,
 )
 _RELEASE_COLUMNS = (
     ReleaseRow.id,
@@ -246,6 +249,7 @@ class ProjectSnapshots:
             else project.upstream_serial,
             deleted=project.deleted_at is not None,
             releases=tuple(snaps[r.id] for r in ordered),
+            status=project.status,
         )
         self._keep(key, project, snaps, index)
         return snap
