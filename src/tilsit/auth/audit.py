@@ -65,6 +65,9 @@ ACTIONS: dict[str, str] = {
     "index.changed": "index upstream settings changed",
     "index.deleted": "index deleted",
     "switch.changed": "admin switch changed",
+    "policy.changed": "virtual index policy changed",
+    "policy.exemption.added": "cool-down exemption added",
+    "policy.exemption.removed": "cool-down exemption removed",
 }
 
 
