@@ -44,6 +44,7 @@ COMMANDS = {
     "keys": ["init", "rebin", "resign", "rotate", "show"],
     "mirror": ["configure", "status", "sync"],
     "nginx-config": None,
+    "policy": ["exempt", "set", "show", "unexempt"],
     "publisher": ["add", "list", "remove"],
     "rebuild": None,
     "role": ["add", "list", "remove"],

@@ -71,6 +71,9 @@ ACTIONS: dict[str, str] = {
     "reservation.added": "project name reserved",
     "reservation.removed": "project name reservation removed",
     "switch.changed": "admin switch changed",
+    "policy.changed": "virtual index policy changed",
+    "policy.exemption.added": "cool-down exemption added",
+    "policy.exemption.removed": "cool-down exemption removed",
 }
 
 
