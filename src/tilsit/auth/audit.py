@@ -65,6 +65,7 @@ ACTIONS: dict[str, str] = {
     "index.changed": "index upstream settings changed",
     "index.deleted": "index deleted",
     "switch.changed": "admin switch changed",
+    "vuln.imported": "vulnerability data imported",
 }
 
 
