@@ -115,10 +115,12 @@ def _sha256(f: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _is_zip(f: BinaryIO) -> bool:
+def _is_zip(path: Path, f: BinaryIO) -> bool:
+    """By its first bytes, or its name: a .zip that does not start as one is refused by
+    the ZIP reader (a prefix is where polyglots hide), not read as a record."""
     head = f.read(4)
     f.seek(0)
-    return head in _ZIP_MAGIC
+    return head in _ZIP_MAGIC or path.suffix.lower() == ".zip"
 
 
 def _records(
@@ -178,7 +180,7 @@ def scan_export(path: Path) -> OsvExport:
         if not path.is_file():
             raise _fail(path, "is not a file")
         sha256 = _sha256(f)
-        is_zip = _is_zip(f)
+        is_zip = _is_zip(path, f)
         entries: list[ExportEntry] = []
         seen: dict[str, str] = {}
         for member, advisory in _records(path, f, is_zip=is_zip):
@@ -267,9 +269,7 @@ def _stored_modified(session: Session, ids: Sequence[str]) -> dict[str, datetime
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         found.update(
-            session.execute(select(VulnRow.id, VulnRow.modified).where(VulnRow.id.in_(chunk)))
-            .tuples()
-            .all()
+            session.execute(select(VulnRow.id, VulnRow.modified).where(VulnRow.id.in_(chunk))).all()
         )
     return found
 

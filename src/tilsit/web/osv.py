@@ -150,9 +150,7 @@ class OsvRoutes:
             if not ids:
                 return {}  # osv.dev's answer for "none known"
             by_id: dict[str, Any] = dict(
-                session.execute(select(VulnRow.id, VulnRow.record).where(VulnRow.id.in_(ids)))
-                .tuples()
-                .all()
+                session.execute(select(VulnRow.id, VulnRow.record).where(VulnRow.id.in_(ids))).all()
             )
         return {"vulns": [by_id[i] for i in ids if i in by_id]}
 
