@@ -74,6 +74,7 @@ ACTIONS: dict[str, str] = {
     "policy.changed": "virtual index policy changed",
     "policy.exemption.added": "cool-down exemption added",
     "policy.exemption.removed": "cool-down exemption removed",
+    "vuln.imported": "vulnerability data imported",
 }
 
 

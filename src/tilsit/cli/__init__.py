@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "audit"),
     "switch": ("switches", "switch"),
     "policy": ("policy", "policy"),
+    "vuln": ("vulns", "vuln"),
 }
 
 

@@ -59,6 +59,7 @@ from tilsit.db.models import (
     ReleaseRow,
     UpstreamStateRow,
 )
+from tilsit.index.vuln_reads import legacy_vulns
 from tilsit.render import legacy, virtual
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.parts import PageParts, ReleaseParts
@@ -780,8 +781,9 @@ class Renderer:
         leaves it as it is; its ``last_serial`` is the project's serial when the
         release itself last changed.
         """
+        vulns = legacy_vulns(self.db, project.normalized)  # one query: imported OSV data
         whole = legacy.project_json(
-            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files
+            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files, vulns
         )
         if whole is None:
             self.tree.remove_dir(legacy_dir)
@@ -790,7 +792,7 @@ class Renderer:
         live = {r.version: r for r in project.live_releases if any(not f.deleted for f in r.files)}
         for version, release in live.items():
             if scope is None or version in scope:
-                data = legacy.version_json(project, release, self._read_blob, self.base_url)
+                data = legacy.version_json(project, release, self._read_blob, self.base_url, vulns)
                 self.tree.write(f"{legacy_dir}/{version}/json", data)
         if scope is not None:
             for version in scope - live.keys():

@@ -28,6 +28,7 @@ from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge, original_path
 from tilsit.web.hosts import mail_links_warning
 from tilsit.web.multipart import UPLOAD_TEMP
+from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
@@ -61,6 +62,7 @@ class TilsitApp:
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
+        self.osv = OsvRoutes(instance.db)  # /osv/v1/: imported OSV records
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None
@@ -81,6 +83,10 @@ class TilsitApp:
         segments = path.split("/", 3)  # "", first, second, rest
         first = segments[1] if len(segments) > 1 else ""
 
+        if first == "osv" and len(segments) > 2 and segments[2] == "v1":
+            # The OSV API; "v1" is no area of an index, so an index named "osv" keeps its paths.
+            await self.osv(scope, receive, send, segments[3] if len(segments) > 3 else "")
+            return
         if first == "packages":
             if method not in _READ_METHODS:
                 await self._method_not_allowed(send, "GET, HEAD")
