@@ -30,6 +30,7 @@ class KnownVuln:
     details: str
     malicious: bool
     affected: tuple[Affected, ...]
+    severity: str | None = None  # the database's own word (GHSA: LOW ... CRITICAL), if any
 
     def affects(self, version: str) -> bool:
         return any(a.affects(version) for a in self.affected)
@@ -70,6 +71,7 @@ def known_vulns(session: Session, project: str) -> list[KnownVuln]:
                 earlier.details,
                 earlier.malicious,
                 (*earlier.affected, entry),
+                earlier.severity,
             )
             continue
         found[ident] = KnownVuln(
@@ -80,8 +82,15 @@ def known_vulns(session: Session, project: str) -> list[KnownVuln]:
             details,
             malicious,
             (entry,),
+            _level(record),
         )
     return list(found.values())
+
+
+def _level(record: object) -> str | None:
+    specific = record.get("database_specific") if isinstance(record, dict) else None
+    level = specific.get("severity") if isinstance(specific, dict) else None
+    return level if isinstance(level, str) else None
 
 
 # Databases (by URL) known to hold an import: vuln_imports rows are never deleted, so

@@ -41,8 +41,9 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 
@@ -125,6 +126,20 @@ def _row_scope(detail: object) -> str | None:
     return None
 
 
+# Journal actions with no project that change every page of their index.
+WHOLE_INDEX_ACTIONS = frozenset({"policy"})
+
+
+def _all_names(session: Session, index_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(ProjectRow.normalized)
+            .where(ProjectRow.index_id == index_id)
+            .execution_options(**with_deleted())
+        )
+    )
+
+
 def _live_index(index_id: int) -> Select[IndexRow]:
     return select(IndexRow).where(IndexRow.id == index_id, IndexRow.deleted_at.is_(None))
 
@@ -187,6 +202,8 @@ class Renderer:
         self.parts = PageParts()
         # Uploads and journal renders in flight, which upkeep waits for.
         self.writes = WritesFirst()
+        # What a virtual index's policy compares upload times with (tests move it).
+        self.clock: Callable[[], datetime] = utcnow
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -214,7 +231,11 @@ class Renderer:
             done = self.tree.serial()
             rows = session.execute(
                 select(
-                    JournalRow.serial, JournalRow.index_id, JournalRow.project, JournalRow.detail
+                    JournalRow.serial,
+                    JournalRow.index_id,
+                    JournalRow.project,
+                    JournalRow.detail,
+                    JournalRow.action,
                 )
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
@@ -227,10 +248,13 @@ class Renderer:
             # a failure after commit (a full disk, a directory another user made) heals
             # at the next catch-up, which serve runs at start and every few minutes.
             touched: dict[int, dict[str, Scope]] = {}
-            for _serial, index_id, project, detail in rows:
+            for _serial, index_id, project, detail, action in rows:
                 names = touched.setdefault(index_id, {})
                 if project is not None:
                     _merge(_row_scope(detail), names, project)
+                elif action in WHOLE_INDEX_ACTIONS:
+                    # A virtual index's new policy: every page may change.
+                    names.update(dict.fromkeys(_all_names(session, index_id), WHOLE))
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
@@ -726,7 +750,7 @@ class Renderer:
 
     def _load(self, session: Session, index: IndexRow, name: str) -> ProjectSnap | None:
         if index.kind == "virtual":
-            return virtual.view(session, self.snapshots, index, name)
+            return virtual.view(session, self.snapshots, index, name, self.clock(), self._read_blob)
         return self.snapshots.load(session, index, name)
 
     def _place_virtual_files(self, project: ProjectSnap, scope: Scope) -> None:

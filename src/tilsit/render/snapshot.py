@@ -56,6 +56,7 @@ class FileSnap:
     cached: bool = True
     metadata_cached: bool = True
     mirrored: bool = False
+    seen_at: datetime | None = None  # first listed here: a cool-down's clock without upload_time
 
     @property
     def serves_metadata(self) -> bool:
@@ -162,6 +163,7 @@ _FILE_COLUMNS = (
     FileRow.cached,
     FileRow.metadata_cached,
     FileRow.source_url,
+    FileRow.seen_at,
 )
 # Past this many releases to read, their files are selected by project, not by id.
 _BY_ID_MAX = 500
@@ -287,6 +289,7 @@ class ProjectSnapshots:
                     cached=row.cached,
                     metadata_cached=row.metadata_cached,
                     mirrored=row.source_url is not None,
+                    seen_at=row.seen_at,
                 )
             )
         return files
