@@ -139,10 +139,15 @@ def test_an_unset_policy_shows_as_the_empty_document(settings: Settings, virtual
 def test_exempt_and_unexempt(settings: Settings, instance: Instance, virtual: str) -> None:
     add_project(instance, virtual, "demo")
     before = datetime.now(UTC)
-    out = run_cli(
+    result = run_cli(
         settings, "policy", "exempt", virtual, "Demo==1.0", "--for", "3 days", "--reason", "fix"
-    ).stdout
-    assert out.startswith("exemption 1: demo==1.0 passes the cool-down of 'one' until 20")
+    )
+    assert result.stdout.startswith("exemption 1: demo==1.0 passes the cool-down of 'one' until")
+    assert result.stderr == (
+        "warning: the policy of 'one' has no cool-down yet: the exemption matters once one is"
+        " set (tilsit policy set one --cooldown '7 days')\n"
+    )
+    run_cli(settings, "policy", "set", virtual, "--cooldown", "7 days")
     run_cli(
         settings,
         "policy",
@@ -156,7 +161,10 @@ def test_exempt_and_unexempt(settings: Settings, instance: Instance, virtual: st
         check=False,
     )  # too far: refused
     until = (before + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    run_cli(settings, "policy", "exempt", virtual, "other", "--until", until, "--reason", "vendor")
+    result = run_cli(
+        settings, "policy", "exempt", virtual, "other", "--until", until, "--reason", "vendor"
+    )
+    assert result.stderr == ""
     with instance.db.read() as session:
         rows = session.scalars(select(PolicyExemptionRow).order_by(PolicyExemptionRow.id)).all()
         assert [(r.id, r.project, r.version, r.reason, r.created_by) for r in rows] == [
@@ -170,6 +178,7 @@ def test_exempt_and_unexempt(settings: Settings, instance: Instance, virtual: st
         ).all()
         assert [(j.project, j.detail) for j in journal] == [
             ("demo", {"exemption": 1, "project": "demo"}),
+            (None, {"version": 1}),
             (None, {"exemption": 2, "project": "other"}),
         ]
     shown = run_cli(settings, "policy", "show", virtual).stdout

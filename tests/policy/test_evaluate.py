@@ -3,6 +3,7 @@ names the reason), the cool-down and its exemptions, and when a verdict changes.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import tilsit.index.policy as policy_module
 from tilsit.index.policy import (
     ExemptionFacts,
     FileFacts,
@@ -430,3 +432,31 @@ def test_next_change_is_the_earliest_flip() -> None:
 def test_format_time() -> None:
     assert format_time(datetime(2026, 12, 10, 12, tzinfo=UTC)) == "2026-12-10T12:00:00Z"
     assert format_time(datetime(2026, 12, 10, 12)) == "2026-12-10T12:00:00Z"
+
+
+def test_the_public_surface() -> None:
+    """What the renderer of virtual indexes calls: a change here is a change of contract."""
+    assert sorted(policy_module.__all__) == [
+        "ExemptionFacts",
+        "FileFacts",
+        "Verdict",
+        "VulnFacts",
+        "evaluate",
+        "format_time",
+        "name_verdict",
+        "next_change",
+    ]
+    assert list(inspect.signature(evaluate).parameters) == [
+        "policy",
+        "owner_kind",
+        "project",
+        "status",
+        "release_version",
+        "file",
+        "vulns",
+        "review_state",
+        "review_reason",
+        "exemptions",
+        "now",
+        "license_expression",
+    ]

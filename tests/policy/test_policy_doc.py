@@ -3,7 +3,9 @@ source and key path, and a canonical JSON and TOML form that reads back unchange
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +205,11 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_a_stored_document_is_validated_too() -> None:
     with pytest.raises(InvalidPolicy, match=r"^stored policy: deny\.kinds\[0\]: 'exe'"):
         PolicyDoc.from_json({"deny": {"kinds": ["exe"]}})
+
+
+def test_the_documented_examples_are_valid_policies() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
+    blocks = re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        parse_policy(block, "docs/policies.md")

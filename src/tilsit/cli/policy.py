@@ -370,6 +370,7 @@ def policy_exempt(
                 now=now,
             )
             number, project_name = row.id, row.project
+            cooldown = stored_policy(session, index).policy.cooldown
     except errors.IndexError_ as exc:
         fail(exc)
         return
@@ -379,6 +380,13 @@ def policy_exempt(
         f"exemption {number}: {what} passes the cool-down of {name!r}"
         f" until {format_time(expires_at)}"
     )
+    if cooldown is None:
+        # Kept: an exemption made ahead of a cool-down is a decision of its own.
+        click.echo(
+            f"warning: the policy of {name!r} has no cool-down yet: the exemption matters"
+            f" once one is set (tilsit policy set {name} --cooldown '7 days')",
+            err=True,
+        )
 
 
 @policy.command("unexempt")
