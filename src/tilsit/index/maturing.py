@@ -84,6 +84,7 @@ def _mature(session: Session, virtual: IndexRow, now: datetime) -> int:
             for window in anchor_times:
                 for name, version in session.execute(
                     select(ProjectRow.normalized, ReleaseRow.version)
+                    .select_from(FileRow)
                     .join(ReleaseRow, FileRow.release_id == ReleaseRow.id)
                     .join(ProjectRow, ReleaseRow.project_id == ProjectRow.id)
                     .where(FileRow.index_id.in_(leaves), FileRow.deleted_at.is_(None), window)
@@ -117,8 +118,10 @@ def _mature(session: Session, virtual: IndexRow, now: datetime) -> int:
         if member is None or (member.id not in leaves and member.kind != "virtual"):
             continue  # supplied by another member (a hosted one): its page cannot change
         versions = wanted[name]
-        for version in sorted(versions) if versions is not None else [None]:
-            detail = {"release": version} if version is not None else {}
+        details: list[dict[str, str]] = (
+            [{"release": v} for v in sorted(versions)] if versions is not None else [{}]
+        )
+        for detail in details:
             record(session, virtual, MATURED, project=project, actor="tilsit", detail=detail)
             journaled += 1
     return journaled

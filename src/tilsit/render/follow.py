@@ -252,7 +252,9 @@ class Renderer:
                 names = touched.setdefault(index_id, {})
                 if project is not None:
                     _merge(_row_scope(detail), names, project)
-                elif action in WHOLE_INDEX_ACTIONS:
+                elif action in WHOLE_INDEX_ACTIONS and not (
+                    isinstance(detail, dict) and "project" in detail
+                ):
                     # A virtual index's new policy: every page may change.
                     names.update(dict.fromkeys(_all_names(session, index_id), WHOLE))
             self._retry_failed(session, touched)

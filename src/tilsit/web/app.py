@@ -16,6 +16,7 @@ from dataclasses import asdict
 import anyio.to_thread
 
 from tilsit import __version__
+from tilsit.cooldowns import mature_cooldowns
 from tilsit.freshness import keep_fresh
 from tilsit.instance import Instance
 from tilsit.render.coalesce import coalesce_index_pages
@@ -66,6 +67,7 @@ class TilsitApp:
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None
+        self._maturing: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -294,6 +296,14 @@ class TilsitApp:
                         interval=self.instance.settings.index_page_interval,
                     )
                 )
+                # Virtual indexes' cool-downs: files come of age with no request.
+                self._maturing = asyncio.create_task(
+                    mature_cooldowns(
+                        self.instance,
+                        self._stop_schedule,
+                        tick=self.instance.settings.cooldown_tick,
+                    )
+                )
                 self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -307,6 +317,9 @@ class TilsitApp:
                 if self._lists is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._lists
+                if self._maturing is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._maturing
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()
