@@ -56,6 +56,7 @@ COMMANDS = {
     "unyank": None,
     "user": ["admin", "create", "disable", "enable", "list", "set-password"],
     "verify": None,
+    "why": None,
     "vuln": ["import", "list", "show"],
     "yank": None,
 }

@@ -191,3 +191,26 @@ def test_a_name_only_the_proxy_has_comes_on_first_request(
     while not list(tree.rglob(stack.only_upstream.filename)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(tree.rglob(stack.only_upstream.filename))
+
+
+def test_a_page_a_policy_empties_says_why(stack: Stack) -> None:
+    """With a cool-down longer than the upstream files' age, the name is a 404 whose body
+    names the rule and when the file appears; /_/why/ and `tilsit why` say the same."""
+    stack.live.cli("policy", "set", "all", "--cooldown", "3 days")
+    try:
+        response = httpx.get(f"{stack.url('all')}requests-ish/", timeout=30)
+        assert response.status_code == 404
+        assert "cool-down" in response.text and "until" in response.text, response.text
+        why = httpx.get(f"{stack.live.url}/_/why/all/requests-ish", timeout=30)
+        assert why.status_code == 200, why.text
+        [entry] = why.json()["files"]
+        assert entry["filename"] == stack.only_upstream.filename
+        assert (entry["shown"], entry["rule"]) == (False, "cooldown")
+        assert entry["until"] is not None
+        told = stack.live.cli("why", "all", "requests-ish")
+        assert f"hidden {stack.only_upstream.filename}  [cooldown]" in told.stdout, told.stdout
+        # The hosted name is ours: never cooled down.
+        page = httpx.get(f"{stack.url('all')}acme-widgets/", headers={"Accept": JSON}, timeout=30)
+        assert page.json()["versions"] == ["1.2.0"]
+    finally:
+        stack.live.cli("policy", "set", "all", "--no-cooldown")

@@ -661,6 +661,9 @@ class Renderer:
         self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
         self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
 
+    def read_blob(self, sha256: str) -> bytes | None:
+        return self._read_blob(sha256)
+
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
             return self.blobs.path(sha256).read_bytes()

@@ -320,3 +320,31 @@ def reason_text(session: Session, virtual: IndexRow, name: str) -> str | None:
         if member is not None and member.kind == "hosted":
             return f"{name!r} was removed from index {member.name!r}, which keeps the name"
     return None
+
+
+def why_document(view: VirtualView, index: str, name: str) -> dict[str, Any]:
+    """``explain``'s answer as JSON: what ``/_/why/<index>/<project>`` and ``tilsit why
+    --json`` give."""
+    return {
+        "index": index,
+        "project": name,
+        "owner": view.owner,
+        "owner_kind": view.owner_kind,
+        "rule": view.rule,
+        "reason": view.reason,
+        "status": view.snap.status if view.snap is not None else None,
+        "files": [
+            {
+                "version": item.version,
+                "filename": item.filename,
+                "sha256": item.sha256,
+                "upload_time": format_time(item.upload_time) if item.upload_time else None,
+                "shown": item.verdict.shown,
+                "rule": item.verdict.rule,
+                "text": item.verdict.text,
+                "until": format_time(item.verdict.until) if item.verdict.until else None,
+                "warnings": list(item.verdict.warnings),
+            }
+            for item in view.verdicts
+        ],
+    }

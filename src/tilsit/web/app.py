@@ -235,6 +235,18 @@ class TilsitApp:
         return os.path.isdir(os.path.join(self.files.root, name, "simple"))
 
     async def _operations(self, scope: Scope, send: Send, path: str) -> None:
+        if path.startswith("/_/why/"):
+            # /_/why/<index>/<project>: a virtual index's verdicts, for its readers.
+            index, _, name = path[len("/_/why/") :].partition("/")
+            name = name.rstrip("/")
+            if scope["method"] not in _READ_METHODS:
+                await self._method_not_allowed(send, "GET, HEAD")
+                return
+            if index and name and "/" not in name:
+                admitted = await self.gate.admit(scope, send, index)
+                if admitted is not None:
+                    await self.virtual.why(scope, admitted, index, name)
+                return
         if path == "/_/health":
             # TUF expiries and warnings: root and targets need an operator (offline keys).
             trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
