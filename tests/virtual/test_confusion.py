@@ -13,6 +13,7 @@ request.
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +215,41 @@ def test_a_page_a_policy_empties_says_why(stack: Stack) -> None:
         assert page.json()["versions"] == ["1.2.0"]
     finally:
         stack.live.cli("policy", "set", "all", "--no-cooldown")
+
+
+def _consumer(sandbox: Sandbox, source: str) -> Path:
+    project = sandbox.root / "consumer"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "consumer"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["acme-widgets"]\n\n' + source
+    )
+    return project
+
+
+def test_poetry_locks_the_internal_version(stack: Stack, tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    project = _consumer(
+        sandbox,
+        "[tool.poetry]\npackage-mode = false\n\n"
+        f'[[tool.poetry.source]]\nname = "all"\nurl = "{stack.url("all")}"\npriority = "primary"\n',
+    )
+    result = sandbox.run("poetry", "lock", "--no-interaction", cwd=project)
+    assert result.returncode == 0, describe(result)
+    lock = tomllib.loads((project / "poetry.lock").read_text())
+    [package] = lock["package"]
+    assert (package["name"], package["version"]) == ("acme-widgets", "1.2.0")
+    assert [f["hash"] for f in package["files"]] == [f"sha256:{stack.internal.sha256}"]
+
+
+def test_pdm_locks_the_internal_version(stack: Stack, tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    project = _consumer(
+        sandbox, f'[[tool.pdm.source]]\nname = "pypi"\nurl = "{stack.url("all")}"\n'
+    )
+    result = sandbox.run("pdm", "lock", cwd=project)
+    assert result.returncode == 0, describe(result)
+    lock = tomllib.loads((project / "pdm.lock").read_text())
+    [package] = lock["package"]
+    assert (package["name"], package["version"]) == ("acme-widgets", "1.2.0")
+    assert [f["hash"] for f in package["files"]] == [f"sha256:{stack.internal.sha256}"]
