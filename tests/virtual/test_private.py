@@ -33,6 +33,8 @@ class Stack:
     wheel: Dist
     virtual_reader: str
     member_reader: str
+    limited: str  # vera's token for project inner-secret only
+    other: Dist
 
 
 @pytest.fixture(scope="module", params=["tilsit", pytest.param("nginx", marks=pytest.mark.nginx)])
@@ -55,9 +57,11 @@ def stack(
         alice = live.token("alice")
         live.cli("index", "grant", "sec", "alice", "create")
         wheel = make_wheel("inner-secret", "1.0")
+        other = make_wheel("other-secret", "1.0")
         with httpx.Client(base_url=live.url, timeout=60) as client:
-            response = upload(client, wheel, alice, "/sec/legacy/")
-        assert response.status_code == 200, response.text
+            for dist in (wheel, other):
+                response = upload(client, dist, alice, "/sec/legacy/")
+                assert response.status_code == 200, response.text
         # A private member in a public virtual index is refused without the operator's leave.
         refused = live.cli("index", "create", "leaky", "--virtual", "--members", "sec", check=False)
         assert refused.returncode != 0 and "'sec' is private" in refused.stderr, refused.stderr
@@ -65,11 +69,12 @@ def stack(
         virtual_reader = live.token("vera")
         member_reader = live.token("max")
         live.cli("index", "grant", "priv", "vera", "read")
+        limited = live.token("vera", projects=["inner-secret"], index="priv")
         live.cli("index", "grant", "sec", "max", "read")
         url = None
         if request.param == "nginx":
             process, url = start_nginx(settings.tree_dir, live.url, root / "nginx")
-        yield Stack(live, url, wheel, virtual_reader, member_reader)
+        yield Stack(live, url, wheel, virtual_reader, member_reader, limited, other)
     finally:
         if process is not None:
             stop_process(process)
@@ -105,3 +110,12 @@ def test_no_one_else_reads_it(stack: Stack, who: str) -> None:
         response = _get(stack, path, token)
         assert response.status_code == (401 if token is None else 403), (path, response.text)
     assert stack.wheel.data not in _get(stack, "/priv/simple/inner-secret/", token).content
+
+
+def test_a_token_limited_to_a_project_reads_that_projects_files_only(stack: Stack) -> None:
+    own = f"/priv/{file_path(stack.wheel.sha256, stack.wheel.filename)}"
+    other = f"/priv/{file_path(stack.other.sha256, stack.other.filename)}"
+    response = _get(stack, own, stack.limited)
+    assert response.status_code == 200, response.text
+    assert _get(stack, other, stack.limited).status_code == 403
+    assert _get(stack, other, stack.virtual_reader).status_code == 200
