@@ -47,6 +47,14 @@ def import_command(file: Path, settings: Settings) -> None:
         f" {result.unchanged} unchanged, {result.ignored} ignored;"
         f" {result.projects} project pages re-rendered"
     )
+    if result.first:
+        # Re-rendering every project of every index is not an import's work (100,000
+        # projects); the operator chooses when.
+        click.echo(
+            "note: this is the first import: the legacy JSON of projects no record names"
+            ' gains "vulnerabilities": [] when they are next rendered; `tilsit rebuild`'
+            " renders them all now"
+        )
 
 
 @vuln.command("show")

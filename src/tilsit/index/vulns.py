@@ -95,6 +95,9 @@ class ImportResult:
     unchanged: int = 0  # not newer than the stored record
     ignored: int = 0  # withdrawn or not about PyPI, and not stored
     projects: int = 0  # journal rows written (one per project per index)
+    # No import before this one: pages no record names still lack "vulnerabilities"
+    # (they say nothing rather than "none") until they are next rendered.
+    first: bool = False
     changed_ids: list[str] = field(default_factory=list)
 
     @property
@@ -201,6 +204,7 @@ def import_osv(session: Session, source: Path | OsvExport, actor: str) -> Import
     export = source if isinstance(source, OsvExport) else scan_export(source)
     path = export.path
     result = ImportResult(str(path), export.sha256, len(export.entries))
+    result.first = session.scalar(select(VulnImportRow.id).limit(1)) is None
     stored = _stored_modified(session, [e.id for e in export.entries])
     to_write: dict[str, ExportEntry] = {}
     to_remove: list[str] = []
