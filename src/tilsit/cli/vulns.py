@@ -93,6 +93,8 @@ def list_command(project: str, version: str | None, settings: Settings) -> None:
         return
     for item in found:
         kind = "MALWARE " if item.malicious else ""
+        if item.severity_level:
+            kind += f"{item.severity_level} "
         fixed = ", ".join(item.fixed_in) or "none"
         aliases = f" ({', '.join(item.aliases)})" if item.aliases else ""
         summary = item.summary or item.details.split("\n", 1)[0]
