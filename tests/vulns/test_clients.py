@@ -168,3 +168,44 @@ def test_uv_sync_malware_check_asks_tilsit(server: Server, tmp_path: Path) -> No
     assert result.returncode != 0, describe(result)
     assert "Malware detected" in result.stderr and records.MALWARE in result.stderr
     assert ("POST", "/osv/v1/querybatch") in server.osv_requests()[before:]
+
+
+@pytest.mark.nginx
+def test_behind_nginx(server: Server, tmp_path: Path) -> None:
+    """With the shipped nginx config in front, /osv/v1/ reaches tilsit (POST and GET) and
+    the tree's legacy JSON, served by nginx, carries the vulnerabilities."""
+    from tests.conftest import stop_process
+    from tests.readpath.conftest import need_nginx, start_nginx
+
+    need_nginx()
+    process, url = start_nginx(server.live.settings.tree_dir, server.live.url, tmp_path / "nginx")
+    try:
+        query = {"package": {"name": "vuln-pkg", "ecosystem": "PyPI"}, "version": "1.0"}
+        answer = httpx.post(f"{url}/osv/v1/query", json=query, timeout=30)
+        assert answer.status_code == 200 and answer.json()["vulns"][0]["id"] == records.PYSEC
+        assert httpx.get(f"{url}/osv/v1/vulns/{records.MALWARE}").json() == records.malware()
+        doc = httpx.get(f"{url}/pypi/vuln-pkg/1.0/json").json()
+        assert [v["id"] for v in doc["vulnerabilities"]] == [records.PYSEC]
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text("vuln-pkg==1.0\n")
+        result = Sandbox(tmp_path).run(
+            "pip-audit",
+            "-r",
+            requirements,
+            "--no-deps",
+            "--disable-pip",
+            "-s",
+            "osv",
+            "--osv-url",
+            f"{url}/osv/v1/query",
+            "--cache-dir",
+            tmp_path / "audit-cache",
+            "--progress-spinner",
+            "off",
+            "-f",
+            "json",
+        )
+        (dependency,) = json.loads(result.stdout)["dependencies"]
+        assert [v["id"] for v in dependency["vulns"]] == [records.PYSEC], describe(result)
+    finally:
+        stop_process(process)
