@@ -252,3 +252,45 @@ def test_a_zip_read_by_the_hardened_reader_only(tmp_path: Path) -> None:
     assert zipfile.ZipFile(prefixed).namelist() == [f"{records.GHSA}.json"]
     with pytest.raises(InvalidExport, match="not a readable ZIP archive"):
         scan_export(prefixed)
+
+
+def test_show_and_list(run: Run, uploaded: AppClient, tmp_path: Path) -> None:
+    output = run(
+        "vuln", "import", str(records.write_zip(tmp_path / "all.zip", records.export()))
+    ).output
+    assert "note: this is the first import" in output and "tilsit rebuild" in output
+    again = run("vuln", "import", str(tmp_path / "all.zip")).output
+    assert "first import" not in again
+
+    assert json.loads(run("vuln", "show", records.GHSA).output) == records.ghsa()
+    missing = run("vuln", "show", "CVE-2024-35195", code=1).output
+    assert missing == (
+        "error: no imported OSV record has the id 'CVE-2024-35195'; it is an alias of"
+        f" {records.GHSA}\n"
+    )
+    listing = run("vuln", "list", "Vuln_Pkg").output.splitlines()
+    assert listing == [
+        f"{records.GHSA} (CVE-2024-35195): HIGH fixed in none: {records.ghsa()['summary']}",
+        f"{records.PYSEC} (CVE-2024-24680, GHSA-xxww-4h6c-7x2v): fixed in 1.2:"
+        f" {records.pysec()['details']}",
+    ]
+    only = run("vuln", "list", "vuln-pkg", "--version", "1.0").output
+    assert only.startswith(records.PYSEC) and records.GHSA not in only
+    assert run("vuln", "list", "evil-pkg").output.startswith(f"{records.MALWARE}: MALWARE ")
+    assert run("vuln", "list", "clean-pkg").output == "no imported OSV record names clean-pkg\n"
+
+
+def test_what_a_policy_reads_of_a_project(run: Run, instance: Instance, tmp_path: Path) -> None:
+    from tilsit.index.vuln_reads import known_vulns
+
+    run("vuln", "import", str(records.write_zip(tmp_path / "all.zip", records.export())))
+    with instance.db.read() as session:
+        found = {v.id: v for v in known_vulns(session, "vuln-pkg")}
+        (malware,) = known_vulns(session, "evil-pkg")
+    assert sorted(found) == [records.GHSA, records.PYSEC]
+    ghsa, pysec = found[records.GHSA], found[records.PYSEC]
+    assert (ghsa.severity_level, pysec.severity_level) == ("HIGH", None)
+    assert ghsa.severity == tuple(records.ghsa()["severity"])
+    assert ghsa.affects("1.3") and not ghsa.affects("1.0") and pysec.affects("1.0")
+    assert pysec.fixed_in == ("1.2",) and pysec.modified_at == "2024-03-01T10:00:00.123456Z"
+    assert malware.malicious and malware.affects("0.1") and not ghsa.malicious

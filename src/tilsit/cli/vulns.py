@@ -47,6 +47,14 @@ def import_command(file: Path, settings: Settings) -> None:
         f" {result.unchanged} unchanged, {result.ignored} ignored;"
         f" {result.projects} project pages re-rendered"
     )
+    if result.first:
+        # Re-rendering every project of every index is not an import's work (100,000
+        # projects); the operator chooses when.
+        click.echo(
+            "note: this is the first import: the legacy JSON of projects no record names"
+            ' gains "vulnerabilities": [] when they are next rendered; `tilsit rebuild`'
+            " renders them all now"
+        )
 
 
 @vuln.command("show")
@@ -85,6 +93,8 @@ def list_command(project: str, version: str | None, settings: Settings) -> None:
         return
     for item in found:
         kind = "MALWARE " if item.malicious else ""
+        if item.severity_level:
+            kind += f"{item.severity_level} "
         fixed = ", ".join(item.fixed_in) or "none"
         aliases = f" ({', '.join(item.aliases)})" if item.aliases else ""
         summary = item.summary or item.details.split("\n", 1)[0]

@@ -6,7 +6,8 @@ matching itself is :mod:`tilsit.spec.osv`'s, on the entries as stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from packaging.version import Version
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tilsit.db.engine import Database
 from tilsit.db.models import VulnImportRow, VulnPackageRow, VulnRow
-from tilsit.spec.osv import Affected
+from tilsit.spec.osv import Affected, format_timestamp
 
 __all__ = ["KnownVuln", "any_import", "known_vulns", "legacy_vulns"]
 
@@ -24,13 +25,16 @@ class KnownVuln:
     """An imported record and what it says of one project (its entries for that project)."""
 
     id: str
-    modified_at: str  # as the record gives it
+    modified_at: str  # RFC 3339, as /osv/v1/querybatch gives it
     aliases: tuple[str, ...]
     summary: str
     details: str
     malicious: bool
+    # The record's severity list (CVSS vectors) and its database's word (GHSA's
+    # database_specific.severity, e.g. "HIGH"), for policies that filter by severity.
+    severity: tuple[dict[str, Any], ...]
+    severity_level: str | None
     affected: tuple[Affected, ...]
-    severity: str | None = None  # the database's own word (GHSA: LOW ... CRITICAL), if any
 
     def affects(self, version: str) -> bool:
         return any(a.affects(version) for a in self.affected)
@@ -42,15 +46,19 @@ class KnownVuln:
 
 
 def known_vulns(session: Session, project: str) -> list[KnownVuln]:
-    """Every stored record that names ``project`` (normalised), by id."""
+    """Every stored record that names ``project`` (normalised), by id. One query; the
+    records themselves (which may be large) are not read, only the word of their severity."""
+    level = VulnRow.record["database_specific"]["severity"].as_string()
     rows = session.execute(
         select(
             VulnRow.id,
+            VulnRow.modified,
             VulnRow.aliases,
             VulnRow.summary,
             VulnRow.details,
             VulnRow.malicious,
-            VulnRow.record,
+            VulnRow.severity,
+            level,
             VulnPackageRow.versions,
             VulnPackageRow.ranges,
         )
@@ -59,38 +67,35 @@ def known_vulns(session: Session, project: str) -> list[KnownVuln]:
         .order_by(VulnRow.id, VulnPackageRow.id)
     ).all()
     found: dict[str, KnownVuln] = {}
-    for ident, aliases, summary, details, malicious, record, versions, ranges in rows:
+    for (
+        ident,
+        modified,
+        aliases,
+        summary,
+        details,
+        malicious,
+        severity,
+        word,
+        versions,
+        ranges,
+    ) in rows:
         entry = Affected.from_stored(project, versions, ranges)
         earlier = found.get(ident)
-        if earlier is not None:
-            found[ident] = KnownVuln(
-                earlier.id,
-                earlier.modified_at,
-                earlier.aliases,
-                earlier.summary,
-                earlier.details,
-                earlier.malicious,
-                (*earlier.affected, entry),
-                earlier.severity,
-            )
+        if earlier is not None:  # a record with several entries for the project
+            found[ident] = replace(earlier, affected=(*earlier.affected, entry))
             continue
         found[ident] = KnownVuln(
-            ident,
-            str(record.get("modified", "")),
-            tuple(aliases),
-            summary,
-            details,
-            malicious,
-            (entry,),
-            _level(record),
+            id=ident,
+            modified_at=format_timestamp(modified),
+            aliases=tuple(aliases),
+            summary=summary,
+            details=details,
+            malicious=malicious,
+            severity=tuple(severity),
+            severity_level=word,
+            affected=(entry,),
         )
     return list(found.values())
-
-
-def _level(record: object) -> str | None:
-    specific = record.get("database_specific") if isinstance(record, dict) else None
-    level = specific.get("severity") if isinstance(specific, dict) else None
-    return level if isinstance(level, str) else None
 
 
 # Databases (by URL) known to hold an import: vuln_imports rows are never deleted, so

@@ -222,7 +222,7 @@ def _judge(
 
 
 def _vuln_facts(vuln: KnownVuln) -> VulnFacts:
-    return VulnFacts(vuln.id, vuln.aliases, vuln.malicious, vuln.severity)
+    return VulnFacts(vuln.id, vuln.aliases, vuln.malicious, vuln.severity_level)
 
 
 def _reviews(session: Session, virtual: IndexRow, name: str) -> dict[str, tuple[str, str]]:
