@@ -53,6 +53,9 @@ def test_a_hosted_index_on_a_live_server(postgres_base: str | None, tmp_path: Pa
             assert ids("/pypi/vuln-pkg/1.1/json") == [records.GHSA, records.PYSEC]
             assert ids("/pypi/vuln-pkg/1.2/json") == [records.GHSA]
             assert ids("/pypi/vuln-pkg/json") == [records.GHSA]  # info.version, 1.2
+            # Assembled from parts, the project's JSON is still what encoding it whole gives.
+            raw = client.get("/pypi/vuln-pkg/json").content
+            assert raw == json.dumps(json.loads(raw), ensure_ascii=False, sort_keys=True).encode()
             (entry,) = client.get("/pypi/vuln-pkg/1.2/json").json()["vulnerabilities"]
             assert entry["link"] == f"{base_url}/osv/v1/vulns/{records.GHSA}"
             assert entry["summary"] == records.ghsa()["summary"]
