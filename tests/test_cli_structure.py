@@ -46,6 +46,7 @@ COMMANDS = {
     "nginx-config": None,
     "publisher": ["add", "list", "remove"],
     "rebuild": None,
+    "review": ["approve", "list", "reject", "request"],
     "role": ["add", "list", "remove"],
     "serve": None,
     "settings": None,

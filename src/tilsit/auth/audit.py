@@ -70,6 +70,9 @@ ACTIONS: dict[str, str] = {
     "virtual.route.removed": "virtual index route removed",
     "reservation.added": "project name reserved",
     "reservation.removed": "project name reservation removed",
+    "review.requested": "release review requested",
+    "review.approved": "release approved by review",
+    "review.rejected": "release rejected by review",
     "switch.changed": "admin switch changed",
 }
 

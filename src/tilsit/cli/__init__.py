@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "verify_command"),
     "audit": ("audit", "audit"),
     "switch": ("switches", "switch"),
+    "review": ("reviews", "review"),
 }
 
 
