@@ -47,12 +47,15 @@ __all__ = [
     "STATES",
     "AlreadyDecided",
     "InvalidReview",
+    "Offer",
     "Requested",
     "ReviewRejected",
     "approve",
     "list_reviews",
+    "offer",
     "parse_release",
     "queue_for",
+    "readable_virtual_indexes",
     "reject",
     "request_review",
     "review_states",
@@ -126,14 +129,26 @@ def _checked_name(project: str, version: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class _Offered:
-    member: IndexRow  # the hosted, mirror or proxy index whose files the release is
-    release: ReleaseRow
+class Offer:
+    """What a virtual index shows of a name: its owner's project, with the index that
+    holds the files (a virtual owner is followed down to it)."""
+
+    member: IndexRow  # the hosted, mirror or proxy index whose files they are
+    project: ProjectRow
+
+    def releases(self, session: Session) -> list[ReleaseRow]:
+        """The project's live releases, newest first."""
+        return list(
+            session.scalars(
+                select(ReleaseRow)
+                .where(ReleaseRow.project_id == self.project.id, ReleaseRow.deleted_at.is_(None))
+                .order_by(ReleaseRow.created_at.desc(), ReleaseRow.id.desc())
+            )
+        )
 
 
-def _offered(session: Session, virtual: IndexRow, name: str, version: str) -> _Offered:
-    """The release of ``name`` that ``virtual`` would show: its owner's, followed through
-    virtual members down to the index that holds the files."""
+def offer(session: Session, virtual: IndexRow, name: str) -> Offer:
+    """The project that ``virtual`` shows as normalised ``name``: its owner's."""
     index = virtual
     for _ in range(_MAX_DEPTH):
         owner = owners.resolve_owner(session, index, name)
@@ -157,6 +172,19 @@ def _offered(session: Session, virtual: IndexRow, name: str, version: str) -> _O
     ).one_or_none()
     if project is None:
         raise errors.UnknownProject(f"There is no project {name!r} in index {virtual.name!r}")
+    return Offer(member, project)
+
+
+@dataclass(frozen=True)
+class _Offered:
+    member: IndexRow
+    release: ReleaseRow
+
+
+def _offered(session: Session, virtual: IndexRow, name: str, version: str) -> _Offered:
+    """The release of ``name`` that ``virtual`` would show, if it needs a review."""
+    found = offer(session, virtual, name)
+    member, project = found.member, found.project
     release = session.scalars(
         select(ReleaseRow).where(
             ReleaseRow.project_id == project.id,
@@ -394,6 +422,17 @@ def reviewable_indexes(session: Session, user: UserRow) -> list[IndexRow]:
             & (IndexPermissionRow.permission == REVIEW),
         )
     return list(session.scalars(query.order_by(IndexRow.name)))
+
+
+def readable_virtual_indexes(session: Session, user: UserRow) -> list[IndexRow]:
+    """The virtual indexes ``user`` may read, so may ask reviews of (there are few)."""
+    return [
+        index
+        for index in session.scalars(
+            select(IndexRow).where(IndexRow.kind == "virtual").order_by(IndexRow.name)
+        )
+        if may_read(session, user, index)
+    ]
 
 
 def queue_for(session: Session, user: UserRow) -> list[tuple[IndexRow, ReviewRow]]:
