@@ -115,3 +115,8 @@ def app_client(stack: Instance) -> Iterator[AppClient]:
         http = AppClient(portal, TilsitApp(stack))
         yield http
         portal.call(http.http.aclose)
+
+
+# The browser suite's fixtures (system Chromium, a live server reached as localhost,
+# users with passwords), for test_browser.
+from tests.browser.conftest import chromium, mail_server, make_user, page  # noqa: E402, F401
