@@ -271,3 +271,34 @@ def test_a_release_of_a_name_the_owner_lacks_is_unknown(stack: Instance) -> None
         request_review(session, get_index(session, "all"), "internal-tool", "99.0")
     with stack.db.read() as session:
         assert session.scalars(select(ReviewRow)).all() == []
+
+
+def test_a_virtual_member_is_followed_to_the_files_and_journals_its_holders(
+    stack: Instance,
+) -> None:
+    from tilsit.index.journal import MEMBER_CHANGE
+    from tilsit.index.manage import create_index
+    from tilsit.index.virtual import set_members
+
+    with stack.db.write() as session:
+        top = create_index(session, "top", "virtual")
+        set_members(session, top, ["all"], actor="test")
+    with stack.db.write() as session:
+        done = request_review(session, get_index(session, "top"), "requests-ish", "2.0")
+        assert done.review.version == "2.0"
+    assert _events(stack)[-1][3]["member"] == "mir"
+    # A review in "all" reaches the pages of "top", which shows "all"'s project.
+    with stack.db.write() as session:
+        approve(session, get_index(session, "all"), "requests-ish", "1.0", actor="cli")
+    with stack.db.read() as session:
+        last = session.scalars(
+            select(JournalRow)
+            .where(JournalRow.index_id == get_index(session, "top").id)
+            .order_by(JournalRow.serial.desc())
+            .limit(1)
+        ).one()
+        assert (last.action, last.project, last.detail) == (
+            MEMBER_CHANGE,
+            "requests-ish",
+            {"member": "all", "release": "1.0"},
+        )
