@@ -240,7 +240,8 @@ def test_unknown_and_hosted_releases_are_refused(stack: Instance) -> None:
     cases = [
         ("requests-ish", "3.0", errors.UnknownRelease, "has no release '3.0'"),
         ("no-such-thing", "1.0", errors.UnknownProject, "no project 'no-such-thing'"),
-        ("not a name!", "1.0", InvalidReview, "not a project name"),
+        ("not a name!", "1.0", InvalidReview, "not a valid project name"),
+        ("requests-ish", "1" * 65, InvalidReview, "at most 64"),
         ("requests-ish", "1.0 ; rm", InvalidReview, "not a version"),
         # A hosted owner's files are shown without a review.
         ("internal-tool", "1.0", InvalidReview, "hosted index 'internal'"),

@@ -38,7 +38,7 @@ from tilsit.db.models import (
 )
 from tilsit.index import errors, owners
 from tilsit.index.journal import record
-from tilsit.spec.names import is_valid_name, normalize
+from tilsit.spec.names import normalize, validate_name, validate_version
 from tilsit.spec.versions import version_key
 
 __all__ = [
@@ -121,9 +121,13 @@ def _require_virtual(index: IndexRow) -> None:
 
 
 def _checked_name(project: str, version: str) -> tuple[str, str]:
-    if not is_valid_name(project):
-        raise InvalidReview(f"{project!r} is not a project name")
-    if not version or len(version) > 100 or any(c.isspace() for c in version):
+    """The normalised name and the version, checked as an upload checks them."""
+    try:
+        validate_name(project)
+        validate_version(version)
+    except ValueError as exc:
+        raise InvalidReview(str(exc)) from exc
+    if any(c.isspace() for c in version):
         raise InvalidReview(f"{version!r} is not a version")
     return normalize(project), version
 
