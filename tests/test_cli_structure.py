@@ -44,6 +44,7 @@ COMMANDS = {
     "keys": ["init", "rebin", "resign", "rotate", "show"],
     "mirror": ["configure", "status", "sync"],
     "nginx-config": None,
+    "policy": ["exempt", "set", "show", "unexempt"],
     "publisher": ["add", "list", "remove"],
     "rebuild": None,
     "review": ["approve", "list", "reject", "request"],
@@ -56,6 +57,8 @@ COMMANDS = {
     "unyank": None,
     "user": ["admin", "create", "disable", "enable", "list", "set-password"],
     "verify": None,
+    "why": None,
+    "vuln": ["import", "list", "show"],
     "yank": None,
 }
 

@@ -13,6 +13,7 @@ request.
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,3 +192,64 @@ def test_a_name_only_the_proxy_has_comes_on_first_request(
     while not list(tree.rglob(stack.only_upstream.filename)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(tree.rglob(stack.only_upstream.filename))
+
+
+def test_a_page_a_policy_empties_says_why(stack: Stack) -> None:
+    """With a cool-down longer than the upstream files' age, the name is a 404 whose body
+    names the rule and when the file appears; /_/why/ and `tilsit why` say the same."""
+    stack.live.cli("policy", "set", "all", "--cooldown", "3 days")
+    try:
+        response = httpx.get(f"{stack.url('all')}requests-ish/", timeout=30)
+        assert response.status_code == 404
+        assert "cool-down" in response.text and "until" in response.text, response.text
+        why = httpx.get(f"{stack.live.url}/_/why/all/requests-ish", timeout=30)
+        assert why.status_code == 200, why.text
+        [entry] = why.json()["files"]
+        assert entry["filename"] == stack.only_upstream.filename
+        assert (entry["shown"], entry["rule"]) == (False, "cooldown")
+        assert entry["until"] is not None
+        told = stack.live.cli("why", "all", "requests-ish")
+        assert f"hidden {stack.only_upstream.filename}  [cooldown]" in told.stdout, told.stdout
+        # The hosted name is ours: never cooled down.
+        page = httpx.get(f"{stack.url('all')}acme-widgets/", headers={"Accept": JSON}, timeout=30)
+        assert page.json()["versions"] == ["1.2.0"]
+    finally:
+        stack.live.cli("policy", "set", "all", "--no-cooldown")
+
+
+def _consumer(sandbox: Sandbox, source: str) -> Path:
+    project = sandbox.root / "consumer"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "consumer"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["acme-widgets"]\n\n' + source
+    )
+    return project
+
+
+def test_poetry_locks_the_internal_version(stack: Stack, tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    project = _consumer(
+        sandbox,
+        "[tool.poetry]\npackage-mode = false\n\n"
+        f'[[tool.poetry.source]]\nname = "all"\nurl = "{stack.url("all")}"\npriority = "primary"\n',
+    )
+    result = sandbox.run("poetry", "lock", "--no-interaction", cwd=project)
+    assert result.returncode == 0, describe(result)
+    lock = tomllib.loads((project / "poetry.lock").read_text())
+    [package] = lock["package"]
+    assert (package["name"], package["version"]) == ("acme-widgets", "1.2.0")
+    assert [f["hash"] for f in package["files"]] == [f"sha256:{stack.internal.sha256}"]
+
+
+def test_pdm_locks_the_internal_version(stack: Stack, tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    project = _consumer(
+        sandbox, f'[[tool.pdm.source]]\nname = "pypi"\nurl = "{stack.url("all")}"\n'
+    )
+    result = sandbox.run("pdm", "lock", cwd=project)
+    assert result.returncode == 0, describe(result)
+    lock = tomllib.loads((project / "pdm.lock").read_text())
+    [package] = lock["package"]
+    assert (package["name"], package["version"]) == ("acme-widgets", "1.2.0")
+    assert [f["hash"] for f in package["files"]] == [f"sha256:{stack.internal.sha256}"]

@@ -74,6 +74,10 @@ ACTIONS: dict[str, str] = {
     "review.approved": "release approved by review",
     "review.rejected": "release rejected by review",
     "switch.changed": "admin switch changed",
+    "policy.changed": "virtual index policy changed",
+    "policy.exemption.added": "cool-down exemption added",
+    "policy.exemption.removed": "cool-down exemption removed",
+    "vuln.imported": "vulnerability data imported",
 }
 
 

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "verify_command"),
     "audit": ("audit", "audit"),
     "switch": ("switches", "switch"),
+    "why": ("why", "why"),
+    "policy": ("policy", "policy"),
+    "vuln": ("vulns", "vuln"),
     "review": ("reviews", "review"),
 }
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import SETTINGS, Settings
 from tilsit.db.models import FileRow, IndexRow
+from tilsit.index.owners import leaf_indexes
 from tilsit.nginx import render_nginx_config, render_standalone
 from tilsit.render.base_url import record_base_url
 from tilsit.store.leftovers import reap_leftovers
@@ -154,12 +155,19 @@ def nginx_config(
     tree = settings.tree_dir.resolve()
     instance = open_instance_for_command(settings)
     with instance.db.read() as session:
-        # Proxy indexes are answered by tilsit, not from the tree (TTLs, first fetches).
+        # Proxy indexes are answered by tilsit, not from the tree (TTLs, first fetches),
+        # and so are virtual indexes with a proxy member (a name only the proxy has
+        # comes on its first request). Other virtual indexes are served from the tree.
         proxies = list(
             session.scalars(
                 select(IndexRow.name).where(IndexRow.kind == "proxy").order_by(IndexRow.name)
             )
         )
+        for virtual in session.scalars(
+            select(IndexRow).where(IndexRow.kind == "virtual").order_by(IndexRow.name)
+        ):
+            if any(leaf.kind == "proxy" for leaf in leaf_indexes(session, virtual)):
+                proxies.append(virtual.name)
     try:
         if run_dir is not None:
             text = render_standalone(

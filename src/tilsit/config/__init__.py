@@ -129,6 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
         " how long a new project may be missing from /simple/ while its own page is served.",
     ),
     Setting(
+        "cooldown_tick",
+        float,
+        30.0,
+        "Seconds between the checks that let files out of virtual indexes' cool-downs:"
+        " how late after coming of age a file appears (docs/virtual.md).",
+    ),
+    Setting(
         "max_connections",
         int,
         1000,
@@ -350,6 +357,7 @@ class Settings:
     page_cache_size: int = 64 * MiB
     index_page_coalesce_size: int = 256 * KiB
     index_page_interval: float = 1.0
+    cooldown_tick: float = 30.0
     max_connections: int = 1000
     header_timeout: float = 30.0
     body_idle_timeout: float = 60.0

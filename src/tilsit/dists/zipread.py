@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,7 +44,7 @@ from tilsit.dists.zipdir import (
     read_end_records,
 )
 
-__all__ = ["read_zip"]
+__all__ = ["iter_zip", "read_zip"]
 
 _LOCAL = struct.Struct("<4s5H3L2H")
 _CHUNK = 64 * 1024
@@ -59,14 +60,7 @@ def read_zip(
     :class:`~tilsit.dists.InvalidDistribution` subclass for anything it will not read.
     """
     with open(path, "rb") as f:
-        file_size = os.fstat(f.fileno()).st_size
-        end = read_end_records(f, file_size)
-        _refuse_tar_polyglot(f, file_size)
-        entries = read_central_directory(f, end, limits)
-        _check_declared_sizes(entries, file_size, limits, keep)
-        ordered = sorted(entries, key=lambda entry: entry.offset)
-        data_offsets = _check_local_headers(f, ordered, end)
-        budget = InflationBudget(limits, file_size)
+        entries, ordered, data_offsets, budget = _check_structure(f, limits, keep)
         kept = {}
         for entry, data_offset in zip(ordered, data_offsets, strict=True):
             f.seek(data_offset)
@@ -75,6 +69,46 @@ def read_zip(
                 kept[entry.name] = data
     members = tuple(Member(entry.name, entry.is_dir, entry.size) for entry in entries)
     return Archive(members, kept)
+
+
+def iter_zip(
+    f: BinaryIO, limits: Limits = DEFAULT_LIMITS, want: KeepMember = lambda _name: True
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, contents)`` of the file members of the open ZIP archive ``f`` that
+    ``want`` selects, in archive order, one at a time.
+
+    For archives too large to hold at once (an OSV export of 20,000 records): the whole
+    structure is checked as :func:`read_zip` checks it before the first member is
+    yielded, and each member is inflated, counted against ``limits`` (each at most
+    ``limits.max_member_size``) and CRC-checked before it is yielded. Members ``want``
+    declines are not inflated, so their contents are not checked. Raises an
+    :class:`~tilsit.dists.InvalidDistribution` subclass, possibly after some members were
+    yielded: a caller that must refuse the archive whole reads it all before it acts.
+    """
+    _entries, ordered, data_offsets, budget = _check_structure(f, limits, keep_nothing)
+    for entry, data_offset in zip(ordered, data_offsets, strict=True):
+        if entry.is_dir or not want(entry.name):
+            continue
+        f.seek(data_offset)
+        data = _inflate(f, entry, budget, keep=True)
+        assert data is not None
+        yield entry.name, data
+
+
+def _check_structure(
+    f: BinaryIO, limits: Limits, keep: KeepMember
+) -> tuple[list[Entry], list[Entry], list[int], InflationBudget]:
+    """Check everything but the members' data: the end records, the central directory,
+    the declared sizes and every local header. Returns the entries in directory order and
+    in file order, where each one's data starts, and the inflation budget to read them."""
+    file_size = os.fstat(f.fileno()).st_size
+    end = read_end_records(f, file_size)
+    _refuse_tar_polyglot(f, file_size)
+    entries = read_central_directory(f, end, limits)
+    _check_declared_sizes(entries, file_size, limits, keep)
+    ordered = sorted(entries, key=lambda entry: entry.offset)
+    data_offsets = _check_local_headers(f, ordered, end)
+    return entries, ordered, data_offsets, InflationBudget(limits, file_size)
 
 
 def _refuse_tar_polyglot(f: BinaryIO, file_size: int) -> None:

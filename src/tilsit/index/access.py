@@ -52,6 +52,7 @@ from tilsit.db.models import (
     UserRow,
 )
 from tilsit.index import errors
+from tilsit.index.owners import leaf_indexes
 from tilsit.spec.names import confusable_key
 
 __all__ = [
@@ -207,10 +208,19 @@ def file_project(session: Session, index_name: str, filename: str) -> str | None
     (``a-b-1.0.tar.gz`` of project ``a`` or ``a-b``?) cannot be parsed with certainty, and a
     filename never changes project nor is reused in an index, so the answer never changes.
     """
+    index = session.scalars(select(IndexRow).where(IndexRow.name == index_name)).first()
+    if index is None:
+        return None
+    # A virtual index's files are its members': the project is theirs (one owner per name).
+    ids = (
+        [leaf.id for leaf in leaf_indexes(session, index)]
+        if index.kind == "virtual"
+        else [index.id]
+    )
     return session.scalar(
         select(ProjectRow.normalized)
         .join(ReleaseRow, ReleaseRow.project_id == ProjectRow.id)
         .join(FileRow, FileRow.release_id == ReleaseRow.id)
-        .join(IndexRow, IndexRow.id == FileRow.index_id)
-        .where(IndexRow.name == index_name, FileRow.filename == filename)
+        .where(FileRow.index_id.in_(ids), FileRow.filename == filename)
+        .limit(1)
     )

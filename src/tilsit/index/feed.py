@@ -58,7 +58,7 @@ def project_serials(session: Session, index: IndexRow) -> dict[str, int]:
 def changes_since(session: Session, index: IndexRow, since: int) -> list[Change]:
     """The changes to ``index``'s projects after serial ``since``, oldest first, at most
     :data:`CHANGES_LIMIT`."""
-    if index.kind == "hosted":
+    if index.kind in ("hosted", "virtual"):  # pages that show this server's serials
         entries = session.execute(
             select(JournalRow.project, JournalRow.action, JournalRow.detail, JournalRow.created_at)
             .add_columns(JournalRow.serial)

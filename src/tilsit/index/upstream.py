@@ -82,6 +82,7 @@ class UpstreamProject:
     files: Sequence[UpstreamFile]
     versions: Sequence[str] = field(default_factory=tuple)  # PEP 700; may list file-less ones
     etag: str | None = None
+    status: str = "active"  # PEP 792, as the upstream page says
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +323,9 @@ def apply_upstream_project(
             removed += 1
 
     serial_moved = upstream.serial is not None and upstream.serial != project.upstream_serial
+    if project.status != upstream.status:
+        project.status = upstream.status
+        changed += 1
     project.upstream_serial = upstream.serial
     project.upstream_etag = upstream.etag
     project.fetched_at = now

@@ -41,8 +41,9 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 
@@ -59,6 +60,7 @@ from tilsit.db.models import (
     ReleaseRow,
     UpstreamStateRow,
 )
+from tilsit.index.vuln_reads import legacy_vulns
 from tilsit.render import legacy, virtual
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.parts import PageParts, ReleaseParts
@@ -124,6 +126,20 @@ def _row_scope(detail: object) -> str | None:
     return None
 
 
+# Journal actions with no project that change every page of their index.
+WHOLE_INDEX_ACTIONS = frozenset({"policy"})
+
+
+def _all_names(session: Session, index_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(ProjectRow.normalized)
+            .where(ProjectRow.index_id == index_id)
+            .execution_options(**with_deleted())
+        )
+    )
+
+
 def _live_index(index_id: int) -> Select[IndexRow]:
     return select(IndexRow).where(IndexRow.id == index_id, IndexRow.deleted_at.is_(None))
 
@@ -186,6 +202,8 @@ class Renderer:
         self.parts = PageParts()
         # Uploads and journal renders in flight, which upkeep waits for.
         self.writes = WritesFirst()
+        # What a virtual index's policy compares upload times with (tests move it).
+        self.clock: Callable[[], datetime] = utcnow
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -213,7 +231,11 @@ class Renderer:
             done = self.tree.serial()
             rows = session.execute(
                 select(
-                    JournalRow.serial, JournalRow.index_id, JournalRow.project, JournalRow.detail
+                    JournalRow.serial,
+                    JournalRow.index_id,
+                    JournalRow.project,
+                    JournalRow.detail,
+                    JournalRow.action,
                 )
                 .where(JournalRow.serial > done)
                 .order_by(JournalRow.serial)
@@ -226,10 +248,15 @@ class Renderer:
             # a failure after commit (a full disk, a directory another user made) heals
             # at the next catch-up, which serve runs at start and every few minutes.
             touched: dict[int, dict[str, Scope]] = {}
-            for _serial, index_id, project, detail in rows:
+            for _serial, index_id, project, detail, action in rows:
                 names = touched.setdefault(index_id, {})
                 if project is not None:
                     _merge(_row_scope(detail), names, project)
+                elif action in WHOLE_INDEX_ACTIONS and not (
+                    isinstance(detail, dict) and "project" in detail
+                ):
+                    # A virtual index's new policy: every page may change.
+                    names.update(dict.fromkeys(_all_names(session, index_id), WHOLE))
             self._retry_failed(session, touched)
             for index_id, names in touched.items():
                 index = session.get_one(IndexRow, index_id, execution_options=with_deleted())
@@ -634,6 +661,9 @@ class Renderer:
         self._page(index.name, None, PAGE_JSON, index_json(entries, serial))
         self._page(index.name, None, PAGE_HTML, index_html(entries, serial))
 
+    def read_blob(self, sha256: str) -> bytes | None:
+        return self._read_blob(sha256)
+
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
             return self.blobs.path(sha256).read_bytes()
@@ -673,11 +703,15 @@ class Renderer:
             project.serial,
             list(parts),
             chain.from_iterable(p.simple_json for p in parts.values()),
+            project.status,
+            project.status_reason,
         )
         html_page = project_html_from_parts(
             project.normalized,
             project.serial,
             chain.from_iterable(p.simple_html for p in parts.values()),
+            project.status,
+            project.status_reason,
         )
         return {PAGE_JSON: json_page, PAGE_HTML: html_page}
 
@@ -721,7 +755,7 @@ class Renderer:
 
     def _load(self, session: Session, index: IndexRow, name: str) -> ProjectSnap | None:
         if index.kind == "virtual":
-            return virtual.view(session, self.snapshots, index, name)
+            return virtual.view(session, self.snapshots, index, name, self.clock(), self._read_blob)
         return self.snapshots.load(session, index, name)
 
     def _place_virtual_files(self, project: ProjectSnap, scope: Scope) -> None:
@@ -776,8 +810,9 @@ class Renderer:
         leaves it as it is; its ``last_serial`` is the project's serial when the
         release itself last changed.
         """
+        vulns = legacy_vulns(self.db, project.normalized)  # one query: imported OSV data
         whole = legacy.project_json(
-            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files
+            project, self._read_blob, self.base_url, lambda r: parts[r.version].legacy_files, vulns
         )
         if whole is None:
             self.tree.remove_dir(legacy_dir)
@@ -786,7 +821,7 @@ class Renderer:
         live = {r.version: r for r in project.live_releases if any(not f.deleted for f in r.files)}
         for version, release in live.items():
             if scope is None or version in scope:
-                data = legacy.version_json(project, release, self._read_blob, self.base_url)
+                data = legacy.version_json(project, release, self._read_blob, self.base_url, vulns)
                 self.tree.write(f"{legacy_dir}/{version}/json", data)
         if scope is not None:
             for version in scope - live.keys():

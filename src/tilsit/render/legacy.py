@@ -22,7 +22,7 @@ in ``/_/health`` and the ``serve`` start-up text.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 from packaging.metadata import RawMetadata, parse_email
 from packaging.version import InvalidVersion, Version
 
+from tilsit.index.vuln_reads import KnownVuln
 from tilsit.render.snapshot import FileSnap, ProjectSnap, ReleaseSnap
 from tilsit.spec.simple import format_time
 from tilsit.store.tree import file_url
@@ -41,6 +42,7 @@ __all__ = [
     "project_urls",
     "release_files_json",
     "version_json",
+    "vulnerabilities",
 ]
 
 # Returns None for a blob not stored (a proxy's metadata not fetched yet).
@@ -251,13 +253,35 @@ def _text(doc: object) -> str:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
-# "vulnerabilities" is left out of both documents, for every kind of index: PyPI's
-# "[]" states "none known", and tilsit holds no vulnerability data yet (a mirror does
-# not carry PyPI's list), so it must not state that. Beware that leaving it out is
-# not a signal to every reader: pip-audit's PyPI service (which asks pypi.org, so it
-# reaches tilsit only where pypi.org is routed here) reads a missing key as "none"
-# too. Only real data fixes that: the upstream's list on a mirror of PyPI, OSV
-# records elsewhere (a later change; /osv/v1/ is the endpoint for pip-audit).
+# "vulnerabilities", PyPI's list of the known vulnerabilities of the release a document
+# describes, comes from the imported OSV records (tilsit vuln import), on every kind of
+# index, and only once some import exists: before that, PyPI's "[]" would state "none
+# known" where tilsit knows nothing (a mirror does not carry PyPI's list). Beware that
+# leaving it out is not a signal to every reader: pip-audit's PyPI service reads a
+# missing key as "none" too; /osv/v1/ is the endpoint it should be pointed at.
+
+
+def vulnerabilities(
+    release: ReleaseSnap, vulns: Sequence[KnownVuln], base_url: str
+) -> list[dict[str, Any]]:
+    """PyPI's ``vulnerabilities`` entries (warehouse ``legacy/api/json.py``) for ``release``:
+    the records that affect its version, by id. ``withdrawn`` is always null: a withdrawn
+    record is deleted at import."""
+    root = base_url.rstrip("/")
+    return [
+        {
+            "aliases": list(vuln.aliases),
+            "details": vuln.details,
+            "fixed_in": list(vuln.fixed_in),
+            "id": vuln.id,
+            "link": f"{root}/osv/v1/vulns/{quote(vuln.id, safe='')}",
+            "source": "osv",
+            "summary": vuln.summary,
+            "withdrawn": None,
+        }
+        for vuln in sorted(vulns, key=lambda v: v.id)
+        if vuln.affects(release.version)
+    ]
 
 
 # What a release's ``releases`` entry is, as JSON text (release_files_json, or a
@@ -270,10 +294,12 @@ def project_json(
     read_blob: ReadBlob,
     base_url: str = "",
     files_json: FilesJson | None = None,
+    vulns: Sequence[KnownVuln] | None = None,
 ) -> bytes | None:
     """The project's JSON, assembled from each release's file list: the bytes are what
     encoding the whole document at once (keys sorted) gives, so a renderer may pass the
-    lists of unchanged releases from an earlier render."""
+    lists of unchanged releases from an earlier render. ``vulns``: the imported records
+    that name the project (None: no import yet, and no ``vulnerabilities`` key)."""
     latest = latest_release(project)
     if latest is None:
         return None
@@ -283,24 +309,33 @@ def project_json(
 
     lists = {r.version: (files_json or fresh)(r) for r in project.live_releases}
     releases = ", ".join(f"{_text(version)}: {lists[version]}" for version in sorted(lists))
+    known = ""
+    if vulns is not None:
+        known = f', "vulnerabilities": {_text(vulnerabilities(latest, vulns, base_url))}'
     # The top-level keys in sorted order, as sort_keys writes them.
     return (
         f'{{"info": {_text(_info(project, latest, read_blob, base_url))},'
         f' "last_serial": {_text(project.serial)},'
         f' "releases": {{{releases}}},'
-        f' "urls": {lists[latest.version]}}}'
+        f' "urls": {lists[latest.version]}'
+        f"{known}}}"
     ).encode()
 
 
 def version_json(
-    project: ProjectSnap, release: ReleaseSnap, read_blob: ReadBlob, base_url: str = ""
+    project: ProjectSnap,
+    release: ReleaseSnap,
+    read_blob: ReadBlob,
+    base_url: str = "",
+    vulns: Sequence[KnownVuln] | None = None,
 ) -> bytes:
-    return _dumps(
-        {
-            "info": _info(project, release, read_blob, base_url),
-            # The release's own last change, so a change to another release leaves this
-            # page as it is; a mirror's or proxy's releases show the project's serial.
-            "last_serial": project.serial if release.serial is None else release.serial,
-            "urls": _files(release, base_url, project.files_root),
-        }
-    )
+    doc = {
+        "info": _info(project, release, read_blob, base_url),
+        # The release's own last change, so a change to another release leaves this
+        # page as it is; a mirror's or proxy's releases show the project's serial.
+        "last_serial": project.serial if release.serial is None else release.serial,
+        "urls": _files(release, base_url, project.files_root),
+    }
+    if vulns is not None:
+        doc["vulnerabilities"] = vulnerabilities(release, vulns, base_url)
+    return _dumps(doc)

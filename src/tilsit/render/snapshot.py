@@ -56,6 +56,7 @@ class FileSnap:
     cached: bool = True
     metadata_cached: bool = True
     mirrored: bool = False
+    seen_at: datetime | None = None  # first listed here: a cool-down's clock without upload_time
 
     @property
     def serves_metadata(self) -> bool:
@@ -89,6 +90,8 @@ class ProjectSnap:
     releases: tuple[ReleaseSnap, ...]  # every release, deleted too, in version order
     # "" when files are linked under the shared /packages/; "<index>/" for a private index.
     files_root: str = ""
+    status: str = "active"  # PEP 792: a mirror's as its upstream says; a policy's quarantine
+    status_reason: str = ""
 
     @property
     def live_releases(self) -> tuple[ReleaseSnap, ...]:
@@ -132,6 +135,7 @@ _PROJECT_COLUMNS = (
     ProjectRow.last_serial,
     ProjectRow.upstream_serial,
     ProjectRow.deleted_at,
+    ProjectRow.status,
 )
 _RELEASE_COLUMNS = (
     ReleaseRow.id,
@@ -159,6 +163,7 @@ _FILE_COLUMNS = (
     FileRow.cached,
     FileRow.metadata_cached,
     FileRow.source_url,
+    FileRow.seen_at,
 )
 # Past this many releases to read, their files are selected by project, not by id.
 _BY_ID_MAX = 500
@@ -246,6 +251,7 @@ class ProjectSnapshots:
             else project.upstream_serial,
             deleted=project.deleted_at is not None,
             releases=tuple(snaps[r.id] for r in ordered),
+            status=project.status,
         )
         self._keep(key, project, snaps, index)
         return snap
@@ -283,6 +289,7 @@ class ProjectSnapshots:
                     cached=row.cached,
                     metadata_cached=row.metadata_cached,
                     mirrored=row.source_url is not None,
+                    seen_at=row.seen_at,
                 )
             )
         return files

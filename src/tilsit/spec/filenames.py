@@ -27,6 +27,7 @@ from packaging.version import Version
 __all__ = [
     "FILENAME_CHARACTERS",
     "MAX_FILENAME_LENGTH",
+    "PACKAGE_TYPES",
     "DistFilename",
     "InvalidDistFilename",
     "PackageType",
@@ -175,6 +176,8 @@ _LEGACY_TYPES = (
     (".rpm", "bdist_rpm"),
     (".dmg", "bdist_dmg"),
 )
+# Every packagetype a file of an index can have (what a policy's deny.kinds may name).
+PACKAGE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(kind for _suffix, kind in _LEGACY_TYPES))
 
 
 def validate_filename(filename: str) -> str:

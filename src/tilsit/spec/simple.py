@@ -142,14 +142,22 @@ def file_html(f: SimpleFile) -> str:
 
 
 def project_json_from_parts(
-    name: str, serial: int, versions: Sequence[str], files: Iterable[str], status: str = "active"
+    name: str,
+    serial: int,
+    versions: Sequence[str],
+    files: Iterable[str],
+    status: str = "active",
+    reason: str = "",
 ) -> bytes:
     """A PEP 691 project page from its files' :func:`file_json` parts, in page order."""
+    marker: dict[str, str] = {"status": status}
+    if reason:
+        marker["reason"] = reason  # PEP 792's optional free text
     head = _text(
         {
             "meta": {"api-version": API_VERSION, "_last-serial": serial},
             "name": name,
-            "project-status": {"status": status},
+            "project-status": marker,
             "versions": list(versions),
         }
     )
@@ -158,10 +166,12 @@ def project_json_from_parts(
 
 
 def project_html_from_parts(
-    name: str, serial: int, files: Iterable[str], status: str = "active"
+    name: str, serial: int, files: Iterable[str], status: str = "active", reason: str = ""
 ) -> bytes:
     """A PEP 503 project page from its files' :func:`file_html` parts, in page order."""
     status_meta = f'    <meta name="pypi:project-status" content="{escape(status)}">\n'
+    if reason:
+        status_meta += f'    <meta name="pypi:project-status-reason" content="{escape(reason)}">\n'
     head = _head(f"Links for {name}", status_meta) + f"    <h1>Links for {escape(name)}</h1>\n"
     tail = f"  </body>\n</html>\n<!--SERIAL {serial}-->\n"
     return "".join((head, *files, tail)).encode()

@@ -160,6 +160,20 @@ def _json_metadata(value: object) -> str | None:
     return None
 
 
+# PEP 792's statuses; anything else an upstream says is read as the default.
+_STATUSES = frozenset({"active", "archived", "deprecated", "quarantined"})
+
+
+def _known_status(value: object) -> str:
+    return value if isinstance(value, str) and value in _STATUSES else "active"
+
+
+def _status(doc: dict[str, Any]) -> str:
+    """A JSON page's PEP 792 ``project-status.status``."""
+    marker = doc.get("project-status")
+    return _known_status(marker.get("status") if isinstance(marker, dict) else None)
+
+
 def _json_yanked(value: object) -> str | None:
     # As pip reads it: True or a non-empty reason yanks; False and "" do not.
     if value is True:
@@ -219,7 +233,7 @@ def _load_json(url: str, body: bytes) -> dict[str, Any]:
 
 def _json_project(
     url: str, body: bytes, name: str
-) -> tuple[str, int | None, list[UpstreamFile], list[SkippedFile], list[str]]:
+) -> tuple[str, int | None, list[UpstreamFile], list[SkippedFile], list[str], str]:
     doc = _load_json(url, body)
     meta = doc.get("meta") or {}
     if not isinstance(meta, dict):
@@ -273,7 +287,7 @@ def _json_project(
     refused = {v: r for v in versions if (r := _release_refusal(name, v)) is not None}
     skipped += [SkippedFile(f"version {v}", reason) for v, reason in refused.items()]
     versions = [v for v in versions if v not in refused]
-    return spelled, _serial(meta.get("_last-serial")), files, skipped, versions
+    return spelled, _serial(meta.get("_last-serial")), files, skipped, versions, _status(doc)
 
 
 class _SimpleHTML(HTMLParser):
@@ -338,7 +352,7 @@ def _read_html(url: str, body: bytes) -> _SimpleHTML:
 
 def _html_project(
     url: str, body: bytes, name: str
-) -> tuple[str, int | None, list[UpstreamFile], list[SkippedFile], list[str]]:
+) -> tuple[str, int | None, list[UpstreamFile], list[SkippedFile], list[str], str]:
     parsed = _read_html(url, body)
     base = urljoin(url, parsed.base) if parsed.base else url
     files: list[UpstreamFile] = []
@@ -372,7 +386,14 @@ def _html_project(
                 metadata_sha256=_hash_attr(metadata),
             )
         )
-    return name, parsed.serial, files, skipped, []
+    return (
+        name,
+        parsed.serial,
+        files,
+        skipped,
+        [],
+        _known_status(parsed.meta.get("pypi:project-status")),
+    )
 
 
 def parse_project_page(
@@ -393,9 +414,9 @@ def parse_project_page(
     ``UNKNOWN_SIZE`` (-1), to be measured while fetching.
     """
     if _kind(url, content_type) == "json":
-        spelled, serial, files, skipped, versions = _json_project(url, body, name)
+        spelled, serial, files, skipped, versions, status = _json_project(url, body, name)
     else:
-        spelled, serial, files, skipped, versions = _html_project(url, body, name)
+        spelled, serial, files, skipped, versions, status = _html_project(url, body, name)
     seen: set[str] = set()
     unique: list[UpstreamFile] = []
     for f in files:
@@ -410,6 +431,7 @@ def parse_project_page(
         files=tuple(unique),
         versions=tuple(versions),
         etag=etag,
+        status=status,
     )
     return ParsedProject(project, tuple(skipped), serial)
 

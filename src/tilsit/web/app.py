@@ -16,6 +16,7 @@ from dataclasses import asdict
 import anyio.to_thread
 
 from tilsit import __version__
+from tilsit.cooldowns import mature_cooldowns
 from tilsit.freshness import keep_fresh
 from tilsit.instance import Instance
 from tilsit.render.coalesce import coalesce_index_pages
@@ -28,6 +29,7 @@ from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge, original_path
 from tilsit.web.hosts import mail_links_warning
 from tilsit.web.multipart import UPLOAD_TEMP
+from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
@@ -61,9 +63,11 @@ class TilsitApp:
         self.ui = build_ui(instance)
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
+        self.osv = OsvRoutes(instance.db)  # /osv/v1/: imported OSV records
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None
+        self._maturing: asyncio.Task[None] | None = None
         self._stop_schedule = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,6 +85,10 @@ class TilsitApp:
         segments = path.split("/", 3)  # "", first, second, rest
         first = segments[1] if len(segments) > 1 else ""
 
+        if first == "osv" and len(segments) > 2 and segments[2] == "v1":
+            # The OSV API; "v1" is no area of an index, so an index named "osv" keeps its paths.
+            await self.osv(scope, receive, send, segments[3] if len(segments) > 3 else "")
+            return
         if first == "packages":
             if method not in _READ_METHODS:
                 await self._method_not_allowed(send, "GET, HEAD")
@@ -227,6 +235,18 @@ class TilsitApp:
         return os.path.isdir(os.path.join(self.files.root, name, "simple"))
 
     async def _operations(self, scope: Scope, send: Send, path: str) -> None:
+        if path.startswith("/_/why/"):
+            # /_/why/<index>/<project>: a virtual index's verdicts, for its readers.
+            index, _, name = path[len("/_/why/") :].partition("/")
+            name = name.rstrip("/")
+            if scope["method"] not in _READ_METHODS:
+                await self._method_not_allowed(send, "GET, HEAD")
+                return
+            if index and name and "/" not in name:
+                admitted = await self.gate.admit(scope, send, index)
+                if admitted is not None:
+                    await self.virtual.why(scope, admitted, index, name)
+                return
         if path == "/_/health":
             # TUF expiries and warnings: root and targets need an operator (offline keys).
             trust = await anyio.to_thread.run_sync(trust_health, self.instance.signing)
@@ -288,6 +308,14 @@ class TilsitApp:
                         interval=self.instance.settings.index_page_interval,
                     )
                 )
+                # Virtual indexes' cool-downs: files come of age with no request.
+                self._maturing = asyncio.create_task(
+                    mature_cooldowns(
+                        self.instance,
+                        self._stop_schedule,
+                        tick=self.instance.settings.cooldown_tick,
+                    )
+                )
                 self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -301,6 +329,9 @@ class TilsitApp:
                 if self._lists is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._lists
+                if self._maturing is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._maturing
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()

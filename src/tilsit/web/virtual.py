@@ -19,6 +19,7 @@ again at most every few seconds, as the proxy routes do.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -28,11 +29,11 @@ from sqlalchemy import select
 from tilsit.db.models import IndexRow
 from tilsit.index.owners import leaf_indexes, resolve_owner
 from tilsit.instance import Instance
-from tilsit.render.virtual import reason_text
+from tilsit.render.virtual import VirtualView, explain, why_document
 from tilsit.spec.names import is_valid_name, normalize
 from tilsit.store.tree import PAGE_JSON
 from tilsit.upstream.proxy.index import ProxyIndex
-from tilsit.web.asgi import Scope, Send, text
+from tilsit.web.asgi import Scope, Send, respond, text
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 
@@ -167,9 +168,41 @@ class VirtualRoutes:
         await text(send, 404, body, head=scope["method"] == "HEAD")
 
     def _reason(self, virtual: str, name: str) -> str | None:
+        """Why there is no page: ownership (reserved, a look-alike), or the policy that
+        hid every file. Asked on a 404 only: reads stay static."""
+        view = self.explain(virtual, name)
+        return None if view is None else view.reason
+
+    def explain(self, virtual: str, name: str) -> VirtualView | None:
+        renderer = self.instance.renderer
         with self.instance.db.read() as session:
             row = session.scalars(select(IndexRow).where(IndexRow.name == virtual)).first()
-            return None if row is None else reason_text(session, row, name)
+            if row is None or row.kind != "virtual":
+                return None
+            return explain(
+                session, renderer.snapshots, row, name, renderer.clock(), renderer.read_blob
+            )
+
+    async def why(self, scope: Scope, send: Send, virtual: str, name: str) -> None:
+        """``/_/why/<index>/<project>``: every file a member offers and the rule that
+        admitted or hid it (the caller checked the reader may read the index)."""
+        head = scope["method"] == "HEAD"
+        if not is_valid_name(name):
+            await text(send, 404, f"Not Found: {name!r} is not a project name", head=head)
+            return
+        view = await anyio.to_thread.run_sync(self.explain, virtual, normalize(name))
+        if view is None:
+            await text(send, 404, f"Not Found: {virtual!r} is not a virtual index", head=head)
+            return
+        body = json.dumps(why_document(view, virtual, normalize(name)), indent=1).encode()
+        await respond(
+            send,
+            200,
+            body,
+            [(b"cache-control", b"no-store")],
+            content_type=b"application/json",
+            head=head,
+        )
 
     # -- files ----------------------------------------------------------------------
 

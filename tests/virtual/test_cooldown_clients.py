@@ -1,0 +1,99 @@
+"""A virtual index's cool-down agrees with the clients' own upload-time cut-offs.
+
+The upstream (a plain tree, PEP 700 ``data-upload-time`` on its links) has
+``cool-pkg`` 1.0, uploaded eight days ago, and 2.0, uploaded an hour ago. Through
+the virtual index ``cool`` (member: a proxy of that upstream, policy: a 3-day
+cool-down) plain pip, uv and pdm install 1.0; through the proxy alone, pip's
+``--uploaded-prior-to P3D`` and uv's ``--exclude-newer`` pick the same 1.0, and
+without a cut-off 2.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.builders import make_wheel
+from tests.clients.tools import Sandbox, describe
+from tests.conftest import LiveServer, create_database, start_server, stop
+from tests.upstream.static import StaticServer, StaticTree
+from tilsit.config import load_settings
+
+pytestmark = pytest.mark.clients
+
+_DIRECT = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+@dataclass
+class Stack:
+    live: LiveServer
+
+    def url(self, index: str) -> str:
+        return f"{self.live.url}/{index}/simple/"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("cooldown")
+    now = datetime.now(UTC)
+    tree = StaticTree(root / "upstream")
+    tree.add(
+        "cool-pkg",
+        make_wheel("cool-pkg", "1.0"),
+        attrs={"data-upload-time": _stamp(now - timedelta(days=8))},
+    )
+    tree.add(
+        "cool-pkg",
+        make_wheel("cool-pkg", "2.0"),
+        attrs={"data-upload-time": _stamp(now - timedelta(hours=1))},
+    )
+    upstream = StaticServer(tree.root)
+    settings = load_settings(
+        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
+        environ={},
+    )
+    live = start_server(settings, root / "tilsit.log", env=_DIRECT)
+    try:
+        live.cli("index", "create", "pub", "--proxy", f"{upstream.url}/simple/")
+        live.cli("index", "create", "cool", "--virtual", "--members", "pub")
+        live.cli("policy", "set", "cool", "--cooldown", "3 days")
+        yield Stack(live)
+    finally:
+        stop(live)
+        upstream.stop()
+
+
+def _installed(sandbox: Sandbox, client: str, index_url: str, *extra: str) -> str:
+    venv = sandbox.venv(f"venv{len(sandbox.runs)}")
+    python = venv / "bin" / "python"
+    if client == "pip":
+        command: tuple[str | Path, ...] = ("--python", python, "install", *extra)
+    else:
+        command = ("pip", "install", "--python", python, *extra)
+    result = sandbox.run(client, *command, "--index-url", index_url, "cool-pkg")
+    assert result.returncode == 0, describe(result)
+    check = sandbox.python(venv, "import importlib.metadata as m; print(m.version('cool-pkg'))")
+    return check.stdout.strip()
+
+
+@pytest.mark.parametrize("client", ["pip", "uv"])
+def test_the_virtual_index_and_the_clients_cut_off_agree(
+    stack: Stack, client: str, tmp_path: Path
+) -> None:
+    sandbox = Sandbox(tmp_path)
+    assert _installed(sandbox, client, stack.url("cool")) == "1.0"
+    cut_off = (
+        ("--uploaded-prior-to", "P3D")
+        if client == "pip"
+        else ("--exclude-newer", _stamp(datetime.now(UTC) - timedelta(days=3)))
+    )
+    assert _installed(sandbox, client, stack.url("pub"), *cut_off) == "1.0"
+    assert _installed(sandbox, client, stack.url("pub")) == "2.0"
