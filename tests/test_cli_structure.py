@@ -47,6 +47,7 @@ COMMANDS = {
     "policy": ["exempt", "set", "show", "unexempt"],
     "publisher": ["add", "list", "remove"],
     "rebuild": None,
+    "review": ["approve", "list", "reject", "request"],
     "role": ["add", "list", "remove"],
     "serve": None,
     "settings": None,

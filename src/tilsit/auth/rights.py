@@ -22,6 +22,7 @@ __all__ = [
     "MAINTAINER",
     "OWNER",
     "READ",
+    "REVIEW",
     "ROLES",
     "UPLOAD",
     "UPLOADER_ROLES",
@@ -30,6 +31,7 @@ __all__ = [
     "may_manage",
     "may_read",
     "may_read_project",
+    "may_review",
     "may_upload",
     "project_role",
 ]
@@ -38,7 +40,9 @@ __all__ = [
 READ = "read"
 UPLOAD = "upload"
 CREATE = "create"
-INDEX_PERMISSIONS = (READ, UPLOAD, CREATE)
+# Approve or reject releases for a curated virtual index (tilsit.index.reviews).
+REVIEW = "review"
+INDEX_PERMISSIONS = (READ, UPLOAD, CREATE, REVIEW)
 # Roles on one project.
 OWNER = "Owner"
 MAINTAINER = "Maintainer"
@@ -84,6 +88,13 @@ def may_upload(session: Session, user: UserRow, project: ProjectRow) -> bool:
     if user.is_admin or project_role(session, user, project) in UPLOADER_ROLES:
         return True
     return UPLOAD in index_permissions(session, user, project.index)
+
+
+def may_review(session: Session, user: UserRow, index: IndexRow) -> bool:
+    """Admins and users granted "review" on ``index`` approve and reject its releases."""
+    if not user.is_active:
+        return False
+    return user.is_admin or REVIEW in index_permissions(session, user, index)
 
 
 def may_create(session: Session, user: UserRow, index: IndexRow) -> bool:

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("why", "why"),
     "policy": ("policy", "policy"),
     "vuln": ("vulns", "vuln"),
+    "review": ("reviews", "review"),
 }
 
 

@@ -561,7 +561,8 @@ def _permission_command(grant: bool) -> click.Command:
         click.echo(f"{done} {permission!r} on {name!r} for {user.name!r}")
 
     command.__doc__ = (
-        "Give USER a permission on index NAME: read, upload (any project) or create."
+        "Give USER a permission on index NAME: read, upload (any project), create,"
+        " or review (approve releases for a curated virtual index)."
         if grant
         else "Take a permission on index NAME from USER."
         " Token decisions are cached: the read path notices within 30 s."

@@ -1,8 +1,8 @@
 """Who may do what: read an index or one of its projects, upload to a project, create one.
 
 - **read the whole index** (its project list, every project, its TUF metadata): anyone on a
-  public index; on a private one, admins and users granted "read", "upload" or "create" on
-  the index.
+  public index; on a private one, admins and users granted "read", "upload", "create" or
+  "review" on the index (a reviewer reads what it judges).
 - **read one project** of a private index (its pages, legacy JSON, files and ``.metadata``):
   whoever reads the whole index, and that project's Owners and Maintainers. A role on a
   project opens that project only, so creating a project never opens the others.
@@ -10,6 +10,8 @@
   granted "upload" on the whole index.
 - **create** a project: on an index whose ``create_policy`` is "anyone", any active user;
   otherwise admins and users granted "create".
+- **review** (virtual indexes): admins and users granted "review" approve or reject the
+  releases a curated virtual index shows (:mod:`tilsit.index.reviews`).
 
 An API token narrows its user's rights, for reads as for uploads: a token limited to an index
 reaches that index only, and a token limited to projects reaches those projects only, in one
@@ -27,12 +29,14 @@ from tilsit.auth.rights import (
     CREATE,
     INDEX_PERMISSIONS,
     READ,
+    REVIEW,
     UPLOAD,
     UPLOADER_ROLES,
     index_permissions,
     may_create,
     may_read,
     may_read_project,
+    may_review,
     may_upload,
     project_role,
 )
@@ -55,6 +59,7 @@ __all__ = [
     "CREATE",
     "INDEX_PERMISSIONS",
     "READ",
+    "REVIEW",
     "UPLOAD",
     "UPLOADER_ROLES",
     "ReadScope",
@@ -64,6 +69,7 @@ __all__ = [
     "may_create",
     "may_read",
     "may_read_project",
+    "may_review",
     "may_upload",
     "pending_reservation",
     "project_role",

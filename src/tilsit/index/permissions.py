@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tilsit.auth.audit import record_event
 from tilsit.db.models import IndexPermissionRow, IndexRow, ProjectRow, UserRow
 from tilsit.index import errors, owners
-from tilsit.index.access import INDEX_PERMISSIONS
+from tilsit.index.access import INDEX_PERMISSIONS, REVIEW
 from tilsit.index.journal import record
 from tilsit.index.virtual import check_exposure
 
@@ -186,6 +186,11 @@ def grant_permission(
 ) -> bool:
     """Give ``user`` ``permission`` on ``index``; False if it was already granted."""
     _check_permission(permission)
+    if permission == REVIEW and index.kind != "virtual":
+        # Reviews decide what a curated virtual index shows; elsewhere the grant means nothing.
+        raise InvalidPermission(
+            f"Permission 'review' is for virtual indexes: {index.name!r} is a {index.kind} index"
+        )
     existing = _permission_row(session, index, user, permission)
     if existing is not None:
         return False

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tilsit.instance import Instance
 from tilsit.web import oidc
-from tilsit.web.ui import account, admin, home, projects, publishers, tokens
+from tilsit.web.ui import account, admin, home, projects, publishers, reviews, tokens
 from tilsit.web.ui.context import (
     STATIC,
     Forbidden,
@@ -38,6 +38,7 @@ def all_routes() -> list[BaseRoute]:
         *tokens.routes,
         *publishers.routes,
         *projects.routes,
+        *reviews.routes,
         *admin.routes,
         Mount("/_/static", StaticFiles(directory=STATIC), name="static"),
     ]
