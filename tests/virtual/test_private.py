@@ -9,9 +9,13 @@ member) is served statically after ``auth_request``.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -119,3 +123,32 @@ def test_a_token_limited_to_a_project_reads_that_projects_files_only(stack: Stac
     assert response.status_code == 200, response.text
     assert _get(stack, other, stack.limited).status_code == 403
     assert _get(stack, other, stack.virtual_reader).status_code == 200
+
+
+def test_the_virtual_index_verifies_against_its_root(stack: Stack, tmp_path: Path) -> None:
+    """Its TUF metadata signs exactly what its pages list, files under its own root."""
+    root = stack.live.settings.tree_dir / "priv" / "tuf" / "1.root.json"
+    base = stack.nginx or stack.live.url
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tilsit",
+            "verify",
+            base,
+            "--index",
+            "priv",
+            "--root",
+            str(root),
+            "--fresh",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "TILSIT_TOKEN": stack.virtual_reader},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["faults"] == [], report
