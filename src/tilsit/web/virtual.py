@@ -53,8 +53,9 @@ class VirtualRoutes:
         self.instance = instance
         self.read = read
         self.proxy = proxy
-        self._known: dict[str, VirtualIndex | None] = {}
-        self._learned = float("-inf")
+        # Learned now, so a hosted index's reads make no query of their own.
+        self._known: dict[str, VirtualIndex | None] = self._learn()
+        self._learned = time.monotonic()
 
     def _learn(self) -> dict[str, VirtualIndex | None]:
         """Every index by name: its :class:`VirtualIndex` if it is virtual, else None."""
