@@ -253,3 +253,9 @@ def test_pdm_locks_the_internal_version(stack: Stack, tmp_path: Path) -> None:
     [package] = lock["package"]
     assert (package["name"], package["version"]) == ("acme-widgets", "1.2.0")
     assert [f["hash"] for f in package["files"]] == [f"sha256:{stack.internal.sha256}"]
+
+
+def test_an_upload_to_the_virtual_index_names_its_hosted_members(stack: Stack) -> None:
+    refused = _post(stack.live, make_wheel("acme-widgets", "1.3.0"), stack.live.token(), "all")
+    assert refused.status_code == 405
+    assert "upload to one of its hosted members: internal" in refused.text, refused.text

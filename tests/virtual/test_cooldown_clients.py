@@ -24,13 +24,18 @@ from tests.upstream.static import StaticServer, StaticTree
 from tilsit.config import load_settings
 
 pytestmark = pytest.mark.clients
+_JSON = "application/vnd.pypi.simple.v1+json"
 
 _DIRECT = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+# The maturing job ticks every second here (30 s by default).
+_ENV = {**_DIRECT, "TILSIT_COOLDOWN_TICK": "1"}
+SOON = 25  # seconds until soon-pkg 2.0 leaves the cool-down (a loaded machine is slow)
 
 
 @dataclass
 class Stack:
     live: LiveServer
+    tree: StaticTree
 
     def url(self, index: str) -> str:
         return f"{self.live.url}/{index}/simple/"
@@ -55,17 +60,27 @@ def stack(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -
         make_wheel("cool-pkg", "2.0"),
         attrs={"data-upload-time": _stamp(now - timedelta(hours=1))},
     )
+    # soon-pkg 2.0 comes of age SOON seconds after the server starts.
+    tree.add(
+        "soon-pkg",
+        make_wheel("soon-pkg", "1.0"),
+        attrs={"data-upload-time": _stamp(now - timedelta(days=8))},
+    )
+    ripe = now - timedelta(hours=2) + timedelta(seconds=SOON)
+    tree.add("soon-pkg", make_wheel("soon-pkg", "2.0"), attrs={"data-upload-time": _stamp(ripe)})
     upstream = StaticServer(tree.root)
     settings = load_settings(
         overrides={"data": root / "data", "database_url": create_database(postgres_base)},
         environ={},
     )
-    live = start_server(settings, root / "tilsit.log", env=_DIRECT)
+    live = start_server(settings, root / "tilsit.log", env=_ENV)
     try:
         live.cli("index", "create", "pub", "--proxy", f"{upstream.url}/simple/")
         live.cli("index", "create", "cool", "--virtual", "--members", "pub")
         live.cli("policy", "set", "cool", "--cooldown", "3 days")
-        yield Stack(live)
+        live.cli("index", "create", "soon", "--virtual", "--members", "pub")
+        live.cli("policy", "set", "soon", "--cooldown", "2 hours")
+        yield Stack(live, tree)
     finally:
         stop(live)
         upstream.stop()
@@ -97,3 +112,32 @@ def test_the_virtual_index_and_the_clients_cut_off_agree(
     )
     assert _installed(sandbox, client, stack.url("pub"), *cut_off) == "1.0"
     assert _installed(sandbox, client, stack.url("pub")) == "2.0"
+
+
+def test_a_file_leaves_the_cool_down_on_schedule_with_no_request(stack: Stack) -> None:
+    """The first request brings soon-pkg in (1.0 shown, 2.0 cooling); then, with no request
+    at all, the maturing job renders 2.0 into the tree when it comes of age."""
+    import json
+    import time
+
+    import httpx
+
+    now = datetime.now(UTC)
+    old = {"data-upload-time": _stamp(now - timedelta(days=8))}
+    stack.tree.add("soon-pkg", make_wheel("soon-pkg", "1.0"), attrs=old)
+    ripe = now - timedelta(hours=2) + timedelta(seconds=SOON)
+    stack.tree.add(
+        "soon-pkg", make_wheel("soon-pkg", "2.0"), attrs={"data-upload-time": _stamp(ripe)}
+    )
+    first = httpx.get(f"{stack.url('soon')}soon-pkg/", headers={"Accept": _JSON}, timeout=30)
+    assert first.status_code == 200, first.text
+    assert first.json()["versions"] == ["1.0"], stack.live.cli("why", "soon", "soon-pkg").stdout
+    page = stack.live.settings.tree_dir / "soon" / "simple" / "soon-pkg" / "index.v1.json"
+    deadline = time.monotonic() + SOON + 30
+    versions: list[str] = []
+    while time.monotonic() < deadline:
+        versions = json.loads(page.read_bytes())["versions"]
+        if versions == ["1.0", "2.0"]:
+            break
+        time.sleep(0.5)
+    assert versions == ["1.0", "2.0"]

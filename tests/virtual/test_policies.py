@@ -185,3 +185,31 @@ def test_hosted_files_never_cool_down(stack: Instance, client: object, token: st
     wheel = make_wheel("fresh-internal", "1.0")
     post(client, token, wheel)
     assert filenames(page(stack, "all", "fresh-internal")) == [wheel.filename]
+
+
+def test_allowed_licences_are_read_from_the_core_metadata(stack: Instance) -> None:
+    import hashlib
+
+    stack.renderer.clock = lambda: NOW
+    old = NOW - timedelta(days=30)
+    files = []
+    for version, licence in (("1.0", "MIT"), ("2.0", "GPL-3.0-only"), ("3.0", None)):
+        wheel = make_wheel("licensed", version)
+        head = f"Metadata-Version: 2.4\nName: licensed\nVersion: {version}\n"
+        metadata = (head + (f"License-Expression: {licence}\n" if licence else "") + "\n").encode()
+        stack.blobs.put_bytes(wheel.data)
+        stack.blobs.put_bytes(metadata)
+        files.append(
+            UpstreamFile(
+                filename=wheel.filename,
+                url=f"https://upstream.invalid/files/{wheel.filename}",
+                sha256=wheel.sha256,
+                size=len(wheel.data),
+                upload_time=old,
+                metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+            )
+        )
+    _mirror(stack, "licensed", 3, *files)
+    _policy(stack, 'allow = { licenses = ["MIT", "Apache-2.0"] }')
+    # GPL is not allowed; a release that states no expression is hidden while the rule is set.
+    assert filenames(page(stack, "all", "licensed")) == [files[0].filename]

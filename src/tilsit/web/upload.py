@@ -21,6 +21,7 @@ from tilsit.config.limits import parse_limits
 from tilsit.db.models import UserRow
 from tilsit.index import errors
 from tilsit.index.manage import get_index
+from tilsit.index.owners import leaf_indexes
 from tilsit.index.upload import UploadForm, UploadRules, check_form, store_upload, uploader_for
 from tilsit.instance import Instance
 from tilsit.web.asgi import Receive, Scope, Send, header, respond
@@ -148,11 +149,14 @@ class UploadRoute:
             with instance.db.read() as session:
                 index = get_index(session, index_name)
                 if index.kind != "hosted":
-                    return (
-                        405,
-                        f"Index {index_name!r} is a {index.kind} index: uploads go to hosted indexes",
-                        [],
-                    )
+                    where = "uploads go to hosted indexes"
+                    if index.kind == "virtual":
+                        hosted = [
+                            m.name for m in leaf_indexes(session, index) if m.kind == "hosted"
+                        ]
+                        if hosted:
+                            where = f"upload to one of its hosted members: {', '.join(hosted)}"
+                    return (405, f"Index {index_name!r} is a {index.kind} index: {where}", [])
                 self._check_email(find_token(session, secret).user)
             checked = check_form(upload)
             with instance.db.write() as session:
