@@ -100,6 +100,7 @@ def solo_change(data: Path, serial: int) -> float:
     """The same change in a mirror that no virtual index holds: its render alone (s)."""
     settings = load_settings(overrides={"data": data}, environ={})
     instance = open_instance(settings, create=False, owner=True)
+    instance.renderer.coalesce_from = 0  # lists to the coalescing loop, as `tilsit serve` does
     try:
         with instance.db.write() as session:
             if session.scalar(select(func.count()).where(IndexRow.name == "solo")) == 0:
@@ -136,9 +137,14 @@ def solo_change(data: Path, serial: int) -> float:
 
 
 def one_change(data: Path, projects: int, round_: int = 0) -> dict[str, float]:
-    """A new release of one mirrored project, and what its render did in 'all'."""
+    """A new release of one mirrored project, and what its render did in 'all'.
+
+    Project lists are left to the coalescing loop, as ``tilsit serve`` does at this size:
+    a list names every project with its serial, so it changes at every write anyway,
+    and is rendered once per interval for all of them."""
     settings = load_settings(overrides={"data": data}, environ={})
     instance = open_instance(settings, create=False, owner=True)
+    instance.renderer.coalesce_from = 0
     tree = settings.tree_dir / "all"
     try:
         third = projects // 3

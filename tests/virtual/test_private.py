@@ -70,6 +70,7 @@ def stack(
         refused = live.cli("index", "create", "leaky", "--virtual", "--members", "sec", check=False)
         assert refused.returncode != 0 and "'sec' is private" in refused.stderr, refused.stderr
         live.cli("index", "create", "priv", "--virtual", "--members", "sec", "--private")
+        live.cli("index", "reserve", "sec", "secret-plan")
         virtual_reader = live.token("vera")
         member_reader = live.token("max")
         live.cli("index", "grant", "priv", "vera", "read")
@@ -152,3 +153,15 @@ def test_the_virtual_index_verifies_against_its_root(stack: Stack, tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] and report["faults"] == [], report
+
+
+def test_a_missing_page_says_why_through_tilsit_and_nginx(stack: Stack) -> None:
+    """The pages are static; only a 404 asks tilsit, whose body gives the reason."""
+    reserved = _get(stack, "/priv/simple/secret-plan/", stack.virtual_reader)
+    assert reserved.status_code == 404
+    assert "reserved by index 'sec'" in reserved.text, reserved.text
+    unknown = _get(stack, "/priv/simple/nothing-here/", stack.virtual_reader)
+    assert unknown.status_code == 404
+    assert "no project 'nothing-here'" in unknown.text, unknown.text
+    # A stranger learns nothing: the gate answers first.
+    assert _get(stack, "/priv/simple/secret-plan/", None).status_code == 401

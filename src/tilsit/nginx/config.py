@@ -299,6 +299,27 @@ add_header Cache-Control "{cache}";
 }}"""
 
 
+def _virtual_reason(proxy: str | None) -> tuple[str, str]:
+    """A virtual index's missing page (its tree directory holds ``.virtual``, which the
+    renderer writes) is answered by tilsit, whose 404 says why: reserved, a look-alike,
+    hidden by a policy until a date. Its pages stay static; only the 404 asks tilsit.
+    Returns the test for the 404 location and the location it hands over to."""
+    if proxy is None:
+        return "", ""
+    test = """
+if (-f "$document_root/$tilsit_auth_index/.virtual") {
+rewrite ^ /.tilsit/virtual-404 last;
+}"""
+    location = f"""
+location = /.tilsit/virtual-404 {{
+internal;
+# The path as the client asked for it (a project name holds nothing to escape).
+rewrite ^ $request_uri? break;
+{proxy}
+}}"""
+    return test, location
+
+
 def _auth_locations(proxy: str | None) -> str:
     """The ``auth_request`` target: public indexes at once, private ones asked of tilsit."""
     ask = (
@@ -455,12 +476,15 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
         _page_location(media, tree, content_type, page_cache)
         for media, content_type in [*_MEDIA_TYPES.items(), ("legacy", "application/json")]
     )
+    reason_test, reason_location = _virtual_reason(proxy if upstream is not None else None)
     server = _Template(_text("server.conf")).substitute(
         listen=listen,
         root=_quote(tree),
         client_max_body_size=max_upload_size + 1024 * 1024,
         outside=outside,
         fetch=fetch,
+        virtual_reason=reason_test,
+        virtual_reason_location=reason_location,
         immutable=_IMMUTABLE,
         index=_INDEX,
         auth=_AUTH,

@@ -77,7 +77,15 @@ from tilsit.spec.simple import (
 )
 from tilsit.spec.treepaths import UnsafeTreePath
 from tilsit.store.blobs import BlobStore
-from tilsit.store.tree import PAGE_HTML, PAGE_JSON, PRIVATE_MARKER, Tree, file_path, private_root
+from tilsit.store.tree import (
+    PAGE_HTML,
+    PAGE_JSON,
+    PRIVATE_MARKER,
+    VIRTUAL_MARKER,
+    Tree,
+    file_path,
+    private_root,
+)
 from tilsit.trust.layout import file_target, hashed_path, is_hashed, page_target
 from tilsit.trust.mirror import carries
 from tilsit.trust.repository import Batch, Signing, Undo
@@ -475,6 +483,8 @@ class Renderer:
         return sorted(self.failures.load().values(), key=lambda f: f.key)
 
     def _mark_privacy(self, index: IndexRow) -> None:
+        if index.kind == "virtual" and self.tree.read(f"{index.name}/{VIRTUAL_MARKER}") is None:
+            self.tree.write(f"{index.name}/{VIRTUAL_MARKER}", b"")
         # First, before any page moves: the marker is what the read path checks.
         marker = f"{index.name}/{PRIVATE_MARKER}"
         if index.private:

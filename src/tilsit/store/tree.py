@@ -48,13 +48,23 @@ from urllib.parse import quote
 from tilsit.spec.treepaths import UnsafeTreePath, check_relative
 from tilsit.store.fs import fsync_dir, sync_filesystem
 
-__all__ = ["PAGE_HTML", "PAGE_JSON", "PRIVATE_MARKER", "Tree", "file_path", "private_root"]
+__all__ = [
+    "PAGE_HTML",
+    "PAGE_JSON",
+    "PRIVATE_MARKER",
+    "VIRTUAL_MARKER",
+    "Tree",
+    "file_path",
+    "private_root",
+]
 
 PAGE_HTML = "index.html"
 PAGE_JSON = "index.v1.json"
 # Present in <index>/ while the index is private: tilsit and nginx check it per
 # request, so a private index is never served from the tree without a check.
 PRIVATE_MARKER = ".private"
+# In a virtual index's directory: nginx hands its missing pages to tilsit, whose 404 says why.
+VIRTUAL_MARKER = ".virtual"
 
 
 def private_root(index: str) -> str:
