@@ -3,9 +3,9 @@
 The upstream (a plain tree, PEP 700 ``data-upload-time`` on its links) has
 ``cool-pkg`` 1.0, uploaded eight days ago, and 2.0, uploaded an hour ago. Through
 the virtual index ``cool`` (member: a proxy of that upstream, policy: a 3-day
-cool-down) plain pip, uv and pdm install 1.0; through the proxy alone, pip's
-``--uploaded-prior-to P3D`` and uv's ``--exclude-newer`` pick the same 1.0, and
-without a cut-off 2.0.
+cool-down) plain pip, uv and pdm pick 1.0; through the proxy alone, pip's
+``--uploaded-prior-to P3D``, uv's ``--exclude-newer "3 days"`` and pdm's
+``lock --exclude-newer`` pick the same 1.0, and without a cut-off 2.0.
 """
 
 from __future__ import annotations
@@ -60,14 +60,6 @@ def stack(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -
         make_wheel("cool-pkg", "2.0"),
         attrs={"data-upload-time": _stamp(now - timedelta(hours=1))},
     )
-    # soon-pkg 2.0 comes of age SOON seconds after the server starts.
-    tree.add(
-        "soon-pkg",
-        make_wheel("soon-pkg", "1.0"),
-        attrs={"data-upload-time": _stamp(now - timedelta(days=8))},
-    )
-    ripe = now - timedelta(hours=2) + timedelta(seconds=SOON)
-    tree.add("soon-pkg", make_wheel("soon-pkg", "2.0"), attrs={"data-upload-time": _stamp(ripe)})
     upstream = StaticServer(tree.root)
     settings = load_settings(
         overrides={"data": root / "data", "database_url": create_database(postgres_base)},
@@ -105,11 +97,7 @@ def test_the_virtual_index_and_the_clients_cut_off_agree(
 ) -> None:
     sandbox = Sandbox(tmp_path)
     assert _installed(sandbox, client, stack.url("cool")) == "1.0"
-    cut_off = (
-        ("--uploaded-prior-to", "P3D")
-        if client == "pip"
-        else ("--exclude-newer", _stamp(datetime.now(UTC) - timedelta(days=3)))
-    )
+    cut_off = ("--uploaded-prior-to", "P3D") if client == "pip" else ("--exclude-newer", "3 days")
     assert _installed(sandbox, client, stack.url("pub"), *cut_off) == "1.0"
     assert _installed(sandbox, client, stack.url("pub")) == "2.0"
 
@@ -141,3 +129,27 @@ def test_a_file_leaves_the_cool_down_on_schedule_with_no_request(stack: Stack) -
             break
         time.sleep(0.5)
     assert versions == ["1.0", "2.0"]
+
+
+def test_pdm_exclude_newer_agrees_with_the_virtual_index(stack: Stack, tmp_path: Path) -> None:
+    import tomllib
+
+    def locked(index_url: str, *extra: str) -> str:
+        project = tmp_path / f"consumer{len(list(tmp_path.iterdir()))}"
+        project.mkdir()
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "consumer"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+            'dependencies = ["cool-pkg"]\n\n'
+            f'[[tool.pdm.source]]\nname = "pypi"\nurl = "{index_url}"\n'
+        )
+        result = Sandbox(tmp_path / f"sandbox-{project.name}").run(
+            "pdm", "lock", *extra, cwd=project
+        )
+        assert result.returncode == 0, describe(result)
+        [package] = tomllib.loads((project / "pdm.lock").read_text())["package"]
+        return str(package["version"])
+
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert locked(stack.url("cool")) == "1.0"
+    assert locked(stack.url("pub"), "--exclude-newer", three_days_ago) == "1.0"
+    assert locked(stack.url("pub")) == "2.0"
