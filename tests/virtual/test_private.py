@@ -39,6 +39,7 @@ class Stack:
     member_reader: str
     limited: str  # vera's token for project inner-secret only
     other: Dist
+    public: Dist  # in the public hosted index pubh, under the public virtual index open
 
 
 @pytest.fixture(scope="module", params=["tilsit", pytest.param("nginx", marks=pytest.mark.nginx)])
@@ -71,6 +72,12 @@ def stack(
         assert refused.returncode != 0 and "'sec' is private" in refused.stderr, refused.stderr
         live.cli("index", "create", "priv", "--virtual", "--members", "sec", "--private")
         live.cli("index", "reserve", "sec", "secret-plan")
+        live.cli("index", "create", "pubh")
+        public = make_wheel("open-tool", "1.0")
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            response = upload(client, public, alice, "/pubh/legacy/")
+            assert response.status_code == 200, response.text
+        live.cli("index", "create", "open", "--virtual", "--members", "pubh")
         virtual_reader = live.token("vera")
         member_reader = live.token("max")
         live.cli("index", "grant", "priv", "vera", "read")
@@ -79,7 +86,7 @@ def stack(
         url = None
         if request.param == "nginx":
             process, url = start_nginx(settings.tree_dir, live.url, root / "nginx")
-        yield Stack(live, url, wheel, virtual_reader, member_reader, limited, other)
+        yield Stack(live, url, wheel, virtual_reader, member_reader, limited, other, public)
     finally:
         if process is not None:
             stop_process(process)
@@ -165,3 +172,16 @@ def test_a_missing_page_says_why_through_tilsit_and_nginx(stack: Stack) -> None:
     assert "no project 'nothing-here'" in unknown.text, unknown.text
     # A stranger learns nothing: the gate answers first.
     assert _get(stack, "/priv/simple/secret-plan/", None).status_code == 401
+
+
+def test_a_public_virtual_indexs_files_may_be_cached_by_anyone(stack: Stack) -> None:
+    path = f"/open/{file_path(stack.public.sha256, stack.public.filename)}"
+    response = _get(stack, path, None)
+    assert response.status_code == 200
+    assert response.content == stack.public.data
+    assert "public" in response.headers["cache-control"], response.headers
+    private = _get(
+        stack, f"/priv/{file_path(stack.wheel.sha256, stack.wheel.filename)}", stack.virtual_reader
+    )
+    if stack.nginx is not None:  # tilsit marks a private index's answers in the gate's wrapper
+        assert "private" in private.headers["cache-control"], private.headers

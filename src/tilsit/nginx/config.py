@@ -272,9 +272,11 @@ add_header Cache-Control "{immutable}";
 
 
 def _private_files(tree: str) -> str:
-    """A private index's files, under ``/<index>/packages/`` (see tilsit.store.tree)."""
+    """An index's own files, under ``/<index>/packages/`` (see tilsit.store.tree): a private
+    index's, and a virtual index's whether private or public (so shared caches may keep a
+    public one's)."""
     named = f"/(?<tilsit_files_index>{_INDEX})/packages"
-    cache = _IMMUTABLE.replace("public", "private")
+    cache = _IMMUTABLE.replace("public", "$tilsit_visibility")
     return f"""
 location ~ "^{named}/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{
 set $tilsit_auth_index $tilsit_files_index;{_AUTH}
