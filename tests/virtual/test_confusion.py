@@ -259,3 +259,15 @@ def test_an_upload_to_the_virtual_index_names_its_hosted_members(stack: Stack) -
     refused = _post(stack.live, make_wheel("acme-widgets", "1.3.0"), stack.live.token(), "all")
     assert refused.status_code == 405
     assert "upload to one of its hosted members: internal" in refused.text, refused.text
+
+
+def test_xmlrpc_answers_what_the_pages_show(stack: Stack) -> None:
+    """bandersnatch-era clients ask over XML-RPC: a virtual index's releases are its pages'."""
+    import xmlrpc.client
+
+    with xmlrpc.client.ServerProxy(f"{stack.live.url}/all/pypi") as server:
+        assert server.package_releases("acme-widgets") == ["1.2.0"]
+        assert server.package_releases("Acme_Widgets", True) == ["1.2.0"]
+        assert server.package_releases("no-such-project") == []
+        changes = server.changelog_since_serial(0)
+        assert "acme-widgets" in {change[0] for change in changes}

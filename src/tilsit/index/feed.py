@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from tilsit.db.models import IndexRow, JournalRow, ProjectRow, ReleaseRow
 from tilsit.spec.names import normalize
 
-__all__ = ["CHANGES_LIMIT", "Change", "changes_since", "project_serials", "release_versions"]
+__all__ = [
+    "CHANGES_LIMIT",
+    "Change",
+    "changes_since",
+    "choose_versions",
+    "project_serials",
+    "release_versions",
+]
 
 # PyPI answers at most this many changes per call; a client asks again from the last serial.
 CHANGES_LIMIT = 50_000
@@ -130,10 +137,16 @@ def release_versions(
             ReleaseRow.project_id == project.id, ReleaseRow.deleted_at.is_(None)
         )
     ).all()
-    ordered = sorted(releases, key=lambda r: _newest_first(r.version), reverse=True)
+    return choose_versions([(r.version, r.yanked) for r in releases], every=every)
+
+
+def choose_versions(releases: list[tuple[str, bool]], *, every: bool) -> list[str]:
+    """``(version, yanked)`` pairs as :func:`release_versions` answers them: every one,
+    newest first, or only the latest (see there)."""
+    ordered = sorted(releases, key=lambda r: _newest_first(r[0]), reverse=True)
     if every:
-        return [r.version for r in ordered]
-    candidates = [r.version for r in ordered if not r.yanked]
+        return [version for version, _yanked in ordered]
+    candidates = [version for version, yanked in ordered if not yanked]
     finals = [v for v in candidates if not _prerelease(v)]
     return finals[:1] or candidates[:1]
 

@@ -19,6 +19,8 @@ method reads (the whole index, or for ``package_releases`` that project).
 
 from __future__ import annotations
 
+import json
+import os
 import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,8 @@ from sqlalchemy.orm import Session
 from tilsit.auth.tokens import credentials_from_header
 from tilsit.db.engine import Database
 from tilsit.db.models import IndexRow
-from tilsit.index.feed import changes_since, project_serials, release_versions
+from tilsit.index.feed import changes_since, choose_versions, project_serials, release_versions
+from tilsit.spec.names import is_valid_name, normalize
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody
 from tilsit.web.gate import ReadGate, challenge
@@ -44,6 +47,8 @@ MAX_CALL_BYTES = 64 * 1024
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 _XML = b"text/xml; charset=utf-8"
+# A project's legacy JSON read for package_releases on a virtual index: bounded.
+_LEGACY_MAX = 64 * 1024 * 1024
 
 
 class InvalidCall(ValueError):
@@ -202,7 +207,31 @@ class XmlRpcRoute:
             row = session.scalars(select(IndexRow).where(IndexRow.name == index)).one_or_none()
             if row is None:
                 return False, None
+            if row.kind == "virtual" and method is METHODS["package_releases"]:
+                return True, self._virtual_releases(index, args)
             return True, method.answer(session, row, args)
+
+    def _virtual_releases(self, index: str, args: tuple[Any, ...]) -> list[str]:
+        """A virtual index's releases are what its pages show (its policy applied), so
+        they are read from its published legacy JSON, not from rows."""
+        name = normalize(args[0]) if is_valid_name(args[0]) else None
+        if name is None:
+            return []
+        try:
+            with open(os.path.join(self.gate.root, index, "pypi", name, "json"), "rb") as fh:
+                document = json.loads(fh.read(_LEGACY_MAX))
+        except (OSError, ValueError):
+            return []
+        releases = document.get("releases") if isinstance(document, dict) else None
+        if not isinstance(releases, dict):
+            return []
+        pairs = [
+            (version, bool(files) and all(f.get("yanked") for f in files))
+            for version, files in releases.items()
+            if isinstance(files, list)
+        ]
+        every = bool(args[1]) if len(args) > 1 else False
+        return choose_versions(pairs, every=every)
 
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The request body, at most :data:`MAX_CALL_BYTES`; None once answered (413)."""
