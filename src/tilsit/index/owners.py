@@ -42,6 +42,7 @@ from tilsit.spec.names import confusable_key, fold_confusable
 
 __all__ = [
     "Owner",
+    "as_written",
     "containing_virtuals",
     "forget_memberships",
     "leaf_indexes",
@@ -50,6 +51,7 @@ __all__ = [
     "refresh_owner",
     "reservation_of",
     "resolve_owner",
+    "route_of",
 ]
 
 _CACHE = "tilsit.virtual_members"
@@ -135,6 +137,20 @@ def leaf_indexes(session: Session, virtual: IndexRow) -> list[IndexRow]:
     return out
 
 
+def as_written(pattern: str, prefix: bool) -> str:
+    """A reservation as operators write it: ``acme-widgets``, or ``acme-*`` for a prefix."""
+    return pattern + ("*" if prefix else "")
+
+
+def route_of(session: Session, virtual: IndexRow, name: str) -> VirtualRouteRow | None:
+    """The operator's route of normalised ``name`` in ``virtual``, if any."""
+    return session.scalars(
+        select(VirtualRouteRow).where(
+            VirtualRouteRow.virtual_index_id == virtual.id, VirtualRouteRow.project == name
+        )
+    ).one_or_none()
+
+
 def reservation_of(session: Session, name: str) -> ReservationRow | None:
     """The reservation that covers normalised ``name``: exact first, then the longest prefix."""
     exact = session.scalars(
@@ -208,11 +224,7 @@ def _has(session: Session, member: IndexRow, name: str) -> tuple[bool, str | Non
 def resolve_owner(session: Session, virtual: IndexRow, name: str) -> Owner:
     """Which member supplies normalised ``name`` in ``virtual`` (the module's rules)."""
     members = member_indexes(session, virtual)
-    route = session.scalars(
-        select(VirtualRouteRow).where(
-            VirtualRouteRow.virtual_index_id == virtual.id, VirtualRouteRow.project == name
-        )
-    ).first()
+    route = route_of(session, virtual, name)
     if route is not None:
         member = next((m for m in members if m.id == route.member_index_id), None)
         if member is not None:
@@ -223,7 +235,7 @@ def resolve_owner(session: Session, virtual: IndexRow, name: str) -> Owner:
         holder = session.get(IndexRow, reserved.index_id)
         detail = {
             "by": holder.name if holder is not None else "?",
-            "pattern": reserved.pattern + ("*" if reserved.prefix else ""),
+            "pattern": as_written(reserved.pattern, reserved.prefix),
         }
         member = _member_through(session, virtual, members, reserved.index_id)
         if member is None:
@@ -261,7 +273,7 @@ def resolve_owner(session: Session, virtual: IndexRow, name: str) -> Owner:
                 None,
                 "confusable",
                 detail={
-                    "like": look_alike.pattern + ("*" if look_alike.prefix else ""),
+                    "like": as_written(look_alike.pattern, look_alike.prefix),
                     "of": holder.name if holder is not None else "?",
                     "reserved": True,
                 },

@@ -42,7 +42,7 @@ from tilsit.index.access import (
     token_index_id,
 )
 from tilsit.index.journal import record
-from tilsit.index.owners import reservation_of
+from tilsit.index.owners import as_written, reservation_of
 from tilsit.index.releases import same_distribution
 from tilsit.index.rows import release_for_new_file
 from tilsit.spec.filenames import DistFilename, InvalidDistFilename, parse_dist_filename
@@ -353,7 +353,7 @@ def _check_namespace(session: Session, index: IndexRow, dist: DistFilename) -> N
     if held is None or held.index_id == index.id:
         return
     holder = session.get(IndexRow, held.index_id)
-    shown = held.pattern + ("*" if held.prefix else "")
+    shown = as_written(held.pattern, held.prefix)
     raise errors.Forbidden(
         f"The project name {dist.name!r} is reserved by index"
         f" {holder.name if holder is not None else '?'!r} (as {shown!r}): upload it there"

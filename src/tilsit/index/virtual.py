@@ -63,6 +63,11 @@ def members_of(session: Session, virtual: IndexRow) -> list[IndexRow]:
     return owners.member_indexes(session, virtual)
 
 
+def _who(by: UserRow | None, actor: str) -> str:
+    """The audit log's name of who acted: the user, else the CLI's actor name."""
+    return by.name if by is not None else (actor or "tilsit")
+
+
 def _require_virtual(index: IndexRow, what: str) -> None:
     if index.kind != "virtual":
         raise InvalidMembers(
@@ -176,7 +181,7 @@ def set_members(
         )
     session.flush()
     owners.forget_memberships(session)
-    who = by.name if by is not None else (actor or "tilsit")
+    who = _who(by, actor)
     record_event(
         session,
         "virtual.members.changed",
@@ -241,14 +246,10 @@ def set_route(
         holder = session.get(IndexRow, held.index_id)
         raise InvalidMembers(
             f"{name!r} is reserved by {holder.name if holder else '?'!r}"
-            f" (as {held.pattern + ('*' if held.prefix else '')!r}): unreserve it before"
+            f" (as {owners.as_written(held.pattern, held.prefix)!r}): unreserve it before"
             " routing it elsewhere"
         )
-    row = session.scalars(
-        select(VirtualRouteRow).where(
-            VirtualRouteRow.virtual_index_id == virtual.id, VirtualRouteRow.project == name
-        )
-    ).one_or_none()
+    row = owners.route_of(session, virtual, name)
     if row is None:
         row = VirtualRouteRow(virtual_index_id=virtual.id, project=name, member_index_id=member.id)
         session.add(row)
@@ -258,7 +259,7 @@ def set_route(
         session,
         "virtual.route.set",
         actor=by,
-        actor_name=by.name if by is not None else (actor or "tilsit"),
+        actor_name=_who(by, actor),
         index_id=virtual.id,
         project=name,
         detail={"member": member.name, "reason": reason},
@@ -271,11 +272,7 @@ def clear_route(
 ) -> None:
     _require_virtual(virtual, "a route")
     name = _project_name(project)
-    row = session.scalars(
-        select(VirtualRouteRow).where(
-            VirtualRouteRow.virtual_index_id == virtual.id, VirtualRouteRow.project == name
-        )
-    ).one_or_none()
+    row = owners.route_of(session, virtual, name)
     if row is None:
         raise InvalidMembers(f"{name!r} has no route in {virtual.name!r}")
     session.delete(row)
@@ -284,7 +281,7 @@ def clear_route(
         session,
         "virtual.route.removed",
         actor=by,
-        actor_name=by.name if by is not None else (actor or "tilsit"),
+        actor_name=_who(by, actor),
         index_id=virtual.id,
         project=name,
         detail={},
@@ -337,7 +334,7 @@ def reserve(
             f"Only a hosted index reserves names: {index.name!r} is a {index.kind} index"
         )
     pattern, prefix = _pattern(text)
-    shown = pattern + ("*" if prefix else "")
+    shown = owners.as_written(pattern, prefix)
     existing = session.scalars(
         select(ReservationRow).where(
             ReservationRow.pattern == pattern, ReservationRow.prefix == prefix
@@ -353,7 +350,7 @@ def reserve(
         holder = session.get(IndexRow, covering.index_id)
         raise InvalidReservation(
             f"{shown!r} is already reserved by index {holder.name if holder else '?'!r}"
-            f" (as {covering.pattern + ('*' if covering.prefix else '')!r})"
+            f" (as {owners.as_written(covering.pattern, covering.prefix)!r})"
         )
     row = ReservationRow(
         index_id=index.id,
@@ -368,7 +365,7 @@ def reserve(
         session,
         "reservation.added",
         actor=by,
-        actor_name=by.name if by is not None else (actor or "tilsit"),
+        actor_name=_who(by, actor),
         index_id=index.id,
         detail={"pattern": shown},
     )
@@ -387,7 +384,7 @@ def unreserve(
             ReservationRow.index_id == index.id,
         )
     ).one_or_none()
-    shown = pattern + ("*" if prefix else "")
+    shown = owners.as_written(pattern, prefix)
     if row is None:
         raise InvalidReservation(f"Index {index.name!r} holds no reservation {shown!r}")
     session.delete(row)
@@ -396,7 +393,7 @@ def unreserve(
         session,
         "reservation.removed",
         actor=by,
-        actor_name=by.name if by is not None else (actor or "tilsit"),
+        actor_name=_who(by, actor),
         index_id=index.id,
         detail={"pattern": shown},
     )
@@ -411,7 +408,7 @@ def reservations(session: Session, index: IndexRow | None = None) -> list[tuple[
     if index is not None:
         query = query.where(ReservationRow.index_id == index.id)
     return [
-        (name, pattern + ("*" if prefix else ""))
+        (name, owners.as_written(pattern, prefix))
         for name, pattern, prefix in session.execute(query.order_by(ReservationRow.pattern))
     ]
 

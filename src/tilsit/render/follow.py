@@ -64,7 +64,7 @@ from tilsit.index.vuln_reads import legacy_vulns
 from tilsit.render import legacy, virtual
 from tilsit.render.failures import RenderFailure, RenderFailures, describe
 from tilsit.render.parts import PageParts, ReleaseParts
-from tilsit.render.snapshot import ProjectSnap, ProjectSnapshots
+from tilsit.render.snapshot import FileSnap, ProjectSnap, ProjectSnapshots
 from tilsit.render.writes_first import WritesFirst
 from tilsit.spec.simple import (
     JSON_SERIAL_HEAD,
@@ -729,39 +729,43 @@ class Renderer:
         # Files go into the tree before any page that links them. Only the files of
         # the versions in scope: the others were placed (and signed) when they changed.
         root = project.files_root
-        index = project.index
         for _release, f in project.live_files(scope):
-            target = file_target(f.sha256, f.filename)
-            if f.cached:  # a proxy links a file once it has fetched it
-                self.tree.link(file_path(f.sha256, f.filename, root), self.blobs.path(f.sha256))
-                self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
-            if (
-                f.serves_metadata
-                and f.metadata_sha256 is not None
-                and f.metadata_cached  # stored for this index: a proxy fetches it on demand
-                and self.blobs.exists(f.metadata_sha256)
-            ):
-                self.tree.link(
-                    file_path(f.sha256, f.filename, root) + ".metadata",
-                    self.blobs.path(f.metadata_sha256),
-                )
-                self._file_target(
-                    index,
-                    target + ".metadata",
-                    f.metadata_sha256,
-                    self.blobs.path(f.metadata_sha256),
-                )
+            self._link_file(project.index, root, f)
             if root:
                 # A private index's file leaves the shared /packages/ (where it was
                 # while the index was public) unless a public index lists it too.
                 self._unshare(session, f.sha256, f.filename)
         for f in project.dead_files(scope):
-            self._batch.remove(file_target(f.sha256, f.filename))
-            self._batch.remove(file_target(f.sha256, f.filename) + ".metadata")
-            if root:
-                self.tree.remove(file_path(f.sha256, f.filename, root) + ".metadata")
-                self.tree.remove(file_path(f.sha256, f.filename, root))
+            self._drop_file(root, f.sha256, f.filename)
             self._unshare(session, f.sha256, f.filename)
+
+    def _link_file(self, index: str, root: str, f: FileSnap) -> None:
+        """Link a live file (and its core metadata, when served) under ``root`` and sign
+        them. A proxy's file is linked once fetched; its metadata once stored for it."""
+        path = file_path(f.sha256, f.filename, root)
+        target = file_target(f.sha256, f.filename)
+        if f.cached:
+            self.tree.link(path, self.blobs.path(f.sha256))
+            self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
+        if (
+            f.serves_metadata
+            and f.metadata_sha256 is not None
+            and f.metadata_cached  # stored for this index: a proxy fetches it on demand
+            and self.blobs.exists(f.metadata_sha256)
+        ):
+            blob = self.blobs.path(f.metadata_sha256)
+            self.tree.link(path + ".metadata", blob)
+            self._file_target(index, target + ".metadata", f.metadata_sha256, blob)
+
+    def _drop_file(self, root: str, sha256: str, filename: str) -> None:
+        """Take a file and its metadata out of the index's TUF targets, and out of its own
+        root (the shared /packages/ is :meth:`_unshare`'s)."""
+        target = file_target(sha256, filename)
+        self._batch.remove(target)
+        self._batch.remove(target + ".metadata")
+        if root:
+            self.tree.remove(file_path(sha256, filename, root) + ".metadata")
+            self.tree.remove(file_path(sha256, filename, root))
 
     def _load(self, session: Session, index: IndexRow, name: str) -> ProjectSnap | None:
         if index.kind == "virtual":
@@ -773,32 +777,14 @@ class Renderer:
         ``/packages/``); what its page listed and no longer shows (another owner, a
         member's removal) loses its links and its TUF targets."""
         root = project.files_root
-        index = project.index
         for _release, f in project.live_files(scope):
-            path = file_path(f.sha256, f.filename, root)
-            target = file_target(f.sha256, f.filename)
-            if f.cached:  # a proxy member's file is linked once fetched
-                self.tree.link(path, self.blobs.path(f.sha256))
-                self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
-            if (
-                f.serves_metadata
-                and f.metadata_sha256 is not None
-                and f.metadata_cached
-                and self.blobs.exists(f.metadata_sha256)
-            ):
-                blob = self.blobs.path(f.metadata_sha256)
-                self.tree.link(path + ".metadata", blob)
-                self._file_target(index, target + ".metadata", f.metadata_sha256, blob)
-        page = self.tree.read(f"{index}/{page_target(project.normalized, PAGE_JSON)}")
+            self._link_file(project.index, root, f)
+        page = self.tree.read(f"{project.index}/{page_target(project.normalized, PAGE_JSON)}")
         shown = (
             set() if project.deleted else {(f.filename, f.sha256) for _r, f in project.live_files()}
         )
         for filename, sha256 in sorted(virtual.published_files(page) - shown):
-            target = file_target(sha256, filename)
-            self._batch.remove(target)
-            self._batch.remove(target + ".metadata")
-            self.tree.remove(file_path(sha256, filename, root) + ".metadata")
-            self.tree.remove(file_path(sha256, filename, root))
+            self._drop_file(root, sha256, filename)
 
     def _unshare(self, session: Session, sha256: str, filename: str) -> None:
         shared = file_path(sha256, filename)
