@@ -46,6 +46,8 @@ log = logging.getLogger("tilsit.web")
 _READ_METHODS = ("GET", "HEAD")
 # First path segments that belong to the web UI (index names cannot take them).
 _UI_AREAS = frozenset(("", "account", "admin", "project"))
+# First path segments that name the default index's areas (/simple/, /pypi/, /legacy/).
+_DEFAULT_INDEX_AREAS = frozenset(("simple", "pypi", "legacy"))
 
 
 class TilsitApp:
@@ -104,6 +106,9 @@ class TilsitApp:
                 capped = CappedBody(receive, send, MAX_FORM_BYTES, "a request")
                 await self.ui(scope, capped.receive, capped.send)
                 return
+            if path == "/_/search" or path.startswith("/_/stats/"):
+                await self.ui(scope, receive, send)  # search and download statistics: GET only
+                return
             if path.startswith("/_/auth/"):
                 await self._auth(scope, send, path[len("/_/auth/") :])
                 return
@@ -115,6 +120,13 @@ class TilsitApp:
             await self.ui(scope, capped.receive, capped.send)
             return
 
+        if first not in _DEFAULT_INDEX_AREAS and (
+            len(segments) == 2 or segments[2] in ("", "project")
+        ):
+            # An index's browsing pages: /<index>/ and /<index>/project/<name>/[<version>/].
+            capped = CappedBody(receive, send, MAX_FORM_BYTES, "a form")
+            await self.ui(scope, capped.receive, capped.send)
+            return
         if len(segments) == 4 and segments[2] == "tuf":
             # TUF metadata, gated like the rest of the index.
             if method not in _READ_METHODS:
@@ -143,7 +155,7 @@ class TilsitApp:
             return
 
         # /simple/..., /pypi/..., /legacy/ are the default index's; /<index>/... any index's.
-        if first in ("simple", "pypi", "legacy"):
+        if first in _DEFAULT_INDEX_AREAS:
             index, prefix, area = self.default_index, "", first
             rest = path[len(first) + 1 :]
         elif len(segments) > 2 and segments[2] in ("simple", "pypi", "legacy"):

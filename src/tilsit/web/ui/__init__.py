@@ -18,7 +18,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tilsit.instance import Instance
 from tilsit.web import oidc
-from tilsit.web.ui import account, admin, home, projects, publishers, reviews, tokens
+from tilsit.web.ui import (
+    account,
+    admin,
+    browse_index,
+    browse_project,
+    home,
+    projects,
+    publishers,
+    reviews,
+    search,
+    stats,
+    tokens,
+)
 from tilsit.web.ui.context import (
     STATIC,
     Forbidden,
@@ -41,6 +53,11 @@ def all_routes() -> list[BaseRoute]:
         *reviews.routes,
         *admin.routes,
         Mount("/_/static", StaticFiles(directory=STATIC), name="static"),
+        *search.routes,
+        *stats.routes,
+        # Last: /{index}/ would otherwise match every area above.
+        *browse_project.routes,
+        *browse_index.routes,
     ]
 
 
