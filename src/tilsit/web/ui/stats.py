@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from tilsit.db.models import ProjectRow
+from tilsit.db.models import ProjectRow, ReleaseRow
 from tilsit.web.ui.context import page
 
-__all__ = ["DownloadPanel", "project_panel", "routes"]
+__all__ = ["DownloadPanel", "project_panel", "release_panel", "routes"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class DownloadPanel:
 
 def project_panel(session: Session, project: ProjectRow) -> DownloadPanel | None:
     """The project page's downloads panel, or None when there is nothing to show."""
+    return None
+
+
+def release_panel(session: Session, release: ReleaseRow) -> DownloadPanel | None:
+    """A release page's downloads panel (its files' totals), or None when there is nothing."""
     return None
 
 
