@@ -255,5 +255,10 @@ async def stats_api(request: Request) -> Response:
 routes: list[BaseRoute] = [
     # Every method reaches the endpoint, which answers 405 itself (in JSON, with Allow);
     # nothing here changes state, so there is no form and no CSRF token to check.
-    Route("/_/stats/{index}/{project}/{kind}", stats_api, name="stats_api"),
+    Route(
+        "/_/stats/{index}/{project}/{kind}",
+        stats_api,
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        name="stats_api",
+    ),
 ]

@@ -1,0 +1,66 @@
+"""Aggregates per project, release and file, per UTC day, from ``download_counts``,
+bounded by the 90-day window."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.stats.conftest import OTHER, SDIST_1, WHEEL_1, WHEEL_2, Counted
+from tilsit.db.models import FileRow
+from tilsit.index.download_stats import (
+    WINDOW_DAYS,
+    file_daily,
+    files_totals,
+    project_daily,
+    release_daily,
+    today,
+)
+
+
+def test_project_release_and_file_days_and_totals(counted: Counted) -> None:
+    now = today()
+    counted.add(WHEEL_1.filename, now, 3)
+    counted.add(SDIST_1.filename, now, 1)
+    counted.add(WHEEL_2.filename, now - timedelta(days=1), 5)
+    counted.add(WHEEL_1.filename, now - timedelta(days=6), 2)  # still in the last week
+    counted.add(WHEEL_1.filename, now - timedelta(days=7), 7)  # not in it; in the month
+    counted.add(WHEEL_2.filename, now - timedelta(days=29), 11)  # the month's first day
+    counted.add(WHEEL_2.filename, now - timedelta(days=30), 13)  # past the month
+    counted.add(WHEEL_1.filename, now - timedelta(days=WINDOW_DAYS - 1), 17)  # window's first
+    counted.add(WHEEL_1.filename, now - timedelta(days=WINDOW_DAYS), 1000)  # outside: never
+    counted.add(OTHER.filename, now, 100)  # another project's
+    with counted.instance.db.read() as db:
+        project = project_daily(db, counted.project())
+        assert len(project.counts) == WINDOW_DAYS and project.last == now
+        assert project.totals() == {
+            "last_day": 4,
+            "last_week": 4 + 5 + 2,
+            "last_month": 4 + 5 + 2 + 7 + 11,
+        }
+        assert project.total() == 4 + 5 + 2 + 7 + 11 + 13 + 17
+        assert project.days()[0] == (now - timedelta(days=WINDOW_DAYS - 1), 17)
+        assert project.days()[-1] == (now, 4)
+
+        one = release_daily(db, counted.release("1.0"))
+        assert one.totals() == {"last_day": 4, "last_week": 6, "last_month": 13}
+        assert one.total() == 4 + 2 + 7 + 17
+        two = release_daily(db, counted.release("2.0"))
+        assert two.total() == 5 + 11 + 13 and two.totals()["last_day"] == 0
+
+        assert files_totals(db, counted.release("1.0")) == {
+            SDIST_1.filename: 1,
+            WHEEL_1.filename: 3 + 2 + 7 + 17,
+        }
+        assert files_totals(db, counted.release("2.0"), days=30) == {WHEEL_2.filename: 16}
+        wheel = db.get_one(FileRow, counted.file_id(WHEEL_1.filename))
+        assert file_daily(db, wheel, days=7).counts == (2, 0, 0, 0, 0, 0, 3)
+
+
+def test_a_file_never_downloaded_shows_zero_and_a_window_is_bounded(counted: Counted) -> None:
+    with counted.instance.db.read() as db:
+        assert files_totals(db, counted.release("2.0")) == {WHEEL_2.filename: 0}
+        assert project_daily(db, counted.project()).total() == 0
+        with pytest.raises(ValueError, match="1 to 90 days"):
+            project_daily(db, counted.project(), WINDOW_DAYS + 1)
