@@ -122,3 +122,31 @@ def test_pip_downloads_through_nginx_are_counted_from_its_log(
         assert [row["downloads"] for row in overall["data"]] == [2, 2]
     finally:
         stop_process(process)
+
+
+def test_a_private_index_files_through_nginx_count_for_readers_only(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    need_nginx()
+    server = live_server
+    server.cli("index", "create", "team", "--private")
+    token = server.token()
+    server.cli("index", "grant", "team", "alice", "create")
+    wheel = make_wheel("Team_Tool", "1.0")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert upload(http, wheel, token, "/team/legacy/").status_code == 200
+    process, nginx, log = _start_nginx(server, tmp_path / "nginx")
+    try:
+        sandbox = Sandbox(tmp_path / "sandbox")
+        index = f"http://__token__:{token}@{nginx.removeprefix('http://')}/team/simple/"
+        _pip_download(sandbox, index, "team-tool")
+        refused = httpx.get(f"{nginx}/team/" + file_path(wheel.sha256, wheel.filename))
+        assert refused.status_code == 401  # logged elsewhere: the downloads log has the 200
+        assert "1 counted" in _import(server, log)
+        url = f"{server.url}/_/stats/team/team-tool/recent"
+        readable = httpx.get(url, auth=("__token__", token), timeout=30)
+        assert readable.json()["data"]["last_day"] == 1
+        anonymous = httpx.get(url, timeout=30)
+        assert anonymous.status_code == 404 and "data" not in anonymous.json()
+    finally:
+        stop_process(process)
