@@ -15,7 +15,7 @@ from tests.builders import make_sdist, make_wheel
 from tests.conftest import AppClient
 from tests.private.conftest import private  # noqa: F401  (a fixture of these tests too)
 from tests.uploads import upload
-from tilsit.db.models import DownloadCountRow, FileRow, ProjectRow, ReleaseRow
+from tilsit.db.models import DownloadCountRow, FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.index.download_counts import add_count
 from tilsit.instance import Instance
 from tilsit.web.app import TilsitApp
@@ -42,7 +42,11 @@ class Counted:
 
     def project(self) -> ProjectRow:
         with self.instance.db.read() as db:
-            row = db.scalars(select(ProjectRow).where(ProjectRow.normalized == "stat-me")).one()
+            row = db.scalars(
+                select(ProjectRow)
+                .join(IndexRow, IndexRow.id == ProjectRow.index_id)
+                .where(ProjectRow.normalized == "stat-me", IndexRow.name == "main")
+            ).one()
             db.expunge(row)
             return row
 
@@ -51,7 +55,12 @@ class Counted:
             row = db.scalars(
                 select(ReleaseRow)
                 .join(ProjectRow, ProjectRow.id == ReleaseRow.project_id)
-                .where(ProjectRow.normalized == "stat-me", ReleaseRow.version == version)
+                .join(IndexRow, IndexRow.id == ProjectRow.index_id)
+                .where(
+                    ProjectRow.normalized == "stat-me",
+                    IndexRow.name == "main",
+                    ReleaseRow.version == version,
+                )
             ).one()
             db.expunge(row)
             return row

@@ -17,6 +17,8 @@ from tilsit.index.download_stats import (
     release_daily,
     today,
 )
+from tilsit.index.manage import create_index, get_index, get_project
+from tilsit.index.virtual import set_members
 
 
 def test_project_release_and_file_days_and_totals(counted: Counted) -> None:
@@ -64,3 +66,21 @@ def test_a_file_never_downloaded_shows_zero_and_a_window_is_bounded(counted: Cou
         assert project_daily(db, counted.project()).total() == 0
         with pytest.raises(ValueError, match="1 to 90 days"):
             project_daily(db, counted.project(), WINDOW_DAYS + 1)
+
+
+def test_a_virtual_index_project_shows_its_suppliers_counts(counted: Counted) -> None:
+    """A virtual index's files are its members' (one owner per name): so are the counts,
+    also through a virtual index of a virtual index."""
+    counted.add(WHEEL_2.filename, today(), 6)
+    with counted.instance.db.write() as db:
+        inner = create_index(db, "all", "virtual")
+        set_members(db, inner, ["main"], actor="test")
+        outer = create_index(db, "outer", "virtual")
+        set_members(db, outer, ["all"], actor="test")
+    with counted.instance.db.read() as db:
+        for name in ("all", "outer"):
+            project = get_project(db, get_index(db, name), "stat-me")
+            assert project.index_id != counted.project().index_id
+            assert project_daily(db, project).totals()["last_day"] == 6
+    answer = counted.http.get("/_/stats/outer/stat-me/recent")
+    assert answer.status_code == 200 and answer.json()["data"]["last_day"] == 6

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,7 +63,7 @@ class DownloadPanel:
     window_days: int
     rows: list[tuple[str, int]]
     api: str
-    chart: Any = None
+    chart: Markup | None = None
     files: dict[str, int] = field(default_factory=dict)
 
     @property
