@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from tests.stats.conftest import OTHER, SDIST_1, WHEEL_1, WHEEL_2, Counted
 from tilsit.db.models import FileRow
@@ -84,3 +85,35 @@ def test_a_virtual_index_project_shows_its_suppliers_counts(counted: Counted) ->
             assert project_daily(db, project).totals()["last_day"] == 6
     answer = counted.http.get("/_/stats/outer/stat-me/recent")
     assert answer.status_code == 200 and answer.json()["data"]["last_day"] == 6
+
+
+def test_the_project_query_reads_only_its_files_counts(counted: Counted) -> None:
+    """Bounded: releases of the project, their files, then each file's (file, day) range of
+    counts; never a scan of every project's counts of the window (SQLite's plan)."""
+    if counted.instance.db.dialect != "sqlite":
+        pytest.skip("the plan checked is SQLite's; PostgreSQL's depends on its statistics")
+    statements: list[str] = []
+
+    def capture(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "download_counts" in statement and statement.lstrip().startswith("SELECT"):
+            statements.append(statement)
+
+    engine = counted.instance.db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with counted.instance.db.read() as db:
+            project_daily(db, counted.project())
+            (statement,) = statements
+            day = today().isoformat()
+            plan = [
+                row[3]
+                for row in db.connection().exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, (counted.project().id, day, day)
+                )
+            ]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert any(step.startswith("SEARCH releases") for step in plan), plan
+    assert any(step.startswith("SEARCH files") for step in plan), plan
+    counts = [step for step in plan if "download_counts" in step]
+    assert counts and all("file_id=?" in step for step in counts), plan

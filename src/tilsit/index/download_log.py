@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tilsit.auth.policy import record_critical
@@ -235,13 +236,15 @@ class _Run:
 
 
 def _count(session: Session, run: _Run, batch: list[Download], report: ImportReport) -> int:
-    counted = 0
+    """Note each download of the batch; add the first notes to the counts, one statement
+    per (file, day) rather than per line."""
     horizon = run.today - timedelta(days=1)
+    added: dict[tuple[int, date], int] = {}
     for download in batch:
-        file_key_ = (download.sha256, download.filename)
-        if file_key_ not in run.files:
-            run.files[file_key_] = file_id_of(session, download.sha256, download.filename)
-        file_id = run.files[file_key_]
+        named = (download.sha256, download.filename)
+        if named not in run.files:
+            run.files[named] = file_id_of(session, download.sha256, download.filename)
+        file_id = run.files[named]
         if file_id is None:
             report.unknown += 1
             continue
@@ -256,9 +259,10 @@ def _count(session: Session, run: _Run, batch: list[Download], report: ImportRep
             first = note not in run.old_notes
             run.old_notes.add(note)
         if first:
-            add_count(session, run.dialect, file_id, download.day, 1)
-            counted += 1
-    return counted
+            added[(file_id, download.day)] = added.get((file_id, download.day), 0) + 1
+    for (file_id, day), count in sorted(added.items()):
+        add_count(session, run.dialect, file_id, day, count)
+    return sum(added.values())
 
 
 def _fingerprint(handle: BinaryIO) -> str | None:
@@ -364,6 +368,31 @@ def _commit(
 ) -> int:
     """Write one batch's counts and the offset after it, in one transaction; the offset
     now stored. ``expected`` is the offset this run last stored or read (None: no row)."""
+    try:
+        return _write_batch(
+            db, run, report, batch, offset, read, path, fingerprint, device, inode, expected
+        )
+    except IntegrityError as exc:
+        # Two first runs on one log both made its row: the other one won.
+        raise ConcurrentImport(
+            f"{path}: another import of this log is running; nothing was counted by this"
+            " batch, run it again"
+        ) from exc
+
+
+def _write_batch(
+    db: Database,
+    run: _Run,
+    report: ImportReport,
+    batch: list[Download],
+    offset: int,
+    read: int,
+    path: Path,
+    fingerprint: str,
+    device: int,
+    inode: int,
+    expected: int | None,
+) -> int:
     with db.write() as session:
         row = session.scalars(
             select(DownloadLogRow)
