@@ -89,3 +89,9 @@ def test_project_and_release_panels_render_their_partials(counted: Counted) -> N
     page = environment.get_template("stats/_release.html").render(downloads=release)
     assert f'<td class="stats-filename">{WHEEL_1.filename}</td><td>3</td>' in page
     assert environment.get_template("stats/_project.html").render(downloads=None).strip() == ""
+
+
+def test_large_counts_get_short_axis_labels() -> None:
+    root = _parse(str(downloads_chart(Daily(date(2026, 1, 1), (4200, 0, 1)), "t", "d", "c")))
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert labels[:3] == ["0", "2.5k", "5k"]

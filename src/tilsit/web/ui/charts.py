@@ -40,6 +40,14 @@ def _number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _count_label(value: float) -> str:
+    """An axis label at most four characters wide: 2.5k, 10k, 1M."""
+    for unit, size in (("M", 1_000_000), ("k", 1000)):
+        if value >= size:
+            return _number(value / size) + unit
+    return _number(value)
+
+
 def downloads_chart(daily: Daily, title: str, description: str, element_id: str) -> Markup:
     """A bar per day of ``daily``, a y axis with three labelled gridlines and dated x ticks.
 
@@ -71,7 +79,7 @@ def downloads_chart(daily: Daily, title: str, description: str, element_id: str)
         )
         parts.append(
             f'<text class="stats-label" x="{_LEFT - 6}" y="{_number(y + 4)}"'
-            f' text-anchor="end" fill="currentColor">{_number(value)}</text>'
+            f' text-anchor="end" fill="currentColor">{_count_label(value)}</text>'
         )
     parts.append('<g class="stats-bars">')
     for position, (day, count) in enumerate(days):
