@@ -15,8 +15,10 @@ critical``), so they are a policy input that anyone can send: hence the rules.
 - What counts: a GET of ``/packages/…/<filename>`` that sent the whole file,
   answered 200, or 206 for a range from byte 0 to the last byte. A partial
   range (``bytes=0-0``, or the rest of a resumed transfer) does not, nor do
-  HEAD, 304 and ``.metadata`` files. When nginx or a CDN serves the tree,
-  tilsit never sees those downloads, and they are not counted.
+  HEAD, 304 and ``.metadata`` files. When nginx serves the tree, tilsit never
+  sees those downloads: ``tilsit downloads import-log`` counts them from
+  nginx's downloads log by these same rules (tilsit.index.download_log); what a
+  CDN serves is not counted.
 - The client is its address (as uvicorn reports it: behind a proxy on the same
   host, the forwarded one). It is kept only as an HMAC under a random key of
   the day (``download_keys``); yesterday's and older rows and keys are swept,
