@@ -24,6 +24,7 @@ SHARED = {"options", "upstream_options"}
 COMMANDS = {
     "audit": ["export"],
     "delete": None,
+    "downloads": ["import-log"],
     "fsck": None,
     "index": [
         "create",

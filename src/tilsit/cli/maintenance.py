@@ -146,14 +146,38 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
     default=None,
     help="Print a whole nginx.conf with its pid and temp files under RUN_DIR.",
 )
+@click.option(
+    "--downloads-log",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where nginx logs file downloads for `tilsit downloads import-log`"
+    " (default: <data>/logs/downloads.log; 'off': no such log).",
+)
+@click.option(
+    "--user",
+    "worker_user",
+    default=None,
+    help="With --standalone: the user nginx's workers run as when started as root.",
+)
 @instance_options
 def nginx_config(
-    listen: str, upstream: str | None, no_upstream: bool, run_dir: Path | None, settings: Settings
+    listen: str,
+    upstream: str | None,
+    no_upstream: bool,
+    run_dir: Path | None,
+    downloads_log: Path | None,
+    worker_user: str | None,
+    settings: Settings,
 ) -> None:
     """Print an nginx configuration that serves this data directory's tree directly."""
     target = None if no_upstream else (upstream or f"{settings.host}:{settings.port}")
     tree = settings.tree_dir.resolve()
     instance = open_instance_for_command(settings)
+    if downloads_log is None:
+        downloads_log = settings.data / "logs" / "downloads.log"
+        # nginx creates the file, not its directory.
+        downloads_log.parent.mkdir(parents=True, exist_ok=True)
+    log = None if str(downloads_log) == "off" else downloads_log.resolve()
     with instance.db.read() as session:
         # Proxy indexes are answered by tilsit, not from the tree (TTLs, first fetches),
         # and so are virtual indexes with a proxy member (a name only the proxy has
@@ -176,9 +200,11 @@ def nginx_config(
                 settings.default_index,
                 target,
                 run_dir=run_dir.resolve(),
+                user=worker_user,
                 page_max_age=settings.page_max_age,
                 max_upload_size=settings.max_upload_size,
                 proxy_indexes=proxies,
+                downloads_log=log,
             )
         else:
             text = render_nginx_config(
@@ -189,6 +215,7 @@ def nginx_config(
                 page_max_age=settings.page_max_age,
                 max_upload_size=settings.max_upload_size,
                 proxy_indexes=proxies,
+                downloads_log=log,
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

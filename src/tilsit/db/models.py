@@ -720,3 +720,29 @@ class ReviewRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- part: stats (0008) --------------------------------------------------------
+
+
+class DownloadLogRow(Base):
+    """An access log that ``tilsit downloads import-log`` has read, and how far.
+
+    A log is known by its device and inode (so a rotated file renamed to ``….1`` is
+    still the same log) and by a fingerprint of its first line (so a file truncated in
+    place, or an inode reused for another file, starts again from its first byte).
+    """
+
+    __tablename__ = "download_logs"
+    __table_args__ = (UniqueConstraint("device", "inode", name="uq_download_logs_device_inode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the first line
+    offset: Mapped[int] = mapped_column(BigInteger)  # bytes read: up to a line's end
+    path: Mapped[str] = mapped_column(Text)  # as last given, for the operator's eyes
+    lines: Mapped[int] = mapped_column(BigInteger, default=0)
+    counted: Mapped[int] = mapped_column(BigInteger, default=0)
+    unparsed: Mapped[int] = mapped_column(BigInteger, default=0)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

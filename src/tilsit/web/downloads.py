@@ -15,8 +15,10 @@ critical``), so they are a policy input that anyone can send: hence the rules.
 - What counts: a GET of ``/packages/…/<filename>`` that sent the whole file,
   answered 200, or 206 for a range from byte 0 to the last byte. A partial
   range (``bytes=0-0``, or the rest of a resumed transfer) does not, nor do
-  HEAD, 304 and ``.metadata`` files. When nginx or a CDN serves the tree,
-  tilsit never sees those downloads, and they are not counted.
+  HEAD, 304 and ``.metadata`` files. When nginx serves the tree, tilsit never
+  sees those downloads: ``tilsit downloads import-log`` counts them from
+  nginx's downloads log by these same rules (tilsit.index.download_log); what a
+  CDN serves is not counted.
 - The client is its address (as uvicorn reports it: behind a proxy on the same
   host, the forwarded one). It is kept only as an HMAC under a random key of
   the day (``download_keys``); yesterday's and older rows and keys are swept,
@@ -30,27 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
-import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import anyio
-from sqlalchemy import case, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from tilsit.auth.policy import record_critical
 from tilsit.config import Settings
 from tilsit.db.engine import Database
-from tilsit.db.models import (
-    DownloadClientRow,
-    DownloadCountRow,
-    DownloadKeyRow,
-    FileRow,
-    IndexRow,
-)
+from tilsit.index.download_counts import add_count as _add
+from tilsit.index.download_counts import client_hash, file_key
+from tilsit.index.download_counts import day_key as _day_key
+from tilsit.index.download_counts import file_id_of as _file_id
+from tilsit.index.download_counts import first_note as _first_note
+from tilsit.index.download_counts import sweep_clients as _sweep
 from tilsit.web.asgi import Message, Scope, Send
 
 __all__ = ["FLUSH_INTERVAL", "MAX_PENDING", "DownloadCounter", "file_key"]
@@ -66,17 +61,6 @@ MAX_PENDING = 100_000
 
 # (sha256, filename, day, client address)
 Note = tuple[str, str, date, str]
-
-
-def file_key(path: str) -> tuple[str, str] | None:
-    """(sha256, filename) of a ``/packages/<aa>/<bb>/<rest>/<filename>`` path, or None."""
-    parts = path.split("/")
-    if len(parts) != 6 or not parts[5] or parts[5].endswith(".metadata"):
-        return None
-    sha256 = "".join(parts[2:5])
-    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-        return None
-    return sha256, parts[5]
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -178,7 +162,7 @@ class DownloadCounter:
                     continue  # a path the tree serves but no row names: nothing to count
                 if day not in keys:
                     keys[day] = _day_key(session, self.db.dialect, day)
-                client = hmac.new(keys[day], address.encode(), hashlib.sha256).hexdigest()
+                client = client_hash(keys[day], address)
                 if _first_note(session, self.db.dialect, file_id, day, client):
                     _add(session, self.db.dialect, file_id, day, 1)
                     written += 1
@@ -212,66 +196,3 @@ class DownloadCounter:
                 await self.flush()
             except Exception:
                 log.exception("download counts could not be written; will retry")
-
-
-def _sweep(session: Session, today: date) -> None:
-    """Forget the notes (and the keys that hashed them) of days before yesterday:
-    yesterday stays, for a worker whose batch straddles midnight."""
-    horizon = today - timedelta(days=1)
-    session.execute(delete(DownloadClientRow).where(DownloadClientRow.day < horizon))
-    session.execute(delete(DownloadKeyRow).where(DownloadKeyRow.day < horizon))
-
-
-def _day_key(session: Session, dialect: str, day: date) -> bytes:
-    """The day's HMAC key, made by whichever worker needs it first."""
-    values = {"day": day, "key": secrets.token_hex(32)}
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(DownloadKeyRow).values(values).on_conflict_do_nothing())
-    stored = session.scalars(select(DownloadKeyRow.key).where(DownloadKeyRow.day == day)).one()
-    return bytes.fromhex(stored)
-
-
-def _first_note(session: Session, dialect: str, file_id: int, day: date, client: str) -> bool:
-    """Note ``client``'s download of the file that day; True if it is the first."""
-    values = {"file_id": file_id, "day": day, "client": client}
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: a row comes back only when this insert made it.
-    statement = insert(DownloadClientRow).values(values).on_conflict_do_nothing()
-    return session.execute(statement.returning(DownloadClientRow.day)).first() is not None
-
-
-def _file_id(session: Session, sha256: str, filename: str) -> int | None:
-    # The same bytes under the same name can be in several indexes (a hosted
-    # project and a mirror of it): the count goes to one row, preferring a live
-    # file of a hosted index, as critical projects are hosted ones.
-    return session.scalars(
-        select(FileRow.id)
-        .join(IndexRow, IndexRow.id == FileRow.index_id)
-        .where(FileRow.sha256 == sha256, FileRow.filename == filename)
-        .order_by(
-            case((FileRow.deleted_at.is_(None), 0), else_=1),
-            case((IndexRow.kind == "hosted", 0), else_=1),
-            FileRow.id,
-        )
-        .limit(1)
-    ).first()
-
-
-def _add(session: Session, dialect: str, file_id: int, day: date, count: int) -> None:
-    values = {"file_id": file_id, "day": day, "count": count}
-    if dialect == "postgresql":
-        pg = postgresql.insert(DownloadCountRow).values(values)
-        session.execute(
-            pg.on_conflict_do_update(
-                index_elements=["file_id", "day"],
-                set_={"count": DownloadCountRow.count + pg.excluded["count"]},
-            )
-        )
-        return
-    lite = sqlite.insert(DownloadCountRow).values(values)
-    session.execute(
-        lite.on_conflict_do_update(
-            index_elements=["file_id", "day"],
-            set_={"count": DownloadCountRow.count + lite.excluded["count"]},
-        )
-    )

@@ -10,7 +10,8 @@ current from the journal, and download counts imported from nginx's access log.
 
 from __future__ import annotations
 
-from alembic import op  # noqa: F401  (each part below uses it)
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0008"
 down_revision = "0007"
@@ -32,11 +33,28 @@ def _search_downgrade() -> None:
 
 
 def _stats_upgrade() -> None:
-    """Download statistics imported from access logs (filled by its part)."""
+    """Download statistics imported from access logs: which log (its device and inode,
+    and a fingerprint of its first line), read up to which offset (tilsit.index.download_log)."""
+    op.create_table(
+        "download_logs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("device", sa.BigInteger(), nullable=False),
+        sa.Column("inode", sa.BigInteger(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("lines", sa.BigInteger(), nullable=False),
+        sa.Column("counted", sa.BigInteger(), nullable=False),
+        sa.Column("unparsed", sa.BigInteger(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_download_logs")),
+        sa.UniqueConstraint("device", "inode", name="uq_download_logs_device_inode"),
+    )
 
 
 def _stats_downgrade() -> None:
     """Drops what _stats_upgrade made."""
+    op.drop_table("download_logs")
 
 
 def upgrade() -> None:
