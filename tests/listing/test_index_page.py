@@ -50,7 +50,7 @@ def test_index_page_shows_what_the_index_holds(client: AppClient, token: str) ->
 
 
 def test_index_page_pages_and_sorts_many_projects(client: AppClient, instance: Instance) -> None:
-    add_projects(instance, "main", 250)
+    add_projects(instance.db, "main", 250)
     first = client.get("/main/").text
     assert "<dt>Projects</dt><dd>250</dd>" in first
     assert listed(first) == [f"proj-{n:04d}" for n in range(100)]
