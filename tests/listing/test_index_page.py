@@ -72,6 +72,7 @@ def test_index_page_pages_and_sorts_many_projects(client: AppClient, instance: I
         ("page=0", "Invalid page &#39;0&#39;"),
         ("page=-1", "Invalid page &#39;-1&#39;"),
         ("page=two", "Invalid page &#39;two&#39;"),
+        ("sort=updated&page=101", "Sorting by last upload goes 100 pages deep"),
     ],
 )
 def test_index_page_refuses_bad_choices(client: AppClient, query: str, reason: str) -> None:

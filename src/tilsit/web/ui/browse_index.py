@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 
 from tilsit.auth.rights import may_read
 from tilsit.db.models import IndexRow, UpstreamStateRow, UserRow, VirtualMemberRow
-from tilsit.index.listing import PER_PAGE, Sort, counts, project_page
+from tilsit.index.listing import MAX_UPDATED_PAGES, PER_PAGE, Sort, counts, project_page
 from tilsit.upstream.staleness import freshness, human_span
 from tilsit.web.ui.context import instance_of, page, render, visitor_of
 
@@ -74,7 +74,15 @@ def _choices(request: Request) -> tuple[Sort, int]:
     raw = request.query_params.get("page", "1")
     if not raw.isdigit() or int(raw) < 1 or len(raw) > 7:
         raise HTTPException(400, f"Invalid page {raw!r}: use a whole number from 1.")
-    return ("updated" if sort == "updated" else "name"), int(raw)
+    number = int(raw)
+    if sort == "updated" and number > MAX_UPDATED_PAGES:
+        raise HTTPException(
+            400,
+            f"Sorting by last upload goes {MAX_UPDATED_PAGES} pages deep (the"
+            f" {MAX_UPDATED_PAGES * PER_PAGE:,} most recently uploaded projects): use"
+            " sort=name for the rest.",
+        )
+    return ("updated" if sort == "updated" else "name"), number
 
 
 async def index_page(request: Request) -> Response:
@@ -95,6 +103,8 @@ def _index_context(
 ) -> dict[str, Any]:
     totals = counts(db, index)
     pages = max(1, ceil(totals.projects / PER_PAGE))
+    if sort == "updated":
+        pages = min(pages, MAX_UPDATED_PAGES)
     members: list[tuple[int, str | None]] = []
     if index.kind == "virtual":
         for position, member in db.execute(
