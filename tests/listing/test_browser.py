@@ -185,6 +185,13 @@ def test_text_contrast_is_at_least_7_to_1(site: LiveServer, page: Any, scheme: s
         too_low += [(kind, m) for m in measured if m["ratio"] < 7]
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert too_low == []
+    for name, path in (
+        ("home", "/"),
+        ("index-mirror-stale", "/copy/"),
+        ("admin-events", "/admin/events"),
+    ):
+        page.goto(site.url + path)
+        shoot(page, f"{name}-{scheme}")
     # The scheme really changed: a dark page in dark mode, a white one in light mode.
     assert background == ("rgb(18, 18, 18)" if scheme == "dark" else "rgb(255, 255, 255)")
 
