@@ -59,3 +59,20 @@ def test_private_index_is_invisible_to_those_who_may_not_read(private: Private) 
     assert 'href="/sec/project/secret-tool/"' in page.text
     assert "__token__" in page.text  # the install hint says a token is needed
     assert carol.get("/sec").status_code == 301
+
+
+def test_token_page_names_only_the_indexes_a_user_may_use(private: Private) -> None:
+    """The token form's index list is shown to every account: a private index appears only
+    to its readers and to users with a role on one of its projects."""
+    db_url = private.instance.settings.db_url
+    option = '<option value="sec">sec</option>'
+    bob = sign_in(db_url, private.http, "bob")
+    page = bob.get("/account/tokens")
+    assert page.status_code == 200
+    assert '<option value="main">main</option>' in page.text
+    assert option not in page.text
+    refused = bob.post("/account/tokens/new", {"description": "x", "index": "sec", "expiry": "30"})
+    assert "There is no hosted index named &#39;sec&#39;." in refused.text
+    assert option in sign_in(db_url, private.http, "alice").get("/account/tokens").text
+    private.grant("carol", "read")
+    assert option in sign_in(db_url, private.http, "carol").get("/account/tokens").text
