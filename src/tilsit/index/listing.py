@@ -3,10 +3,10 @@
 Every query here is bounded for an index of 100,000 projects:
 
 - a page by name is a LIMIT/OFFSET walk of the unique ``(index_id, normalized)`` index;
-- a page by last upload walks ``ix_files_index_upload_time`` newest first, streaming,
+- a page by last upload walks ``ix_files_index_upload_time`` newest first, in batches,
   and stops once it has seen enough distinct projects (the first time a walk meets a
   project is that project's last upload, so the order of first meetings is the order
-  by last upload); files with no known upload time (some upstreams give none) are not
+  by last upload), at most :data:`MAX_UPDATED_PAGES` deep; files with no known upload time (some upstreams give none) are not
   in that index's order, so their projects are listed by name only;
 - the details of the page's projects (versions, last upload) are one grouped query
   over those projects' own releases and files;
@@ -174,18 +174,20 @@ def _page_by_upload(session: Session, index: IndexRow, page: int, per_page: int)
             ReleaseRow.deleted_at.is_(None),
             ProjectRow.deleted_at.is_(None),
         )
-        .order_by(FileRow.upload_time.desc())
-        .execution_options(yield_per=_WALK_BATCH)
+        .order_by(FileRow.upload_time.desc(), FileRow.id.desc())
     )
-    result = session.execute(walk)
-    try:
-        for (project_id,) in result:
-            if project_id not in seen:
-                seen[project_id] = None
-                if len(seen) >= wanted_to:
-                    break
-    finally:
-        result.close()
+    # In batches with a LIMIT each, so that every backend's planner walks the index from
+    # its newest end rather than sorting the whole index's files once.
+    offset = 0
+    while len(seen) < wanted_to:
+        batch = list(session.scalars(walk.limit(_WALK_BATCH).offset(offset)))
+        for project_id in batch:
+            seen.setdefault(project_id, None)
+            if len(seen) >= wanted_to:
+                break
+        if len(batch) < _WALK_BATCH:
+            break
+        offset += _WALK_BATCH
     return list(seen)[wanted_from:wanted_to]
 
 
