@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
+from tilsit.auth.rights import may_read
 from tilsit.auth.token_admin import (
     UnknownToken,
     issue_token,
@@ -79,10 +80,24 @@ def _role_projects(session: Session, user: UserRow) -> list[RoleProject]:
     return [RoleProject(*row) for row in rows]
 
 
-def _hosted_indexes(session: Session) -> list[IndexRow]:
-    return list(
-        session.scalars(select(IndexRow).where(IndexRow.kind == "hosted").order_by(IndexRow.name))
+def _hosted_indexes(session: Session, user: UserRow) -> list[IndexRow]:
+    """The hosted indexes a token of ``user`` may be limited to: those they may read, and
+    those holding a project they have a role on; never the name of a private index that is
+    none of theirs (the list is shown to every account)."""
+    with_roles = set(
+        session.scalars(
+            select(ProjectRow.index_id)
+            .join(RoleRow, RoleRow.project_id == ProjectRow.id)
+            .where(RoleRow.user_id == user.id)
+        )
     )
+    return [
+        index
+        for index in session.scalars(
+            select(IndexRow).where(IndexRow.kind == "hosted").order_by(IndexRow.name)
+        )
+        if index.id in with_roles or may_read(session, user, index)
+    ]
 
 
 def _page_context(session: Session, user: UserRow) -> dict[str, object]:
@@ -94,7 +109,7 @@ def _page_context(session: Session, user: UserRow) -> dict[str, object]:
     return {
         "tokens": lines,
         "projects": _role_projects(session, user),
-        "indexes": _hosted_indexes(session),
+        "indexes": _hosted_indexes(session, user),
         "expiry_choices": EXPIRY_CHOICES,
         "default_expiry": DEFAULT_EXPIRY,
     }
@@ -140,7 +155,9 @@ async def token_create(request: Request) -> Response:
             assert owner is not None
             index = None
             if index_name:
-                index = next((i for i in _hosted_indexes(session) if i.name == index_name), None)
+                index = next(
+                    (i for i in _hosted_indexes(session, owner) if i.name == index_name), None
+                )
                 if index is None:
                     errors.append(f"There is no hosted index named {index_name!r}.")
             allowed = {p.normalized for p in _role_projects(session, owner)}
