@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.browser.conftest import create_account
+from tests.browser.conftest import chromium, create_account, mail_server  # noqa: F401 - fixtures
 from tests.builders import Dist, Meta, make_sdist, make_wheel
 from tests.conftest import LiveServer
 from tilsit.config import Settings
