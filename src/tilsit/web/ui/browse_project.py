@@ -125,45 +125,39 @@ def _build(
 ) -> Body:
     renderer = instance.renderer
     source, reason = view.source_of(
-        session,
-        renderer.snapshots,
-        index,
-        project.normalized,
-        renderer.clock(),
-        renderer.read_blob,
+        session, renderer.snapshots, index, project, renderer.clock(), renderer.read_blob
     )
     if source is None:
         missing = _missing(index.name, project.normalized)
         # Why a virtual index shows nothing (a policy, a reservation), for its readers.
         raise _NotFound(f"{missing} ({reason})") if reason and may_read_index else missing
-    snap = source.snap
-    releases = view.shown_releases(snap)
-    base = f"/{index.name}/project/{snap.normalized}/"
+    base = f"/{index.name}/project/{source.normalized}/"
+    item: view.ReleaseItem | None
     if version is not None:
-        release = view.find_release(snap, version)
-        if release is None:
+        item = view.find_release(source, version)
+        if item is None:
             raise _NotFound(
-                f"There is no version {version!r} of project {snap.name!r} in index {index.name!r}."
+                f"There is no version {version!r} of project {source.name!r} in index"
+                f" {index.name!r}."
             )
-        if release.version != version:
-            raise _Moved(f"{base}{quote(release.version, safe='+!')}/")
-    else:
-        release = view.default_release(snap)
-    pages = max(1, -(-len(releases) // PAGE_SIZE))
+        if item.version != version:
+            raise _Moved(f"{base}{quote(item.version, safe='+!')}/")
+    latest = view.default_release(source)
+    if version is None:
+        item = latest
+    count = len(source.releases)
+    pages = max(1, -(-count // PAGE_SIZE))
     if version is None and page_no > pages:
         raise _NotFound(
-            f"There is no page {page_no} of the release history of {snap.name!r}: it has"
+            f"There is no page {page_no} of the release history of {source.name!r}: it has"
             f" {pages} page{'s' if pages != 1 else ''}."
         )
+    release = view.release_of(session, source, item) if item is not None else None
     meta = view.metadata_of(release, renderer.read_blob) if release is not None else None
     readme = render_readme(meta.description, meta.description_content_type) if meta else None
     files = view.files_of(session, source, release) if release is not None else []
-    shown = releases[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
-    item = view.history([release])[0] if release is not None else None
-    latest = view.default_release(snap)
     values: dict[str, Any] = {
         "index": index,
-        "snap": snap,
         "source": source,
         "base": base,
         "release": release,
@@ -173,16 +167,17 @@ def _build(
         "meta": meta,
         "readme": readme,
         "files": files,
-        "history": view.history(shown),
+        "history": source.releases[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE],
         "page_no": page_no,
         "pages": pages,
-        "release_count": len(releases),
+        "release_count": count,
         "page_size": PAGE_SIZE,
     }
     head = Markup(_fragments.get_template("browse/_head.html").render(values))  # noqa: S704 - autoescaped template
     main = Markup(_fragments.get_template("browse/_main.html").render(values))  # noqa: S704 - autoescaped template
-    title = snap.name if version is None else f"{snap.name} {release.version if release else ''}"
-    return Body(title, release.version if release else None, source.leaf.id, head, main)
+    shown = item.version if item is not None else None
+    title = source.name if version is None else f"{source.name} {shown}"
+    return Body(title, shown, source.leaf.id, head, main)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,30 +25,40 @@ from urllib.parse import urlsplit
 from packaging.metadata import RawMetadata
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from tilsit.auth.oidc.publishers import describe
-from tilsit.db.models import AuditEventRow, FileRow, IndexRow, PolicyRow, PublisherRow, UserRow
+from tilsit.db.models import (
+    AuditEventRow,
+    FileRow,
+    IndexRow,
+    PolicyRow,
+    ProjectRow,
+    PublisherRow,
+    ReleaseRow,
+    UserRow,
+)
 from tilsit.index.upstream_options import public_url
-from tilsit.render.legacy import latest_release, project_urls, release_metadata
+from tilsit.render.legacy import project_urls, release_metadata
 from tilsit.render.snapshot import FileSnap, ProjectSnap, ProjectSnapshots, ReleaseSnap
+from tilsit.render.snapshot import version_key as snapshot_order
 from tilsit.render.virtual import explain
 from tilsit.spec.versions import version_key
-from tilsit.store.tree import file_url
+from tilsit.store.tree import file_url, private_root
 
 __all__ = [
     "FileView",
     "Metadata",
     "ProjectSource",
     "ReleaseItem",
+    "default_release",
     "files_of",
     "find_release",
-    "history",
     "install_snippets",
     "metadata_of",
     "policy_version",
-    "shown_releases",
+    "release_of",
     "source_of",
     "upstream_of",
 ]
@@ -61,35 +71,178 @@ _AUDIT_SLACK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseItem:
+    """A release in the history: shown (a file of it is live), newest first."""
+
+    @property
+    def prerelease(self) -> bool:
+        return self.rank == 1
+
+    version: str
+    yanked: bool  # as a whole, or every shown file (as upstream pages yank files)
+    yanked_reason: str
+    rank: int  # 0 final, 1 pre- or dev release, 2 not a PEP 440 version
+    uploaded: datetime | None  # the first file's upload time; None: unknown (mirrored)
+    release_id: int | None = None  # its row, where the release list came from the rows
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectSource:
     """A project as an index's pages show it, and where its files come from."""
 
-    snap: ProjectSnap
+    name: str
+    normalized: str
+    status: str  # PEP 792
+    status_reason: str
+    files_root: str
     leaf: IndexRow  # the hosted, mirror or proxy index that holds the files
+    releases: tuple[ReleaseItem, ...]  # newest first
     owner_rule: str | None = None  # virtual indexes: the ownership rule that chose ``leaf``
+    snap: ProjectSnap | None = None  # virtual indexes: the snapshot after the policy
+
+
+def _rank(version: str) -> int:
+    """0 for a final release, 1 for a pre- or dev release, 2 for a version that is not
+    PEP 440 (parsed once per version string per process: the renderer's cache)."""
+    _kind, parsed = snapshot_order(version)
+    if not isinstance(parsed, Version):
+        return 2
+    return 1 if parsed.is_prerelease else 0
+
+
+def _items(snap: ProjectSnap) -> tuple[ReleaseItem, ...]:
+    items = []
+    for release in reversed(snap.releases):
+        live = [f for f in release.files if not f.deleted]
+        if release.deleted or not live:
+            continue
+        every = all(f.yanked for f in live)
+        times = [f.upload_time for f in live if f.upload_time is not None]
+        items.append(
+            ReleaseItem(
+                release.version,
+                release.yanked or every,
+                release.yanked_reason
+                if release.yanked
+                else next((f.yanked_reason for f in live if f.yanked_reason), ""),
+                _rank(release.version),
+                min(times, default=None),
+            )
+        )
+    return tuple(items)
+
+
+def _summaries(session: Session, project_id: int) -> tuple[ReleaseItem, ...]:
+    """The shown releases of a project from two grouped queries, without reading each file:
+    a history of 2,000 releases must not cost 6,000 file objects."""
+    releases = session.execute(
+        select(
+            ReleaseRow.id, ReleaseRow.version, ReleaseRow.yanked, ReleaseRow.yanked_reason
+        ).where(ReleaseRow.project_id == project_id, ReleaseRow.deleted_at.is_(None))
+    ).all()
+    ids = select(ReleaseRow.id).where(ReleaseRow.project_id == project_id)
+    files = {
+        row.release_id: row
+        for row in session.execute(
+            select(
+                FileRow.release_id,
+                func.min(FileRow.upload_time).label("uploaded"),
+                func.sum(case((FileRow.yanked, 0), else_=1)).label("unyanked"),
+                func.max(case((FileRow.yanked, FileRow.yanked_reason), else_="")).label("reason"),
+            )
+            .where(FileRow.release_id.in_(ids), FileRow.deleted_at.is_(None))
+            .group_by(FileRow.release_id)
+        )
+    }
+    shown = sorted((r for r in releases if r.id in files), key=lambda r: snapshot_order(r.version))
+    items = []
+    for release in reversed(shown):
+        summary = files[release.id]
+        every = not summary.unyanked
+        items.append(
+            ReleaseItem(
+                release.version,
+                release.yanked or every,
+                release.yanked_reason if release.yanked else (summary.reason or ""),
+                _rank(release.version),
+                summary.uploaded,
+                release.id,
+            )
+        )
+    return tuple(items)
 
 
 def source_of(
     session: Session,
     snapshots: ProjectSnapshots,
     index: IndexRow,
-    normalized: str,
+    project: ProjectRow,
     now: datetime,
     read_blob: ReadBlob,
 ) -> tuple[ProjectSource | None, str | None]:
-    """The project's snapshot (a virtual index's after its policy), or None and why not."""
+    """The project as the index shows it (a virtual index's after its policy), or None
+    and why not."""
     if index.kind == "virtual":
-        view = explain(session, snapshots, index, normalized, now, read_blob)
+        view = explain(session, snapshots, index, project.normalized, now, read_blob)
         if view.snap is None or view.snap.deleted or view.owner is None:
             return None, view.reason
         leaf = session.scalars(select(IndexRow).where(IndexRow.name == view.owner)).first()
         if leaf is None:
             return None, view.reason
-        return ProjectSource(view.snap, leaf, view.rule), None
-    snap = snapshots.load(session, index, normalized)
-    if snap is None or snap.deleted:
-        return None, None
-    return ProjectSource(snap, index), None
+        snap = view.snap
+        return ProjectSource(
+            snap.name,
+            snap.normalized,
+            snap.status,
+            snap.status_reason,
+            snap.files_root,
+            leaf,
+            _items(snap),
+            view.rule,
+            snap,
+        ), None
+    return ProjectSource(
+        project.name,
+        project.normalized,
+        project.status,
+        "",
+        private_root(index.name) if index.private else "",
+        index,
+        _summaries(session, project.id),
+    ), None
+
+
+def release_of(session: Session, source: ProjectSource, item: ReleaseItem) -> ReleaseSnap:
+    """The shown release with its files: from the judged snapshot, or read for it alone."""
+    if source.snap is not None:
+        return next(r for r in source.snap.releases if r.version == item.version)
+    row = session.execute(
+        select(ReleaseRow.yanked, ReleaseRow.yanked_reason, ReleaseRow.last_serial).where(
+            ReleaseRow.id == item.release_id
+        )
+    ).one()
+    files = tuple(
+        FileSnap(
+            filename=f.filename,
+            packagetype=f.packagetype,
+            python_version=f.python_version,
+            size=f.size,
+            sha256=f.sha256,
+            md5=f.md5,
+            blake2_256=f.blake2_256,
+            metadata_sha256=f.metadata_sha256,
+            requires_python=f.requires_python,
+            upload_time=f.upload_time,
+            deleted=f.deleted_at is not None,
+            yanked=f.yanked,
+            yanked_reason=f.yanked_reason,
+            cached=f.cached,
+            metadata_cached=f.metadata_cached,
+            mirrored=f.source_url is not None,
+        )
+        for f in session.scalars(select(FileRow).where(FileRow.release_id == item.release_id))
+    )
+    return ReleaseSnap(item.version, row.yanked, row.yanked_reason, False, files, row.last_serial)
 
 
 def policy_version(session: Session, index: IndexRow) -> int:
@@ -100,71 +253,24 @@ def policy_version(session: Session, index: IndexRow) -> int:
     return session.scalar(select(PolicyRow.version).where(PolicyRow.index_id == index.id)) or 0
 
 
-def _live(release: ReleaseSnap) -> bool:
-    return not release.deleted and any(not f.deleted for f in release.files)
-
-
-def shown_releases(snap: ProjectSnap) -> list[ReleaseSnap]:
-    """The releases a page lists, latest first: those with a file shown."""
-    return [r for r in reversed(snap.releases) if _live(r)]
-
-
-def find_release(snap: ProjectSnap, version: str) -> ReleaseSnap | None:
+def find_release(source: ProjectSource, version: str) -> ReleaseItem | None:
     """The shown release ``version`` names, as spelled or by PEP 440 equality."""
-    releases = shown_releases(snap)
-    exact = next((r for r in releases if r.version == version), None)
+    exact = next((r for r in source.releases if r.version == version), None)
     if exact is not None:
         return exact
     wanted = version_key(version)
-    return next((r for r in releases if version_key(r.version) == wanted), None)
+    return next((r for r in source.releases if version_key(r.version) == wanted), None)
 
 
-def default_release(snap: ProjectSnap) -> ReleaseSnap | None:
-    """The release the project page describes: PyPI's choice (not yanked, final, highest)."""
-    return latest_release(snap)
+def default_release(source: ProjectSource) -> ReleaseItem | None:
+    """PyPI's choice for the project page (:func:`tilsit.render.legacy.latest_release`):
+    the highest release by, in turn, not yanked, final (a version that is not PEP 440
+    counts as neither), then version."""
+    if not source.releases:
+        return None
 
-
-@dataclass(frozen=True, slots=True)
-class ReleaseItem:
-    version: str
-    yanked: bool
-    yanked_reason: str
-    prerelease: bool
-    uploaded: datetime | None  # the first file's upload time; None: unknown (mirrored)
-
-
-def _prerelease(version: str) -> bool:
-    try:
-        return Version(version).is_prerelease
-    except InvalidVersion:
-        return False
-
-
-def _yank(release: ReleaseSnap) -> tuple[bool, str]:
-    """Yanked as a whole, or every shown file yanked (as upstream pages yank files)."""
-    live = [f for f in release.files if not f.deleted]
-    if release.yanked:
-        return True, release.yanked_reason
-    if live and all(f.yanked for f in live):
-        return True, next((f.yanked_reason for f in live if f.yanked_reason), "")
-    return False, ""
-
-
-def history(releases: list[ReleaseSnap]) -> list[ReleaseItem]:
-    items = []
-    for release in releases:
-        yanked, reason = _yank(release)
-        times = [f.upload_time for f in release.files if not f.deleted and f.upload_time]
-        items.append(
-            ReleaseItem(
-                release.version,
-                yanked,
-                reason,
-                _prerelease(release.version),
-                min(times, default=None),
-            )
-        )
-    return items
+    # releases are newest first: the lowest key wins, ties go to the first (highest).
+    return min(source.releases, key=lambda item: (item.yanked, item.rank))
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +412,7 @@ def files_of(session: Session, source: ProjectSource, release: ReleaseSnap) -> l
             )
         )
     }
-    publishers = _publishers(session, source.leaf, source.snap.normalized, files)
+    publishers = _publishers(session, source.leaf, source.normalized, files)
     out = []
     for f in files:
         row = rows.get(f.filename)
@@ -315,7 +421,7 @@ def files_of(session: Session, source: ProjectSource, release: ReleaseSnap) -> l
         out.append(
             FileView(
                 filename=f.filename,
-                url=file_url(f.sha256, f.filename, "", source.snap.files_root),
+                url=file_url(f.sha256, f.filename, "", source.files_root),
                 kind=_KINDS.get(f.packagetype, f.packagetype),
                 python=python,
                 abi=abi,
