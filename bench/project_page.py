@@ -9,7 +9,8 @@ sync applies them (rows written directly, no HTTP), the latest with a Markdown R
 Then, each ``--repeat`` times, taking the median:
 
 - **cold**: the page cache emptied and the renderer's snapshots dropped before the GET,
-  so the page reads the project's 2,000 releases and their files, its metadata blob,
+  so the page reads the history of 2,000 releases (two grouped queries), the shown
+  release's files and its metadata blob,
   renders the README and the newest 50 releases of the history;
 - **warm**: the same GET again (the kept part reused; only the viewer's part rendered);
 - **release**: a release page of a middle version, cold;
