@@ -41,6 +41,7 @@ __all__ = [
     "project_json",
     "project_urls",
     "release_files_json",
+    "release_metadata",
     "version_json",
     "vulnerabilities",
 ]
@@ -177,7 +178,8 @@ def project_urls(raw: RawMetadata) -> dict[str, str]:
     return urls
 
 
-def _metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
+def release_metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
+    """The core metadata of ``release`` (a wheel's, else any file's), {} if none is stored."""
     files = [f for f in release.files if not f.deleted]
     # Prefer a wheel's METADATA: an sdist's PKG-INFO may leave fields dynamic.
     # Only metadata stored for this index: the blob store is shared, and a proxy
@@ -195,7 +197,7 @@ def _metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
 def _info(
     project: ProjectSnap, release: ReleaseSnap, read_blob: ReadBlob, base_url: str
 ) -> dict[str, Any]:
-    raw = _metadata(release, read_blob)
+    raw = release_metadata(release, read_blob)
     root = base_url.rstrip("/")
     # tilsit has no per-project or per-release web page for readers (the UI's
     # /project/<index>/<name>/ is a management page behind a login), so these point
