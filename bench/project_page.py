@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.builders import Meta  # noqa: E402
+
 from tilsit.config import load_settings  # noqa: E402
 from tilsit.index.manage import create_index  # noqa: E402
 from tilsit.index.upstream import UpstreamFile, UpstreamProject, apply_upstream_project  # noqa: E402
@@ -100,8 +101,10 @@ def main() -> None:
                 stored=set(instance.blobs),
             )
         instance.renderer.catch_up()
-        print(f"loaded {len(versions)} versions, {len(files)} files in"
-              f" {time.perf_counter() - started:.1f} s")
+        print(
+            f"loaded {len(versions)} versions, {len(files)} files in"
+            f" {time.perf_counter() - started:.1f} s"
+        )
         install()
         app = TilsitApp(instance)
 
