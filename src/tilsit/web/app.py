@@ -107,7 +107,12 @@ class TilsitApp:
                 await self.ui(scope, capped.receive, capped.send)
                 return
             if path == "/_/search" or path.startswith("/_/stats/"):
-                await self.ui(scope, receive, send)  # search and download statistics: GET only
+                # Search and download statistics are read-only APIs: refused here, so the UI
+                # declares no POST route that is not a CSRF-checked form.
+                if method not in _READ_METHODS:
+                    await self._method_not_allowed(send, "GET, HEAD")
+                    return
+                await self.ui(scope, receive, send)
                 return
             if path.startswith("/_/auth/"):
                 await self._auth(scope, send, path[len("/_/auth/") :])
