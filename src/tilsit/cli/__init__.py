@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("policy", "policy"),
     "vuln": ("vulns", "vuln"),
     "review": ("reviews", "review"),
+    "search": ("search", "search"),
 }
 
 
