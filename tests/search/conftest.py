@@ -6,15 +6,18 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio.from_thread
 import httpx
 import pytest
 import sqlalchemy
 
+from tests.accounts.conftest import PASSWORD, Browser
 from tests.builders import Dist, make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
+from tilsit.auth.passwords import hash_password
 from tilsit.auth.tokens import create_token
 from tilsit.db.models import UserRow
 from tilsit.index.manage import create_user, get_index
@@ -49,6 +52,21 @@ class Search:
     instance: Instance
     http: AppClient
     token: str  # alice's, every index
+    portal: anyio.from_thread.BlockingPortal
+    app: TilsitApp
+
+    def browser(self, user: str) -> Browser:
+        """A logged-in browser session of ``user`` (made with a password if new)."""
+        with self.instance.db.write() as db:
+            row = db.scalars(sqlalchemy.select(UserRow).where(UserRow.name == user)).first()
+            row = row or create_user(db, user)
+            row.email = f"{user}@example.test"
+            row.email_verified_at = datetime.now(UTC)
+            row.password_hash = hash_password(PASSWORD)
+        browser = Browser(self.portal, self.app, "127.0.0.1")
+        response = browser.login(user)
+        assert response.status_code in (200, 303), response.text[:300]
+        return browser
 
     def publish(self, dist: Dist, index: str = "main", token: str | None = None) -> None:
         response = upload(self.http, dist, token or self.token, f"/{index}/legacy/")
@@ -83,8 +101,9 @@ def search(instance: Instance) -> Iterator[Search]:
     install()
     with instance.db.write() as db:
         alice = create_user(db, "alice")
-        token = create_token(db, alice).secret
+        token = create_token(db, alice, bulk=True).secret  # many new projects
+    app = TilsitApp(instance)
     with anyio.from_thread.start_blocking_portal() as portal:
-        http = AppClient(portal, TilsitApp(instance))
-        yield Search(instance, http, token)
+        http = AppClient(portal, app)
+        yield Search(instance, http, token, portal, app)
         portal.call(http.http.aclose)

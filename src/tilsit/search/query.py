@@ -98,7 +98,7 @@ class SearchPage:
 
 def check_query(query: str, page: int) -> str:
     """The query stripped, or :class:`InvalidQuery` saying what is wrong."""
-    query = query.strip()
+    query = query.replace("\x00", " ").strip()  # NUL is no text (PostgreSQL refuses it)
     if not query:
         raise InvalidQuery("Type something to search for: the query is empty.")
     if len(query) > MAX_QUERY:
