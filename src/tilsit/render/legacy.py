@@ -41,6 +41,7 @@ __all__ = [
     "project_json",
     "project_urls",
     "release_files_json",
+    "release_metadata",
     "version_json",
     "vulnerabilities",
 ]
@@ -190,6 +191,11 @@ def _metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
         return {}
     parsed, _unparsed = parse_email(data)
     return parsed
+
+
+def release_metadata(release: ReleaseSnap, read_blob: ReadBlob) -> RawMetadata:
+    """A release's core metadata as its legacy JSON reads it (the search index too)."""
+    return _metadata(release, read_blob)
 
 
 def _info(

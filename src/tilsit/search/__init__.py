@@ -6,4 +6,5 @@
 - :mod:`tilsit.search.names`: names as a query matches them (exact, prefix, typo).
 - :mod:`tilsit.search.query`: the ranked query, on SQLite (FTS5) and PostgreSQL.
 - :mod:`tilsit.search.viewer`: which indexes and projects a viewer's results may name.
+- :mod:`tilsit.search.schema`: the tables of the search index that are not models.
 """

@@ -20,8 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import IndexRow, ProjectRow, SearchDocRow, VirtualOwnerRow
-from tilsit.render.legacy import ReadBlob, latest_release
-from tilsit.render.legacy import _metadata as release_metadata  # the legacy JSON's reading
+from tilsit.render.legacy import ReadBlob, latest_release, release_metadata
 from tilsit.render.snapshot import ProjectSnapshots
 from tilsit.render.virtual import published_files
 from tilsit.store.tree import PAGE_JSON, Tree
