@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -725,6 +726,21 @@ class ReviewRow(Base):
 # --- part: search (0008) -------------------------------------------------------
 
 
+class SearchDocument(TypeDecorator[str]):
+    """PostgreSQL: the stored ``tsvector`` of a search document (a generated column, see
+    migration 0008); SQLite keeps its full text in FTS5 and leaves this column empty."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import TSVECTOR
+
+            return dialect.type_descriptor(TSVECTOR())
+        return dialect.type_descriptor(Text())
+
+
 class SearchDocRow(Base):
     """One searchable document per (index, project), kept current from the journal by
     :mod:`tilsit.search.follow`. The full-text indexes over it are dialect-specific
@@ -749,6 +765,14 @@ class SearchDocRow(Base):
     uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The journal serial the document was made at.
     serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Made by the database (PostgreSQL), never written: the ORM leaves it out.
+    document: Mapped[str | None] = mapped_column(
+        SearchDocument,
+        nullable=True,
+        server_default=FetchedValue(),
+        server_onupdate=FetchedValue(),
+        deferred=True,
+    )
 
 
 class SearchStateRow(Base):

@@ -2,9 +2,9 @@
 
 Ranking, in tiers: the exact (normalised) name, then names it begins, then names one
 typo away (SQLite: the one-deletion neighbourhood in ``search_names``, ranked by edit
-distance; PostgreSQL: pg_trgm similarity), then the text of summaries, keywords and
-READMEs (SQLite FTS5 with bm25, PostgreSQL ``tsvector`` with ``ts_rank``, names and
-summaries weighted above READMEs). A document appears once, in its best tier.
+distance; PostgreSQL: pg_trgm, nearest first), then the text of summaries, keywords
+and READMEs, every word (SQLite FTS5 with bm25, PostgreSQL's stored ``tsvector`` with
+``ts_rank``; names, summaries and keywords weigh above READMEs). A document appears once, in its best tier.
 
 Each tier is its own indexed query bounded by the page asked for, so a query costs
 what it returns, not what the index holds. User text reaches FTS5 and ``to_tsquery``
@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Executable,
+    Float,
     Integer,
     bindparam,
     column,
@@ -59,15 +59,6 @@ _MAX_DISTANCE = 2
 
 EXACT, PREFIX, FUZZY, TEXT = "exact", "prefix", "fuzzy", "text"
 _TIERS = {EXACT: 0, PREFIX: 1, FUZZY: 2, TEXT: 3}
-
-# The same expression as migration 0008's GIN index, so the planner uses it.
-_PG_DOCUMENT = (
-    "(setweight(to_tsvector('english'::regconfig, replace(normalized, '-', ' ')), 'A')"
-    " || setweight(to_tsvector('english'::regconfig, summary), 'B')"
-    " || setweight(to_tsvector('english'::regconfig, keywords), 'B')"
-    " || setweight(to_tsvector('english'::regconfig, description), 'D'))"
-)
-
 
 # SQLite's FTS5 table over search_docs (migration 0008), not a model.
 _FTS = table("search_fts", column("rowid", Integer))
@@ -207,7 +198,7 @@ def _prefix(
         upper = name[:-1] + chr(ord(name[-1]) + 1)
         begins = (SearchDocRow.normalized > name) & (SearchDocRow.normalized < upper)
     else:
-        # Names hold no LIKE wildcard (as_name); the trigram index serves LIKE 'x%'.
+        # Names hold no LIKE wildcard (as_name); a text_pattern_ops index serves it.
         begins = SearchDocRow.normalized.like(name + "%") & (SearchDocRow.normalized != name)
     length = func.length(SearchDocRow.normalized)
     statement = (
@@ -245,11 +236,12 @@ def _fuzzy(
         ).all()
         ranked = sorted((close[n], n, int(i)) for i, n in rows)[:limit]
         return [(doc_id, n, float(d)) for d, n, doc_id in ranked]
-    similarity = func.similarity(SearchDocRow.normalized, name)
+    # Nearest first through the GiST index; % keeps pg_trgm's similarity threshold.
+    nearness: ColumnElement[float] = SearchDocRow.normalized.op("<->", return_type=Float)(name)
     statement = (
-        select(SearchDocRow.id, SearchDocRow.normalized, -similarity)
+        select(SearchDocRow.id, SearchDocRow.normalized, nearness)
         .where(SearchDocRow.normalized.op("%")(name), SearchDocRow.normalized != name, allowed)
-        .order_by(similarity.desc(), SearchDocRow.normalized)
+        .order_by(nearness, SearchDocRow.normalized)
         .limit(limit)
     )
     return _ids(statement, session)
@@ -259,10 +251,10 @@ def _text(
     session: Session, terms: list[str], allowed: ColumnElement[bool], limit: int, dialect: str
 ) -> list[tuple[int, str, float]]:
     if dialect == "sqlite":
-        # Each word quoted (a word holds no quote), the last also as a prefix: FTS5
-        # syntax in the query (NEAR, OR, -, *, column filters) stays text.
-        match = " ".join(f'"{w}"' for w in terms[:-1])
-        match = f'{match} "{terms[-1]}"*'.strip()
+        # Each word quoted (a word holds no quote): FTS5 syntax in the query (NEAR, OR,
+        # -, *, column filters) stays text. Whole words: a prefix of a name is the
+        # name tiers' job, and a prefix of a word matches too much to rank fast.
+        match = " ".join(f'"{w}"' for w in terms)
         rank: ColumnElement[float] = literal_column("bm25(search_fts, 10.0, 4.0, 4.0, 1.0)")
         statement = (
             select(SearchDocRow.id, SearchDocRow.normalized, rank)
@@ -273,12 +265,10 @@ def _text(
             .limit(limit)
         )
         return _ids(statement, session)
-    # Quoted lexemes joined by &, the last a prefix: to_tsquery syntax stays text.
-    expression = " & ".join(f"'{w}'" for w in terms[:-1])
-    last = f"'{terms[-1]}':*"
-    expression = f"{expression} & {last}" if expression else last
+    # Quoted lexemes joined by &: to_tsquery syntax in the query stays text.
+    expression = " & ".join(f"'{w}'" for w in terms)
     tsquery = func.to_tsquery(literal_column("'english'::regconfig"), expression)
-    document: ColumnElement[Any] = literal_column(_PG_DOCUMENT)
+    document = SearchDocRow.__table__.c.document
     pg_rank: ColumnElement[float] = func.ts_rank(document, tsquery)
     statement = (
         select(SearchDocRow.id, SearchDocRow.normalized, -pg_rank)

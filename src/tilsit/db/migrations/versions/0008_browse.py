@@ -23,9 +23,8 @@ depends_on = None
 
 # SQLite: an FTS5 table over search_docs (external content, kept by triggers) and the
 # deletion neighbourhood of every name (each name and each spelling of it with one
-# character left out) for typo matches. PostgreSQL: a GIN index over the documents'
-# tsvector (an expression, so the table's columns are the same on both) and a
-# trigram index on names (pg_trgm, trusted since PostgreSQL 13).
+# character left out) for typo matches; its ``document`` column stays empty.
+# PostgreSQL: below.
 _SQLITE_UP = [
     "CREATE VIRTUAL TABLE search_fts USING fts5(normalized, summary, keywords, description,"
     " content='search_docs', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
@@ -51,19 +50,26 @@ _SQLITE_DOWN = [
     "DROP TRIGGER IF EXISTS search_docs_fts_insert",
     "DROP TABLE IF EXISTS search_fts",
 ]
-# The same expression as tilsit.search.query's, so the planner uses the index.
+# PostgreSQL: each document's tsvector, stored (a generated column), so ranking reads
+# it instead of parsing every matching README again. Names and summaries weigh most.
 _PG_DOCUMENT = (
-    "(setweight(to_tsvector('english'::regconfig, replace(normalized, '-', ' ')), 'A')"
+    "setweight(to_tsvector('english'::regconfig, replace(normalized, '-', ' ')), 'A')"
     " || setweight(to_tsvector('english'::regconfig, summary), 'B')"
     " || setweight(to_tsvector('english'::regconfig, keywords), 'B')"
-    " || setweight(to_tsvector('english'::regconfig, description), 'D'))"
+    " || setweight(to_tsvector('english'::regconfig, description), 'D')"
 )
 _PG_UP = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    f"CREATE INDEX ix_search_docs_document ON search_docs USING gin ({_PG_DOCUMENT})",
-    "CREATE INDEX ix_search_docs_trigram ON search_docs USING gin (normalized gin_trgm_ops)",
+    f"ALTER TABLE search_docs ADD COLUMN document tsvector GENERATED ALWAYS AS ({_PG_DOCUMENT})"
+    " STORED",
+    "CREATE INDEX ix_search_docs_document ON search_docs USING gin (document)",
+    # Typo matches nearest first (ORDER BY <->, which GiST answers without a sort).
+    "CREATE INDEX ix_search_docs_trigram ON search_docs USING gist (normalized gist_trgm_ops)",
+    # Name prefixes (LIKE 'x%') under any database collation.
+    "CREATE INDEX ix_search_docs_prefix ON search_docs (normalized text_pattern_ops)",
 ]
 _PG_DOWN = [
+    "DROP INDEX IF EXISTS ix_search_docs_prefix",
     "DROP INDEX IF EXISTS ix_search_docs_trigram",
     "DROP INDEX IF EXISTS ix_search_docs_document",
 ]
@@ -101,6 +107,8 @@ def _search_upgrade() -> None:
     # journal names (a journal row exists for every project ever changed).
     op.execute("INSERT INTO search_state (id, serial) VALUES (1, 0)")
     dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
+        op.add_column("search_docs", sa.Column("document", sa.Text(), nullable=True))
     for statement in _SQLITE_UP if dialect == "sqlite" else _PG_UP:
         op.execute(statement)
 
