@@ -37,9 +37,9 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy
-from readpath import ROOT, free_port, stop, wait_until_up
 from sqlalchemy import insert, text
 
+from readpath import ROOT, free_port, stop, wait_until_up
 from tilsit.auth.tokens import create_token, find_token
 from tilsit.config import load_settings
 from tilsit.db.models import SearchDocRow
@@ -52,7 +52,6 @@ from tilsit.search.viewer import for_user
 
 assert str(ROOT) in sys.path  # for tests.*, hence after the code above (E402)
 from scale import digests  # noqa: E402
-
 from tests import postgres  # noqa: E402
 from tests.builders import make_wheel  # noqa: E402
 from tests.uploads import form_for  # noqa: E402
