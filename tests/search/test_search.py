@@ -8,7 +8,7 @@ from the journal follower that each upload's catch-up runs, never from the test.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from tests.search.conftest import Search, basic, wheel
 from tilsit.db.models import SearchDocRow
@@ -243,3 +243,28 @@ def test_results_are_paged(search: Search) -> None:
     assert len(names) == 23
     assert search.json("pager", page="11").status_code == 400
     assert search.json("pager", page="x").status_code == 400
+
+
+def test_text_matches_the_viewer_cannot_read_do_not_hide_those_it_can(search: Search) -> None:
+    # Hundreds of better matches in a private index (documents written directly: the
+    # query is under test here) must not push the one public match off the page.
+    with search.instance.db.write() as db:
+        hidden = create_index(db, "hidden", actor="test")
+        hidden.private = True
+        db.flush()
+        db.execute(
+            insert(SearchDocRow),
+            [
+                {
+                    "index_id": hidden.id,
+                    "normalized": f"gadget-{n}",
+                    "name": f"gadget-{n}",
+                    "summary": "gadget gadget gadget",
+                    "keywords": "gadget",
+                    "description": "gadget",
+                }
+                for n in range(300)
+            ],
+        )
+    search.publish(wheel("plain-thing", "1.0", "Has a gadget somewhere in a long summary."))
+    assert search.names("gadget") == ["main/plain_thing"]

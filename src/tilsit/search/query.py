@@ -20,7 +20,6 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Executable,
-    Float,
     Integer,
     bindparam,
     column,
@@ -56,6 +55,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # A typo's candidates read at most (short names can have many neighbours).
 _FUZZY_CANDIDATES = 500
 _MAX_DISTANCE = 2
+# Text matches ranked by FTS5 alone before the viewer's filter joins them instead.
+_MAX_RANKED = 10_000
 
 EXACT, PREFIX, FUZZY, TEXT = "exact", "prefix", "fuzzy", "text"
 _TIERS = {EXACT: 0, PREFIX: 1, FUZZY: 2, TEXT: 3}
@@ -236,12 +237,13 @@ def _fuzzy(
         ).all()
         ranked = sorted((close[n], n, int(i)) for i, n in rows)[:limit]
         return [(doc_id, n, float(d)) for d, n, doc_id in ranked]
-    # Nearest first through the GiST index; % keeps pg_trgm's similarity threshold.
-    nearness: ColumnElement[float] = SearchDocRow.normalized.op("<->", return_type=Float)(name)
+    # Candidates through the trigram GIN index (% is similarity above pg_trgm's
+    # threshold, 0.3), most similar first.
+    similarity: ColumnElement[float] = func.similarity(SearchDocRow.normalized, name)
     statement = (
-        select(SearchDocRow.id, SearchDocRow.normalized, nearness)
+        select(SearchDocRow.id, SearchDocRow.normalized, -similarity)
         .where(SearchDocRow.normalized.op("%")(name), SearchDocRow.normalized != name, allowed)
-        .order_by(nearness, SearchDocRow.normalized)
+        .order_by(similarity.desc(), SearchDocRow.normalized)
         .limit(limit)
     )
     return _ids(statement, session)
@@ -255,13 +257,37 @@ def _text(
         # -, *, column filters) stays text. Whole words: a prefix of a name is the
         # name tiers' job, and a prefix of a word matches too much to rank fast.
         match = " ".join(f'"{w}"' for w in terms)
-        rank: ColumnElement[float] = literal_column("bm25(search_fts, 10.0, 4.0, 4.0, 1.0)")
+        # The best matches first from FTS5 itself (its configured bm25 rank), then only
+        # those the viewer may read; more are read while too few of them are readable.
+        read = max(limit * 4, 200)
+        while True:
+            ranked = session.execute(
+                text(
+                    "SELECT rowid, rank FROM search_fts WHERE search_fts MATCH :match"
+                    " ORDER BY rank LIMIT :read"
+                ),
+                {"match": match, "read": read},
+            ).all()
+            rank = {int(row_id): float(score) for row_id, score in ranked}
+            readable = session.execute(
+                select(SearchDocRow.id, SearchDocRow.normalized).where(
+                    SearchDocRow.id.in_(list(rank)), allowed
+                )
+            ).all()
+            if len(readable) >= limit or len(ranked) < read:
+                found = sorted((rank[int(i)], n, int(i)) for i, n in readable)[:limit]
+                return [(doc_id, n, score) for score, n, doc_id in found]
+            read *= 8
+            if read > _MAX_RANKED:
+                break
+        # A viewer who may read few of very many matches: rank them all in one join.
+        bm25: ColumnElement[float] = literal_column("search_fts.rank")
         statement = (
-            select(SearchDocRow.id, SearchDocRow.normalized, rank)
+            select(SearchDocRow.id, SearchDocRow.normalized, bm25)
             .select_from(SearchDocRow)
             .join(_FTS, _FTS.c.rowid == SearchDocRow.id)
             .where(text("search_fts MATCH :match").bindparams(match=match), allowed)
-            .order_by(rank, SearchDocRow.normalized)
+            .order_by(bm25, SearchDocRow.normalized)
             .limit(limit)
         )
         return _ids(statement, session)
