@@ -7,7 +7,8 @@ and READMEs, every word (SQLite FTS5 with bm25, PostgreSQL's stored ``tsvector``
 ``ts_rank``; names, summaries and keywords weigh above READMEs). A document appears once, in its best tier.
 
 Each tier is its own indexed query bounded by the page asked for, so a query costs
-what it returns, not what the index holds. User text reaches FTS5 and ``to_tsquery``
+what it returns, not what the index holds; a tier is skipped once the tiers above it
+fill the page, and typos are not looked for when the name exists exactly. User text reaches FTS5 and ``to_tsquery``
 only as quoted words (letters and digits), never as their query syntax.
 """
 
@@ -125,14 +126,18 @@ def search(
             if doc_id not in found or key < found[doc_id]:
                 found[doc_id] = key
 
+    # Tiers in rank order; once the tiers above fill the page asked for, the ones below
+    # cannot reach it and are not run. A name that exists exactly is what was typed,
+    # not a typo: its neighbours are not looked for.
     name = as_name(query)
     if name is not None:
-        add(EXACT, _exact(session, name, allowed, limit))
+        exact = _exact(session, name, allowed, limit)
+        add(EXACT, exact)
         add(PREFIX, _prefix(session, name, allowed, limit, dialect))
-        if len(name) >= MIN_FUZZY:
+        if len(name) >= MIN_FUZZY and not exact and len(found) < limit:
             add(FUZZY, _fuzzy(session, name, allowed, limit, dialect))
     terms = words(query)
-    if terms:
+    if terms and len(found) < limit:
         add(TEXT, _text(session, terms, allowed, limit, dialect))
     ranked = sorted(found.items(), key=lambda item: (item[1], item[0]))
     start = (page - 1) * per_page
