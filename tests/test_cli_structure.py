@@ -50,6 +50,7 @@ COMMANDS = {
     "rebuild": None,
     "review": ["approve", "list", "reject", "request"],
     "role": ["add", "list", "remove"],
+    "search": ["rebuild"],
     "serve": None,
     "settings": None,
     "switch": ["list", "off", "on"],

@@ -15,6 +15,7 @@ from tilsit.index.manage import create_index
 from tilsit.operator import DataDirMissing, check_owner
 from tilsit.render.base_url import choose_base_url, record_base_url, recorded_base_url
 from tilsit.render.follow import Renderer
+from tilsit.search.follow import SearchFollower
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
 from tilsit.store.tree import Tree
@@ -40,6 +41,7 @@ class Instance:
     tree: Tree
     renderer: Renderer
     signing: Signing
+    search: SearchFollower
 
     def close(self) -> None:
         self.db.dispose()
@@ -169,7 +171,9 @@ def open_instance(
     if choice.warning:
         log.warning("%s", choice.warning)
     renderer = Renderer(db, blobs, tree, settings.data / "render.lock", choice.use, signing)
-    instance = Instance(settings, db, blobs, tree, renderer, signing)
+    search = SearchFollower(db, tree, renderer.read_blob, lambda: renderer.snapshots)
+    renderer.followers.append(search.catch_up)
+    instance = Instance(settings, db, blobs, tree, renderer, signing, search)
     with db.write() as session:
         exists = session.scalars(
             select(IndexRow.id).where(IndexRow.name == settings.default_index)

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vuln": ("vulns", "vuln"),
     "review": ("reviews", "review"),
     "downloads": ("downloads", "downloads"),
+    "search": ("search", "search"),
 }
 
 

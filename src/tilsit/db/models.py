@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -746,3 +747,64 @@ class DownloadLogRow(Base):
     counted: Mapped[int] = mapped_column(BigInteger, default=0)
     unparsed: Mapped[int] = mapped_column(BigInteger, default=0)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- part: search (0008) -------------------------------------------------------
+
+
+class SearchDocument(TypeDecorator[str]):
+    """PostgreSQL: the stored ``tsvector`` of a search document (a generated column, see
+    migration 0008); SQLite keeps its full text in FTS5 and leaves this column empty."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import TSVECTOR
+
+            return dialect.type_descriptor(TSVECTOR())
+        return dialect.type_descriptor(Text())
+
+
+class SearchDocRow(Base):
+    """One searchable document per (index, project), kept current from the journal by
+    :mod:`tilsit.search.follow`. The full-text indexes over it are dialect-specific
+    and not models (:mod:`tilsit.search.schema`)."""
+
+    __tablename__ = "search_docs"
+    __table_args__ = (
+        UniqueConstraint("index_id", "normalized", name="uq_search_docs_index_normalized"),
+        # Exact and prefix name matches across every index.
+        Index("ix_search_docs_normalized", "normalized"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index_id: Mapped[int] = mapped_column(ForeignKey("indexes.id"))
+    normalized: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    # The README, cut to tilsit.search.documents.MAX_DESCRIPTION characters.
+    description: Mapped[str] = mapped_column(Text, default="")
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The journal serial the document was made at.
+    serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Made by the database (PostgreSQL), never written: the ORM leaves it out.
+    document: Mapped[str | None] = mapped_column(
+        SearchDocument,
+        nullable=True,
+        server_default=FetchedValue(),
+        server_onupdate=FetchedValue(),
+        deferred=True,
+    )
+
+
+class SearchStateRow(Base):
+    """The journal serial the search index has followed to (one row, id 1)."""
+
+    __tablename__ = "search_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -212,6 +212,9 @@ class Renderer:
         self.writes = WritesFirst()
         # What a virtual index's policy compares upload times with (tests move it).
         self.clock: Callable[[], datetime] = utcnow
+        # Called after each catch-up's render: other followers of the journal, which
+        # keep their own marks (tilsit.search.follow).
+        self.followers: list[Callable[[], object]] = []
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -234,7 +237,17 @@ class Renderer:
             os.close(fd)
 
     def catch_up(self) -> int:
-        """Render everything the journal changed since the last render; return the serial."""
+        """Render everything the journal changed since the last render, then run the
+        other followers of the journal (the search index); return the serial."""
+        serial = self._render_journal()
+        for follower in self.followers:
+            try:
+                follower()
+            except Exception:  # the write is committed: the next catch-up tries again
+                log.exception("a follower of the journal failed")
+        return serial
+
+    def _render_journal(self) -> int:
         with self.writes.writing(), self._locked(), self.db.read() as session:
             done = self.tree.serial()
             rows = session.execute(
