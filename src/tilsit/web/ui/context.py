@@ -306,10 +306,10 @@ class VisitorMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Every response, not only pages: JSON answers and static files are
+                # documents a browser can be sent to too (issue 14: the CSP on every one).
                 headers = list(message.get("headers", []))
-                content_type = next((v for k, v in headers if k == b"content-type"), b"")
-                if content_type.startswith(b"text/html"):
-                    headers.extend(SECURITY_HEADERS)
+                headers.extend(SECURITY_HEADERS)
                 headers.extend(self._cookie_headers(visitor))
                 headers.extend(visitor.extra_headers)
                 message = {**message, "headers": headers}
