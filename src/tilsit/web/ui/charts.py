@@ -49,7 +49,7 @@ def _count_label(value: float) -> str:
 
 
 def downloads_chart(daily: Daily, title: str, description: str, element_id: str) -> Markup:
-    """A bar per day of ``daily``, a y axis with three labelled gridlines and dated x ticks.
+    """A bar per day of ``daily``, a y axis with whole-number gridlines and dated x ticks.
 
     ``element_id`` must be unique in the page (it names the title and desc elements); it
     is made of letters, digits and hyphens by the caller.
@@ -70,8 +70,9 @@ def downloads_chart(daily: Daily, title: str, description: str, element_id: str)
         f'<title id="{element_id}-title">{escape(title)}</title>',
         f'<desc id="{element_id}-desc">{escape(description)}</desc>',
     ]
-    # Gridlines and y labels at 0, half the scale and the scale.
-    for value in (0, peak // 2 if peak % 2 == 0 else peak / 2, peak):
+    # Gridlines and y labels at 0, half the scale and the scale; downloads are whole, so a
+    # scale of 1 or 5 has no middle line (0.5 or 2.5 downloads mean nothing).
+    for value in (0, peak // 2, peak) if peak % 2 == 0 else (0, peak):
         y = bottom - plot_h * (value / peak)
         parts.append(
             f'<line class="stats-grid" x1="{_LEFT}" x2="{WIDTH - _RIGHT}"'
