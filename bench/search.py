@@ -121,17 +121,19 @@ def load_documents(instance: Instance, rows: list[dict[str, object]]) -> float:
     with instance.db.write() as session:
         for start in range(0, len(rows), 5000):
             session.execute(insert(SearchDocRow), rows[start : start + 5000])
-        if instance.db.dialect == "sqlite":
-            pairs = [
-                {"variant": v, "normalized": str(r["normalized"])}
-                for r in rows
-                for v in deletions(str(r["normalized"]))
-            ]
-            for start in range(0, len(pairs), 50000):
-                session.execute(
-                    text("INSERT OR IGNORE INTO search_names VALUES (:variant, :normalized)"),
-                    pairs[start : start + 50000],
-                )
+        # The typo table, as the follower fills it, on both backends.
+        pairs = [
+            {"variant": v, "normalized": str(r["normalized"])}
+            for r in rows
+            for v in deletions(str(r["normalized"]))
+        ]
+        for start in range(0, len(pairs), 50000):
+            session.execute(
+                text(
+                    "INSERT INTO search_names VALUES (:variant, :normalized) ON CONFLICT DO NOTHING"
+                ),
+                pairs[start : start + 50000],
+            )
     with instance.db.engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     return time.perf_counter() - started

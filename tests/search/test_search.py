@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert, select
 
+from tests.conftest import BACKEND
 from tests.search.conftest import Search, basic, wheel
 from tilsit.db.models import SearchDocRow
 from tilsit.index.manage import create_index, delete_index, delete_project, get_index
@@ -268,3 +269,14 @@ def test_text_matches_the_viewer_cannot_read_do_not_hide_those_it_can(search: Se
         )
     search.publish(wheel("plain-thing", "1.0", "Has a gadget somewhere in a long summary."))
     assert search.names("gadget") == ["main/plain_thing"]
+
+
+def test_typos_one_letter_away_by_lookup_and_further_by_trigrams_on_postgresql(
+    catalogue: Search,
+) -> None:
+    # One letter away: the deletion neighbourhood, on both backends.
+    assert catalogue.json("requsts").json()["results"][0]["name"] == "requests"
+    # Two letters changed: no shared deletion; PostgreSQL's pg_trgm still finds it, the
+    # embedded default does not (docs/browsing.md, "Search").
+    far = [r["name"] for r in catalogue.json("rekwests").json()["results"]]
+    assert ("requests" in far) is (BACKEND == "postgresql"), far

@@ -116,8 +116,7 @@ class SearchFollower:
                 indexes = _in_member_order(session, list(session.scalars(select(IndexRow))))
             with self.db.write() as session:
                 session.execute(delete(SearchDocRow))
-                if self.db.dialect == "sqlite":
-                    session.execute(text("DELETE FROM search_names"))
+                session.execute(text("DELETE FROM search_names"))
                 _set_mark(session, end)
             for index in indexes:
                 with self.db.read() as session:
@@ -197,7 +196,7 @@ class SearchFollower:
                     setattr(row, key, value)
                 row.serial = serial
         session.flush()
-        if self.db.dialect == "sqlite" and change.store:
+        if change.store:
             # Never removed with a document: a variant of a name no document has
             # matches nothing when joined, and the table stays bounded by names seen.
             pairs = {
@@ -207,8 +206,8 @@ class SearchFollower:
             }
             session.execute(
                 text(
-                    "INSERT OR IGNORE INTO search_names (variant, normalized)"
-                    " VALUES (:variant, :normalized)"
+                    "INSERT INTO search_names (variant, normalized) VALUES (:variant, :normalized)"
+                    " ON CONFLICT DO NOTHING"
                 ),
                 [{"variant": v, "normalized": n} for v, n in sorted(pairs)],
             )

@@ -1,8 +1,8 @@
 """The ranked search over ``search_docs``: names first, then text.
 
-Ranking, in tiers: the exact (normalised) name, then names it begins, then names one
-typo away (SQLite: the one-deletion neighbourhood in ``search_names``, ranked by edit
-distance; PostgreSQL: pg_trgm, nearest first), then the text of summaries, keywords
+Ranking, in tiers: the exact (normalised) name, then names it begins, then names a
+typo away (the one-deletion neighbourhood in ``search_names``, ranked by edit distance;
+on PostgreSQL, when that finds none, pg_trgm, most similar first), then the text of summaries, keywords
 and READMEs, every word (SQLite FTS5 with bm25, PostgreSQL's stored ``tsvector`` with
 ``ts_rank``; names, summaries and keywords weigh above READMEs). A document appears once, in its best tier.
 
@@ -219,31 +219,11 @@ def _prefix(
 def _fuzzy(
     session: Session, name: str, allowed: ColumnElement[bool], limit: int, dialect: str
 ) -> list[tuple[int, str, float]]:
-    if dialect == "sqlite":
-        variants = sorted(deletions(name))
-        names = [
-            n
-            for (n,) in session.execute(
-                text(
-                    "SELECT DISTINCT normalized FROM search_names WHERE variant IN :variants"
-                    " LIMIT :most"
-                ).bindparams(bindparam("variants", expanding=True)),
-                {"variants": variants, "most": _FUZZY_CANDIDATES},
-            )
-        ]
-        distance = {n: edit_distance(name, n) for n in names if n != name}
-        close = {n: d for n, d in distance.items() if d <= _MAX_DISTANCE}
-        if not close:
-            return []
-        rows = session.execute(
-            select(SearchDocRow.id, SearchDocRow.normalized).where(
-                SearchDocRow.normalized.in_(sorted(close)), allowed
-            )
-        ).all()
-        ranked = sorted((close[n], n, int(i)) for i, n in rows)[:limit]
-        return [(doc_id, n, float(d)) for d, n, doc_id in ranked]
-    # Candidates through the trigram GIN index (% is similarity above pg_trgm's
-    # threshold, 0.3), most similar first.
+    close = _neighbours(session, name, allowed, limit)
+    if close or dialect == "sqlite":
+        return close
+    # PostgreSQL, when no name is one letter away: candidates through the trigram GIN
+    # index (% is similarity above pg_trgm's threshold, 0.3), most similar first.
     similarity: ColumnElement[float] = func.similarity(SearchDocRow.normalized, name)
     statement = (
         select(SearchDocRow.id, SearchDocRow.normalized, -similarity)
@@ -252,6 +232,35 @@ def _fuzzy(
         .limit(limit)
     )
     return _ids(statement, session)
+
+
+def _neighbours(
+    session: Session, name: str, allowed: ColumnElement[bool], limit: int
+) -> list[tuple[int, str, float]]:
+    """Names a typo away, by exact lookups in the one-deletion neighbourhood (``search_names``),
+    ranked by edit distance: a letter dropped, added, changed or two swapped."""
+    variants = sorted(deletions(name))
+    names = [
+        n
+        for (n,) in session.execute(
+            text(
+                "SELECT DISTINCT normalized FROM search_names WHERE variant IN :variants"
+                " LIMIT :most"
+            ).bindparams(bindparam("variants", expanding=True)),
+            {"variants": variants, "most": _FUZZY_CANDIDATES},
+        )
+    ]
+    distance = {n: edit_distance(name, n) for n in names if n != name}
+    close = {n: d for n, d in distance.items() if d <= _MAX_DISTANCE}
+    if not close:
+        return []
+    rows = session.execute(
+        select(SearchDocRow.id, SearchDocRow.normalized).where(
+            SearchDocRow.normalized.in_(sorted(close)), allowed
+        )
+    ).all()
+    ranked = sorted((close[n], n, int(i)) for i, n in rows)[:limit]
+    return [(doc_id, n, float(d)) for d, n, doc_id in ranked]
 
 
 def _text(

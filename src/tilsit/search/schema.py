@@ -1,8 +1,8 @@
 """The search index's tables that are not models: what migration 0008 makes per dialect.
 
-SQLite's FTS5 table (with the shadow tables SQLite keeps for it) and the typo table
-of name variants; PostgreSQL needs none (its full-text and trigram indexes are
-indexes on ``search_docs``). tests/db checks the migrated schema is exactly the
+The typo table of name variants on both; SQLite's FTS5 table (with the shadow tables
+SQLite keeps for it); PostgreSQL's full-text and trigram indexes are indexes on
+``search_docs``. tests/db checks the migrated schema is exactly the
 models plus these.
 """
 
@@ -21,5 +21,5 @@ RAW_TABLES: dict[str, frozenset[str]] = {
             "search_names",
         }
     ),
-    "postgresql": frozenset(),
+    "postgresql": frozenset({"search_names"}),
 }
