@@ -14,9 +14,18 @@ import pytest
 from tests.browse.conftest import PASSWORD, create_account, twine, wheel
 from tests.clients.tools import Sandbox, describe
 from tests.conftest import LiveServer
+from tests.pagechecks import CONTRAST_JS
 from tests.screenshots import SCREEN_WIDTHS, shoot
 
 pytestmark = pytest.mark.clients
+
+# Every kind of text on a project or release page: headings, badges, commands, tables,
+# the README, the details, the downloads totals and the chart's caption.
+PAGE_TEXT = (
+    "main h1, main h2, .project-summary, .badge, .snippets .command, th, td, .readme p,"
+    " .readme code, .hint, .project-meta dt, .project-meta dd, .stats-totals dt,"
+    " .stats-totals dd, .stats-caption, main a, main button"
+)
 
 README = "# Widgetry\n\nWidgets for **everyone**.\n\n```python\nimport widgetry\n```\n"
 
@@ -103,7 +112,27 @@ def test_walk_home_index_project_version_search_copy_and_chart(
             shots.append(shoot(page, name))
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= SCREEN_WIDTHS[1], (path, width)
+
+        # Both colour schemes: every kind of text on the project and release pages at 7:1.
+        page.set_viewport_size({"width": SCREEN_WIDTHS[0], "height": 900})
+        too_low: list[tuple[str, str, dict[str, object]]] = []
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            for path, name in (
+                ("/main/project/widgetry/", "walk-project"),
+                ("/main/project/widgetry/1.0/", "walk-release"),
+            ):
+                page.goto(server.url + path)
+                shots.append(shoot(page, f"{name}-{scheme}"))
+                measured = page.evaluate(CONTRAST_JS, PAGE_TEXT)
+                assert len(measured) > 20, (scheme, path)
+                too_low += [(scheme, path, m) for m in measured if m["ratio"] < 7]
+            if scheme == "dark":
+                assert page.evaluate("getComputedStyle(document.body).backgroundColor") != (
+                    "rgb(255, 255, 255)"
+                )
+        assert too_low == []
     finally:
         context.close()
     assert violations == []
-    assert len(shots) == 10 and all(shot.stat().st_size > 1000 for shot in shots)
+    assert len(shots) == 14 and all(shot.stat().st_size > 1000 for shot in shots)

@@ -16,6 +16,7 @@ from tests.browser.conftest import MakeUser, login
 from tests.builders import make_sdist, make_wheel
 from tests.conftest import LiveServer
 from tests.listing.conftest import add_projects
+from tests.pagechecks import CONTRAST_JS
 from tests.screenshots import SCREEN_WIDTHS, shoot
 from tests.uploads import upload
 from tilsit.db.engine import Database
@@ -35,32 +36,6 @@ PAGES = [
     ("tokens", "/account/tokens"),
     ("admin-events", "/admin/events"),
 ]
-
-# The relative luminance and contrast ratio of WCAG 2, and the background an element's
-# text is drawn on: its own, else the nearest ancestor's that is not transparent.
-_CONTRAST_JS = """
-(selector) => {
-  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => {
-    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-  };
-  const background = (el) => {
-    for (; el; el = el.parentElement) {
-      const c = rgb(getComputedStyle(el).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-    }
-    return [255, 255, 255];
-  };
-  return Array.from(document.querySelectorAll(selector)).map((el) => {
-    const fg = rgb(getComputedStyle(el).color).slice(0, 3);
-    const bg = background(el);
-    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
-    return {text: el.textContent.trim().slice(0, 40), ratio: (hi + 0.05) / (lo + 0.05),
-            fg: fg.join(","), bg: bg.join(",")};
-  });
-}
-"""
 
 # The innermost elements that reach past the right edge: what makes a page scroll sideways.
 _WIDE_JS = """
@@ -180,7 +155,7 @@ def test_text_contrast_is_at_least_7_to_1(site: LiveServer, page: Any, scheme: s
     too_low = []
     for kind, (path, selector) in TEXTS.items():
         page.goto(site.url + path)
-        measured = page.evaluate(_CONTRAST_JS, selector)
+        measured = page.evaluate(CONTRAST_JS, selector)
         assert measured, f"no {kind} ({selector}) on {path}"
         too_low += [(kind, m) for m in measured if m["ratio"] < 7]
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
