@@ -19,8 +19,6 @@ from tilsit.index.download_log import BATCH_LINES, MARKER, ImportReport, import_
 from tilsit.index.download_stats import files_totals
 from tilsit.store.tree import file_path
 
-NOW = time.time()
-
 
 def line(
     path: str,
@@ -31,9 +29,12 @@ def line(
     sent: int = 100,
     length: str = "100",
     content_range: str = "-",
-    when: float = NOW,
+    when: float | None = None,
     agent: str = "pip/25.0 {json}",
 ) -> str:
+    # The time of the call, not of the module's import: a run collected before midnight
+    # and run after it must still log "today" as tilsit's counter sees it.
+    when = time.time() if when is None else when
     fields = [MARKER, f"{when:.3f}", address, method, path, str(status), str(sent)]
     return "\t".join([*fields, length, content_range, agent]) + "\n"
 
@@ -67,8 +68,8 @@ def test_only_whole_file_gets_count_once_per_client_file_and_day(
         + line(wheel, address="192.0.2.6", sent=40)  # cut off mid-transfer
         + line(wheel + ".metadata", address="192.0.2.7")
         + line(url(SDIST_1.filename, SDIST_1.sha256, "/main"), address="192.0.2.8")  # counts
-        + line(url(WHEEL_2.filename, WHEEL_2.sha256), when=NOW - 86400 * 10)  # an old day
-        + line(url(WHEEL_2.filename, WHEEL_2.sha256), when=NOW - 86400 * 10)  # same: no
+        + line(url(WHEEL_2.filename, WHEEL_2.sha256), when=time.time() - 86400 * 10)  # an old day
+        + line(url(WHEEL_2.filename, WHEEL_2.sha256), when=time.time() - 86400 * 10)  # same: no
         + line(url("nothing-1.0.tar.gz", "ab" * 32), address="192.0.2.9")  # no such file
         + '127.0.0.1 - - [03/Dec/2026] "GET / HTTP/1.1" 200 12\n'  # another format
         + line(wheel, address="192.0.2.10").replace(MARKER, "tilsit-downloads/9")
