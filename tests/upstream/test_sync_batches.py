@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -101,14 +102,33 @@ class Counted:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.writes = 0
+        # The search index follows the journal after each render, in transactions of its
+        # own: counted apart, so the sync's own writes stay what this test bounds.
+        self.search_writes = 0
+        self._local = threading.local()  # the follower's thread, not the sync's others
         self.renders: list[int] = []  # per render with work: the project rows it renders
         write, catch_up = instance.db.write, instance.renderer.catch_up
 
         @contextmanager
         def counted_write() -> Iterator[Session]:
-            self.writes += 1
+            if getattr(self._local, "following", False):
+                self.search_writes += 1
+            else:
+                self.writes += 1
             with write() as session:
                 yield session
+
+        def following(follower: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                self._local.following = True
+                try:
+                    return follower()
+                finally:
+                    self._local.following = False
+
+            return run
+
+        instance.renderer.followers[:] = [following(f) for f in instance.renderer.followers]
 
         def counted_catch_up() -> int:
             pending = self._pending()
@@ -143,6 +163,8 @@ def test_a_sync_of_many_projects_applies_them_in_batches(
     assert counted.renders == [8, 8, 4]
     # The batches, plus the run's start and end (and the TUF options it records).
     assert counted.writes <= 3 + 3, counted.writes
+    # And the search index: at most one write per render of the sync's journal rows.
+    assert 1 <= counted.search_writes <= len(counted.renders) + 2, counted.search_writes
     _everything_there(upstream, mirror)
     again = sync(mirror)
     assert again.ok and again.synced == 0 and again.requests == 1
