@@ -68,7 +68,7 @@ def s3_blob_store(settings: Settings) -> S3BlobStore:
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
     )
-    return S3BlobStore(make_client(config), config.bucket, config.prefix)
+    return S3BlobStore(make_client(config), config.bucket, config.prefix, tmp=settings.tmp_dir)
 
 
 def open_blob_store(settings: Settings) -> FilesystemBlobStore:

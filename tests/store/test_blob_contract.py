@@ -85,6 +85,9 @@ def test_put_bytes_then_read_every_way(store: BlobStore) -> None:
     assert b"".join(store.open_range(digest, 7, 7)) == b""
     assert list(store) == [digest]
     assert store.stored_at(digest) > time.time() - 60
+    with store.local_copy(digest) as path:
+        assert path.read_bytes() == data
+    assert path.exists() == (store.local_path(digest) is not None)  # a copy is removed
 
 
 def test_bounded_read_refuses_a_larger_blob(store: BlobStore) -> None:
@@ -102,6 +105,7 @@ def test_missing_blob_is_named(store: BlobStore) -> None:
         lambda: store.open_range(absent),
         lambda: store.open_range(absent, 3, 3),
         lambda: store.stored_at(absent),
+        lambda: store.local_copy(absent).__enter__(),
     ):
         with pytest.raises(MissingBlob):
             read()

@@ -15,6 +15,7 @@ filesystem store links the tree to it), None on S3.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -92,6 +93,11 @@ class BlobStore(Protocol):
         """The blob's bytes ``start`` to ``end`` (exclusive; None: to the end), in
         chunks of at most :data:`READ_CHUNK`. :class:`MissingBlob` is raised before
         the first chunk if the blob is not stored."""
+
+    def local_copy(self, sha256: str) -> AbstractContextManager[Path]:
+        """The blob as a file on this host for the block (a reader that needs to seek,
+        such as a zip reader): the blob's own file on the filesystem, a temp copy
+        streamed from S3 (removed after). :class:`MissingBlob` if it is not stored."""
 
     def local_path(self, sha256: str) -> Path | None:
         """The blob's file on this host's disk, or None if the store keeps none."""

@@ -80,6 +80,13 @@ class FilesystemBlobStore:
     def local_path(self, sha256: str) -> Path | None:
         return self.path(sha256)
 
+    @contextlib.contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise MissingBlob(sha256)
+        yield path
+
     def _stat(self, sha256: str) -> os.stat_result:
         try:
             return self.path(sha256).stat()

@@ -42,7 +42,9 @@ import base64
 import contextlib
 import functools
 import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,8 +197,10 @@ class S3BlobStore:
         *,
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_size: int = PART_SIZE,
+        tmp: Path | None = None,
     ) -> None:
         self.client = client
+        self.tmp = tmp
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.multipart_threshold = multipart_threshold
@@ -409,6 +413,20 @@ class S3BlobStore:
 
     def local_path(self, sha256: str) -> Path | None:
         return None
+
+    @contextlib.contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        # In the data directory's tmp/ (when given): a copy a killed process leaves is
+        # reaped with the other leftovers (store/leftovers.py).
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-copy-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in self.open_range(sha256):
+                    fh.write(chunk)
+            yield Path(name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
     def path(self, sha256: str) -> Path:
         raise NoLocalPath(f"blob {sha256} is in S3 bucket {self.bucket!r}, not on this disk")
