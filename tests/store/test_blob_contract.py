@@ -260,3 +260,19 @@ def test_settings_choose_and_build_the_s3_store(s3_server: S3Server, s3_bucket: 
     digest = store.put_bytes(b"by settings")
     assert store.key(digest).startswith("tenant/blobs/")
     assert list(store) == [digest]
+
+
+def test_a_presigned_url_reads_the_blob_without_credentials_and_expires(s3: S3BlobStore) -> None:
+    import httpx
+
+    data = os.urandom(4096)
+    digest = s3.put_bytes(data)
+    url = s3.presigned_url(digest, "demo-1.0-py3-none-any.whl", expires=2)
+    whole = httpx.get(url, timeout=30)
+    assert whole.status_code == 200 and whole.content == data
+    assert "demo-1.0-py3-none-any.whl" in whole.headers["content-disposition"]
+    part = httpx.get(url, headers={"Range": "bytes=10-19"}, timeout=30)
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert httpx.get(url.replace(digest, sha(b"other")), timeout=30).status_code == 403
+    time.sleep(3)
+    assert httpx.get(url, timeout=30).status_code == 403

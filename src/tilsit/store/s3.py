@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
 
 from tilsit.store.blobs import (
     READ_CHUNK,
@@ -102,6 +103,9 @@ def make_client(config: S3Config) -> Any:
         "retries": {"mode": "standard", "max_attempts": 4},
         "connect_timeout": 10,
         "read_timeout": 60,
+        # Presigned URLs with SigV4 (boto3 would sign them with the legacy V2, which
+        # S3-compatible servers verify unevenly, e.g. with response-* parameters).
+        "signature_version": "s3v4",
     }
     if config.endpoint_url:
         # S3-compatible servers (SeaweedFS, MinIO) are addressed by path, not by host name.
@@ -485,6 +489,26 @@ class S3BlobStore:
                 yield chunk
         finally:
             body.close()
+
+    def presigned_url(self, sha256: str, filename: str, expires: int) -> str:
+        """A URL that reads the blob for ``expires`` seconds without credentials (for
+        serving files by redirect); the download is named ``filename``. Signing is local:
+        it neither checks that the blob exists nor calls the server."""
+        disposition = "attachment; filename*=UTF-8''" + quote(filename, safe="")
+        url: str = self._call(
+            "sign a URL for",
+            sha256,
+            lambda: self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": self.key(sha256),
+                    "ResponseContentDisposition": disposition,
+                },
+                ExpiresIn=expires,
+            ),
+        )
+        return url
 
     def __iter__(self) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
