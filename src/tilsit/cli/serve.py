@@ -57,6 +57,8 @@ def _config_holds_secrets(path: Path) -> bool:
     table = read_config_table(path)
     url = str(table.get("database_url", table.get("database-url", "")))
     password = table.get("smtp_password", table.get("smtp-password", ""))
+    # The S3 store's secret key (issue 15), when kept in the file.
+    password = password or table.get("s3_secret_access_key", table.get("s3-secret-access-key", ""))
     # A database URL names its password between "user:" and "@".
     return bool(password) or ("@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0])
 

@@ -334,6 +334,37 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         "TUF: root keys that must sign a new root version, by default.",
     ),
+    # Blob store (issue 15: the S3 store, store/s3.py; docs/storage.md).
+    Setting(
+        "blob_store",
+        str,
+        "fs",
+        "Where blobs (distribution files, core metadata) are kept: fs (<data>/blobs) or s3"
+        " (the bucket below; docs/storage.md).",
+        choices=("fs", "s3"),
+    ),
+    Setting("s3_bucket", str, "", "S3: the bucket that holds the blobs (made beforehand)."),
+    Setting("s3_prefix", str, "blobs", "S3: key prefix; a blob is <prefix>/<aa>/<bb>/<sha256>."),
+    Setting(
+        "s3_endpoint_url",
+        str,
+        "",
+        "S3: endpoint URL of an S3-compatible server (https://s3.example.com); empty means AWS.",
+    ),
+    Setting("s3_region", str, "", "S3: region; empty means boto3's usual configuration."),
+    Setting(
+        "s3_access_key_id",
+        str,
+        "",
+        "S3: access key id; empty means boto3's usual chain (AWS_ACCESS_KEY_ID, ~/.aws,"
+        " an instance role).",
+    ),
+    Setting(
+        "s3_secret_access_key",
+        str,
+        "",
+        "S3: secret access key (with s3_access_key_id); prefer the environment to a file.",
+    ),
 )
 
 
@@ -396,6 +427,14 @@ class Settings:
     tuf_keep_versions: int = 16
     tuf_root_keys: int = 1
     tuf_root_threshold: int = 1
+    # Blob store (issue 15).
+    blob_store: str = "fs"
+    s3_bucket: str = ""
+    s3_prefix: str = "blobs"
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property

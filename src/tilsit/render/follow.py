@@ -76,7 +76,7 @@ from tilsit.spec.simple import (
     project_json_from_parts,
 )
 from tilsit.spec.treepaths import UnsafeTreePath
-from tilsit.store.blobs import BlobStore
+from tilsit.store.blobs import BlobStore, MissingBlob
 from tilsit.store.tree import (
     PAGE_HTML,
     PAGE_JSON,
@@ -92,6 +92,10 @@ from tilsit.trust.repository import Batch, Signing, Undo
 from tilsit.trust.settings import utcnow
 
 __all__ = ["Renderer"]
+
+# The largest core-metadata blob read back (a mirror stores what its upstream serves, up
+# to upstream_page_max_size, 64 MiB by default); an upload's is at most 2 MiB.
+METADATA_BLOB_LIMIT = 64 * 1024 * 1024
 
 # What a render changes in one project: the versions it touched, or WHOLE.
 Scope = frozenset[str] | None
@@ -689,8 +693,8 @@ class Renderer:
 
     def _read_blob(self, sha256: str) -> bytes | None:
         try:
-            return self.blobs.path(sha256).read_bytes()
-        except FileNotFoundError:
+            return self.blobs.read_bytes(sha256, METADATA_BLOB_LIMIT)
+        except MissingBlob:
             return None
 
     def _render_pages(self, index: IndexRow, project: ProjectSnap, scope: Scope) -> None:

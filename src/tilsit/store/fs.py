@@ -15,8 +15,9 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from tilsit.store.blobs import MissingBlob
+from tilsit.store.blobs import READ_CHUNK, BlobCorrupt, BlobTooLarge, MissingBlob
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -76,6 +77,53 @@ class FilesystemBlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def local_path(self, sha256: str) -> Path | None:
+        return self.path(sha256)
+
+    @contextlib.contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise MissingBlob(sha256)
+        yield path
+
+    def _stat(self, sha256: str) -> os.stat_result:
+        try:
+            return self.path(sha256).stat()
+        except FileNotFoundError as exc:
+            raise MissingBlob(sha256) from exc
+
+    def size(self, sha256: str) -> int:
+        return self._stat(sha256).st_size
+
+    def stored_at(self, sha256: str) -> float:
+        return self._stat(sha256).st_mtime
+
+    def read_bytes(self, sha256: str, limit: int) -> bytes:
+        fd = self.open(sha256)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise BlobTooLarge(f"blob {sha256} is larger than {limit} bytes")
+        return data
+
+    def open_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        fh = os.fdopen(self.open(sha256), "rb")  # opened now: MissingBlob before any chunk
+        return self._chunks(fh, start, end)
+
+    @staticmethod
+    def _chunks(fh: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
+        with fh:
+            fh.seek(start)
+            left = None if end is None else max(0, end - start)
+            while left is None or left > 0:
+                chunk = fh.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+
     def put_file(self, source: Path, sha256: str) -> None:
         target = self.path(sha256)
         if self._reuse(target):
@@ -83,6 +131,16 @@ class FilesystemBlobStore:
             source.unlink(missing_ok=True)
             return
         with open(source, "rb+") as fh:
+            # The bytes that go into place are those named: read back (from the page
+            # cache, just written) before the rename, so a row never names other bytes.
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
+                digest.update(chunk)
+            if digest.hexdigest() != sha256:
+                source.unlink(missing_ok=True)
+                raise BlobCorrupt(
+                    f"the bytes to store hash to {digest.hexdigest()}, not {sha256}; not stored"
+                )
             os.fsync(fh.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(source, 0o444)

@@ -490,7 +490,7 @@ def _check_file(
             raise CarryFault(_fault_of(exc), path, f"{type(exc).__name__}: {exc}") from exc
         blobs.put_file(Path(got), sha256)
     blob = blobs.path(sha256)
-    size = blob.stat().st_size
+    size = blobs.size(sha256)
     if size != info.length:
         raise CarryFault(
             "tampered file", path, f"the stored blob has {size} bytes, signed {info.length}"

@@ -132,13 +132,13 @@ class FileFetcher:
         facts: FileFacts | None = None
         async with self._slots:
             if f.sha256 in held and blobs.exists(f.sha256):
-                size = await asyncio.to_thread(lambda: blobs.path(f.sha256).stat().st_size)
+                size = await asyncio.to_thread(blobs.size, f.sha256)
                 if f.size >= 0 and size != f.size:
                     raise VerificationFailed(
                         f"{f.filename}: the page says {f.size} bytes, its sha256 has {size}"
                     )
                 if (f.filename, f.sha256) not in learned:
-                    facts = await self._read_facts(blobs.path(f.sha256), f)
+                    facts = await self._read_facts(f.sha256, f)
             else:
                 try:
                     size, facts = await self.download(
@@ -251,13 +251,18 @@ class FileFetcher:
         )
         return facts, None if problem is None else f"{f.filename}: {problem}"
 
-    async def _read_facts(self, path: Path, f: UpstreamFile) -> FileFacts:
-        """What the reused blob at ``path`` says (:func:`~tilsit.upstream.fetched.read_facts`).
+    async def _read_facts(self, sha256: str, f: UpstreamFile) -> FileFacts:
+        """What the reused blob ``sha256`` says (:func:`~tilsit.upstream.fetched.read_facts`).
 
         A wheel's METADATA is read only where the upstream offers no core metadata;
         one that cannot be read is noted, and the file mirrored without ``.metadata``.
         """
-        facts, problem = await asyncio.to_thread(self._facts, path, f, None)
+
+        def facts_of_blob() -> tuple[FileFacts, str | None]:
+            with self.instance.blobs.local_copy(sha256) as path:
+                return self._facts(path, f, None)
+
+        facts, problem = await asyncio.to_thread(facts_of_blob)
         if problem is not None:
             self.note(problem)
         return facts

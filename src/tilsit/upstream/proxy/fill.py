@@ -304,15 +304,19 @@ class Proxy:
             held = reusable_blobs(session, index.id, {f.sha256 for f in project.files})
         files = []
         for f in project.files:
-            path = blobs.path(f.sha256)
-            if f.sha256 in held and (f.filename, f.sha256) not in learned and path.is_file():
-                facts, problem = read_facts(
-                    path,
-                    f.filename,
-                    hashes=None,
-                    read_metadata=f.metadata_sha256 is None,
-                    store=blobs.put_bytes,
-                )
+            if (
+                f.sha256 in held
+                and (f.filename, f.sha256) not in learned
+                and blobs.exists(f.sha256)
+            ):
+                with blobs.local_copy(f.sha256) as path:
+                    facts, problem = read_facts(
+                        path,
+                        f.filename,
+                        hashes=None,
+                        read_metadata=f.metadata_sha256 is None,
+                        store=blobs.put_bytes,
+                    )
                 if problem is not None:
                     log.warning("%s: %s: %s", index.name, f.filename, problem)
                 f = replace(f, facts=facts)
