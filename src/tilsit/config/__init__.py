@@ -334,6 +334,21 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         "TUF: root keys that must sign a new root version, by default.",
     ),
+    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    Setting(
+        "blob_path",
+        str,
+        "",
+        "Directory of the filesystem blob store; empty means <data>/blobs. Hosts sharing"
+        " one database share it (a shared filesystem), on the same filesystem as <data>/tmp.",
+    ),
+    Setting(
+        "journal_poll",
+        float,
+        2.0,
+        "PostgreSQL: seconds between looks at the shared journal for other hosts' changes"
+        " when no notification woke this host (a lost one); 0 stops following other hosts.",
+    ),
 )
 
 
@@ -396,6 +411,9 @@ class Settings:
     tuf_keep_versions: int = 16
     tuf_root_keys: int = 1
     tuf_root_threshold: int = 1
+    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    blob_path: str = ""
+    journal_poll: float = 2.0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -404,7 +422,7 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.data / "blobs"
+        return Path(self.blob_path) if self.blob_path else self.data / "blobs"
 
     @property
     def tree_dir(self) -> Path:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tilsit.db.live import hide_deleted_indexes
+from tilsit.db.notify import notify_if_journal_written
 from tilsit.operator import ConfigError
 from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
 
@@ -158,6 +159,9 @@ class Database:
                 )
             del connection
             yield session
+            if self.dialect == "postgresql":
+                # Other hosts' renderers wake when this commits (tilsit.db.cluster).
+                notify_if_journal_written(session)
             session.commit()
         except BaseException:
             session.rollback()
