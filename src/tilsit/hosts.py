@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 
@@ -34,9 +35,17 @@ def behind(instance: Instance) -> bool:
     return int(newest) > instance.tree.serial()
 
 
-async def follow_other_hosts(instance: Instance, stop: asyncio.Event, *, poll: float) -> None:
+async def follow_other_hosts(
+    instance: Instance,
+    stop: asyncio.Event,
+    *,
+    poll: float,
+    after: Callable[[], object] = lambda: None,
+) -> None:
     """Until ``stop``: wait for a journal notification (or ``poll`` seconds), then catch up.
 
+    ``after`` runs after each wait, caught up or not: what other hosts change without
+    a journal row (a mirror's status after a failed sync) is published so.
     The wait runs in a thread for at most ``poll`` seconds, so stopping takes at most
     that long.
     """
@@ -51,6 +60,7 @@ async def follow_other_hosts(instance: Instance, stop: asyncio.Event, *, poll: f
             try:
                 if await asyncio.to_thread(behind, instance):
                     await asyncio.to_thread(instance.renderer.catch_up)
+                await asyncio.to_thread(after)
             except Exception:  # the next wake-up or poll tries again
                 log.exception("catching up with the other hosts' writes failed")
     finally:

@@ -24,6 +24,7 @@ from tilsit.render.coalesce import coalesce_index_pages
 from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
 from tilsit.upstream.schedule import run_schedule
+from tilsit.upstream.status import refresh_statuses
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
@@ -341,6 +342,7 @@ class TilsitApp:
                         self.instance,
                         self._stop_schedule,
                         poll=self.instance.settings.journal_poll,
+                        after=lambda: refresh_statuses(self.instance.db, self.instance.tree),
                     )
                 )
                 self.downloads.start()
