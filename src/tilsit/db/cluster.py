@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,9 +43,11 @@ def _driver_url(db: Database) -> str:
 class JournalListener:
     """Waits for the journal notifications of every host (PostgreSQL only).
 
-    ``wait(timeout)`` returns True when a notification came, False when the timeout
-    passed (or the connection failed: it is made again at the next wait). The caller
-    looks at the journal either way, so a lost notification is a delay, not a loss.
+    ``wait(timeout)`` returns True when a notification from another tree came (one
+    whose payload is not ``db.origin``: this tree's own writers render their rows
+    themselves, some at the end of a burst), False when the timeout passed (or the
+    connection failed: it is made again at the next wait). The caller looks at the
+    journal either way, so a lost notification is a delay, not a loss.
     """
 
     def __init__(self, db: Database) -> None:
@@ -67,16 +70,22 @@ class JournalListener:
 
         if not self.active:
             return False
+        deadline = time.monotonic() + timeout
         try:
             if self._connection is None:
                 self._connection = self._connect()
-            got = False
-            for _notice in self._connection.notifies(timeout=timeout, stop_after=1):
-                got = True
-            # Several commits may have notified meanwhile: one catch-up renders them all.
-            while any(True for _n in self._connection.notifies(timeout=0, stop_after=1)):
-                pass
-            return got
+            # Several commits may notify at once: one catch-up renders them all, so
+            # every notification waiting is taken, and True if one is another tree's.
+            woken = False
+            while not woken:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for notice in self._connection.notifies(timeout=left, stop_after=1):
+                    woken = woken or notice.payload != self.db.origin
+            for notice in self._connection.notifies(timeout=0):
+                woken = woken or notice.payload != self.db.origin
+            return woken
         except psycopg.Error as exc:
             log.warning("journal notifications lost (%s); polling until they are back", exc)
             self.close()

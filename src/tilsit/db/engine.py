@@ -86,6 +86,9 @@ class Database:
                     " for SQLite in the data directory"
                 ) from None
         self.dialect = self.engine.dialect.name
+        # The tree this process renders into, named in its journal notifications
+        # (tilsit.db.notify); set by a server that follows other hosts.
+        self.origin = ""
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A deleted index is invisible to every query of these sessions (tilsit.db.live).
         event.listen(self._sessions, "do_orm_execute", hide_deleted_indexes)
@@ -161,7 +164,7 @@ class Database:
             yield session
             if self.dialect == "postgresql":
                 # Other hosts' renderers wake when this commits (tilsit.db.cluster).
-                notify_if_journal_written(session)
+                notify_if_journal_written(session, self.origin)
             session.commit()
         except BaseException:
             session.rollback()

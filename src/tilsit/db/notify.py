@@ -21,7 +21,14 @@ def mark_journal_written(session: Session) -> None:
     session.info[_JOURNAL_WRITTEN] = True
 
 
-def notify_if_journal_written(session: Session) -> None:
-    """Just before the commit of a write on PostgreSQL: queue the wake-up, if rows were added."""
+def notify_if_journal_written(session: Session, origin: str) -> None:
+    """Just before the commit of a write on PostgreSQL: queue the wake-up, if rows were added.
+
+    ``origin`` names the tree the writer renders into (empty: none), so the processes
+    that render into that same tree, which render their own writes, are not woken.
+    """
     if session.info.pop(_JOURNAL_WRITTEN, False):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOURNAL_CHANNEL})
+        session.execute(
+            text("SELECT pg_notify(:channel, :origin)"),
+            {"channel": JOURNAL_CHANNEL, "origin": origin},
+        )
