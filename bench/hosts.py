@@ -170,6 +170,7 @@ def main() -> None:
             **os.environ,
             "TILSIT_DATABASE_URL": f"{base}/bench",
             "TILSIT_BLOB_PATH": str(blobs),
+            "TILSIT_TUF_SHARED": "true",
             "TILSIT_JOURNAL_POLL": str(args.poll),
             "TILSIT_ACCESS_LOG": "false",
         }

@@ -52,12 +52,17 @@ class Cluster:
                 "data": self.root / name / "data",
                 "database_url": self.database_url,
                 "blob_path": str(self.blobs),
+                "tuf_shared": True,
             },
             environ={},
         )
 
     def env(self) -> dict[str, str]:
-        return {"TILSIT_BLOB_PATH": str(self.blobs), **self.extra_env}
+        return {
+            "TILSIT_BLOB_PATH": str(self.blobs),
+            "TILSIT_TUF_SHARED": "true",
+            **self.extra_env,
+        }
 
     def start(self, name: str) -> LiveServer:
         """Start host ``name``; a host after the first gets the first one's keys copied."""

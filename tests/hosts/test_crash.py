@@ -135,6 +135,7 @@ def test_a_host_killed_mid_sync_leaves_no_half_state_and_another_host_takes_over
     # The killed host's lock went with its connection: B syncs now (its own schedule
     # or this command, whichever comes first; the other finds the sync busy).
     monkeypatch.setenv("TILSIT_BLOB_PATH", str(cluster.blobs))
+    monkeypatch.setenv("TILSIT_TUF_SHARED", "true")
     result = run_cli(b.settings, "mirror", "sync", "mirror", check=False)
     assert result.returncode == 0 or "another" in result.stdout + result.stderr, result
     for n in range(4):

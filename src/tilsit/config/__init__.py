@@ -349,6 +349,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL: seconds between looks at the shared journal for other hosts' changes"
         " when no notification woke this host (a lost one); 0 stops following other hosts.",
     ),
+    Setting(
+        "tuf_shared",
+        bool,
+        False,
+        "PostgreSQL, several hosts: sign each index one host at a time and serve the signed"
+        " TUF metadata stored in the database, so every host serves the same bytes.",
+    ),
 )
 
 
@@ -414,6 +421,7 @@ class Settings:
     # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
     blob_path: str = ""
     journal_poll: float = 2.0
+    tuf_shared: bool = False
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
