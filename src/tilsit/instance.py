@@ -24,6 +24,7 @@ from tilsit.trust.keyring import open_keys
 from tilsit.trust.keys import keys_dir, trust_dir
 from tilsit.trust.repository import Signing
 from tilsit.trust.settings import trust_settings, utcnow
+from tilsit.trust.shared import SharedMetadata
 
 __all__ = [
     "Instance",
@@ -195,6 +196,9 @@ def open_instance(
         raise
     if migrate:
         db.migrate()
+    if db.dialect == "postgresql" and settings.tuf_shared:
+        # Hosts sharing the database sign one at a time and serve the same bytes.
+        signing.shared = SharedMetadata(db)
     blobs = open_blob_store(settings)
     choice = choose_base_url(
         settings.base_url,

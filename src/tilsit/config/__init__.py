@@ -365,6 +365,28 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "S3: secret access key (with s3_access_key_id); prefer the environment to a file.",
     ),
+    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    Setting(
+        "blob_path",
+        str,
+        "",
+        "Directory of the filesystem blob store; empty means <data>/blobs. Hosts sharing"
+        " one database share it (a shared filesystem), on the same filesystem as <data>/tmp.",
+    ),
+    Setting(
+        "journal_poll",
+        float,
+        2.0,
+        "PostgreSQL: seconds between looks at the shared journal for other hosts' changes"
+        " when no notification woke this host (a lost one); 0 stops following other hosts.",
+    ),
+    Setting(
+        "tuf_shared",
+        bool,
+        False,
+        "PostgreSQL, several hosts: sign each index one host at a time and serve the signed"
+        " TUF metadata stored in the database, so every host serves the same bytes.",
+    ),
 )
 
 
@@ -435,6 +457,10 @@ class Settings:
     s3_region: str = ""
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    blob_path: str = ""
+    journal_poll: float = 2.0
+    tuf_shared: bool = False
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -443,7 +469,7 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.data / "blobs"
+        return Path(self.blob_path) if self.blob_path else self.data / "blobs"
 
     @property
     def tree_dir(self) -> Path:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tilsit.db.live import hide_deleted_indexes
+from tilsit.db.notify import notify_if_journal_written
 from tilsit.operator import ConfigError
 from tilsit.store.private import SQLITE_SIDE_FILES, create_private_file
 
@@ -43,7 +44,7 @@ _WRITE_LOCK_KEY = 0x74696C736974
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration. Opening a database at this revision needs no Alembic
 # import (a second or so on every CLI call); tests/db checks it is the head.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -85,6 +86,9 @@ class Database:
                     " for SQLite in the data directory"
                 ) from None
         self.dialect = self.engine.dialect.name
+        # The tree this process renders into, named in its journal notifications
+        # (tilsit.db.notify); set by a server that follows other hosts.
+        self.origin = ""
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A deleted index is invisible to every query of these sessions (tilsit.db.live).
         event.listen(self._sessions, "do_orm_execute", hide_deleted_indexes)
@@ -158,6 +162,9 @@ class Database:
                 )
             del connection
             yield session
+            if self.dialect == "postgresql":
+                # Other hosts' renderers wake when this commits (tilsit.db.cluster).
+                notify_if_journal_written(session, self.origin)
             session.commit()
         except BaseException:
             session.rollback()

@@ -547,6 +547,21 @@ class JournalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class TufMetadataRow(Base):
+    """The signed bytes of one TUF role of an index, as every host serves them (0009).
+
+    ``role`` is ``timestamp``, ``snapshot``, ``targets`` or a bin's name; one row per
+    role, replaced by each newer version (tilsit.trust.shared).
+    """
+
+    __tablename__ = "tuf_metadata"
+
+    index_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class VirtualMemberRow(Base):
     """One member of a virtual index, in the order names are looked up in (0007)."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tilsit.db.models import IndexRow, JournalRow, ProjectRow, ReleaseRow
+from tilsit.db.notify import mark_journal_written
 from tilsit.index import owners
 
 __all__ = ["MEMBER_CHANGE", "record"]
@@ -52,6 +53,7 @@ def record(
     )
     session.add(row)
     session.flush()
+    mark_journal_written(session)  # other hosts are woken at commit (PostgreSQL)
     index.last_serial = row.serial
     if project is not None:
         project.last_serial = row.serial

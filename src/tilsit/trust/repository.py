@@ -16,8 +16,10 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from tuf.api.metadata import (
     Metadata,
@@ -37,7 +39,7 @@ from tilsit.trust.keys import SERIALIZER, KeySet, TrustSettings, trust_dir
 from tilsit.trust.layout import hashed_path, signable, tuf_dir
 from tilsit.trust.published import Published, load_published, save_published
 
-__all__ = ["Batch", "IndexRepository", "Signing", "Undo"]
+__all__ = ["Batch", "IndexRepository", "SharedSigning", "Signing", "Undo"]
 
 _VERSIONED = re.compile(r"(\d+)\.(.+)\.json")
 
@@ -114,12 +116,32 @@ def _sign(md: Metadata[Targets] | Metadata[Snapshot] | Metadata[Timestamp], keys
     return md.to_bytes(SERIALIZER)
 
 
+class SharedSigning(Protocol):
+    """Where hosts sharing a database sign one at a time (tilsit.trust.shared)."""
+
+    def signing(self, index: str) -> AbstractContextManager[object]: ...
+
+    def pull(self, repo: IndexRepository) -> None: ...
+
+    def push(self, repo: IndexRepository) -> None: ...
+
+
 class IndexRepository:
-    def __init__(self, tree: Tree, index: str, keys: KeySet, settings: TrustSettings) -> None:
+    def __init__(
+        self,
+        tree: Tree,
+        index: str,
+        keys: KeySet,
+        settings: TrustSettings,
+        shared: SharedSigning | None = None,
+    ) -> None:
         self.tree = tree
         self.index = index
         self.keys = keys
         self.settings = settings
+        # Several hosts on one database: each round under the index's cluster lock,
+        # from the newest signed state and published for the others (trust.shared).
+        self.shared = shared
         self.dir = tuf_dir(index)
         self._stat: tuple[int, int] | None = None
         self._timestamp: Metadata[Timestamp] | None = None
@@ -267,6 +289,52 @@ class IndexRepository:
         self._snapshot = snapshot
 
     def round(
+        self,
+        now: datetime,
+        changes: Mapping[str, TargetFile | None] | None = None,
+        *,
+        resign: Iterable[str] = (),
+        replace: bool = False,
+        snapshot_due: bool = False,
+        timestamp_due: bool = False,
+    ) -> list[str]:
+        """Sign one round and return the bins it wrote (see :meth:`_round`).
+
+        With hosts sharing a database, one host at a time signs an index: under its
+        cluster lock, this tree first takes the newest metadata any host signed (so
+        every version goes above it), and the round's result is stored for the others.
+        """
+        if self.shared is None:
+            return self._round(
+                now,
+                changes,
+                resign=resign,
+                replace=replace,
+                snapshot_due=snapshot_due,
+                timestamp_due=timestamp_due,
+            )
+        with self.shared.signing(self.index):
+            self.shared.pull(self)
+            written = self._round(
+                now,
+                changes,
+                resign=resign,
+                replace=replace,
+                snapshot_due=snapshot_due,
+                timestamp_due=timestamp_due,
+            )
+            self.shared.push(self)
+        return written
+
+    def install(self, name: str, data: bytes) -> None:
+        """Place metadata another host signed: ``N.<role>.json`` (with its gzip copy) or
+        ``timestamp.json``, which goes last (the commit point, as in a round)."""
+        if name == "timestamp.json":
+            self._write(name, data)
+        else:
+            self._write_versioned(name, data)
+
+    def _round(
         self,
         now: datetime,
         changes: Mapping[str, TargetFile | None] | None = None,
@@ -443,6 +511,7 @@ class Signing:
         self.tree = tree
         self.keys = keys
         self.settings = settings
+        self.shared: SharedSigning | None = None  # set when hosts share a database
         self._repos: dict[str, IndexRepository] = {}
         self._trust_stat = self._stat_trust()
 
@@ -456,7 +525,9 @@ class Signing:
             self.use_keys(load_keys(self.keys.data))
         repo = self._repos.get(index)
         if repo is None or repo.keys is not self.keys:
-            repo = self._repos[index] = IndexRepository(self.tree, index, self.keys, self.settings)
+            repo = self._repos[index] = IndexRepository(
+                self.tree, index, self.keys, self.settings, self.shared
+            )
         return repo
 
     def latest_keys(self) -> KeySet:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from tilsit.db.cluster import cluster_lock
 from tilsit.db.models import IndexRow, UpstreamStateRow
 from tilsit.instance import Instance
 from tilsit.upstream.sync import SyncBusy, SyncReport, sync_mirror
@@ -47,11 +48,19 @@ def due_mirrors(instance: Instance, now: datetime | None = None) -> list[str]:
 
 
 async def run_due(instance: Instance, *, workers: int = 8) -> list[SyncReport]:
-    """Sync every due mirror once, one after the other; log each summary."""
+    """Sync every due mirror once, one after the other; log each summary.
+
+    Hosts sharing a PostgreSQL database run this loop each: a mirror's turn is taken
+    under a cluster lock and its due-ness read again under it, so a host that listed
+    it a moment before another host's run ended does not sync it a second time.
+    """
     reports = []
     for name in await asyncio.to_thread(due_mirrors, instance):
         try:
-            report = await sync_mirror(instance, name, workers=workers)
+            with cluster_lock(instance.db, f"mirror-schedule:{name}") as mine:
+                if not mine or name not in await asyncio.to_thread(due_mirrors, instance):
+                    continue  # another host has this turn, or had it
+                report = await sync_mirror(instance, name, workers=workers)
         except SyncBusy:
             continue  # another process is syncing it right now
         except Exception:  # a broken index must not stop the others or the server

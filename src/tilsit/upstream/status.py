@@ -11,11 +11,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from tilsit.db.engine import Database
 from tilsit.db.models import IndexRow, UpstreamStateRow
 from tilsit.spec.simple import format_time
 from tilsit.store.tree import Tree
 
-__all__ = ["STATUS_FILE", "status_document", "status_path", "write_status"]
+__all__ = ["STATUS_FILE", "refresh_statuses", "status_document", "status_path", "write_status"]
 
 STATUS_FILE = "mirror-status.json"
 
@@ -46,5 +49,30 @@ def status_document(index: IndexRow, state: UpstreamStateRow | None) -> dict[str
 def write_status(tree: Tree, index: IndexRow, state: UpstreamStateRow | None) -> dict[str, Any]:
     """Write the document atomically into the tree; return it."""
     doc = status_document(index, state)
-    tree.write(status_path(index.name), (json.dumps(doc, indent=2) + "\n").encode())
+    tree.write(status_path(index.name), _encoded(doc))
     return doc
+
+
+def _encoded(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def refresh_statuses(db: Database, tree: Tree) -> int:
+    """Rewrite each mirror's status whose database state this tree does not show yet.
+
+    The host that syncs writes its own tree's document; a host sharing the database
+    (tilsit.hosts) calls this as it follows the others. Returns how many it wrote.
+    """
+    written = 0
+    with db.read() as session:
+        rows = session.execute(
+            select(IndexRow, UpstreamStateRow)
+            .join(UpstreamStateRow, UpstreamStateRow.index_id == IndexRow.id)
+            .where(IndexRow.kind == "mirror")
+        ).all()
+        for index, state in rows:
+            data = _encoded(status_document(index, state))
+            if tree.read(status_path(index.name)) != data:
+                tree.write(status_path(index.name), data)
+                written += 1
+    return written

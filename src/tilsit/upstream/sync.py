@@ -49,6 +49,8 @@ from typing import Any
 from sqlalchemy import select
 
 from tilsit.config.origins import parse_origins
+from tilsit.db.cluster import cluster_lock
+from tilsit.db.engine import Database
 from tilsit.db.models import IndexRow, ProjectRow, UpstreamStateRow
 from tilsit.index.journal import record
 from tilsit.index.manage import get_index
@@ -116,14 +118,19 @@ class _Local:
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def _exclusive(path: Path, db: Database, index_name: str) -> Iterator[None]:
+    """This host's lock file, then the cluster's lock: one sync of an index at a time on
+    every host sharing the database (:func:`~tilsit.db.cluster.cluster_lock`)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise SyncBusy(f"another sync holds {path}") from exc
-        yield
+        with cluster_lock(db, f"mirror-sync:{index_name}") as held:
+            if not held:
+                raise SyncBusy(f"another host is syncing mirror {index_name!r}")
+            yield
     finally:
         os.close(fd)
 
@@ -165,7 +172,8 @@ class MirrorSync:
     async def run(self) -> SyncReport:
         started = time.monotonic()
         settings = self.instance.settings
-        with _exclusive(settings.data / f"mirror-{self.index_name}.lock"):
+        lock = settings.data / f"mirror-{self.index_name}.lock"
+        with _exclusive(lock, self.instance.db, self.index_name):
             self._clean_tmp()
             await asyncio.to_thread(self._load)
             root: RootIndex | None = None

@@ -18,11 +18,13 @@ import anyio.to_thread
 from tilsit import __version__
 from tilsit.cooldowns import mature_cooldowns
 from tilsit.freshness import keep_fresh
+from tilsit.hosts import follow_other_hosts
 from tilsit.instance import Instance
 from tilsit.render.coalesce import coalesce_index_pages
 from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
 from tilsit.upstream.schedule import run_schedule
+from tilsit.upstream.status import refresh_statuses
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
 from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
@@ -70,6 +72,7 @@ class TilsitApp:
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None
         self._maturing: asyncio.Task[None] | None = None
+        self._hosts: asyncio.Task[None] | None = None  # other hosts' writes (PostgreSQL)
         self._stop_schedule = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -333,6 +336,15 @@ class TilsitApp:
                         tick=self.instance.settings.cooldown_tick,
                     )
                 )
+                # Several hosts on one database: render what the others wrote.
+                self._hosts = asyncio.create_task(
+                    follow_other_hosts(
+                        self.instance,
+                        self._stop_schedule,
+                        poll=self.instance.settings.journal_poll,
+                        after=lambda: refresh_statuses(self.instance.db, self.instance.tree),
+                    )
+                )
                 self.downloads.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -349,6 +361,9 @@ class TilsitApp:
                 if self._maturing is not None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._maturing
+                if self._hosts is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._hosts
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
                 self.instance.close()

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tilsit.db.cluster import cluster_lock
 from tilsit.db.models import FileRow, IndexRow, ProjectRow, ReleaseRow
 from tilsit.index.upstream import (
     FileFacts,
@@ -148,12 +150,20 @@ class FileFills:
     async def _run(self, key: tuple[str, str, bool], fetch: FileFetch) -> None:
         target = fetch.target
         try:
-            if fetch.temp is not None:
-                await self._download(fetch)
-            facts = await anyio.to_thread.run_sync(self._store_blob, fetch)
-            _, serial = await self.writes.write(
-                lambda session: self._mark_cached(session, fetch, facts)
-            )
+            # One fetch per file across the hosts sharing the database: the lock is held
+            # until the row that marks it cached commits, so a host that waited for it
+            # finds the blob stored and serves that (PostgreSQL; a no-op on SQLite).
+            async with self._cluster_lock(f"proxy-file:{target.sha256}"):
+                if fetch.temp is not None:
+                    stored = await anyio.to_thread.run_sync(self._stored_elsewhere, target)
+                    if stored is not None:
+                        fetch.adopt(stored)
+                    else:
+                        await self._download(fetch)
+                facts = await anyio.to_thread.run_sync(self._store_blob, fetch)
+                _, serial = await self.writes.write(
+                    lambda session: self._mark_cached(session, fetch, facts)
+                )
             fetch.release()  # durable: the readers get the last byte
             # Shared until the tree has the file (a request meanwhile is served from
             # the stored blob); rendered at the end of the burst unless a reader
@@ -171,6 +181,25 @@ class FileFills:
             if self._files.get(key) is fetch:
                 del self._files[key]
             fetch.settle()
+
+    @asynccontextmanager
+    async def _cluster_lock(self, name: str) -> AsyncIterator[None]:
+        """Wait for the cluster lock ``name`` (in a thread: it may wait for another host)."""
+        stack = ExitStack()
+        await anyio.to_thread.run_sync(
+            lambda: stack.enter_context(cluster_lock(self.instance.db, name, wait=True))
+        )
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(stack.close)
+
+    def _stored_elsewhere(self, target: ProxyFile) -> Path | None:
+        """The blob, if another host stored it for these indexes while this one waited."""
+        with self.instance.db.read() as session:
+            reusable = reusable_blobs(session, target.sources[0].index.id, {target.sha256})
+        existing = self.instance.blobs.path(target.sha256)
+        return existing if reusable and existing.is_file() else None
 
     async def _download(self, fetch: FileFetch) -> None:
         target = fetch.target

@@ -47,11 +47,11 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tilsit.config.origins import parse_origins
-from tilsit.db.models import IndexRow, ProjectRow
+from tilsit.db.models import IndexRow, JournalRow, ProjectRow
 from tilsit.index.upstream import (
     UpstreamProject,
     apply_upstream_project,
@@ -184,6 +184,13 @@ class Proxy:
         """Revalidate ``name`` on its next request (a file it listed is gone upstream)."""
         self._fresh.pop((index.id, name))
 
+    def _catch_up(self) -> None:
+        """Render the journal's rows this tree has not, if any (another host's fill)."""
+        with self.instance.db.read() as session:
+            newest = session.scalar(select(func.max(JournalRow.serial))) or 0
+        if int(newest) > self.instance.tree.serial():
+            self.instance.renderer.catch_up()
+
     async def _refresh(self, index: ProxyIndex, name: str) -> PageOutcome:
         key = (index.id, name)
         state = await anyio.to_thread.run_sync(self._page_state, index, name)
@@ -193,6 +200,8 @@ class Proxy:
         if state.exists and state.fetched_at is not None:
             age = (datetime.now(UTC) - state.fetched_at).total_seconds()
             if 0 <= age < index.ttl:  # fetched by another process meanwhile
+                # Maybe on another host, whose rows this host's tree may not show yet.
+                await anyio.to_thread.run_sync(self._catch_up)
                 self._fresh.put(key, True, index.ttl - age)
                 return FRESH
         client = self.client(index)
