@@ -327,6 +327,25 @@ SETTINGS: tuple[Setting, ...] = (
         "TUF: superseded snapshots (with their bins and hashed files) kept, at most, even"
         " within tuf_grace; bounds disk at any upload rate (at least 1).",
     ),
+    # CDN purge hook (docs/cdn.md): called after each render with the keys it changed.
+    Setting(
+        "purge_url",
+        str,
+        "",
+        "CDN purge: URL called after each render with the changed surrogate keys"
+        " (empty: no purge). With purge_style = url, the prefix each changed path is added to.",
+    ),
+    Setting("purge_method", str, "POST", "CDN purge: HTTP method (POST, PURGE…)."),
+    Setting(
+        "purge_style",
+        str,
+        "surrogate-key",
+        "CDN purge: one request naming the keys in a Surrogate-Key header (surrogate-key,"
+        " Fastly-style) or one request per changed URL (url, nginx proxy_cache_purge).",
+        choices=("surrogate-key", "url"),
+    ),
+    Setting("purge_token", str, "", "CDN purge: sent as Fastly-Key and as a Bearer token."),
+    Setting("purge_timeout", float, 5.0, "CDN purge: seconds a purge request may take."),
     Setting("tuf_root_keys", int, 1, "TUF: root keys `tilsit keys init` makes by default."),
     Setting(
         "tuf_root_threshold",
@@ -394,6 +413,12 @@ class Settings:
     tuf_root_expiry: int = 365 * 86400
     tuf_grace: int = 3600
     tuf_keep_versions: int = 16
+    # CDN purge hook (docs/cdn.md).
+    purge_url: str = ""
+    purge_method: str = "POST"
+    purge_style: str = "surrogate-key"
+    purge_token: str = ""
+    purge_timeout: float = 5.0
     tuf_root_keys: int = 1
     tuf_root_threshold: int = 1
     sources: tuple[str, ...] = field(default=(), compare=False)

@@ -33,6 +33,7 @@ from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
+from tilsit.web.surrogate import with_surrogate_keys
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
 from tilsit.web.ui.context import MAX_FORM_BYTES
@@ -84,6 +85,8 @@ class TilsitApp:
         if (problem := path_problem(path)) is not None:
             await text(send, problem.status, problem.reason, head=head)
             return
+        # CDN: every read response names its index and project (docs/cdn.md).
+        send = with_surrogate_keys(scope, send, self.default_index)
         segments = path.split("/", 3)  # "", first, second, rest
         first = segments[1] if len(segments) > 1 else ""
 
