@@ -21,6 +21,7 @@ the whole index (a deletion, a policy, a change of visibility) purges the index.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -102,6 +103,7 @@ class PurgeFollower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._registered = False
         self.failures = 0  # for tests and /_/health
         if not mark_path.exists():
             with db.read() as session:
@@ -114,13 +116,19 @@ class PurgeFollower:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tilsit-purge", daemon=True)
                 self._thread.start()
+                if not self._registered:
+                    atexit.register(self.close)
+                    self._registered = True
         self._wake.set()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Let the pass in progress (or one last pass, if woken) finish, then stop: a
+        command that rendered (``tilsit yank``) purges before it exits, registered with
+        :mod:`atexit` on first use. Bounded: what is not purged stays past the mark."""
+        if self._thread is None:
+            return
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.join(self.target.timeout * 4 if timeout is None else timeout)
 
     def mark(self) -> int:
         try:
@@ -139,17 +147,20 @@ class PurgeFollower:
         os.replace(tmp, self.mark_path)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
+        while True:
+            # Woken by a render; a stop (process exit) runs the pass it finds pending.
+            while not self._wake.wait(0.1):
+                if self._stop.is_set():
+                    return
             self._wake.clear()
-            if self._stop.is_set():
-                return
             try:
                 while self.purge_once():
                     pass
             except Exception:  # the watermark stays: the next wake retries
                 self.failures += 1
                 log.exception("CDN purge failed; retried after the next render")
+            if self._stop.is_set():
+                return
 
     def purge_once(self) -> bool:
         """Purge one batch of rendered rows past the watermark; whether one was purged."""
