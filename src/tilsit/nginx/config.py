@@ -210,6 +210,56 @@ error_page 403 /.tilsit/403;
 """
 
 
+# CDN keys (tilsit.spec.surrogate, docs/cdn.md): the same keys tilsit sends, taken from
+# the request URI (the original one: pages are served from internal locations), on
+# every location that answers from the tree. Locations that proxy to tilsit get
+# tilsit's own. A project name not in PEP 503 form (a redirect) names only its index.
+_PROJECT = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+
+
+def _surrogate_maps(default_index: str) -> str:
+    end = r"(?:[?]|$)"
+    rules = [
+        (rf"^/simple/{end}", [f"index:{default_index}", f"list:{default_index}"]),
+        (
+            rf"^/(?:simple|pypi|project)/({_PROJECT})(?:[/?]|$)",
+            [f"index:{default_index}", f"project:{default_index}/$1"],
+        ),
+        (r"^/packages/", ["index:packages"]),
+        (r"^/(?:_|osv|account|admin|legacy)(?:[/?]|$)", []),
+        (rf"^/({_INDEX})/simple/{end}", ["index:$1", "list:$1"]),
+        (
+            rf"^/({_INDEX})/(?:simple|pypi|project)/({_PROJECT})(?:[/?]|$)",
+            ["index:$1", "project:$1/$2"],
+        ),
+        (rf"^/({_INDEX})/tuf/", ["index:$1", "tuf:$1"]),
+        (rf"^/({_INDEX})/", ["index:$1"]),
+    ]
+    maps = []
+    for variable, separator in (("tilsit_surrogate_key", " "), ("tilsit_cache_tag", ",")):
+        lines = [f'"~{regex}" "{separator.join(keys)}";' for regex, keys in rules]
+        maps.append(
+            f"map $request_uri ${variable} {{\n"
+            + "".join(f"{line}\n" for line in lines)
+            + 'default "";\n}\n'
+        )
+    return "# CDN keys (docs/cdn.md): the keys tilsit sends, from the request URI.\n" + "".join(
+        maps
+    )
+
+
+def _with_surrogate_keys(server: str) -> str:
+    """Every location that sets Cache-Control (it answers from the tree) names its keys."""
+    out = []
+    for line in server.splitlines(keepends=True):
+        out.append(line)
+        if line.strip().startswith("add_header Cache-Control"):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}add_header Surrogate-Key $tilsit_surrogate_key;\n")
+            out.append(f"{indent}add_header Cache-Tag $tilsit_cache_tag;\n")
+    return "".join(out)
+
+
 def _page_location(media: str, tree: str, content_type: str, page_cache: str) -> str:
     simple = media != "legacy"
     extra = 'add_header Vary "Accept";' if simple else 'add_header Access-Control-Allow-Origin "*";'
@@ -539,7 +589,14 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
     return (
         header
         + _perl_sets()
-        + _reindent(_log_format(downloads_log) + _text("maps.conf") + "\n" + server)
+        + _reindent(
+            _log_format(downloads_log)
+            + _text("maps.conf")
+            + "\n"
+            + _surrogate_maps(default_index)  # CDN keys (docs/cdn.md)
+            + "\n"
+            + _with_surrogate_keys(server)
+        )
     )
 
 
