@@ -57,7 +57,7 @@ class TilsitApp:
         settings = instance.settings
         self.default_index = settings.default_index
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
-        self.read = ReadRoutes(self.files, settings.page_max_age)
+        self.read = ReadRoutes(self.files, settings.page_max_age, settings.cache_control)
         self.upload = UploadRoute(instance)
         UPLOAD_TEMP.limit = settings.upload_temp_max  # one budget per process: its disk
         self.downloads = DownloadCounter(instance.db, settings)
