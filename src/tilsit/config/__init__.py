@@ -547,6 +547,11 @@ def read_config_table(path: Path) -> dict[str, Any]:
     table = document.get("tilsit", document)
     if not isinstance(table, dict):
         raise InvalidSetting(f"{path}: [tilsit] must be a table of settings")
+    if table is not document and "cache_control" in document:
+        # [cache_control] beside [tilsit] (docs/cdn.md), as well as [tilsit.cache_control].
+        if "cache_control" in table:
+            raise InvalidSetting(f"{path}: [cache_control] given twice; keep one")
+        table = {**table, "cache_control": document["cache_control"]}
     return table
 
 
