@@ -10,6 +10,7 @@ import pytest
 from tests.builders import make_wheel
 from tests.conftest import AppClient
 from tests.uploads import upload
+from tilsit.render.purge import keys_of_row, paths_of_key
 from tilsit.spec.surrogate import MAX_KEY, index_key, join_keys, list_key, project_key
 
 _SAFE = re.compile(r"^[a-z0-9._:/-]+$")
@@ -61,6 +62,17 @@ def test_writes_and_operations_carry_no_keys(client: AppClient, token: str) -> N
     assert "surrogate-key" not in response.headers
     for path in ("/_/health", "/osv/v1/vulns/GHSA-none", "/account/login"):
         assert "surrogate-key" not in client.get(path).headers, path
+
+
+def test_what_a_change_purges() -> None:
+    assert keys_of_row("main", "foo", "upload") == ["list:main", "project:main/foo", "tuf:main"]
+    assert keys_of_row("main", "foo", "remove project") == ["index:main", "index:packages"]
+    assert keys_of_row("team", None, "policy") == ["index:team"]
+    paths = paths_of_key("project:main/foo", "main")
+    assert paths[:2] == ["/main/simple/foo/", "/main/pypi/foo/json"]
+    assert "/simple/foo/" in paths  # the default index's root paths too
+    assert "/simple/foo/" not in paths_of_key("project:team/foo", "main")
+    assert paths_of_key("index:team", "main") == ["/team/*"]
 
 
 def test_key_grammar() -> None:

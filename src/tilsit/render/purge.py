@@ -16,7 +16,9 @@ cache in front of a new server holds nothing older).
 
 Keys (:mod:`tilsit.spec.surrogate`): a row about a project purges the index's
 project list, the project and the index's TUF metadata; a removal or a row about
-the whole index (a deletion, a policy, a change of visibility) purges the index.
+the whole index (a policy, a change of visibility) purges the index; a removal
+(a project, a release, a file, an index) purges the index and the shared ``/packages/``
+(``index:packages``), where a removed file may also be.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sqlalchemy import func, select
 from tilsit.db.engine import Database
 from tilsit.db.live import with_deleted
 from tilsit.db.models import IndexRow, JournalRow
-from tilsit.spec.surrogate import index_key, list_key, project_key, tuf_key
+from tilsit.spec.surrogate import SHARED, index_key, list_key, project_key, tuf_key
 from tilsit.store.tree import Tree
 
 __all__ = ["MAX_ANSWER", "PurgeFollower", "PurgeTarget", "keys_of_row", "paths_of_key"]
@@ -66,7 +68,10 @@ class PurgeTarget:
 
 
 def keys_of_row(index: str, project: str | None, action: str) -> list[str]:
-    if project is None or "remove" in action or "delete" in action:
+    if "remove" in action or "delete" in action:
+        # A removed file may be under the shared /packages/ too, which names no index.
+        return [index_key(index), index_key(SHARED)]
+    if project is None:
         return [index_key(index)]
     return [list_key(index), project_key(index, project), tuf_key(index)]
 
