@@ -15,6 +15,7 @@ from tilsit.index.manage import create_index
 from tilsit.operator import ConfigError, DataDirMissing, check_owner
 from tilsit.render.base_url import choose_base_url, record_base_url, recorded_base_url
 from tilsit.render.follow import Renderer
+from tilsit.render.purge import PurgeFollower, PurgeTarget
 from tilsit.search.follow import SearchFollower
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
@@ -210,6 +211,16 @@ def open_instance(
     renderer = Renderer(db, blobs, tree, settings.data / "render.lock", choice.use, signing)
     search = SearchFollower(db, tree, renderer.read_blob, lambda: renderer.snapshots)
     renderer.followers.append(search.catch_up)
+    if settings.purge_url:  # CDN purge after each render, on its own thread (docs/cdn.md)
+        target = PurgeTarget(
+            settings.purge_url,
+            settings.purge_method,
+            settings.purge_style,
+            settings.purge_token,
+            settings.purge_timeout,
+            settings.default_index,
+        )
+        renderer.followers.append(PurgeFollower(db, tree, settings.data / "purge.serial", target))
     instance = Instance(settings, db, blobs, tree, renderer, signing, search)
     with db.write() as session:
         exists = session.scalars(

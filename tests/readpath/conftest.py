@@ -25,6 +25,7 @@ from tests.builders import Dist, make_sdist, make_wheel
 from tests.conftest import LiveServer, create_database, need, start_server, stop_process
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
+from tilsit.config.cache_control import CacheControl
 from tilsit.nginx import PERL_MODULE, render_standalone
 from tilsit.store.tree import file_path
 
@@ -111,6 +112,7 @@ def start_nginx(
     run_dir: Path,
     default_index: str = "main",
     proxy_indexes: tuple[str, ...] = (),
+    cache_control: CacheControl | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """nginx in the foreground on a free port over ``tree``; (process, base URL)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,7 @@ def start_nginx(
             run_dir=run_dir,
             user="root" if os.geteuid() == 0 else None,
             proxy_indexes=proxy_indexes,
+            cache_control=cache_control,
         )
     )
     log = run_dir / "error.log"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tilsit.config.cache_control import KINDS as CACHE_CONTROL_KINDS
+from tilsit.config.cache_control import CacheControl, InvalidCacheControl, check_cache_control
 from tilsit.config.limits import InvalidLimit, parse_limits
 from tilsit.config.origins import parse_origins
 from tilsit.operator import ConfigError
@@ -327,6 +329,37 @@ SETTINGS: tuple[Setting, ...] = (
         "TUF: superseded snapshots (with their bins and hashed files) kept, at most, even"
         " within tuf_grace; bounds disk at any upload rate (at least 1).",
     ),
+    # Cache-Control by kind of document (docs/cdn.md, tilsit.config.cache_control); also
+    # the keys of a [cache_control] table in the settings file.
+    *(
+        Setting(
+            f"cache_control_{kind}",
+            str,
+            default,
+            f"Cache-Control of {kind.replace('_', ' ')} documents"
+            + (" (empty: max-age=<page_max_age>, public)." if not default else "."),
+        )
+        for kind, default in CACHE_CONTROL_KINDS.items()
+    ),
+    # CDN purge hook (docs/cdn.md): called after each render with the keys it changed.
+    Setting(
+        "purge_url",
+        str,
+        "",
+        "CDN purge: URL called after each render with the changed surrogate keys"
+        " (empty: no purge). With purge_style = url, the prefix each changed path is added to.",
+    ),
+    Setting("purge_method", str, "POST", "CDN purge: HTTP method (POST, PURGE…)."),
+    Setting(
+        "purge_style",
+        str,
+        "surrogate-key",
+        "CDN purge: one request naming the keys in a Surrogate-Key header (surrogate-key,"
+        " Fastly-style) or one request per changed URL (url, nginx proxy_cache_purge).",
+        choices=("surrogate-key", "url"),
+    ),
+    Setting("purge_token", str, "", "CDN purge: sent as Fastly-Key and as a Bearer token."),
+    Setting("purge_timeout", float, 5.0, "CDN purge: seconds a purge request may take."),
     Setting("tuf_root_keys", int, 1, "TUF: root keys `tilsit keys init` makes by default."),
     Setting(
         "tuf_root_threshold",
@@ -447,6 +480,18 @@ class Settings:
     tuf_root_expiry: int = 365 * 86400
     tuf_grace: int = 3600
     tuf_keep_versions: int = 16
+    # Cache-Control by kind and the CDN purge hook (docs/cdn.md).
+    cache_control_simple: str = ""
+    cache_control_json: str = ""
+    cache_control_files: str = "max-age=31536000, immutable, public"
+    cache_control_metadata: str = "max-age=31536000, immutable, public"
+    cache_control_tuf_timestamp: str = "no-cache"
+    cache_control_tuf_other: str = "max-age=31536000, immutable, public"
+    purge_url: str = ""
+    purge_method: str = "POST"
+    purge_style: str = "surrogate-key"
+    purge_token: str = ""
+    purge_timeout: float = 5.0
     tuf_root_keys: int = 1
     tuf_root_threshold: int = 1
     # Blob store (issue 15).
@@ -462,6 +507,13 @@ class Settings:
     journal_poll: float = 2.0
     tuf_shared: bool = False
     sources: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def cache_control(self) -> CacheControl:
+        return CacheControl.of(
+            self.page_max_age,
+            {kind: getattr(self, f"cache_control_{kind}") for kind in CACHE_CONTROL_KINDS},
+        )
 
     @property
     def db_url(self) -> str:
@@ -529,6 +581,11 @@ def _coerce(setting: Setting, value: object, origin: str) -> object:
             parse_origins(str(coerced))
         except ValueError as exc:
             raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
+    if setting.name.startswith("cache_control_"):
+        try:
+            check_cache_control(str(coerced))
+        except InvalidCacheControl as exc:
+            raise InvalidSetting(f"{origin}: {setting.name}: {exc}") from exc
     if setting.choices and coerced not in setting.choices:
         raise InvalidSetting(
             f"{origin}: {setting.name} must be one of {', '.join(setting.choices)}, got {value!r}"
@@ -555,6 +612,11 @@ def read_config_table(path: Path) -> dict[str, Any]:
     table = document.get("tilsit", document)
     if not isinstance(table, dict):
         raise InvalidSetting(f"{path}: [tilsit] must be a table of settings")
+    if table is not document and "cache_control" in document:
+        # [cache_control] beside [tilsit] (docs/cdn.md), as well as [tilsit.cache_control].
+        if "cache_control" in table:
+            raise InvalidSetting(f"{path}: [cache_control] given twice; keep one")
+        table = {**table, "cache_control": document["cache_control"]}
     return table
 
 
@@ -569,7 +631,13 @@ def load_settings(
     sources: list[str] = []
     path = config_file or (Path(env["TILSIT_CONFIG"]) if env.get("TILSIT_CONFIG") else None)
     if path is not None:
-        table = read_config_table(path)
+        table = dict(read_config_table(path))
+        # [cache_control] simple = "…": the settings cache_control_<kind> (docs/cdn.md).
+        cache_table = table.pop("cache_control", {})
+        if not isinstance(cache_table, dict):
+            raise InvalidSetting(f"{path}: [cache_control] must be a table")
+        for kind, value in cache_table.items():
+            table[f"cache_control_{kind}"] = value
         for key, value in table.items():
             name = key.replace("-", "_")
             if name not in by_name:

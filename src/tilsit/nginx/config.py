@@ -36,6 +36,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+from tilsit.config.cache_control import CacheControl
 from tilsit.index.download_log import LOG_FORMAT
 from tilsit.spec.simple import HTML_CSP
 
@@ -56,7 +57,6 @@ _MEDIA_TYPES = {
     "v1html": "application/vnd.pypi.simple.v1+html",
     "html": "text/html",
 }
-_IMMUTABLE = "max-age=31536000, immutable, public"
 _NAME = r"[A-Za-z0-9._-]+"  # anything else can never be a project: 404 at once
 _INDEX = r"[a-z0-9][a-z0-9._-]*"  # tilsit.index.manage._INDEX_NAME
 _VERSION = r"[A-Za-z0-9._!+-]+"
@@ -210,6 +210,56 @@ error_page 403 /.tilsit/403;
 """
 
 
+# CDN keys (tilsit.spec.surrogate, docs/cdn.md): the same keys tilsit sends, taken from
+# the request URI (the original one: pages are served from internal locations), on
+# every location that answers from the tree. Locations that proxy to tilsit get
+# tilsit's own. A project name not in PEP 503 form (a redirect) names only its index.
+_PROJECT = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+
+
+def _surrogate_maps(default_index: str) -> str:
+    end = r"(?:[?]|$)"
+    rules = [
+        (rf"^/simple/{end}", [f"index:{default_index}", f"list:{default_index}"]),
+        (
+            rf"^/(?:simple|pypi|project)/({_PROJECT})(?:[/?]|$)",
+            [f"index:{default_index}", f"project:{default_index}/$1"],
+        ),
+        (r"^/packages/", ["index:packages"]),
+        (r"^/(?:_|osv|account|admin|legacy)(?:[/?]|$)", []),
+        (rf"^/({_INDEX})/simple/{end}", ["index:$1", "list:$1"]),
+        (
+            rf"^/({_INDEX})/(?:simple|pypi|project)/({_PROJECT})(?:[/?]|$)",
+            ["index:$1", "project:$1/$2"],
+        ),
+        (rf"^/({_INDEX})/tuf/", ["index:$1", "tuf:$1"]),
+        (rf"^/({_INDEX})/", ["index:$1"]),
+    ]
+    maps = []
+    for variable, separator in (("tilsit_surrogate_key", " "), ("tilsit_cache_tag", ",")):
+        lines = [f'"~{regex}" "{separator.join(keys)}";' for regex, keys in rules]
+        maps.append(
+            f"map $request_uri ${variable} {{\n"
+            + "".join(f"{line}\n" for line in lines)
+            + 'default "";\n}\n'
+        )
+    return "# CDN keys (docs/cdn.md): the keys tilsit sends, from the request URI.\n" + "".join(
+        maps
+    )
+
+
+def _with_surrogate_keys(server: str) -> str:
+    """Every location that sets Cache-Control (it answers from the tree) names its keys."""
+    out = []
+    for line in server.splitlines(keepends=True):
+        out.append(line)
+        if line.strip().startswith("add_header Cache-Control"):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}add_header Surrogate-Key $tilsit_surrogate_key;\n")
+            out.append(f"{indent}add_header Cache-Tag $tilsit_cache_tag;\n")
+    return "".join(out)
+
+
 def _page_location(media: str, tree: str, content_type: str, page_cache: str) -> str:
     simple = media != "legacy"
     extra = 'add_header Vary "Accept";' if simple else 'add_header Access-Control-Allow-Origin "*";'
@@ -236,11 +286,12 @@ add_header Cache-Control "{page_cache.replace("public", "$tilsit_visibility")}";
 }}"""
 
 
-def _tuf(tree: str) -> str:
+def _tuf(tree: str, cache: CacheControl) -> str:
     """TUF metadata at ``/<index>/tuf/`` and the ``<sha256>.<page>`` names TUF clients
     fetch (see tilsit.trust.layout), gated like the rest of the index."""
     named = f"/(?<tilsit_tuf_index>{_INDEX})"
-    immutable = _IMMUTABLE.replace("public", "$tilsit_visibility")
+    immutable = cache.tuf_other.replace("public", "$tilsit_visibility")
+    latest = cache.tuf_timestamp.replace("public", "$tilsit_visibility")
     gate = f"set $tilsit_auth_index $tilsit_tuf_index;{_AUTH}"
     hashed = f"{named}/simple/(?:{_NAME}/)?[0-9a-f]{{64}}[.]index"
     html = (
@@ -250,7 +301,7 @@ def _tuf(tree: str) -> str:
     return f"""
 location ~ "^{named}/tuf/(?:timestamp|root)[.]json$" {{
 {gate}default_type application/json;
-add_header Cache-Control "no-cache";
+add_header Cache-Control "{latest}";
 }}
 location ~ "^{named}/tuf/[0-9]+[.][a-z0-9-]+[.]json$" {{
 {gate}default_type application/json;
@@ -293,12 +344,13 @@ def _log_format(path: Path | None) -> str:
     )
 
 
-def _private_files(tree: str, downloads_log: str = "") -> str:
+def _private_files(tree: str, cache: CacheControl, downloads_log: str = "") -> str:
     """An index's own files, under ``/<index>/packages/`` (see tilsit.store.tree): a private
     index's, and a virtual index's whether private or public (so shared caches may keep a
     public one's)."""
     named = f"/(?<tilsit_files_index>{_INDEX})/packages"
-    cache = _IMMUTABLE.replace("public", "$tilsit_visibility")
+    metadata = cache.metadata.replace("public", "$tilsit_visibility")
+    files = cache.files.replace("public", "$tilsit_visibility")
     return f"""
 location ~ "^{named}/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{
 set $tilsit_auth_index $tilsit_files_index;{_AUTH}
@@ -309,7 +361,7 @@ max_ranges 0;
 if ($tilsit_page_304) {{ return 304; }}
 add_header Last-Modified "";
 add_header ETag $tilsit_page_etag;
-add_header Cache-Control "{cache}";
+add_header Cache-Control "{metadata}";
 }}
 location ~ "^{named}/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{{downloads_log}
 set $tilsit_file_etag '"$2$3$4"';
@@ -319,7 +371,7 @@ etag off;
 max_ranges 1;
 if ($tilsit_file_304) {{ return 304; }}
 add_header ETag $tilsit_file_etag;
-add_header Cache-Control "{cache}";
+add_header Cache-Control "{files}";
 }}"""
 
 
@@ -404,6 +456,7 @@ def render_nginx_config(
     max_upload_size: int = 100 * 1024 * 1024,
     proxy_indexes: Sequence[str] = (),
     downloads_log: Path | None = None,
+    cache_control: CacheControl | None = None,
 ) -> str:
     """The ``perl_set`` and ``map`` lines and the ``server {}`` block, for an ``http {}`` include.
 
@@ -429,7 +482,9 @@ def render_nginx_config(
         raise ValueError(f"{default_index!r} is not a valid index name")
     if not re.fullmatch(r"[A-Za-z0-9.:\[\]_ -]+", listen):
         raise ValueError(f"{listen!r} is not an nginx listen address")
-    page_cache = f"max-age={page_max_age}, public"
+    # Cache-Control by kind (docs/cdn.md): the values tilsit sends.
+    cache = cache_control or CacheControl.of(page_max_age)
+    page_cache = cache.simple
 
     if upstream is not None:
         proxy = f"""proxy_pass {_upstream_url(upstream)};
@@ -502,7 +557,7 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
         "}\n"
     )
     pages = "".join(
-        _page_location(media, tree, content_type, page_cache)
+        _page_location(media, tree, content_type, cache.json if media == "legacy" else page_cache)
         for media, content_type in [*_MEDIA_TYPES.items(), ("legacy", "application/json")]
     )
     reason_test, reason_location = _virtual_reason(proxy if upstream is not None else None)
@@ -514,15 +569,16 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
         fetch=fetch,
         virtual_reason=reason_test,
         virtual_reason_location=reason_location,
-        immutable=_IMMUTABLE,
+        files_cache=cache.files,
+        metadata_cache=cache.metadata,
         index=_INDEX,
         auth=_AUTH,
         default_index=default_index,
         default_static=default_static,
-        private_files=_private_files(tree, _downloads_log(downloads_log)),
+        private_files=_private_files(tree, cache, _downloads_log(downloads_log)),
         downloads_log=_downloads_log(downloads_log),
         auth_locations=_auth_locations(proxy if upstream is not None else None),
-        tuf=_tuf(tree),
+        tuf=_tuf(tree, cache),
         named=named,
         check=check,
         simple=_simple(named + "/simple", "$tilsit_index", check),
@@ -539,7 +595,14 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
     return (
         header
         + _perl_sets()
-        + _reindent(_log_format(downloads_log) + _text("maps.conf") + "\n" + server)
+        + _reindent(
+            _log_format(downloads_log)
+            + _text("maps.conf")
+            + "\n"
+            + _surrogate_maps(default_index)  # CDN keys (docs/cdn.md)
+            + "\n"
+            + _with_surrogate_keys(server)
+        )
     )
 
 
@@ -558,6 +621,7 @@ def render_standalone(
     max_upload_size: int = 100 * 1024 * 1024,
     proxy_indexes: Sequence[str] = (),
     downloads_log: Path | None = None,
+    cache_control: CacheControl | None = None,
 ) -> str:
     """A whole ``nginx.conf`` for ``nginx -c FILE -p RUN_DIR -e RUN_DIR/error.log``.
 
@@ -579,6 +643,7 @@ def render_standalone(
         default_index,
         upstream,
         page_max_age=page_max_age,
+        cache_control=cache_control,
         max_upload_size=max_upload_size,
         proxy_indexes=proxy_indexes,
         downloads_log=downloads_log,

@@ -35,6 +35,7 @@ from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
+from tilsit.web.surrogate import with_surrogate_keys
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
 from tilsit.web.ui.context import MAX_FORM_BYTES
@@ -58,7 +59,7 @@ class TilsitApp:
         settings = instance.settings
         self.default_index = settings.default_index
         self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
-        self.read = ReadRoutes(self.files, settings.page_max_age)
+        self.read = ReadRoutes(self.files, settings.page_max_age, settings.cache_control)
         self.upload = UploadRoute(instance)
         UPLOAD_TEMP.limit = settings.upload_temp_max  # one budget per process: its disk
         self.downloads = DownloadCounter(instance.db, settings)
@@ -87,6 +88,8 @@ class TilsitApp:
         if (problem := path_problem(path)) is not None:
             await text(send, problem.status, problem.reason, head=head)
             return
+        # CDN: every read response names its index and project (docs/cdn.md).
+        send = with_surrogate_keys(scope, send, self.default_index)
         segments = path.split("/", 3)  # "", first, second, rest
         first = segments[1] if len(segments) > 1 else ""
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 from packaging.version import InvalidVersion, Version
 
+from tilsit.config.cache_control import CacheControl
 from tilsit.spec.accept import FORMATS, NotAcceptable, negotiate
 from tilsit.spec.names import normalize
 from tilsit.spec.simple import HTML_CSP, JSON
@@ -18,7 +19,6 @@ from tilsit.web.treefiles import TreeFiles
 
 __all__ = ["ReadRoutes"]
 
-_IMMUTABLE = b"max-age=31536000, immutable, public"
 # timestamp.json and root.json name the latest versions: clients must always revalidate.
 _TUF_LATEST = frozenset(("timestamp.json", "root.json"))
 _HTML_HEADERS = [
@@ -53,10 +53,19 @@ def _with_query(scope: Scope, path: str) -> str:
 
 
 class ReadRoutes:
-    def __init__(self, files: TreeFiles, page_max_age: int) -> None:
+    def __init__(
+        self, files: TreeFiles, page_max_age: int, cache: CacheControl | None = None
+    ) -> None:
         self.files = files
         self._negotiated: dict[str | None, str] = {}
-        self.page_cache_control = f"max-age={page_max_age}, public".encode()
+        # Cache-Control by kind of document (docs/cdn.md).
+        self.cache = cache or CacheControl.of(page_max_age)
+        self.page_cache_control = self.cache.simple.encode()
+        self._json = self.cache.json.encode()
+        self._files = self.cache.files.encode()
+        self._metadata = self.cache.metadata.encode()
+        self._tuf_latest = self.cache.tuf_timestamp.encode()
+        self._tuf_other = self.cache.tuf_other.encode()
 
     def _page_headers(self) -> Headers:
         return [(b"vary", b"Accept"), (b"cache-control", self.page_cache_control)]
@@ -137,7 +146,7 @@ class ReadRoutes:
         if entry is None:
             await text(send, 404, f"Not Found: {scope['path']}", head=scope["method"] == "HEAD")
             return True
-        headers: Headers = [(b"cache-control", _IMMUTABLE)]
+        headers: Headers = [(b"cache-control", self._tuf_other)]
         if media_type != JSON:
             headers += _HTML_HEADERS
         await self.files.send_page(scope, send, entry, headers, media_type.encode())
@@ -153,7 +162,7 @@ class ReadRoutes:
         if entry is None:
             await text(send, 404, f"Not Found: {scope['path']}", head=head)
             return
-        cache = b"no-cache" if name in _TUF_LATEST else _IMMUTABLE
+        cache = self._tuf_latest if name in _TUF_LATEST else self._tuf_other
         headers: Headers = [(b"cache-control", cache)]
         if name not in _TUF_LATEST:
             # A versioned file has its gzip copy beside it (tilsit.trust.compressed);
@@ -219,7 +228,7 @@ class ReadRoutes:
             await text(send, 404, f"Not Found: {'/'.join(canonical)} in index {index!r}", head=head)
             return
         headers: Headers = [
-            (b"cache-control", self.page_cache_control),
+            (b"cache-control", self._json),
             (b"access-control-allow-origin", b"*"),
         ]
         await self.files.send_page(scope, send, entry, headers, b"application/json")
@@ -238,8 +247,9 @@ class ReadRoutes:
             return
         sha256 = "".join(parts[2:5])
         relative = root + path.lstrip("/")
-        headers: Headers = [(b"cache-control", _IMMUTABLE)]
-        if parts[5].endswith(".metadata"):
+        metadata = parts[5].endswith(".metadata")
+        headers: Headers = [(b"cache-control", self._metadata if metadata else self._files)]
+        if metadata:
             entry = self.files.page(relative, with_serial=False)
             if entry is None:
                 await text(send, 404, f"Not Found: {scope['path']}", head=head)
