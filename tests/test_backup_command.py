@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,8 +50,17 @@ def test_backup_then_restore_serves_every_file(
     sha = _upload(origin, token, "acme-one", "1.0")
     root = tmp_path / "main-1.root.json"
     shutil.copyfile(origin.settings.tree_dir / "main" / "tuf" / "1.root.json", root)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    refused = run_cli(origin.settings, "backup", str(open_dir), check=False)
+    assert refused.returncode != 0 and "readable by others" in refused.stderr, refused.stderr
     backup = tmp_path / "backup"
-    result = run_cli(origin.settings, "backup", str(backup))
+    # An upload landing while the backup runs: it is in the backup with its blob, or not at all.
+    with ThreadPoolExecutor(1) as pool:
+        during = pool.submit(_upload, origin, token, "acme-during", "1.0")
+        result = run_cli(origin.settings, "backup", str(backup))
+        during_sha = during.result()
     assert "backed up" in result.stdout
     assert backup.stat().st_mode & 0o077 == 0
     assert all(p.stat().st_mode & 0o077 == 0 for p in (backup / "keys").rglob("*"))
@@ -70,9 +82,36 @@ def test_backup_then_restore_serves_every_file(
             body = http.get(urlsplit(file["url"]).path).content
             assert hashlib.sha256(body).hexdigest() == sha
             assert http.get("/simple/acme-late/").status_code == 404
-        import subprocess
-        import sys
-
+            if during_sha in manifest["blobs"]:
+                page = http.get(
+                    "/simple/acme-during/",
+                    headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+                ).json()
+                [file] = page["files"]
+                body = http.get(urlsplit(file["url"]).path).content
+                assert hashlib.sha256(body).hexdigest() == during_sha
+        target = tmp_path / "installed"
+        pip = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                "--index-url",
+                f"{server.url}/simple/",
+                "acme-one==1.0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert pip.returncode == 0, pip.stderr
+        assert (target / "acme_one" / "__init__.py").is_file()
         verify = subprocess.run(
             [sys.executable, "-m", "tilsit", "verify", f"{server.url}/main/", "--root", str(root)],
             capture_output=True,
