@@ -216,6 +216,15 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
             raise BackupInvalid(f"{name} is missing from the backup")
         if _sha256(path) != digest:
             raise BackupInvalid(f"{name} in the backup is corrupt (sha256 differs)")
+    # An older schema is migrated when the restored instance is opened; a newer one
+    # (a backup from a later tilsit) is not understood by this one.
+    versions = Path(__file__).parent.parent / "db" / "migrations" / "versions"
+    known = {path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py")}
+    if str(manifest.get("schema_revision")) not in known:
+        raise BackupInvalid(
+            f"the backup's schema revision {manifest.get('schema_revision')!r} is newer than"
+            " this tilsit's; restore with the tilsit version that took it"
+        )
     copied = bool(manifest.get("blobs_copied"))
     for sha256 in blobs:
         if copied:
