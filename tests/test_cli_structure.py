@@ -23,6 +23,7 @@ SHARED = {"options", "upstream_options"}
 # Every command path of `tilsit`: a command lost (or misplaced) in a move shows here.
 COMMANDS = {
     "audit": ["export"],
+    "backup": None,
     "delete": None,
     "downloads": ["import-log"],
     "fsck": None,
@@ -48,6 +49,7 @@ COMMANDS = {
     "policy": ["exempt", "set", "show", "unexempt"],
     "publisher": ["add", "list", "remove"],
     "rebuild": None,
+    "restore": None,
     "review": ["approve", "list", "reject", "request"],
     "role": ["add", "list", "remove"],
     "search": ["rebuild"],

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "review": ("reviews", "review"),
     "downloads": ("downloads", "downloads"),
     "search": ("search", "search"),
+    "backup": ("backup", "backup"),
+    "restore": ("backup", "restore"),
 }
 
 

@@ -1,0 +1,277 @@
+"""``tilsit backup|restore``: a consistent copy of an instance and its return.
+
+The database is copied first and the blobs after it: blobs are only ever added,
+so every blob the database copy names is already stored when the copy is taken
+and lands in the backup. ``MANIFEST.json`` is written last, so a backup cut
+short has none and ``restore`` refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import click
+
+from tilsit.cli.options import instance_options, open_instance_for_command
+from tilsit.config import Settings
+from tilsit.store.blobs import BlobStore
+from tilsit.store.fs import FilesystemBlobStore
+from tilsit.trust.keys import keys_dir, trust_dir
+
+__all__ = ["backup", "restore"]
+
+MANIFEST = "MANIFEST.json"
+_CHUNK = 1 << 20
+
+
+class BackupInvalid(click.ClickException):
+    """A backup directory that is missing, incomplete or corrupt."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _private_copy(source: Path, target: Path) -> int:
+    """Copy a keys or trust directory with owner-only permissions; the files copied."""
+    count = 0
+    if not source.is_dir():
+        return 0
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(target, 0o700)
+    for path in sorted(source.rglob("*")):
+        destination = target / path.relative_to(source)
+        if path.is_dir():
+            destination.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(destination, 0o700)
+        elif path.is_file():
+            shutil.copyfile(path, destination)
+            os.chmod(destination, 0o600)
+            count += 1
+    return count
+
+
+def _blob_path(root: Path, sha256: str) -> Path:
+    """The filesystem store's layout, so a restored directory is a store as it stands."""
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
+def _pg_tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+            return str(candidate)
+        raise click.ClickException(f"{name} not found on PATH or in /usr/lib/postgresql/*/bin")
+    return found
+
+
+def _named_blobs(db_url: str) -> dict[str, str]:
+    """sha256 -> what names it, read from the database copy (or dumped database)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    named: dict[str, str] = {}
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT filename, sha256, metadata_sha256, cached FROM files")
+        )
+        for filename, sha256, metadata_sha256, cached in rows:
+            if cached:
+                named[sha256] = filename
+            if metadata_sha256 is not None:
+                named.setdefault(metadata_sha256, f"{filename} (core metadata)")
+    engine.dispose()
+    return named
+
+
+def _schema_revision(db_url: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    return str(revision)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@instance_options
+def backup(directory: Path, settings: Settings) -> None:
+    """Back up the database, keys, trust state and blobs into DIRECTORY."""
+    if directory.exists():
+        if any(directory.iterdir()):
+            raise click.ClickException(f"{directory} is not empty")
+        if directory.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise click.ClickException(
+                f"{directory} is readable by others; the backup holds private keys (chmod 700)"
+            )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    instance = open_instance_for_command(settings)
+    url = settings.db_url
+    if url.startswith("sqlite"):
+        database = directory / "tilsit.db"
+        source = sqlite3.connect(str(settings.data / "tilsit.db"))
+        target = sqlite3.connect(str(database))
+        with target:
+            source.backup(target)  # the online backup API: one consistent snapshot
+        source.close()
+        target.close()
+        copy_url = f"sqlite:///{database}"
+        named = _named_blobs(copy_url)
+    else:
+        database = directory / "tilsit.pgdump"
+        dump = _pg_tool("pg_dump")
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        subprocess.run([dump, "--format=custom", "-f", str(database), plain], check=True)
+        # Read after the dump's snapshot: a superset of what it names, all present.
+        named = _named_blobs(url)
+    os.chmod(database, 0o600)
+    revision = _schema_revision(url)
+    keys = _private_copy(keys_dir(settings.data), directory / "keys")
+    trust = _private_copy(trust_dir(settings.data), directory / "trust")
+    blobs: BlobStore = instance.blobs
+    manifest_blobs: dict[str, int] = {}
+    copied = isinstance(blobs, FilesystemBlobStore)
+    for sha256 in sorted(named):
+        if not blobs.exists(sha256):
+            raise click.ClickException(f"blob {sha256} for {named[sha256]} is missing")
+        if copied:
+            source_path = blobs.path(sha256)
+            destination = _blob_path(directory / "blobs", sha256)
+            destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                os.link(source_path, destination)
+            except OSError:
+                shutil.copyfile(source_path, destination)
+            if _sha256(destination) != sha256:
+                raise click.ClickException(f"blob {sha256} in the store is corrupt")
+            manifest_blobs[sha256] = destination.stat().st_size
+        else:
+            manifest_blobs[sha256] = -1
+    files = {
+        str(path.relative_to(directory)): _sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and "blobs" not in path.relative_to(directory).parts[:1]
+    }
+    manifest = {
+        "tilsit": version("tilsit"),
+        "schema_revision": revision,
+        "taken": datetime.now(UTC).isoformat(),
+        "database": database.name,
+        "blobs_copied": copied,
+        "counts": {"blobs": len(manifest_blobs), "keys": keys, "trust": trust},
+        "files": files,
+        "blobs": manifest_blobs,
+    }
+    temporary = directory / (MANIFEST + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, directory / MANIFEST)
+    click.echo(f"backed up {len(manifest_blobs)} blobs, {keys} keys, {trust} trust files")
+
+
+def _read_manifest(directory: Path) -> dict[str, object]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise BackupInvalid(f"{directory} has no {MANIFEST}: the backup is incomplete")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BackupInvalid(f"{MANIFEST} is not valid JSON: {error}") from None
+    if not isinstance(manifest, dict):
+        raise BackupInvalid(f"{MANIFEST} is not an object")
+    return manifest
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--force", is_flag=True, help="Replace a data directory that is not empty.")
+@instance_options
+def restore(directory: Path, force: bool, settings: Settings) -> None:
+    """Restore the backup in DIRECTORY into the (empty) data directory, then rebuild."""
+    manifest = _read_manifest(directory)
+    files = manifest.get("files")
+    blobs = manifest.get("blobs")
+    if not isinstance(files, dict) or not isinstance(blobs, dict):
+        raise BackupInvalid(f"{MANIFEST} lacks its files or blobs")
+    for name, digest in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise BackupInvalid(f"{name} is missing from the backup")
+        if _sha256(path) != digest:
+            raise BackupInvalid(f"{name} in the backup is corrupt (sha256 differs)")
+    # An older schema is migrated when the restored instance is opened; a newer one
+    # (a backup from a later tilsit) is not understood by this one.
+    versions = Path(__file__).parent.parent / "db" / "migrations" / "versions"
+    known = {path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py")}
+    if str(manifest.get("schema_revision")) not in known:
+        raise BackupInvalid(
+            f"the backup's schema revision {manifest.get('schema_revision')!r} is newer than"
+            " this tilsit's; restore with the tilsit version that took it"
+        )
+    copied = bool(manifest.get("blobs_copied"))
+    for sha256 in blobs:
+        if copied:
+            path = _blob_path(directory / "blobs", sha256)
+            if not path.is_file():
+                raise BackupInvalid(f"blob {sha256} is missing from the backup")
+            if _sha256(path) != sha256:
+                raise BackupInvalid(f"blob {sha256} in the backup is corrupt")
+    data = settings.data
+    if data.exists() and any(data.iterdir()) and not force:
+        raise click.ClickException(f"{data} is not empty (use --force to replace it)")
+    data.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=data.parent))
+    try:
+        database = str(manifest.get("database"))
+        if database == "tilsit.db":
+            shutil.copyfile(directory / database, staging / "tilsit.db")
+        else:
+            plain = settings.db_url.replace("postgresql+psycopg://", "postgresql://")
+            subprocess.run(
+                [
+                    _pg_tool("pg_restore"),
+                    "--clean",
+                    "--if-exists",
+                    "--no-owner",
+                    "-d",
+                    plain,
+                    str(directory / database),
+                ],
+                check=True,
+            )
+        for part in ("keys", "trust"):
+            _private_copy(directory / part, staging / part)
+        if copied:
+            for sha256 in blobs:
+                target = _blob_path(staging / "blobs", sha256)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(_blob_path(directory / "blobs", sha256), target)
+        if data.exists():
+            shutil.rmtree(data)
+        os.replace(staging, data)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    instance = open_instance_for_command(settings, owner=True)
+    for sha256 in blobs:
+        if not instance.blobs.exists(sha256):
+            raise BackupInvalid(f"blob {sha256} is not in the store after restore")
+    serial = instance.renderer.rebuild()
+    click.echo(f"restored {len(blobs)} blobs and rebuilt the tree at serial {serial}")
