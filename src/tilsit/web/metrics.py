@@ -1,0 +1,103 @@
+"""/_/metrics: request counts and latencies in Prometheus text format.
+
+Requests are labelled by a small fixed set of route classes, never the raw
+path, so the number of series stays bounded whatever clients ask for.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tilsit.web.asgi import Message, Receive, Scope, Send, header, respond, text
+
+__all__ = ["Metrics", "route_class"]
+
+_LOOPBACK = frozenset(("127.0.0.1", "::1"))
+# A request that came through a proxy is not a local scrape, whatever its peer.
+_FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
+
+
+def route_class(path: str) -> str:
+    segments = path.split("/", 3)
+    first = segments[1] if len(segments) > 1 else ""
+    second = segments[2] if len(segments) > 2 else ""
+    if first == "packages" or second == "packages":
+        return "files"
+    if first == "simple" or second == "simple":
+        return "simple"
+    if first == "pypi" or second == "pypi":
+        return "json"
+    if first == "legacy" or second == "legacy":
+        return "upload"
+    if second == "tuf":
+        return "tuf"
+    if first == "_":
+        if second == "search":
+            return "search"
+        if second == "stats":
+            return "stats"
+        return "other"
+    if first in ("", "account", "admin", "project") or second == "project":
+        return "ui"
+    return "other"
+
+
+class Metrics:
+    def __init__(self, access: str, token: str) -> None:
+        self.access = access
+        self.token = token
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tilsit_requests",
+            "HTTP requests by route class and status.",
+            ("route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tilsit_request_seconds",
+            "Time to answer a request, by route class.",
+            ("route",),
+            registry=self.registry,
+        )
+
+    def counting(self, scope: Scope, send: Send) -> Send:
+        route = route_class(scope["path"])
+        started = time.perf_counter()
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.requests.labels(route, str(message["status"])).inc()
+                self.latency.labels(route).observe(time.perf_counter() - started)
+            await send(message)
+
+        return counted
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        if self.access == "token":
+            if not self.token:
+                return 403, "Forbidden: metrics_access is token but no metrics_token is set"
+            given = header(scope, b"authorization") or ""
+            expected = f"Bearer {self.token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return 401, "Unauthorized: /_/metrics needs the bearer token (metrics_token)"
+            return None
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        if peer not in _LOOPBACK:
+            return 403, "Forbidden: /_/metrics answers loopback peers only (metrics_access)"
+        if any(header(scope, name) is not None for name in _FORWARDED):
+            return 403, "Forbidden: /_/metrics is not served through a proxy (metrics_access)"
+        return None
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head = scope["method"] == "HEAD"
+        if (refused := self.refusal(scope)) is not None:
+            extra = [(b"www-authenticate", b"Bearer")] if refused[0] == 401 else []
+            await text(send, refused[0], refused[1], extra, head=head)
+            return
+        body = generate_latest(self.registry)
+        await respond(send, 200, body, head=head, content_type=CONTENT_TYPE_LATEST.encode())
