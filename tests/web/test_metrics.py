@@ -65,3 +65,11 @@ def test_token_access(settings: Settings, tmp_path: Path) -> None:
         assert any(name == "tilsit_request_seconds_count" for name, _ in found)
     finally:
         stop(server)
+
+
+def test_tuf_expiry_per_role(live_server: LiveServer) -> None:
+    found = samples(live_server.url)
+    expiries = {labels: value for (name, labels), value in found.items() if "tuf_expiry" in name}
+    assert expiries[(("index", "*"), ("role", "root"))] > 86400
+    assert expiries[(("index", "main"), ("role", "timestamp"))] > 0
+    assert (("index", "main"), ("role", "snapshot")) in expiries

@@ -67,7 +67,9 @@ class TilsitApp:
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
         self.osv = OsvRoutes(instance.db)  # /osv/v1/: imported OSV records
-        self.metrics = Metrics(settings.metrics_access, settings.metrics_token)  # /_/metrics
+        self.metrics = Metrics(
+            settings.metrics_access, settings.metrics_token, lambda: trust_health(instance.signing)
+        )  # /_/metrics
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None

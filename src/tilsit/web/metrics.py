@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import anyio.to_thread
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tilsit.web.asgi import Message, Receive, Scope, Send, header, respond, text
@@ -47,9 +50,10 @@ def route_class(path: str) -> str:
 
 
 class Metrics:
-    def __init__(self, access: str, token: str) -> None:
+    def __init__(self, access: str, token: str, trust: Callable[[], dict[str, Any]]) -> None:
         self.access = access
         self.token = token
+        self.trust = trust  # /_/health's expiry report, read at scrape time
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tilsit_requests",
@@ -63,6 +67,23 @@ class Metrics:
             ("route",),
             registry=self.registry,
         )
+        self.expiry = Gauge(
+            "tilsit_tuf_expiry_seconds",
+            'Seconds until a TUF role\'s metadata expires (root and targets: index "*").',
+            ("index", "role"),
+            registry=self.registry,
+        )
+
+    def _read_trust(self) -> None:
+        report = self.trust().get("trust", {})
+        self.expiry.clear()  # an index that left the tree leaves the scrape too
+        for role in ("root", "targets"):
+            if role in report:
+                self.expiry.labels("*", role).set(report[role]["seconds_left"])
+        for index, roles in report.get("indexes", {}).items():
+            for role in ("timestamp", "snapshot"):
+                if role in roles:
+                    self.expiry.labels(index, role).set(roles[role]["seconds_left"])
 
     def counting(self, scope: Scope, send: Send) -> Send:
         route = route_class(scope["path"])
@@ -99,5 +120,6 @@ class Metrics:
             extra = [(b"www-authenticate", b"Bearer")] if refused[0] == 401 else []
             await text(send, refused[0], refused[1], extra, head=head)
             return
+        await anyio.to_thread.run_sync(self._read_trust)
         body = generate_latest(self.registry)
         await respond(send, 200, body, head=head, content_type=CONTENT_TYPE_LATEST.encode())
