@@ -73,3 +73,12 @@ def test_tuf_expiry_per_role(live_server: LiveServer) -> None:
     assert expiries[(("index", "*"), ("role", "root"))] > 86400
     assert expiries[(("index", "main"), ("role", "timestamp"))] > 0
     assert (("index", "main"), ("role", "snapshot")) in expiries
+
+
+def test_refused_upload_counted_by_reason(live_server: LiveServer) -> None:
+    before = samples(live_server.url)
+    answer = httpx.post(f"{live_server.url}/legacy/", data={":action": "file_upload"}, timeout=10)
+    assert answer.status_code == 401, answer.text
+    after = samples(live_server.url)
+    key = ("tilsit_uploads_total", (("outcome", "unauthenticated"),))
+    assert after[key] - before.get(key, 0) == 1

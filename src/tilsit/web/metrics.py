@@ -49,6 +49,24 @@ def route_class(path: str) -> str:
     return "other"
 
 
+# An upload's answer names why it was refused; its status is the bounded part of that.
+_UPLOAD_OUTCOMES = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+    503: "busy",
+}
+
+
+def _upload_outcome(status: int) -> str:
+    if status < 300:
+        return "accepted"
+    return _UPLOAD_OUTCOMES.get(status, "server_error" if status >= 500 else "other")
+
+
 class Metrics:
     def __init__(self, access: str, token: str, trust: Callable[[], dict[str, Any]]) -> None:
         self.access = access
@@ -74,6 +92,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.uploads = Counter(
+            "tilsit_uploads",
+            "Upload requests: accepted, or refused by reason class (from the answer's status).",
+            ("outcome",),
+            registry=self.registry,
+        )
+
     def _read_trust(self) -> None:
         report = self.trust().get("trust", {})
         self.expiry.clear()  # an index that left the tree leaves the scrape too
@@ -87,12 +112,15 @@ class Metrics:
 
     def counting(self, scope: Scope, send: Send) -> Send:
         route = route_class(scope["path"])
+        upload = route == "upload" and scope["method"] == "POST"
         started = time.perf_counter()
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.requests.labels(route, str(message["status"])).inc()
                 self.latency.labels(route).observe(time.perf_counter() - started)
+                if upload:
+                    self.uploads.labels(_upload_outcome(message["status"])).inc()
             await send(message)
 
         return counted
