@@ -170,6 +170,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Bytes the temp files of uploads in progress may hold together (per worker);"
         " an upload past it is refused (try again later), so slow clients cannot fill the disk.",
     ),
+    # /_/metrics (issue 15): who may scrape it.
+    Setting(
+        "metrics_access",
+        str,
+        "loopback",
+        "Who may read /_/metrics: `loopback` (peers 127.0.0.1 or ::1 only) or `token`"
+        " (a bearer token equal to metrics_token).",
+    ),
+    Setting("metrics_token", str, "", "Bearer token for /_/metrics when metrics_access = token."),
     Setting(
         "smtp_host",
         str,
@@ -449,6 +458,8 @@ class Settings:
     body_idle_timeout: float = 60.0
     body_timeout: float = 3600.0
     upload_temp_max: int = 1024 * MiB
+    metrics_access: str = "loopback"  # /_/metrics (issue 15)
+    metrics_token: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_security: str = "none"

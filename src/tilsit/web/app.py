@@ -30,6 +30,7 @@ from tilsit.web.bodies import CappedBody
 from tilsit.web.downloads import DownloadCounter
 from tilsit.web.gate import ReadGate, challenge, original_path
 from tilsit.web.hosts import mail_links_warning
+from tilsit.web.metrics import Metrics
 from tilsit.web.multipart import UPLOAD_TEMP
 from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
@@ -69,6 +70,9 @@ class TilsitApp:
         self.gate = ReadGate(instance.db, settings.tree_dir, default_index=settings.default_index)
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
         self.osv = OsvRoutes(instance.db)  # /osv/v1/: imported OSV records
+        self.metrics = Metrics(
+            settings.metrics_access, settings.metrics_token, lambda: trust_health(instance.signing)
+        )  # /_/metrics
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None
         self._lists: asyncio.Task[None] | None = None
@@ -85,6 +89,10 @@ class TilsitApp:
         path: str = scope["path"]
         method: str = scope["method"]
         head = method == "HEAD"
+        if path == "/_/metrics":
+            await self.metrics.serve(scope, receive, send)
+            return
+        send = self.metrics.counting(scope, send)  # route class and status, never the path
         if (problem := path_problem(path)) is not None:
             await text(send, problem.status, problem.reason, head=head)
             return
