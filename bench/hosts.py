@@ -5,7 +5,7 @@
 Starts a throwaway PostgreSQL cluster (tests/postgres.py: initdb and pg_ctl, on
 127.0.0.1) and two ``tilsit serve`` processes on it, each with its own data
 directory and port, the second with the first one's keys copied, both with one
-blob directory (``blob_path``), as docs/scale-out-hosts.md describes. Then
+blob directory (``blob_path``), as docs/scale-out.md describes. Then
 ``--uploads`` uploads of new versions of one project through A's ``POST /legacy/``
 (as twine sends them), one after another. After each 200 from A, the script asks
 B for the project's JSON page every 5 ms until it lists the new file, then fetches

@@ -407,7 +407,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "S3: secret access key (with s3_access_key_id); prefer the environment to a file.",
     ),
-    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    # Several hosts on one PostgreSQL database (docs/scale-out.md).
     Setting(
         "blob_path",
         str,
@@ -513,7 +513,7 @@ class Settings:
     s3_region: str = ""
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
-    # Several hosts on one PostgreSQL database (docs/scale-out-hosts.md).
+    # Several hosts on one PostgreSQL database (docs/scale-out.md).
     blob_path: str = ""
     journal_poll: float = 2.0
     tuf_shared: bool = False
