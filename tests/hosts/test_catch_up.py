@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from tests.builders import make_wheel
@@ -87,3 +88,28 @@ def test_a_lost_notification_is_made_up_by_polling(cluster: Cluster) -> None:
 
     delay = wait_for(yanked, timeout=10)
     print(f"a change without notification served by B after {delay * 1000:.0f} ms (poll 0.5 s)")
+
+
+def test_a_host_behind_the_journal_shows_its_lag_in_metrics(cluster: Cluster) -> None:
+    cluster.extra_env = {"TILSIT_HOST_NAME": "host-a"}
+    a = cluster.start("a")
+    # Host B does not follow the other hosts (journal_poll 0): it stays behind.
+    cluster.extra_env = {"TILSIT_HOST_NAME": "host-b", "TILSIT_JOURNAL_POLL": "0"}
+    b = cluster.start("b")
+    token = a.token()
+    with httpx.Client(base_url=a.url, timeout=30) as http:
+        assert upload(http, make_wheel("lagging-thing", "1.0"), token).status_code == 200
+    assert journal_lag(a.url) == {"host-a": 0}
+    behind = journal_lag(b.url)
+    assert list(behind) == ["host-b"] and behind["host-b"] >= 1
+
+
+def journal_lag(url: str) -> dict[str, float]:
+    answer = httpx.get(f"{url}/_/metrics", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {
+        sample.labels["host"]: sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+        if sample.name == "tilsit_journal_lag_serials"
+    }

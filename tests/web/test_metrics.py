@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
-from tests.conftest import LiveServer, start_server, stop
+from tests.builders import make_wheel
+from tests.conftest import AppClient, LiveServer, start_server, stop
+from tests.upstream.conftest import make_mirror, start_upstream, sync
 from tilsit.config import Settings
+from tilsit.db.models import IndexRow, JournalRow, UpstreamStateRow
+from tilsit.instance import Instance
 
 
 def samples(url: str, **kwargs: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,3 +89,52 @@ def test_refused_upload_counted_by_reason(live_server: LiveServer) -> None:
     after = samples(live_server.url)
     key = ("tilsit_uploads_total", (("outcome", "unauthenticated"),))
     assert after[key] - before.get(key, 0) == 1
+
+
+def _gauges(client: AppClient, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    answer = client.get("/_/metrics")
+    assert answer.status_code == 200, answer.text
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_journal_lag_of_this_host(client: AppClient, instance: Instance) -> None:
+    host = (("host", socket.gethostname()),)
+    with instance.db.read() as session:
+        newest = int(session.scalar(select(func.max(JournalRow.serial))) or 0)
+    assert newest > 0  # the default index's creation is in the journal
+    assert _gauges(client, "tilsit_journal_lag_serials") == {host: 0}
+    assert _gauges(client, "tilsit_rendered_serial") == {host: newest}
+    # A tree two serials behind the journal (a host that has not caught up yet).
+    instance.tree.set_serial(newest - 2)
+    assert _gauges(client, "tilsit_journal_lag_serials") == {host: 2}
+
+
+def test_mirror_lag_and_last_success(
+    client: AppClient, instance: Instance, tmp_path: Path, postgres_base: str | None
+) -> None:
+    (tmp_path / "upstream").mkdir()
+    upstream = start_upstream(tmp_path / "upstream", postgres_base)
+    try:
+        upstream.upload(make_wheel("mirrored", "1.0"))
+        make_mirror(instance, upstream.simple_url, interval=3600)
+        make_mirror(instance, upstream.simple_url, name="never")
+        before = time.time()
+        assert sync(instance).ok
+    finally:
+        stop(upstream.live)
+    assert _gauges(client, "tilsit_mirror_lag_serials") == {(("index", "mirror"),): 0}
+    success = _gauges(client, "tilsit_mirror_last_success_timestamp_seconds")
+    assert set(success) == {(("index", "mirror"),)}  # "never" has no success to show
+    assert before - 5 <= success[(("index", "mirror"),)] <= time.time() + 5
+    # The upstream listed serials the mirror has not put in place (a sync cut short).
+    with instance.db.write() as session:
+        mirror = session.scalars(select(IndexRow).where(IndexRow.name == "mirror")).one()
+        state = session.get(UpstreamStateRow, mirror.id)
+        assert state is not None and state.synced_serial is not None
+        state.upstream_serial = state.synced_serial + 7
+    assert _gauges(client, "tilsit_mirror_lag_serials") == {(("index", "mirror"),): 7}

@@ -180,6 +180,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("metrics_token", str, "", "Bearer token for /_/metrics when metrics_access = token."),
     Setting(
+        "host_name",
+        str,
+        "",
+        "This host's name in /_/metrics (the journal lag is per host); empty means the"
+        " machine's hostname.",
+    ),
+    Setting(
         "smtp_host",
         str,
         "",
@@ -460,6 +467,7 @@ class Settings:
     upload_temp_max: int = 1024 * MiB
     metrics_access: str = "loopback"  # /_/metrics (issue 15)
     metrics_token: str = ""
+    host_name: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_security: str = "none"

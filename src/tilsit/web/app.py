@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from dataclasses import asdict
 
 import anyio.to_thread
@@ -36,6 +37,7 @@ from tilsit.web.osv import OsvRoutes
 from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
+from tilsit.web.scrape import scrape_facts
 from tilsit.web.surrogate import with_surrogate_keys
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
@@ -71,7 +73,11 @@ class TilsitApp:
         self.xmlrpc = XmlRpcRoute(instance.db, self.gate)
         self.osv = OsvRoutes(instance.db)  # /osv/v1/: imported OSV records
         self.metrics = Metrics(
-            settings.metrics_access, settings.metrics_token, lambda: trust_health(instance.signing)
+            settings.metrics_access,
+            settings.metrics_token,
+            lambda: trust_health(instance.signing),
+            lambda: scrape_facts(instance),
+            settings.host_name or socket.gethostname(),
         )  # /_/metrics
         self._schedule: asyncio.Task[None] | None = None
         self._freshness: asyncio.Task[None] | None = None

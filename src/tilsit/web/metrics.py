@@ -1,7 +1,10 @@
 """/_/metrics: request counts and latencies in Prometheus text format.
 
 Requests are labelled by a small fixed set of route classes, never the raw
-path, so the number of series stays bounded whatever clients ask for.
+path, so the number of series stays bounded whatever clients ask for. What is
+read at scrape time (TUF expiry, this host's journal lag, each mirror's
+freshness) costs a few small files and two bounded queries, whatever the
+index holds.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
@@ -17,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tilsit.web.asgi import Message, Receive, Scope, Send, header, respond, text
 
-__all__ = ["Metrics", "route_class"]
+__all__ = ["Metrics", "MirrorFreshness", "ScrapeFacts", "route_class"]
 
 _LOOPBACK = frozenset(("127.0.0.1", "::1"))
 # A request that came through a proxy is not a local scrape, whatever its peer.
@@ -67,12 +72,62 @@ def _upload_outcome(status: int) -> str:
     return _UPLOAD_OUTCOMES.get(status, "server_error" if status >= 500 else "other")
 
 
+@dataclass(frozen=True)
+class MirrorFreshness:
+    index: str
+    upstream_serial: int | None
+    synced_serial: int | None
+    last_success: datetime | None
+
+
+@dataclass(frozen=True)
+class ScrapeFacts:
+    """What the database and this host's tree say at scrape time."""
+
+    newest_serial: int  # the shared journal's newest serial
+    rendered_serial: int  # what this host's tree has rendered (its .serial)
+    mirrors: tuple[MirrorFreshness, ...]
+
+
 class Metrics:
-    def __init__(self, access: str, token: str, trust: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        access: str,
+        token: str,
+        trust: Callable[[], dict[str, Any]],
+        facts: Callable[[], ScrapeFacts] | None = None,
+        host: str = "",
+    ) -> None:
         self.access = access
         self.token = token
         self.trust = trust  # /_/health's expiry report, read at scrape time
+        self.facts = facts
+        self.host = host
         self.registry = CollectorRegistry()
+        self.journal_lag = Gauge(
+            "tilsit_journal_lag_serials",
+            "The shared journal's newest serial minus the serial this host's tree has rendered.",
+            ("host",),
+            registry=self.registry,
+        )
+        self.rendered = Gauge(
+            "tilsit_rendered_serial",
+            "The journal serial this host's tree has rendered.",
+            ("host",),
+            registry=self.registry,
+        )
+        self.mirror_lag = Gauge(
+            "tilsit_mirror_lag_serials",
+            "A mirror's upstream serial (at its last sync) minus the serial it has in place.",
+            ("index",),
+            registry=self.registry,
+        )
+        self.mirror_success = Gauge(
+            "tilsit_mirror_last_success_timestamp_seconds",
+            "When a mirror's last sync succeeded (Unix time; absent before the first).",
+            ("index",),
+            registry=self.registry,
+        )
         self.requests = Counter(
             "tilsit_requests",
             "HTTP requests by route class and status.",
@@ -109,6 +164,21 @@ class Metrics:
             for role in ("timestamp", "snapshot"):
                 if role in roles:
                     self.expiry.labels(index, role).set(roles[role]["seconds_left"])
+
+    def _read_facts(self) -> None:
+        if self.facts is None:
+            return
+        facts = self.facts()
+        self.journal_lag.labels(self.host).set(max(0, facts.newest_serial - facts.rendered_serial))
+        self.rendered.labels(self.host).set(facts.rendered_serial)
+        self.mirror_lag.clear()  # a deleted mirror leaves the scrape
+        self.mirror_success.clear()
+        for mirror in facts.mirrors:
+            if mirror.upstream_serial is not None:
+                synced = mirror.synced_serial or 0
+                self.mirror_lag.labels(mirror.index).set(max(0, mirror.upstream_serial - synced))
+            if mirror.last_success is not None:
+                self.mirror_success.labels(mirror.index).set(mirror.last_success.timestamp())
 
     def counting(self, scope: Scope, send: Send) -> Send:
         route = route_class(scope["path"])
@@ -149,5 +219,6 @@ class Metrics:
             await text(send, refused[0], refused[1], extra, head=head)
             return
         await anyio.to_thread.run_sync(self._read_trust)
+        await anyio.to_thread.run_sync(self._read_facts)
         body = generate_latest(self.registry)
         await respond(send, 200, body, head=head, content_type=CONTENT_TYPE_LATEST.encode())
