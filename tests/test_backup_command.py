@@ -145,3 +145,20 @@ def test_corrupt_and_truncated_backups_are_refused(
     result = run_cli(restored, "restore", str(backup), check=False)
     assert result.returncode != 0 and "incomplete" in result.stderr, result.stderr
     assert not restored.data.exists()
+
+
+def test_a_failed_backup_leaves_nothing_behind(origin: LiveServer, tmp_path: Path) -> None:
+    sha = _upload(origin, origin.token("alice"), "acme-gone", "1.0")
+    stop(origin)
+    # A blob the database names is gone from the store: the backup cannot be whole.
+    blob = origin.settings.blob_dir / sha[:2] / sha[2:4] / sha
+    blob.unlink()
+    made = tmp_path / "new-backup"
+    result = run_cli(origin.settings, "backup", str(made), check=False)
+    assert result.returncode != 0 and f"blob {sha}" in result.stderr, result.stderr
+    assert not made.exists()  # it made the directory, so it removes it
+    given = tmp_path / "given-backup"
+    given.mkdir(mode=0o700)
+    result = run_cli(origin.settings, "backup", str(given), check=False)
+    assert result.returncode != 0 and "is missing" in result.stderr, result.stderr
+    assert given.is_dir() and not any(given.iterdir())  # the operator's, emptied again

@@ -24,6 +24,7 @@ import click
 
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import Settings
+from tilsit.db.engine import Database
 from tilsit.store.blobs import BlobStore
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.trust.keys import keys_dir, trust_dir
@@ -120,13 +121,35 @@ def backup(directory: Path, settings: Settings) -> None:
             raise click.ClickException(
                 f"{directory} is readable by others; the backup holds private keys (chmod 700)"
             )
+    made = not directory.exists()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
+    try:
+        _take(directory, settings)
+    except BaseException:
+        # A half-taken backup is no backup: leave nothing that could be mistaken for one
+        # (restore refuses one without its manifest, but a person might not).
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            for child in directory.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _take(directory: Path, settings: Settings) -> None:
+    """The backup itself, in order: the database, keys and trust, blobs, the manifest last."""
     instance = open_instance_for_command(settings)
     url = settings.db_url
     if url.startswith("sqlite"):
         database = directory / "tilsit.db"
-        source = sqlite3.connect(str(settings.data / "tilsit.db"))
+        source_path = Database.sqlite_path(url)
+        if source_path is None:
+            raise click.ClickException(f"cannot read the SQLite path from {url}")
+        source = sqlite3.connect(str(source_path))
         target = sqlite3.connect(str(database))
         with target:
             source.backup(target)  # the online backup API: one consistent snapshot
@@ -163,7 +186,8 @@ def backup(directory: Path, settings: Settings) -> None:
                 raise click.ClickException(f"blob {sha256} in the store is corrupt")
             manifest_blobs[sha256] = destination.stat().st_size
         else:
-            manifest_blobs[sha256] = -1
+            # Left in the object store: its size is recorded and checked at restore.
+            manifest_blobs[sha256] = blobs.size(sha256)
     files = {
         str(path.relative_to(directory)): _sha256(path)
         for path in sorted(directory.rglob("*"))
@@ -270,8 +294,13 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     instance = open_instance_for_command(settings, owner=True)
-    for sha256 in blobs:
+    for sha256, size in blobs.items():
         if not instance.blobs.exists(sha256):
             raise BackupInvalid(f"blob {sha256} is not in the store after restore")
+        if not copied and instance.blobs.size(sha256) != size:
+            raise BackupInvalid(
+                f"blob {sha256} in the store is {instance.blobs.size(sha256)} bytes,"
+                f" the backup's manifest says {size}: run `tilsit fsck --verify`"
+            )
     serial = instance.renderer.rebuild()
     click.echo(f"restored {len(blobs)} blobs and rebuilt the tree at serial {serial}")
