@@ -25,10 +25,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.builders import Dist
-from tests.conftest import LiveServer, create_database, start_server, start_tls_server
+from tests.conftest import (
+    LiveServer,
+    create_database,
+    make_settings,
+    settings_env,
+    start_server,
+    start_tls_server,
+)
 from tests.uploads import upload
 from tilsit.cli import main
-from tilsit.config import Settings, load_settings
+from tilsit.config import Settings
 from tilsit.db.models import IndexRow, JournalRow, UpstreamStateRow
 from tilsit.index.manage import create_index, get_index
 from tilsit.instance import Instance, open_instance
@@ -100,10 +107,7 @@ class Upstream:
 
 def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) -> Upstream:
     """A tilsit server; with ``tls``, HTTPS from a test CA and absolute file URLs."""
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     log = root / "server.log"
     if not tls:
         return Upstream(start_server(settings, log), log)
@@ -112,10 +116,7 @@ def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) 
 
 
 def downstream(root: Path, postgres_base: str | None) -> tuple[Settings, Instance]:
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     return settings, open_instance(settings)
 
 
@@ -167,7 +168,7 @@ def cli(settings: Settings, *args: str) -> Result:
     return CliRunner().invoke(
         main,
         [*args, "--data", str(settings.data)],
-        env={"TILSIT_DATABASE_URL": settings.database_url},
+        env=settings_env(settings),
     )
 
 

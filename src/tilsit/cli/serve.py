@@ -193,7 +193,9 @@ def _check_renames(settings: Settings) -> None:
     """
     import tempfile
 
-    for target in (settings.tree_dir, settings.blob_dir):
+    # Blobs in an object store never pass through a rename on this disk.
+    local_blobs = (settings.blob_dir,) if settings.blob_store == "fs" else ()
+    for target in (settings.tree_dir, *local_blobs):
         fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix=".probe-")
         os.close(fd)
         moved = target / Path(name).name
