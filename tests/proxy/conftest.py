@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.blobs import blob_stored
 from tests.builders import Dist, make_sdist, make_wheel
 from tests.conftest import LiveServer, create_database, make_settings, start_server, stop
 from tests.proxy.front import Front
@@ -173,7 +174,7 @@ class Proxy:
         return (self.settings.tree_dir / relative.lstrip("/")).is_file()
 
     def blob_stored(self, sha256: str) -> bool:
-        return (self.settings.blob_dir / sha256[:2] / sha256[2:4] / sha256).is_file()
+        return blob_stored(self.settings, sha256)
 
 
 MakeProxy = Callable[..., Proxy]

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import LiveServer, start_server, stop
+from tests.conftest import LiveServer, start_server, stop, stop_process
+from tests.readpath.conftest import need_nginx, start_nginx
 from tests.s3 import S3Server
 from tilsit.config import Settings, load_settings
 from tilsit.store.blobfile import read_pointer
@@ -212,4 +213,45 @@ def test_redirect_mode_hands_out_a_presigned_url_of_the_same_bytes(
         )
         assert pip.returncode == 0, pip.stdout + pip.stderr
     finally:
+        stop(live)
+
+
+def test_nginx_serves_pages_from_the_tree_and_sends_files_to_tilsit(
+    tmp_path: Path, database_url: str, s3_server: S3Server, s3_bucket: str
+) -> None:
+    need_nginx()
+    settings = _settings(tmp_path, database_url, s3_server, s3_bucket)
+    live = start_server(settings, tmp_path / "server.log")
+    nginx = None
+    try:
+        wheel = make_wheel("fronted", "3.0")
+        (tmp_path / wheel.filename).write_bytes(wheel.data)
+        _twine(tmp_path, live.url, _token(live), tmp_path / wheel.filename)
+        # As `tilsit nginx-config` prints it for this data directory.
+        printed = live.cli("nginx-config", "--upstream", live.url.removeprefix("http://")).stdout
+        assert "# The blob is in the object store: tilsit answers." in printed
+        nginx, url = start_nginx(
+            settings.tree_dir,
+            live.url.removeprefix("http://"),
+            tmp_path / "nginx",
+            files_from_tilsit=True,
+        )
+        with httpx.Client(base_url=url, timeout=30) as http:
+            page = http.get("/simple/fronted/", headers=_JSON)
+            assert page.status_code == 200
+            [file] = page.json()["files"]
+            path = urlsplit(file["url"]).path
+            whole = http.get(path)
+            assert whole.status_code == 200 and whole.content == wheel.data
+            assert whole.headers["etag"] == f'"{wheel.sha256}"'
+            part = http.get(path, headers={"Range": "bytes=0-3"})
+            assert part.status_code == 206 and part.content == wheel.data[:4]
+            metadata = http.get(path + ".metadata")
+            assert metadata.status_code == 200
+            assert hashlib.sha256(metadata.content).hexdigest() == file["core-metadata"]["sha256"]
+        # Without the object-store locations nginx would hand out the pointer itself.
+        assert read_pointer((settings.tree_dir / path.lstrip("/")).read_bytes()) is not None
+    finally:
+        if nginx is not None:
+            stop_process(nginx)
         stop(live)

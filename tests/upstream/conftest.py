@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.blobs import served_bytes
 from tests.builders import Dist
 from tests.conftest import (
     LiveServer,
@@ -237,7 +238,7 @@ def check_consistent(instance: Instance, index: str = "mirror") -> int:
         for f in json.loads(page)["files"]:
             path = instance.tree.path(file_path(f["hashes"]["sha256"], f["filename"]))
             assert path.is_file(), f"{project}: {f['filename']} is listed but not in the tree"
-            data = path.read_bytes()
+            data = served_bytes(path, instance.blobs)
             assert hashlib.sha256(data).hexdigest() == f["hashes"]["sha256"]
             assert len(data) == f["size"]
             if f["core-metadata"]:
