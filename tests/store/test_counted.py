@@ -13,7 +13,7 @@ from tests.s3 import S3Server
 from tests.store.test_blob_contract import s3_store
 from tilsit.store import FilesystemBlobStore
 from tilsit.store.blobs import BlobCorrupt, BlobStoreUnavailable, MissingBlob
-from tilsit.store.counted import BLOB_ERRORS, counted
+from tilsit.store.counted import BLOB_ERRORS, counted, unwrapped
 from tilsit.web.metrics import Metrics
 
 ABSENT = "0" * 64
@@ -51,7 +51,10 @@ def test_failures_counted_and_raised(tmp_path: Path) -> None:
 
 
 def test_success_and_callers_errors_not_counted(tmp_path: Path) -> None:
-    store = counted(FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp"), "fs")
+    inner = FilesystemBlobStore(tmp_path / "blobs", tmp_path / "tmp")
+    store = counted(inner, "fs")
+    # What the store is, for a caller that asks (backup copies a filesystem store's files).
+    assert unwrapped(store) is inner and unwrapped(inner) is inner
     total = sum(
         s.value for m in BLOB_ERRORS.collect() for s in m.samples if s.name.endswith("_total")
     )

@@ -27,7 +27,7 @@ from tilsit.store.blobs import (
     NoLocalPath,
 )
 
-__all__ = ["BLOB_ERRORS", "CountedBlobStore", "counted", "error_class"]
+__all__ = ["BLOB_ERRORS", "CountedBlobStore", "counted", "error_class", "unwrapped"]
 
 # Registered by each /_/metrics (web.metrics), not in the process-wide default registry.
 BLOB_ERRORS = Counter(
@@ -140,3 +140,9 @@ class CountedBlobStore:
 def counted(store: BlobStore, kind: str) -> BlobStore:
     """``store``, its failures counted under ``store=kind`` (``fs`` or ``s3``)."""
     return CountedBlobStore(store, kind)
+
+
+def unwrapped(store: BlobStore) -> BlobStore:
+    """The store :func:`counted` wrapped (``store`` itself if it is not wrapped): for a
+    caller that asks which kind of store it has (``isinstance``), or needs its extras."""
+    return store.store if isinstance(store, CountedBlobStore) else store

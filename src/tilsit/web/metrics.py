@@ -1,5 +1,9 @@
 """/_/metrics: request counts and latencies in Prometheus text format.
 
+Besides its own request counters it shows those the layers below keep (proxy
+hits and misses, blob-store failures); with several workers, a scrape sums every
+worker's counters from the files prometheus-client's multi-process mode keeps.
+
 Requests are labelled by a small fixed set of route classes, never the raw
 path, so the number of series stays bounded whatever clients ask for. What is
 read at scrape time (TUF expiry, this host's journal lag, each mirror's
