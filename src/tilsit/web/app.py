@@ -387,6 +387,7 @@ class TilsitApp:
                         await self._hosts
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
+                self.metrics.close()  # a worker's exit, with several (docs/metrics.md)
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

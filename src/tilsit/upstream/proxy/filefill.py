@@ -36,6 +36,7 @@ from tilsit.store.blobs import BlobCorrupt
 from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import UpstreamError, UpstreamProtocolError
 from tilsit.upstream.fetched import read_facts
+from tilsit.upstream.proxy.counts import count_file
 from tilsit.upstream.proxy.files import CorruptUpstreamFile, FileFetch, FileSource, ProxyFile
 from tilsit.upstream.proxy.index import ProxyIndex
 from tilsit.upstream.proxy.writes import WriteCoalescer
@@ -127,6 +128,7 @@ class FileFills:
             reuse = target.stored and existing is not None and existing.is_file()
             fetch = FileFetch(target, self.instance.settings.tmp_dir, existing if reuse else None)
             self._files[key] = fetch
+        count_file(target, fetched=lead and fetch.temp is not None)  # /_/metrics: hit or miss
         fetch.join()
         try:
             async with anyio.create_task_group() as tasks:
