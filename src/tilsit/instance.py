@@ -18,6 +18,7 @@ from tilsit.render.follow import Renderer
 from tilsit.render.purge import PurgeFollower, PurgeTarget
 from tilsit.search.follow import SearchFollower
 from tilsit.store.blobs import BlobStore
+from tilsit.store.counted import counted
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
 from tilsit.store.s3 import S3BlobStore, S3Config, make_client
@@ -87,8 +88,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
                 f"s3_url_expiry must be 1 to {_PRESIGN_MAX} seconds (SigV4's limit), got"
                 f" {settings.s3_url_expiry}"
             )
-        return s3_blob_store(settings)
-    return FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
+        return counted(s3_blob_store(settings), "s3")
+    # Failures counted for /_/metrics (store/counted.py), on either store.
+    return counted(FilesystemBlobStore(settings.blob_dir, settings.tmp_dir), "fs")
 
 
 def require_data_dir(settings: Settings) -> None:

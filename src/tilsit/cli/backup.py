@@ -29,6 +29,7 @@ from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.store.blobs import BlobStore
+from tilsit.store.counted import unwrapped
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.trust.keys import keys_dir, trust_dir
 
@@ -204,7 +205,7 @@ def _take(directory: Path, settings: Settings) -> None:
     trust = _private_copy(trust_dir(settings.data), directory / "trust")
     blobs: BlobStore = instance.blobs
     manifest_blobs: dict[str, int] = {}
-    copied = isinstance(blobs, FilesystemBlobStore)
+    copied = isinstance(unwrapped(blobs), FilesystemBlobStore)
     for sha256 in sorted(named):
         if not blobs.exists(sha256):
             raise click.ClickException(f"blob {sha256} for {named[sha256]} is missing")

@@ -27,6 +27,7 @@ import anyio.to_thread
 from tilsit.instance import Instance
 from tilsit.store.blobfile import BlobPointer
 from tilsit.store.blobs import BlobStore, BlobStoreError, BlobStoreUnavailable, MissingBlob
+from tilsit.store.counted import unwrapped
 from tilsit.store.s3 import S3BlobStore
 from tilsit.web.asgi import Headers, Scope, Send, header, respond, text
 from tilsit.web.treefiles import answer_conditions, etag_matches
@@ -46,7 +47,8 @@ def stored_files(instance: Instance) -> StoredFiles | None:
     if settings.blob_store != "s3":
         return None
     blobs = instance.blobs
-    sign = blobs.presigned_url if isinstance(blobs, S3BlobStore) else None
+    store = unwrapped(blobs)  # the S3 store itself, under the failure counter
+    sign = store.presigned_url if isinstance(store, S3BlobStore) else None
     redirect = settings.s3_serve_files == "redirect"
     return StoredFiles(blobs, sign if redirect else None, settings.s3_url_expiry)
 
