@@ -120,23 +120,33 @@ def make_settings(data: Path, database_url: str, **overrides: object) -> Setting
     )
 
 
+_BLOB_SETTINGS = (
+    "blob_store",
+    "s3_bucket",
+    "s3_prefix",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_serve_files",
+    "s3_url_expiry",
+)
+
+
+def same_blobs(settings: Settings) -> dict[str, object]:
+    """Overrides that give another instance the blob store of ``settings`` (a restore,
+    another host): none on the filesystem, the same bucket and prefix on S3."""
+    if settings.blob_store == "fs":
+        return {}
+    return {name: getattr(settings, name) for name in _BLOB_SETTINGS}
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a ``tilsit`` process these settings' database and
     blob store (the rest it reads from the data directory)."""
     env = {"TILSIT_DATABASE_URL": settings.database_url}
-    if settings.blob_store != "fs":
-        for name in (
-            "blob_store",
-            "s3_bucket",
-            "s3_prefix",
-            "s3_endpoint_url",
-            "s3_region",
-            "s3_access_key_id",
-            "s3_secret_access_key",
-            "s3_serve_files",
-            "s3_url_expiry",
-        ):
-            env[f"TILSIT_{name.upper()}"] = str(getattr(settings, name))
+    for name, value in same_blobs(settings).items():
+        env[f"TILSIT_{name.upper()}"] = str(value)
     return env
 
 

@@ -19,7 +19,7 @@ import sqlalchemy
 
 from tests.backup_checks import assert_restored_serves
 from tests.builders import make_wheel
-from tests.conftest import LiveServer, create_database, run_cli, start_server, stop
+from tests.conftest import LiveServer, create_database, run_cli, same_blobs, start_server, stop
 from tests.postgres import find_bin
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
@@ -40,9 +40,12 @@ def _upload(server: LiveServer, token: str, name: str, version: str) -> str:
     return dist.sha256
 
 
-def _fresh(tmp_path: Path, name: str, postgres_base: str | None) -> Settings:
+def _fresh(tmp_path: Path, name: str, postgres_base: str | None, origin: Settings) -> Settings:
+    """A new data directory and database, on the origin's blob store (an object store's
+    blobs stay in place: the backup records and the restore checks them)."""
     url = create_database(postgres_base)
-    return load_settings(overrides={"data": tmp_path / name, "database_url": url}, environ={})
+    overrides = {"data": tmp_path / name, "database_url": url, **same_blobs(origin)}
+    return load_settings(overrides=overrides, environ={})
 
 
 def test_backup_then_restore_serves_every_file(
@@ -71,7 +74,7 @@ def test_backup_then_restore_serves_every_file(
     _upload(origin, token, "acme-late", "1.0")
     stop(origin)
 
-    restored = _fresh(tmp_path, "restored", postgres_base)
+    restored = _fresh(tmp_path, "restored", postgres_base, origin.settings)
     out = run_cli(restored, "restore", str(backup))
     assert "restored" in out.stdout, out.stdout + out.stderr
     # The upload during the backup is in it with its blob, or not at all.
@@ -96,7 +99,7 @@ def test_corrupt_and_truncated_backups_are_refused(
     good = blob.read_bytes()
     blob.unlink()  # a hard link to the origin's blob: replace, never write through it
     blob.write_bytes(good[:-1] + b"x")
-    restored = _fresh(tmp_path, "restored", postgres_base)
+    restored = _fresh(tmp_path, "restored", postgres_base, origin.settings)
     result = run_cli(restored, "restore", str(backup), check=False)
     assert result.returncode != 0 and "corrupt" in result.stderr, result.stderr
     assert not restored.data.exists()
@@ -232,6 +235,6 @@ def test_an_upload_after_the_dump_is_not_in_the_manifest(
     assert sha in manifest["blobs"]
     assert late not in manifest["blobs"]
     stop(origin)
-    restored = _fresh(tmp_path, "restored", postgres_base)
+    restored = _fresh(tmp_path, "restored", postgres_base, origin.settings)
     run_cli(restored, "restore", str(backup))
     assert _files_in(restored) == {f for f in _files_in(origin.settings) if "late" not in f}
