@@ -13,6 +13,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -212,6 +213,14 @@ def test_redirect_mode_hands_out_a_presigned_url_of_the_same_bytes(
             check=False,
         )
         assert pip.returncode == 0, pip.stdout + pip.stderr
+        # The redirect is the download: counted as one (flushed every few seconds).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            recent = httpx.get(f"{live.url}/_/stats/main/leaper/recent", timeout=10).json()
+            if recent["data"]["last_day"] >= 1:
+                break
+            time.sleep(0.5)
+        assert recent["data"]["last_day"] >= 1, recent
     finally:
         stop(live)
 
