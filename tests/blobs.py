@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tilsit.config import Settings
 from tilsit.instance import open_blob_store
 from tilsit.store.blobfile import POINTER_MAX, read_pointer
@@ -27,3 +29,10 @@ def served_bytes(path: Path, blobs: BlobStore) -> bytes:
 def blob_stored(settings: Settings, sha256: str) -> bool:
     """Whether the instance's blob store holds ``sha256``."""
     return open_blob_store(settings).exists(sha256)
+
+
+def need_fs_blobs(settings: Settings, why: str) -> None:
+    """Skip a test of the filesystem store's own mechanics on an S3 run (not a missing
+    tool: the S3 store's counterpart is tested on its own)."""
+    if settings.blob_store != "fs":
+        pytest.skip(f"filesystem blob store only: {why}")

@@ -23,6 +23,7 @@ from tests.conftest import LiveServer, create_database, run_cli, same_blobs, sta
 from tests.postgres import find_bin
 from tests.uploads import upload
 from tilsit.config import Settings, load_settings
+from tilsit.instance import open_blob_store
 
 
 @pytest.fixture
@@ -95,16 +96,27 @@ def test_corrupt_and_truncated_backups_are_refused(
     backup = tmp_path / "backup"
     run_cli(origin.settings, "backup", str(backup))
     stop(origin)
-    blob = backup / "blobs" / sha[:2] / sha[2:4] / sha
-    good = blob.read_bytes()
-    blob.unlink()  # a hard link to the origin's blob: replace, never write through it
-    blob.write_bytes(good[:-1] + b"x")
     restored = _fresh(tmp_path, "restored", postgres_base, origin.settings)
-    result = run_cli(restored, "restore", str(backup), check=False)
-    assert result.returncode != 0 and "corrupt" in result.stderr, result.stderr
-    assert not restored.data.exists()
-    blob.unlink()
-    blob.write_bytes(good)
+    if origin.settings.blob_store == "fs":
+        blob = backup / "blobs" / sha[:2] / sha[2:4] / sha
+        good = blob.read_bytes()
+        blob.unlink()  # a hard link to the origin's blob: replace, never write through it
+        blob.write_bytes(good[:-1] + b"x")
+        result = run_cli(restored, "restore", str(backup), check=False)
+        assert result.returncode != 0 and "corrupt" in result.stderr, result.stderr
+        assert not restored.data.exists()
+        blob.unlink()
+        blob.write_bytes(good)
+    else:
+        # Left in the object store: a blob lost from it is found before anything changes.
+        store = open_blob_store(origin.settings)
+        good = b"".join(store.open_range(sha))
+        store.delete(sha)
+        result = run_cli(restored, "restore", str(backup), check=False)
+        assert result.returncode != 0, result.stderr
+        assert f"blob {sha} is not in the blob store" in result.stderr, result.stderr
+        assert not restored.data.exists()
+        assert store.put_bytes(good) == sha
     (backup / "MANIFEST.json").unlink()
     result = run_cli(restored, "restore", str(backup), check=False)
     assert result.returncode != 0 and "incomplete" in result.stderr, result.stderr
@@ -115,8 +127,7 @@ def test_a_failed_backup_leaves_nothing_behind(origin: LiveServer, tmp_path: Pat
     sha = _upload(origin, origin.token("alice"), "acme-gone", "1.0")
     stop(origin)
     # A blob the database names is gone from the store: the backup cannot be whole.
-    blob = origin.settings.blob_dir / sha[:2] / sha[2:4] / sha
-    blob.unlink()
+    open_blob_store(origin.settings).delete(sha)
     made = tmp_path / "new-backup"
     result = run_cli(origin.settings, "backup", str(made), check=False)
     assert result.returncode != 0 and f"blob {sha}" in result.stderr, result.stderr

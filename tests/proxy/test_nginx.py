@@ -29,6 +29,7 @@ def test_nginx_sends_proxy_indexes_and_unfetched_files_to_tilsit(
         urlsplit(proxy.url).netloc,
         tmp_path / "nginx",
         proxy_indexes=(proxy.index,),
+        files_from_tilsit=proxy.settings.blob_store != "fs",  # as nginx-config prints it
     )
     try:
         with httpx.Client(base_url=url, timeout=30) as http:

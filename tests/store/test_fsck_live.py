@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.blobs import need_fs_blobs
 from tests.builders import make_wheel
 from tests.conftest import LiveServer, run_cli, settings_env
 from tilsit.auth.tokens import find_token
@@ -32,6 +33,8 @@ from tilsit.store.leftovers import reap_leftovers
 from tilsit.store.tree import file_path
 
 TWO_HOURS = 2 * 3600
+# These tests age blob files; the S3 store keeps its in-use markers instead.
+AGES_FILES = "ages blob files by mtime (the S3 store's race: test_fsck_s3.py)"
 
 
 @pytest.fixture
@@ -97,6 +100,7 @@ def test_fsck_never_reaps_the_blob_of_an_upload_that_is_committing(
     live_server: LiveServer, writer: Instance
 ) -> None:
     settings = live_server.settings
+    need_fs_blobs(settings, AGES_FILES)
     secret = live_server.token("alice")
     wheel = make_wheel("retried", "1.0")
     # A killed upload stored the blob, never its row: an orphan, two hours old.
@@ -153,6 +157,7 @@ def test_fsck_never_reaps_the_blob_of_an_upload_that_is_committing(
 def test_reaping_puts_back_a_blob_stored_again_since_fsck_began(instance: Instance) -> None:
     """The mirror path stores blobs outside the writer lock, before its rows: a blob put
     (again) after fsck's cutoff survives the reap, and one reaped is stored anew."""
+    need_fs_blobs(instance.settings, AGES_FILES)
     blobs = instance.blobs
     sha256 = blobs.put_bytes(b"fetched by a mirror")
     _age(blobs.path(sha256), TWO_HOURS)

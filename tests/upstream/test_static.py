@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.blobs import served_bytes
 from tests.builders import Meta, make_sdist, make_wheel
 from tests.upstream.conftest import (
     Notes,
@@ -65,7 +66,10 @@ def test_a_static_tree_syncs_by_conditional_gets(
     assert first["requires-python"] == ">=3.8"
     assert first["size"] == len(wheel.data)
     assert first["core-metadata"] is not False
-    assert instance.tree.path(file_path(wheel.sha256, wheel.filename)).read_bytes() == wheel.data
+    served = served_bytes(
+        instance.tree.path(file_path(wheel.sha256, wheel.filename)), instance.blobs
+    )
+    assert served == wheel.data
     yanked = json.loads(tree_page(instance, "mirror", "pkg-b") or b"")["files"][0]["yanked"]
     assert yanked == "bad <version>"
     assert state_of(instance).synced_serial is None  # no serials upstream

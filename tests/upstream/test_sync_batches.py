@@ -314,7 +314,7 @@ def test_a_kill_in_the_middle_of_a_batch_leaves_a_consistent_tree(
     try:
         # Some files stored, the first batch not yet full or closed, or a batch applied:
         # wherever the kill lands, what is published is whole.
-        _wait_for(lambda: any(mirror.blobs.path(s).exists() for s in first), "the first file")
+        _wait_for(lambda: any(mirror.blobs.exists(s) for s in first), "the first file")
         time.sleep(0.3)
     finally:
         os.kill(process.pid, signal.SIGKILL)

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, create_engine, text
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.db.engine import Database
+from tilsit.instance import open_blob_store
 from tilsit.store.blobs import BlobStore
 from tilsit.store.counted import unwrapped
 from tilsit.store.fs import FilesystemBlobStore
@@ -343,6 +344,18 @@ def _pg_restore(url: str, dump: Path, replace: bool) -> None:
         )
 
 
+def _check_stored(store: BlobStore, blobs: dict[str, int]) -> None:
+    """Every blob of the manifest is in ``store``, of the size recorded."""
+    for sha256, size in blobs.items():
+        if not store.exists(sha256):
+            raise BackupInvalid(f"blob {sha256} is not in the blob store")
+        if store.size(sha256) != size:
+            raise BackupInvalid(
+                f"blob {sha256} in the store is {store.size(sha256)} bytes,"
+                f" the backup's manifest says {size}: run `tilsit fsck --verify`"
+            )
+
+
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--force", is_flag=True, help="Replace a data directory that is not empty.")
@@ -377,6 +390,15 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
                 raise BackupInvalid(f"blob {sha256} is missing from the backup")
             if _sha256(path) != sha256:
                 raise BackupInvalid(f"blob {sha256} in the backup is corrupt")
+    if copied != (settings.blob_store == "fs"):
+        kept = "copied from a filesystem store" if copied else "left in an object store"
+        raise BackupInvalid(
+            f"the backup's blobs were {kept}; restore with blob_store ="
+            f" {'fs' if copied else 's3'} (the settings name {settings.blob_store!r})"
+        )
+    if not copied:
+        # Left in the object store: checked there before anything here changes.
+        _check_stored(open_blob_store(settings), blobs)
     data = settings.data
     if data.exists() and any(data.iterdir()) and not force:
         raise click.ClickException(f"{data} is not empty (use --force to replace it)")
@@ -409,13 +431,7 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
     os.replace(staging, data)
     shutil.rmtree(aside, ignore_errors=True)
     instance = open_instance_for_command(settings, owner=True)
-    for sha256, size in blobs.items():
-        if not instance.blobs.exists(sha256):
-            raise BackupInvalid(f"blob {sha256} is not in the store after restore")
-        if not copied and instance.blobs.size(sha256) != size:
-            raise BackupInvalid(
-                f"blob {sha256} in the store is {instance.blobs.size(sha256)} bytes,"
-                f" the backup's manifest says {size}: run `tilsit fsck --verify`"
-            )
+    if copied:
+        _check_stored(instance.blobs, blobs)
     serial = instance.renderer.rebuild()
     click.echo(f"restored {len(blobs)} blobs and rebuilt the tree at serial {serial}")
