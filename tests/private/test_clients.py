@@ -21,9 +21,8 @@ import pytest
 from tests.builders import Dist, make_wheel
 from tests.clients.conftest import Request, Served
 from tests.clients.tools import TOOLS, Sandbox, binary, describe
-from tests.conftest import create_database, start_server, stop_process
+from tests.conftest import create_database, make_settings, start_server, stop_process
 from tests.uploads import upload
-from tilsit.config import load_settings
 
 pytestmark = pytest.mark.clients
 
@@ -55,10 +54,7 @@ def private_index(
     postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateIndex]:
     root = tmp_path_factory.mktemp("private-clients")
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     log = root / "server.log"
     live = start_server(settings, log)
     try:
