@@ -163,6 +163,12 @@ def test_files_in_s3_are_uploaded_installed_and_verified(
         lost = httpx.get(live.url + urlsplit(files[sdist.filename]["url"]).path, timeout=30)
         assert lost.status_code == 500
         assert f"({sdist.sha256}) is missing from the blob store" in lost.text
+        # ... and counted for the operator (store/counted.py, docs/metrics.md).
+        scrape = httpx.get(f"{live.url}/_/metrics", timeout=30).text
+        assert (
+            'tilsit_blob_store_errors_total{error="MissingBlob",operation="get",store="s3"} 1.0'
+            in scrape
+        ), [line for line in scrape.splitlines() if "blob_store" in line]
     finally:
         stop(live)
 
