@@ -37,13 +37,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from servers import tilsit_cli
+
 from readpath import (
     PIP_ACCEPT,
     ROOT,
     check_target,
     generated_wheels,
     nginx_server,
-    tilsit_cli,
     tilsit_server,
     upload_all,
     wrk,

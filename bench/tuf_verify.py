@@ -25,12 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 # bench scripts are not a package: readpath.py is imported from this directory.
+from servers import tilsit_cli
+
 from readpath import (
     REAL_WHEELS,
     generated_wheels,
     nginx_server,
     real_wheels,
-    tilsit_cli,
     tilsit_server,
     upload_all,
 )
