@@ -88,6 +88,7 @@ def main() -> None:
         data = work / "data"
         (work / "wheels").mkdir()
         wheels = generated_wheels(args.projects, work / "wheels")
+        tilsit_cli(data, "init")  # other commands need a data directory
         tilsit_cli(data, "user", "create", "bench", "--admin")
         token = tilsit_cli(data, "token", "create", "--user", "bench")
         tilsit_cli(data, "index", "create", PRIVATE, "--private")

@@ -469,6 +469,7 @@ def main() -> None:
             (work / "wheels").mkdir()
             wheels = generated_wheels(args.projects, work / "wheels")
         clients = find_clients()
+        tilsit_cli(data, "init")  # other commands need a data directory
         tilsit_cli(data, "user", "create", "bench", "--admin")
         token = tilsit_cli(data, "token", "create", "--user", "bench")
         print(f"corpus: {len(wheels)} wheels from {source}; uploading...", flush=True)
