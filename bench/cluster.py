@@ -93,6 +93,7 @@ class Reads:
     p99_ms: float  # the worst host's
     errors: int
     per_host: list[Load]
+    answer: str = "served"  # or "redirect to <origin>" (file reads)
 
 
 @dataclass
@@ -211,18 +212,22 @@ def wait_caught_up(hosts: list[str], dists: list[Dist], timeout: float = 120) ->
 # --- reads ------------------------------------------------------------------------------------
 
 
-def file_url(host: str, dist: Dist) -> str:
-    """The file's URL on ``host``, from its project page, checked for status, type and sha256."""
+def file_url(host: str, dist: Dist) -> tuple[str, str]:
+    """The file's URL on ``host``, from its project page, checked for status and sha256; and
+    how the host answers it: ``served`` (the bytes) or ``redirect to <origin>`` (wrk then
+    measures the redirects, as it follows none)."""
     page_url = f"{host}/simple/{FILE_PROJECT}/"
     page = httpx.get(page_url, headers=PIP_JSON, timeout=30)
     if page.status_code != 200 or page.headers["content-type"] != JSON_TYPE:
         raise SystemExit(f"{page_url}: {page.status_code} {page.headers.get('content-type')}")
     entry = next(f for f in page.json()["files"] if f["filename"] == dist.filename)
     url = str(httpx.URL(page_url).join(entry["url"]).copy_with(fragment=None))
-    body = httpx.get(url, timeout=30)
+    body = httpx.get(url, timeout=30, follow_redirects=True)
     if body.status_code != 200 or hashlib.sha256(body.content).hexdigest() != dist.sha256:
         raise SystemExit(f"{url}: {body.status_code}, not the file uploaded")
-    return url
+    if body.history:
+        return url, f"redirect to {body.url.scheme}://{body.url.netloc.decode()}"
+    return url, "served"
 
 
 def load(urls: list[str], headers: dict[str, str], args: argparse.Namespace) -> Reads:
@@ -335,7 +340,8 @@ def run_leg(
             pages = [f"{host}/simple/{project}/" for host in hosts]
             result.reads["page"] = load(pages, PIP_JSON, args)
             files = [file_url(host, target) for host in hosts]
-            result.reads["file"] = load(files, {}, args)
+            result.reads["file"] = load([url for url, _ in files], {}, args)
+            result.reads["file"].answer = files[0][1]
         result.loadavg_after = os.getloadavg()
     return result
 
@@ -375,6 +381,8 @@ def table(results: list[LegResult]) -> str:
         lines.append(row)
         if r.skipped:
             lines.append(f"{'':<8}{r.skipped}")
+        if "file" in r.reads and r.reads["file"].answer != "served":
+            lines.append(f"{'':<8}file reads: {r.reads['file'].answer} (wrk counts the redirects)")
         for refusal in u.refused[:3]:
             lines.append(f"{'':<8}refused {refusal[:150]}")
     by = {(r.store, r.hosts): r for r in results if r.uploads is not None}
