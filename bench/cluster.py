@@ -278,6 +278,8 @@ def leg_env(leg: Leg, root: Path, database_url: str, args: argparse.Namespace) -
             "TILSIT_S3_ACCESS_KEY_ID": server.access_key,
             "TILSIT_S3_SECRET_ACCESS_KEY": server.secret_key,
         }
+        if args.s3_serve_files:
+            env["TILSIT_S3_SERVE_FILES"] = args.s3_serve_files
     return env
 
 
@@ -430,6 +432,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--file-kib", type=int, default=256, help="size of the file read")
     parser.add_argument("--workers", type=int, default=1, help="workers of each tilsit serve")
     parser.add_argument("--poll", type=float, default=2.0, help="journal_poll of the hosts")
+    parser.add_argument(
+        "--s3-serve-files",
+        choices=("stream", "redirect"),
+        help="s3_serve_files of the S3 legs (default: tilsit's own, stream)",
+    )
     parser.add_argument("--legs", type=parse_legs, default=parse_legs("fs:1,fs:2,s3:1,s3:2"))
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     return parser.parse_args(argv)
@@ -460,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.uploads} uploads per leg from {args.clients} clients over {args.projects}"
         f" projects; wrk -t{args.threads} -c{args.connections} -d{args.duration}s in all per URL;"
         f" {args.workers} worker(s) per host; {os.cpu_count()} cores;"
+        f" S3 files: {args.s3_serve_files or 'as tilsit defaults'};"
         f" load average at start {started[0]:.2f} {started[1]:.2f} {started[2]:.2f}"
     )
     print(table(results))
