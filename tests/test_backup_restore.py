@@ -12,11 +12,9 @@ page insists on it.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.backup_checks import assert_restored_serves
 from tests.builders import make_wheel
 from tests.conftest import LiveServer, create_database, run_cli, start_server, stop
 from tests.postgres import find_bin
@@ -140,45 +139,8 @@ def test_backup_in_the_documented_order_restores_every_file(
 
     server = start_server(restored, tmp_path / "restored.log")
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            page = http.get(
-                "/simple/acme-one/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-            ).json()
-            [file] = page["files"]
-            body = http.get(urlsplit(file["url"]).path).content
-            assert hashlib.sha256(body).hexdigest() == before["acme-one"]
-            # The upload that landed after the database copy is not in the restored index.
-            assert http.get("/simple/acme-late/").status_code == 404
-        target = tmp_path / "installed"
-        pip = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--target",
-                str(target),
-                "--index-url",
-                f"{server.url}/simple/",
-                "acme-two==2.0",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert pip.returncode == 0, pip.stderr
-        assert (target / "acme_two" / "__init__.py").is_file()
-        verify = subprocess.run(
-            [sys.executable, "-m", "tilsit", "verify", f"{server.url}/main/", "--root", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        # The upload that landed after the database copy is not in the restored index.
+        assert_restored_serves(server, before, ["acme-late"], "acme-two", root, tmp_path)
     finally:
         stop(server)
 

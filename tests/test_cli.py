@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import AppClient
+from tests.conftest import AppClient, settings_env
 from tests.uploads import upload
 from tilsit.cli import main
 from tilsit.config import SETTINGS, Settings
@@ -27,7 +27,7 @@ def run(settings: Settings, instance: Instance) -> Run:
     """Run a command on the test's instance (made first: only serve and init make one)."""
 
     def invoke(*args: str, code: int = 0) -> Result:
-        env = {"TILSIT_DATABASE_URL": settings.database_url}
+        env = settings_env(settings)
         result = CliRunner().invoke(main, [*args, "--data", str(settings.data)], env=env)
         assert result.exit_code == code, result.output
         return result

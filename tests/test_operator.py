@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests import postgres
-from tests.conftest import BACKEND, need
+from tests.conftest import BACKEND, need, settings_env
 from tilsit.config import Settings
 from tilsit.instance import Instance
 
@@ -48,7 +48,7 @@ def tilsit(
         assert setpriv is not None
         command = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
     full_env = {k: v for k, v in os.environ.items() if k not in {"TILSIT_DATA", "TILSIT_CONFIG"}}
-    full_env.update({"TILSIT_DATABASE_URL": settings.database_url, **(env or {})})
+    full_env.update({**settings_env(settings), **(env or {})})
     return subprocess.run(
         command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
     )

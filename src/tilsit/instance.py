@@ -17,6 +17,8 @@ from tilsit.render.base_url import choose_base_url, record_base_url, recorded_ba
 from tilsit.render.follow import Renderer
 from tilsit.render.purge import PurgeFollower, PurgeTarget
 from tilsit.search.follow import SearchFollower
+from tilsit.store.blobs import BlobStore
+from tilsit.store.counted import counted
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.store.private import SQLITE_SIDE_FILES
 from tilsit.store.s3 import S3BlobStore, S3Config, make_client
@@ -40,7 +42,7 @@ __all__ = [
 class Instance:
     settings: Settings
     db: Database
-    blobs: FilesystemBlobStore
+    blobs: BlobStore
     tree: Tree
     renderer: Renderer
     signing: Signing
@@ -58,6 +60,10 @@ _FIX = (
 )
 
 
+# The longest a SigV4 presigned URL may be valid: seven days.
+_PRESIGN_MAX = 7 * 24 * 3600
+
+
 def s3_blob_store(settings: Settings) -> S3BlobStore:
     """The S3 blob store the settings name (docs/storage.md)."""
     if not settings.s3_bucket:
@@ -73,21 +79,18 @@ def s3_blob_store(settings: Settings) -> S3BlobStore:
     return S3BlobStore(make_client(config), config.bucket, config.prefix, tmp=settings.tmp_dir)
 
 
-def open_blob_store(settings: Settings) -> FilesystemBlobStore:
-    """The blob store the settings choose.
-
-    The S3 store is built and tested against a real server (store/s3.py), but the
-    tree still links each file to its blob on disk (render/follow.py) and the read
-    path serves the tree: until those callers go through the store's reads, a server
-    on S3 would serve nothing, so it refuses to start rather than start half-working.
-    """
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings choose: the filesystem under the data directory, or
+    an S3 bucket (the tree then holds pointers that tilsit serves: store/blobfile.py)."""
     if settings.blob_store == "s3":
-        s3_blob_store(settings)  # a wrong setting is named first
-        raise ConfigError(
-            'blob_store = "s3" is not served yet: the static tree still links files to'
-            ' blobs on this disk; use blob_store = "fs" (docs/storage.md)'
-        )
-    return FilesystemBlobStore(settings.blob_dir, settings.tmp_dir)
+        if not 1 <= settings.s3_url_expiry <= _PRESIGN_MAX:
+            raise ConfigError(
+                f"s3_url_expiry must be 1 to {_PRESIGN_MAX} seconds (SigV4's limit), got"
+                f" {settings.s3_url_expiry}"
+            )
+        return counted(s3_blob_store(settings), "s3")
+    # Failures counted for /_/metrics (store/counted.py), on either store.
+    return counted(FilesystemBlobStore(settings.blob_dir, settings.tmp_dir), "fs")
 
 
 def require_data_dir(settings: Settings) -> None:

@@ -10,7 +10,7 @@ import sys
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, settings_env
 from tilsit.auth import passwords
 from tilsit.config import Settings
 from tilsit.db.engine import Database
@@ -18,7 +18,7 @@ from tilsit.db.models import UserRow
 
 
 def cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    env = {**os.environ, **settings_env(settings)}
     return subprocess.run(
         [sys.executable, "-m", "tilsit", *args, "--data", str(settings.data)],
         input=stdin,

@@ -23,9 +23,8 @@ import pytest
 
 from tests.builders import Dist
 from tests.clients.tools import Sandbox
-from tests.conftest import LiveServer, create_database, start_server
+from tests.conftest import LiveServer, create_database, make_settings, start_server
 from tests.uploads import upload
-from tilsit.config import load_settings
 
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 _JSON = "application/vnd.pypi.simple.v1+json"
@@ -116,10 +115,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("server")
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     log = root / "server.log"
     live = start_server(settings, log)
     yield Served(live, log)

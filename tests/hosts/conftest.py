@@ -1,8 +1,9 @@
 """Several ``tilsit serve`` hosts on one PostgreSQL database, each with its own data directory.
 
 Each host has its own tree, keys directory (the first host's keys copied, as an operator
-copies them to a new host), temp directory and port; the blob directory is one shared
-directory (``blob_path``), standing for a shared filesystem or bucket. The hosts run on
+copies them to a new host), temp directory and port; the blobs are in one shared
+directory (``blob_path``), standing for a shared filesystem, or on an S3 run
+(TILSIT_TEST_BLOBS=s3) under one prefix of the run's bucket. The hosts run on
 127.0.0.1. On SQLite (one host by design) these tests skip: the PostgreSQL leg runs them.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKEND, LiveServer, start_server, stop
+from tests.conftest import BACKEND, LiveServer, blob_overrides, start_server, stop
 from tilsit.config import Settings, load_settings
 from tilsit.trust.keys import keys_dir, trust_dir
 
@@ -41,6 +42,8 @@ class Cluster:
     database_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
     hosts: list[LiveServer] = field(default_factory=list)
+    # One store for every host: on an S3 run the same bucket and prefix (blob_overrides).
+    s3: dict[str, str] = field(default_factory=blob_overrides)
 
     @property
     def blobs(self) -> Path:
@@ -51,7 +54,7 @@ class Cluster:
             overrides={
                 "data": self.root / name / "data",
                 "database_url": self.database_url,
-                "blob_path": str(self.blobs),
+                **(self.s3 or {"blob_path": str(self.blobs)}),
                 "tuf_shared": True,
             },
             environ={},
@@ -59,7 +62,7 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         return {
-            "TILSIT_BLOB_PATH": str(self.blobs),
+            **({} if self.s3 else {"TILSIT_BLOB_PATH": str(self.blobs)}),
             "TILSIT_TUF_SHARED": "true",
             **self.extra_env,
         }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, settings_env
 from tilsit.config import Settings
 from tilsit.db.live import with_deleted
 from tilsit.db.models import AuditEventRow, IndexRow, UpstreamStateRow
@@ -29,7 +29,7 @@ def _piped(settings: Settings, stdin: str, *args: str, code: int = 0) -> str:
         input=stdin,
         capture_output=True,
         text=True,
-        env={**os.environ, "TILSIT_DATABASE_URL": settings.database_url},
+        env={**os.environ, **settings_env(settings)},
         timeout=120,
         check=False,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, settings_env
 from tests.policy.conftest import add_project
 from tilsit.cli import main
 from tilsit.config import Settings
@@ -31,7 +31,7 @@ def cli(settings: Settings, *args: str) -> Result:
     return CliRunner().invoke(
         main,
         [*args, "--data", str(settings.data)],
-        env={"TILSIT_DATABASE_URL": settings.database_url},
+        env=settings_env(settings),
     )
 
 

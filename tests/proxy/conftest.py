@@ -20,11 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.blobs import blob_stored
 from tests.builders import Dist, make_sdist, make_wheel
-from tests.conftest import LiveServer, create_database, start_server, stop
+from tests.conftest import LiveServer, create_database, make_settings, start_server, stop
 from tests.proxy.front import Front
 from tests.uploads import upload
-from tilsit.config import Settings, load_settings
+from tilsit.config import Settings
 from tilsit.index.manage import create_index
 from tilsit.instance import open_instance
 from tilsit.store.tree import file_path
@@ -74,10 +75,7 @@ def upstream(
     postgres_base: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Upstream]:
     root = tmp_path_factory.mktemp("upstream")
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     live = start_server(settings, root / "server.log")
     corpus = Corpus(
         alpha=(
@@ -125,10 +123,7 @@ def downstream(
 ) -> Iterator[Downstream]:
     """One tilsit server for the package; each test adds a proxy index of its own to it."""
     root = tmp_path_factory.mktemp("downstream")
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     log = root / "server.log"
     live = start_server(settings, log, env=_DIRECT)
     yield Downstream(live, log)
@@ -179,7 +174,7 @@ class Proxy:
         return (self.settings.tree_dir / relative.lstrip("/")).is_file()
 
     def blob_stored(self, sha256: str) -> bool:
-        return (self.settings.blob_dir / sha256[:2] / sha256[2:4] / sha256).is_file()
+        return blob_stored(self.settings, sha256)
 
 
 MakeProxy = Callable[..., Proxy]

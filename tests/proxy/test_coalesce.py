@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.blobs import blob_stored
 from tests.builders import Dist, make_wheel
 from tests.conftest import LiveServer, create_database, start_server, stop
 from tests.proxy.conftest import JSON, MakeProxy, Proxy, Upstream
@@ -242,8 +243,7 @@ def test_a_file_a_client_got_whole_survives_a_kill_inside_the_batch(
     for filename in whole:
         assert filename in cached, filename
         dist = next(d for d in dists if d.filename == filename)
-        blob = own_server.settings.blob_dir / dist.sha256[:2] / dist.sha256[2:4] / dist.sha256
-        assert blob.is_file(), filename
+        assert blob_stored(own_server.settings, dist.sha256), filename
 
     # The restart's catch-up brings the tree up to the journal: the files are linked,
     # the pages whole, nothing fetched again for what was stored.

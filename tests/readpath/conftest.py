@@ -113,6 +113,7 @@ def start_nginx(
     default_index: str = "main",
     proxy_indexes: tuple[str, ...] = (),
     cache_control: CacheControl | None = None,
+    files_from_tilsit: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """nginx in the foreground on a free port over ``tree``; (process, base URL)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,7 @@ def start_nginx(
             user="root" if os.geteuid() == 0 else None,
             proxy_indexes=proxy_indexes,
             cache_control=cache_control,
+            files_from_tilsit=files_from_tilsit,
         )
     )
     log = run_dir / "error.log"

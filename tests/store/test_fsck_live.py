@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.builders import make_wheel
-from tests.conftest import LiveServer, run_cli
+from tests.conftest import LiveServer, run_cli, settings_env
 from tilsit.auth.tokens import find_token
 from tilsit.config import Settings
 from tilsit.index.manage import get_index
@@ -75,7 +75,7 @@ def _fsck(settings: Settings, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "TILSIT_DATABASE_URL": settings.database_url},
+        env={**os.environ, **settings_env(settings)},
     )
 
 

@@ -24,11 +24,19 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.blobs import served_bytes
 from tests.builders import Dist
-from tests.conftest import LiveServer, create_database, start_server, start_tls_server
+from tests.conftest import (
+    LiveServer,
+    create_database,
+    make_settings,
+    settings_env,
+    start_server,
+    start_tls_server,
+)
 from tests.uploads import upload
 from tilsit.cli import main
-from tilsit.config import Settings, load_settings
+from tilsit.config import Settings
 from tilsit.db.models import IndexRow, JournalRow, UpstreamStateRow
 from tilsit.index.manage import create_index, get_index
 from tilsit.instance import Instance, open_instance
@@ -100,10 +108,7 @@ class Upstream:
 
 def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) -> Upstream:
     """A tilsit server; with ``tls``, HTTPS from a test CA and absolute file URLs."""
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     log = root / "server.log"
     if not tls:
         return Upstream(start_server(settings, log), log)
@@ -112,10 +117,7 @@ def start_upstream(root: Path, postgres_base: str | None, *, tls: bool = False) 
 
 
 def downstream(root: Path, postgres_base: str | None) -> tuple[Settings, Instance]:
-    settings = load_settings(
-        overrides={"data": root / "data", "database_url": create_database(postgres_base)},
-        environ={},
-    )
+    settings = make_settings(root / "data", create_database(postgres_base))
     return settings, open_instance(settings)
 
 
@@ -167,7 +169,7 @@ def cli(settings: Settings, *args: str) -> Result:
     return CliRunner().invoke(
         main,
         [*args, "--data", str(settings.data)],
-        env={"TILSIT_DATABASE_URL": settings.database_url},
+        env=settings_env(settings),
     )
 
 
@@ -236,7 +238,7 @@ def check_consistent(instance: Instance, index: str = "mirror") -> int:
         for f in json.loads(page)["files"]:
             path = instance.tree.path(file_path(f["hashes"]["sha256"], f["filename"]))
             assert path.is_file(), f"{project}: {f['filename']} is listed but not in the tree"
-            data = path.read_bytes()
+            data = served_bytes(path, instance.blobs)
             assert hashlib.sha256(data).hexdigest() == f["hashes"]["sha256"]
             assert len(data) == f["size"]
             if f["core-metadata"]:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import stop
+from tests.conftest import settings_env, stop
 from tests.upstream.conftest import (
     Notes,
     Upstream,
@@ -170,7 +170,7 @@ def test_kill_9_mid_sync_then_resume(rig: Rig, mirror: Instance) -> None:
     # one's four downloads (2 wheels, 2 metadata files) pass; the next file stalls.
     stall = rig.faulty.faults.add("stall", r"^/packages/", after=4)
     settings = mirror.settings
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    env = {**os.environ, **settings_env(settings)}
     command = ["mirror", "sync", "mirror", "--workers", "1", "--data", str(settings.data)]
     process = subprocess.Popen(
         [sys.executable, "-m", "tilsit", *command],

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.blobs import blob_stored
 from tests.builders import Dist, make_wheel
 from tests.conftest import LiveServer, create_database, start_server, stop
 from tests.uploads import upload
@@ -496,7 +497,7 @@ def test_a_file_past_its_cap_is_refused_and_not_stored(rig: Rig, kind: str) -> N
     assert response.status_code == 502, response.text
     assert f"more than the {FILE_CAP} bytes allowed" in response.text
     assert not rig.in_tree(shared)
-    assert not (rig.live.settings.blob_dir / wheel.sha256[:2] / wheel.sha256[2:4]).is_dir()
+    assert not blob_stored(rig.live.settings, wheel.sha256)
     _no_temp_left(rig)
     assert _peak_rss(rig) < 600 * MiB
     rig.serves_others()

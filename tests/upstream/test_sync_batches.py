@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from tests.builders import make_wheel
-from tests.conftest import stop
+from tests.conftest import settings_env, stop
 from tests.upstream.conftest import (
     Notes,
     Upstream,
@@ -258,7 +258,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> 
 
 def _sync_process(instance: Instance, workers: int) -> subprocess.Popen[bytes]:
     settings = instance.settings
-    env = {**os.environ, "TILSIT_DATABASE_URL": settings.database_url}
+    env = {**os.environ, **settings_env(settings)}
     command = ["mirror", "sync", "mirror", "--workers", str(workers), "--data", str(settings.data)]
     return subprocess.Popen(
         [sys.executable, "-m", "tilsit", *command],

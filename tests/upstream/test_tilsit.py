@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.blobs import served_bytes
 from tests.builders import Dist, make_sdist, make_wheel
 from tests.conftest import stop
 from tests.upstream.conftest import (
@@ -96,7 +97,9 @@ def test_first_sync_copies_everything(world: World) -> None:
     # Files identical to what was uploaded, metadata files where the upstream has them.
     for project in projects:
         for filename, sha256 in tree_files(world.instance, "mirror", project).items():
-            stored = world.instance.tree.path(file_path(sha256, filename)).read_bytes()
+            stored = served_bytes(
+                world.instance.tree.path(file_path(sha256, filename)), world.instance.blobs
+            )
             assert stored == world.dists[filename].data
     assert check_consistent(world.instance) == len(DISTS)
     wheels = sum(d.filename.endswith(".whl") for d in DISTS)

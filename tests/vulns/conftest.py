@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import settings_env
 from tilsit.cli import main
 from tilsit.config import Settings
 from tilsit.instance import Instance
@@ -19,7 +20,7 @@ def run(settings: Settings, instance: Instance) -> Run:
     """Run a command on the test's instance; ``code`` is the exit status it must give."""
 
     def invoke(*args: str, code: int = 0) -> Result:
-        env = {"TILSIT_DATABASE_URL": settings.database_url}
+        env = settings_env(settings)
         result = CliRunner().invoke(main, [*args, "--data", str(settings.data)], env=env)
         assert result.exit_code == code, result.output
         return result

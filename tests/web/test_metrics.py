@@ -138,3 +138,25 @@ def test_mirror_lag_and_last_success(
         assert state is not None and state.synced_serial is not None
         state.upstream_serial = state.synced_serial + 7
     assert _gauges(client, "tilsit_mirror_lag_serials") == {(("index", "mirror"),): 7}
+
+
+def test_workers_counters_summed(settings: Settings, tmp_path: Path) -> None:
+    """With two workers, a scrape (answered by either) sums both workers' counters."""
+    server = start_server(settings, tmp_path / "server.log", "--workers", "2")
+    try:
+        directory = settings.tmp_dir / "metrics"
+        made = 0
+        # New connections until each worker has answered some (the kernel picks which).
+        while made < 400 and len({p.name for p in directory.glob("counter_*.db")}) < 2:
+            for _ in range(10):
+                answer = httpx.get(f"{server.url}/simple/", timeout=10)
+                assert answer.status_code == 200
+                made += 1
+        assert len(list(directory.glob("counter_*.db"))) == 2, f"one worker took {made} requests"
+        key = ("tilsit_requests_total", (("route", "simple"), ("status", "200")))
+        for _ in range(3):  # whichever worker answers the scrape, the sum is the same
+            assert samples(server.url)[key] == made
+        count = ("tilsit_request_seconds_count", (("route", "simple"),))
+        assert samples(server.url)[count] == made
+    finally:
+        stop(server)

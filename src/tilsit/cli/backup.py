@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -19,13 +20,16 @@ import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
+from sqlalchemy import Connection, create_engine, text
 
 from tilsit.cli.options import instance_options, open_instance_for_command
 from tilsit.config import Settings
 from tilsit.db.engine import Database
 from tilsit.store.blobs import BlobStore
+from tilsit.store.counted import unwrapped
 from tilsit.store.fs import FilesystemBlobStore
 from tilsit.trust.keys import keys_dir, trust_dir
 
@@ -80,33 +84,65 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _named_blobs(db_url: str) -> dict[str, str]:
-    """sha256 -> what names it, read from the database copy (or dumped database)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(db_url)
+def _named_blobs(connection: Connection) -> dict[str, str]:
+    """sha256 -> what names it, read from the database copy (or the dump's snapshot)."""
     named: dict[str, str] = {}
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT filename, sha256, metadata_sha256, cached FROM files")
-        )
-        for filename, sha256, metadata_sha256, cached in rows:
-            if cached:
-                named[sha256] = filename
-            if metadata_sha256 is not None:
-                named.setdefault(metadata_sha256, f"{filename} (core metadata)")
-    engine.dispose()
+    rows = connection.execute(text("SELECT filename, sha256, metadata_sha256, cached FROM files"))
+    for filename, sha256, metadata_sha256, cached in rows:
+        if cached:
+            named[sha256] = filename
+        if metadata_sha256 is not None:
+            named.setdefault(metadata_sha256, f"{filename} (core metadata)")
     return named
 
 
-def _schema_revision(db_url: str) -> str:
-    from sqlalchemy import create_engine, text
+def _schema_revision(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar())
 
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    engine.dispose()
-    return str(revision)
+
+def _plain_url(url: str) -> str:
+    """The libpq spelling of a SQLAlchemy PostgreSQL URL, for pg_dump and pg_restore."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _tail(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "; ".join(lines[-3:]) or "no message"
+
+
+def _pg_dump(url: str, target: Path) -> tuple[dict[str, str], str]:
+    """Dump the database and read its blob list and schema revision in one snapshot.
+
+    The snapshot is exported by a repeatable-read transaction that stays open while
+    ``pg_dump --snapshot`` runs in it and is then read by the same transaction, so the
+    manifest names exactly the blobs the dump names: an upload committed meanwhile is
+    in neither.
+    """
+    engine = create_engine(url)
+    try:
+        with engine.connect() as base:
+            connection = base.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                connection.execute(text("SET TRANSACTION READ ONLY"))
+                snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+                dumped = subprocess.run(
+                    [
+                        _pg_tool("pg_dump"),
+                        "--format=custom",
+                        f"--snapshot={snapshot}",
+                        "-f",
+                        str(target),
+                        _plain_url(url),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if dumped.returncode != 0:
+                    raise click.ClickException(f"pg_dump failed: {_tail(dumped.stderr)}")
+                return _named_blobs(connection), _schema_revision(connection)
+    finally:
+        engine.dispose()
 
 
 @click.command()
@@ -155,22 +191,21 @@ def _take(directory: Path, settings: Settings) -> None:
             source.backup(target)  # the online backup API: one consistent snapshot
         source.close()
         target.close()
-        copy_url = f"sqlite:///{database}"
-        named = _named_blobs(copy_url)
+        engine = create_engine(f"sqlite:///{database}")
+        try:
+            with engine.connect() as connection:
+                named, revision = _named_blobs(connection), _schema_revision(connection)
+        finally:
+            engine.dispose()
     else:
         database = directory / "tilsit.pgdump"
-        dump = _pg_tool("pg_dump")
-        plain = url.replace("postgresql+psycopg://", "postgresql://")
-        subprocess.run([dump, "--format=custom", "-f", str(database), plain], check=True)
-        # Read after the dump's snapshot: a superset of what it names, all present.
-        named = _named_blobs(url)
+        named, revision = _pg_dump(url, database)
     os.chmod(database, 0o600)
-    revision = _schema_revision(url)
     keys = _private_copy(keys_dir(settings.data), directory / "keys")
     trust = _private_copy(trust_dir(settings.data), directory / "trust")
     blobs: BlobStore = instance.blobs
     manifest_blobs: dict[str, int] = {}
-    copied = isinstance(blobs, FilesystemBlobStore)
+    copied = isinstance(unwrapped(blobs), FilesystemBlobStore)
     for sha256 in sorted(named):
         if not blobs.exists(sha256):
             raise click.ClickException(f"blob {sha256} for {named[sha256]} is missing")
@@ -223,6 +258,91 @@ def _read_manifest(directory: Path) -> dict[str, object]:
     return manifest
 
 
+def _tables(url: str) -> set[str]:
+    """The tables in the target database's ordinary schemas (empty: a new database)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+                    " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                )
+            )
+            return {str(name) for (name,) in rows}
+    finally:
+        engine.dispose()
+
+
+# One table entry of ``pg_restore --list``: "<id>; <oid> <oid> TABLE <schema> <name> <owner>".
+_LISTED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )(\S+) (\S+) ")
+
+
+def _dumped_tables(dump: Path) -> set[str]:
+    listed = subprocess.run(
+        [_pg_tool("pg_restore"), "--list", str(dump)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        raise BackupInvalid(f"{dump.name} is not a readable dump: {_tail(listed.stderr)}")
+    return {
+        f"{match[1]}.{match[2]}"
+        for line in listed.stdout.splitlines()
+        if (match := _LISTED_TABLE.match(line))
+    }
+
+
+def _check_pg_target(url: str, dump: Path, force: bool) -> bool:
+    """Whether the target database holds tables; refuse what restore cannot replace whole."""
+    present = _tables(url)
+    if not present:
+        return False
+    name = urlsplit(url).path.lstrip("/")
+    if not force:
+        raise click.ClickException(
+            f"the database {name} is not empty (use --force to replace its contents)"
+        )
+    # --clean drops only what the dump holds: a table it does not hold would outlive the
+    # restore and meet the restored schema half-way, so refuse before changing anything.
+    extra = present - _dumped_tables(dump)
+    if extra:
+        raise click.ClickException(
+            f"the database {name} holds tables the backup does not ({', '.join(sorted(extra))}):"
+            " drop and create it empty, then restore"
+        )
+    return True
+
+
+def _pg_restore(url: str, dump: Path, replace: bool) -> None:
+    """Restore the dump in one transaction: it commits whole or leaves the database as it was.
+
+    With ``replace`` the drops of the old tables are in that transaction too.
+    """
+    clean = ["--clean", "--if-exists"] if replace else []
+    restored = subprocess.run(
+        [
+            _pg_tool("pg_restore"),
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-owner",
+            *clean,
+            "-d",
+            _plain_url(url),
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if restored.returncode != 0:
+        raise click.ClickException(
+            f"pg_restore failed and was rolled back; the database and the data"
+            f" directory are unchanged: {_tail(restored.stderr)}"
+        )
+
+
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--force", is_flag=True, help="Replace a data directory that is not empty.")
@@ -260,26 +380,14 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
     data = settings.data
     if data.exists() and any(data.iterdir()) and not force:
         raise click.ClickException(f"{data} is not empty (use --force to replace it)")
+    database = str(manifest.get("database"))
+    postgres = database != "tilsit.db"
+    replace = postgres and _check_pg_target(settings.db_url, directory / database, force)
     data.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=data.parent))
     try:
-        database = str(manifest.get("database"))
-        if database == "tilsit.db":
+        if not postgres:
             shutil.copyfile(directory / database, staging / "tilsit.db")
-        else:
-            plain = settings.db_url.replace("postgresql+psycopg://", "postgresql://")
-            subprocess.run(
-                [
-                    _pg_tool("pg_restore"),
-                    "--clean",
-                    "--if-exists",
-                    "--no-owner",
-                    "-d",
-                    plain,
-                    str(directory / database),
-                ],
-                check=True,
-            )
         for part in ("keys", "trust"):
             _private_copy(directory / part, staging / part)
         if copied:
@@ -287,12 +395,19 @@ def restore(directory: Path, force: bool, settings: Settings) -> None:
                 target = _blob_path(staging / "blobs", sha256)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(_blob_path(directory / "blobs", sha256), target)
-        if data.exists():
-            shutil.rmtree(data)
-        os.replace(staging, data)
+        # The database last of what can fail, in one transaction: a failure before or in
+        # it leaves the database and the data directory as they were.
+        if postgres:
+            _pg_restore(settings.db_url, directory / database, replace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # Renames only from here: the old directory is set aside, never half-deleted in place.
+    aside = data.parent / f"{staging.name}.old"
+    if data.exists():
+        os.replace(data, aside)
+    os.replace(staging, data)
+    shutil.rmtree(aside, ignore_errors=True)
     instance = open_instance_for_command(settings, owner=True)
     for sha256, size in blobs.items():
         if not instance.blobs.exists(sha256):

@@ -143,6 +143,7 @@ def nginx_config(
                 max_upload_size=settings.max_upload_size,
                 proxy_indexes=proxies,
                 downloads_log=log,
+                files_from_tilsit=settings.blob_store != "fs",
             )
         else:
             text = render_nginx_config(
@@ -155,6 +156,7 @@ def nginx_config(
                 max_upload_size=settings.max_upload_size,
                 proxy_indexes=proxies,
                 downloads_log=log,
+                files_from_tilsit=settings.blob_store != "fs",
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -32,6 +32,7 @@ from tilsit.trust.keys import keys_dir, trust_dir
 from tilsit.web.app import TilsitApp
 from tilsit.web.bodies import bounded
 from tilsit.web.hosts import mail_links_warning
+from tilsit.web.metrics import MULTIPROCESS_ENV, fresh_multiprocess_dir
 from tilsit.web.reason import install
 from tilsit.web.server import server_options
 
@@ -134,6 +135,8 @@ def serve(
         os.environ.update(
             {f"TILSIT_{s.name.upper()}": str(getattr(settings, s.name)) for s in SETTINGS}
         )
+        # Each worker keeps its /_/metrics counters in files there; a scrape sums them all.
+        os.environ[MULTIPROCESS_ENV] = str(fresh_multiprocess_dir(settings.tmp_dir))
         uvicorn.run(
             "tilsit.web.main:app_from_env",
             factory=True,
@@ -193,7 +196,9 @@ def _check_renames(settings: Settings) -> None:
     """
     import tempfile
 
-    for target in (settings.tree_dir, settings.blob_dir):
+    # Blobs in an object store never pass through a rename on this disk.
+    local_blobs = (settings.blob_dir,) if settings.blob_store == "fs" else ()
+    for target in (settings.tree_dir, *local_blobs):
         fd, name = tempfile.mkstemp(dir=settings.tmp_dir, prefix=".probe-")
         os.close(fd)
         moved = target / Path(name).name

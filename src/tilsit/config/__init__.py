@@ -414,6 +414,20 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "S3: secret access key (with s3_access_key_id); prefer the environment to a file.",
     ),
+    Setting(
+        "s3_serve_files",
+        str,
+        "stream",
+        "S3: how tilsit answers a file request: stream (the bytes through tilsit, with"
+        " Range) or redirect (a 302 to a presigned URL of the bucket; docs/storage.md).",
+        choices=("stream", "redirect"),
+    ),
+    Setting(
+        "s3_url_expiry",
+        int,
+        300,
+        "S3: seconds a presigned file URL stays valid (s3_serve_files = redirect).",
+    ),
     # Several hosts on one PostgreSQL database (docs/scale-out.md).
     Setting(
         "blob_path",
@@ -521,6 +535,8 @@ class Settings:
     s3_region: str = ""
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    s3_serve_files: str = "stream"
+    s3_url_expiry: int = 300
     # Several hosts on one PostgreSQL database (docs/scale-out.md).
     blob_path: str = ""
     journal_poll: float = 2.0

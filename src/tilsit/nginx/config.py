@@ -344,13 +344,45 @@ def _log_format(path: Path | None) -> str:
     )
 
 
-def _private_files(tree: str, cache: CacheControl, downloads_log: str = "") -> str:
+def _shared_file(fetch: str, downloads_log: str, files_cache: str, proxy: str | None) -> str:
+    """The body of the ``/packages/`` file location: the tree's file, or, when the blobs
+    are in an object store (the tree holds pointers: tilsit.store.blobfile), tilsit,
+    which streams or redirects and counts the download itself."""
+    if proxy is not None:
+        return "\n# The blob is in the object store: tilsit answers.\n" + proxy
+    return f"""{fetch}{downloads_log}
+default_type application/octet-stream;
+set $tilsit_file_etag '"$1$2$3"';
+etag off;
+max_ranges 1;
+if ($tilsit_file_not_modified) {{ return 304; }}
+add_header ETag $tilsit_file_etag;
+add_header Cache-Control "{files_cache}";"""
+
+
+def _private_files(
+    tree: str, cache: CacheControl, downloads_log: str = "", proxy: str | None = None
+) -> str:
     """An index's own files, under ``/<index>/packages/`` (see tilsit.store.tree): a private
     index's, and a virtual index's whether private or public (so shared caches may keep a
     public one's)."""
     named = f"/(?<tilsit_files_index>{_INDEX})/packages"
     metadata = cache.metadata.replace("public", "$tilsit_visibility")
     files = cache.files.replace("public", "$tilsit_visibility")
+    # tilsit checks the index's access itself (web/gate.py), as for every path it answers.
+    file_body = (
+        "\n# The blob is in the object store: tilsit answers.\n" + proxy
+        if proxy is not None
+        else f"""{downloads_log}
+set $tilsit_file_etag '"$2$3$4"';
+set $tilsit_auth_index $tilsit_files_index;{_AUTH}
+default_type application/octet-stream;
+etag off;
+max_ranges 1;
+if ($tilsit_file_304) {{ return 304; }}
+add_header ETag $tilsit_file_etag;
+add_header Cache-Control "{files}";"""
+    )
     return f"""
 location ~ "^{named}/[^/]+/[^/]+/[^/]+/[^/.][^/]*[.]metadata$" {{
 set $tilsit_auth_index $tilsit_files_index;{_AUTH}
@@ -363,15 +395,7 @@ add_header Last-Modified "";
 add_header ETag $tilsit_page_etag;
 add_header Cache-Control "{metadata}";
 }}
-location ~ "^{named}/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{{downloads_log}
-set $tilsit_file_etag '"$2$3$4"';
-set $tilsit_auth_index $tilsit_files_index;{_AUTH}
-default_type application/octet-stream;
-etag off;
-max_ranges 1;
-if ($tilsit_file_304) {{ return 304; }}
-add_header ETag $tilsit_file_etag;
-add_header Cache-Control "{files}";
+location ~ "^{named}/([^/]+)/([^/]+)/([^/]+)/[^/.][^/]*$" {{{file_body}
 }}"""
 
 
@@ -457,6 +481,7 @@ def render_nginx_config(
     proxy_indexes: Sequence[str] = (),
     downloads_log: Path | None = None,
     cache_control: CacheControl | None = None,
+    files_from_tilsit: bool = False,
 ) -> str:
     """The ``perl_set`` and ``map`` lines and the ``server {}`` block, for an ``http {}`` include.
 
@@ -471,7 +496,15 @@ def render_nginx_config(
     ``proxy_indexes`` are served by tilsit itself, not from the tree: their pages
     must be revalidated after their TTL and their files fetched on first request,
     which only tilsit can do. ``/packages/`` misses then go to tilsit too.
+
+    ``files_from_tilsit``: the blobs are in an object store and the tree holds
+    pointers (tilsit.store.blobfile), so every distribution file goes to tilsit;
+    pages and core metadata are still served from the tree.
     """
+    if files_from_tilsit and upstream is None:
+        raise ValueError(
+            "files in an object store (blob_store = s3) are answered by tilsit: drop --no-upstream"
+        )
     for name in proxy_indexes:
         if not re.fullmatch(_INDEX, name):
             raise ValueError(f"{name!r} is not a valid index name")
@@ -575,8 +608,15 @@ location ^~ /pypi/ {{{_legacy("/pypi", default_index, "")}
         auth=_AUTH,
         default_index=default_index,
         default_static=default_static,
-        private_files=_private_files(tree, cache, _downloads_log(downloads_log)),
-        downloads_log=_downloads_log(downloads_log),
+        private_files=_private_files(
+            tree, cache, _downloads_log(downloads_log), proxy if files_from_tilsit else None
+        ),
+        shared_file=_shared_file(
+            fetch,
+            _downloads_log(downloads_log),
+            cache.files,
+            proxy if files_from_tilsit else None,
+        ),
         auth_locations=_auth_locations(proxy if upstream is not None else None),
         tuf=_tuf(tree, cache),
         named=named,
@@ -622,6 +662,7 @@ def render_standalone(
     proxy_indexes: Sequence[str] = (),
     downloads_log: Path | None = None,
     cache_control: CacheControl | None = None,
+    files_from_tilsit: bool = False,
 ) -> str:
     """A whole ``nginx.conf`` for ``nginx -c FILE -p RUN_DIR -e RUN_DIR/error.log``.
 
@@ -647,6 +688,7 @@ def render_standalone(
         max_upload_size=max_upload_size,
         proxy_indexes=proxy_indexes,
         downloads_log=downloads_log,
+        files_from_tilsit=files_from_tilsit,
     )
     # The include body goes in verbatim: its Perl strings must keep their own layout.
     return _Template(_text("nginx.conf")).substitute(

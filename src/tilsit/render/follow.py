@@ -76,6 +76,7 @@ from tilsit.spec.simple import (
     project_json_from_parts,
 )
 from tilsit.spec.treepaths import UnsafeTreePath
+from tilsit.store.blobfile import place_blob, place_small_blob
 from tilsit.store.blobs import BlobStore, MissingBlob
 from tilsit.store.tree import (
     PAGE_HTML,
@@ -543,11 +544,13 @@ class Renderer:
         if self._batch.upsert(target, sha256, len(data)):
             self.tree.link(hashed_path(index, target, sha256), self.tree.path(relative))
 
-    def _file_target(self, index: str, target: str, sha256: str, blob: Path) -> None:
+    def _file_target(self, index: str, target: str, sha256: str, size: int, placed: str) -> None:
+        """Sign a file placed at tree path ``placed``; its hashed name is another link
+        to the same tree file (the blob's own inode, or its pointer on S3)."""
         if self.signing is None:
             return
-        if self._batch.upsert(target, sha256, blob.stat().st_size):
-            self.tree.link(hashed_path(index, target, sha256), blob)
+        if self._batch.upsert(target, sha256, size):
+            self.tree.link(hashed_path(index, target, sha256), self.tree.path(placed))
 
     def _coalesced(self, index: IndexRow) -> bool:
         """Whether this write leaves ``index``'s project list to the coalescing loop."""
@@ -762,17 +765,27 @@ class Renderer:
         path = file_path(f.sha256, f.filename, root)
         target = file_target(f.sha256, f.filename)
         if f.cached:
-            self.tree.link(path, self.blobs.path(f.sha256))
-            self._file_target(index, target, f.sha256, self.blobs.path(f.sha256))
+            size = f.size if f.size >= 0 else self.blobs.size(f.sha256)
+            place_blob(self.tree, path, self.blobs, f.sha256, size)
+            self._file_target(index, target, f.sha256, size, path)
         if (
             f.serves_metadata
             and f.metadata_sha256 is not None
             and f.metadata_cached  # stored for this index: a proxy fetches it on demand
-            and self.blobs.exists(f.metadata_sha256)
         ):
-            blob = self.blobs.path(f.metadata_sha256)
-            self.tree.link(path + ".metadata", blob)
-            self._file_target(index, target + ".metadata", f.metadata_sha256, blob)
+            try:
+                size = place_small_blob(
+                    self.tree,
+                    path + ".metadata",
+                    self.blobs,
+                    f.metadata_sha256,
+                    METADATA_BLOB_LIMIT,
+                )
+            except MissingBlob:
+                return  # not stored (yet): the page offers no metadata until it is
+            self._file_target(
+                index, target + ".metadata", f.metadata_sha256, size, path + ".metadata"
+            )
 
     def _drop_file(self, root: str, sha256: str, filename: str) -> None:
         """Take a file and its metadata out of the index's TUF targets, and out of its own

@@ -55,6 +55,7 @@ from tuf.ngclient import FetcherInterface, Updater
 
 from tilsit.db.models import IndexRow
 from tilsit.spec.treepaths import UnsafeTreePath, check_target, tree_path
+from tilsit.store.blobfile import place_blob, place_small_blob
 from tilsit.store.blobs import BlobStore
 from tilsit.store.tree import PAGE_HTML, PAGE_JSON, Tree
 from tilsit.trust.compressed import (
@@ -428,7 +429,7 @@ def _carry(
     # checked against its signed hashes before anything is published.
     targets = _checked_targets(index, private, listed)
     pages: dict[_Target, bytes] = {}
-    files: dict[_Target, Path] = {}
+    files: dict[_Target, int] = {}  # checked files: their sizes
     fetched = 0
     for target in targets:
         path, sha256, info = target.path, target.sha256, listed[target.path]
@@ -457,7 +458,7 @@ def _carry(
         fetched += 1
 
     root_versions = _root_chain(fetcher, base, metadata_dir)
-    _publish(tree, index, pages, files, metadata_dir, bins, root_versions, previous)
+    _publish(tree, index, pages, files, blobs, metadata_dir, bins, root_versions, previous)
     timestamp = Metadata[Timestamp].from_file(str(metadata_dir / "timestamp.json"))
     return Carried(
         options={
@@ -481,7 +482,7 @@ def _check_file(
     updater: Updater,
     downloads: Path,
     reusable: Callable[[str], bool],
-) -> Path:
+) -> int:
     if not (reusable(sha256) and blobs.exists(sha256)):
         # Signed after the sync read the origin's page (an upload in between): fetch it verified.
         try:
@@ -489,13 +490,12 @@ def _check_file(
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
             raise CarryFault(_fault_of(exc), path, f"{type(exc).__name__}: {exc}") from exc
         blobs.put_file(Path(got), sha256)
-    blob = blobs.path(sha256)
     size = blobs.size(sha256)
     if size != info.length:
         raise CarryFault(
             "tampered file", path, f"the stored blob has {size} bytes, signed {info.length}"
         )
-    return blob
+    return size
 
 
 def _root_chain(fetcher: FetcherInterface, base: str, metadata_dir: Path) -> list[bytes]:
@@ -530,7 +530,8 @@ def _publish(
     tree: Tree,
     index: str,
     pages: dict[_Target, bytes],
-    files: dict[_Target, Path],
+    files: dict[_Target, int],
+    blobs: BlobStore,
     metadata_dir: Path,
     bins: dict[str, bytes],
     roots: list[bytes],
@@ -541,9 +542,13 @@ def _publish(
     for target, data in pages.items():
         if tree.read(target.hashed) != data:
             tree.write(target.hashed, data)
-    for target, blob in files.items():
-        tree.link(target.hashed, blob)
-        tree.link(target.plain, blob)
+    for target, size in files.items():
+        # Core metadata as bytes, a file as its blob (a pointer on S3: store/blobfile.py).
+        if target.path.endswith(".metadata"):
+            place_small_blob(tree, target.plain, blobs, target.sha256, size)
+        else:
+            place_blob(tree, target.plain, blobs, target.sha256, size)
+        tree.link(target.hashed, tree.path(target.plain))
     # 2. The origin's metadata bytes, unchanged; the timestamp last (the commit point).
     directory = tuf_dir(index)
     written: set[str] = set()

@@ -38,6 +38,7 @@ from tilsit.web.proxy import ProxyRoutes
 from tilsit.web.read import ReadRoutes
 from tilsit.web.requestpath import path_problem
 from tilsit.web.scrape import scrape_facts
+from tilsit.web.storedfiles import stored_files
 from tilsit.web.surrogate import with_surrogate_keys
 from tilsit.web.treefiles import TreeFiles
 from tilsit.web.ui import build_ui
@@ -61,7 +62,10 @@ class TilsitApp:
         self.instance = instance
         settings = instance.settings
         self.default_index = settings.default_index
-        self.files = TreeFiles(settings.tree_dir, settings.page_cache_size)
+        stored = stored_files(instance)  # an object store's files: pointers in the tree
+        self.files = TreeFiles(
+            settings.tree_dir, settings.page_cache_size, stored.send if stored else None
+        )
         self.read = ReadRoutes(self.files, settings.page_max_age, settings.cache_control)
         self.upload = UploadRoute(instance)
         UPLOAD_TEMP.limit = settings.upload_temp_max  # one budget per process: its disk
@@ -383,6 +387,7 @@ class TilsitApp:
                         await self._hosts
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
+                self.metrics.close()  # a worker's exit, with several (docs/metrics.md)
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

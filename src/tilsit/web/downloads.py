@@ -71,6 +71,10 @@ def _expected_length(status: int, headers: list[tuple[bytes, bytes]]) -> int | N
     """Bytes the body must carry for the response to be a whole file; None if it is not
     one (-1: a whole file of unstated length)."""
     length = _header(headers, b"content-length")
+    if status == 302:
+        # A file in an object store handed out as a presigned redirect (s3_serve_files =
+        # "redirect"): the bytes flow from the bucket, so the redirect is the download.
+        return -1
     if status == 200:
         return int(length) if length is not None and length.isdigit() else -1
     if status != 206:

@@ -1,4 +1,5 @@
-"""Serving files of the static tree: pages from a small in-memory cache, files from disk.
+"""Serving files of the static tree: pages from a small in-memory cache, files from disk
+(or, where the tree holds a blob pointer, from the object store: web/storedfiles.py).
 
 Freshness is by ``stat``: the writer replaces pages by rename, so a new inode,
 mtime or size means new bytes. ETags are strong (content hashes); pages also
@@ -12,15 +13,28 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
 from tilsit.spec.simple import JSON_SERIAL, JSON_SERIAL_HEAD
+from tilsit.store.blobfile import POINTER_MAX, BlobPointer, read_pointer
 from tilsit.web.asgi import Headers, Scope, Send, header, respond, text
 
-__all__ = ["CachedFile", "TreeFiles", "parse_range"]
+# Answers a request for a file the tree holds a pointer to (web/storedfiles.py):
+# (scope, send, pointer, file name, ETag, headers).
+SendStored = Callable[[Scope, Send, BlobPointer, str, str, Headers], Awaitable[None]]
+
+__all__ = [
+    "CachedFile",
+    "SendStored",
+    "TreeFiles",
+    "answer_conditions",
+    "etag_matches",
+    "parse_range",
+]
 
 _SERIAL_HTML = re.compile(rb"<!--SERIAL (\d+)-->\s*$")
 # The legacy JSON API's top-level key; inside strings quotes are escaped, so
@@ -71,8 +85,9 @@ def parse_range(value: str, size: int) -> tuple[int, int] | bool | None:
 
 
 class TreeFiles:
-    def __init__(self, root: Path, cache_bytes: int) -> None:
+    def __init__(self, root: Path, cache_bytes: int, stored: SendStored | None = None) -> None:
         self.root = root
+        self.stored = stored  # an object store's files (pointers in the tree); None: fs
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, CachedFile] = OrderedDict()
         self._cached = 0
@@ -153,7 +168,7 @@ class TreeFiles:
         headers = [*headers, (b"etag", entry.etag.encode())]
         if entry.serial is not None:
             headers.append((b"x-pypi-last-serial", str(entry.serial).encode()))
-        if _etag_matches(header(scope, b"if-none-match"), entry.etag):
+        if etag_matches(header(scope, b"if-none-match"), entry.etag):
             await respond(send, 304, b"", headers, head=True, content_type=None)
             return
         await respond(send, 200, entry.data, headers, head=head, content_type=content_type)
@@ -161,7 +176,11 @@ class TreeFiles:
     async def send_file(
         self, scope: Scope, send: Send, relative: str, etag: str, headers: Headers
     ) -> bool:
-        """Send a distribution file with Range, HEAD and 304; False if it is not in the tree."""
+        """Send a distribution file with Range, HEAD and 304; False if it is not in the tree.
+
+        A tree path holding a blob pointer (an object store's file,
+        :mod:`tilsit.store.blobfile`) is answered from the store by ``stored``.
+        """
         path = self._path(relative)
         if path is None:
             return False
@@ -175,40 +194,18 @@ class TreeFiles:
             raise
         with os.fdopen(fd, "rb") as fh:
             size = os.fstat(fd).st_size
-            head = scope["method"] == "HEAD"
-            headers = [
-                *headers,
-                (b"etag", etag.encode()),
-                (b"accept-ranges", b"bytes"),
-            ]
-            if _etag_matches(header(scope, b"if-none-match"), etag):
-                await respond(send, 304, b"", headers, head=True, content_type=None)
-                return True
-            first, last, status = 0, size - 1, 200
-            range_header = header(scope, b"range")
-            if_range = header(scope, b"if-range")
-            if range_header and (if_range is None or if_range.strip() == etag):
-                parsed = parse_range(range_header, size)
-                if parsed is False:
-                    await text(
-                        send,
-                        416,
-                        f"Range Not Satisfiable: the file has {size} bytes",
-                        [*headers, (b"content-range", f"bytes */{size}".encode())],
-                        head=head,
-                    )
+            if self.stored is not None and size <= POINTER_MAX:
+                pointer = read_pointer(fh.read(POINTER_MAX))
+                if pointer is not None:
+                    name = relative.rsplit("/", 1)[-1]
+                    await self.stored(scope, send, pointer, name, etag, headers)
                     return True
-                if isinstance(parsed, tuple):
-                    first, last = parsed
-                    status = 206
-                    headers.append((b"content-range", f"bytes {first}-{last}/{size}".encode()))
-            length = last - first + 1 if size else 0
-            headers += [
-                (b"content-type", b"application/octet-stream"),
-                (b"content-length", str(length).encode()),
-            ]
+            plan = await answer_conditions(scope, send, etag, size, headers)
+            if plan is None:
+                return True
+            status, first, length, headers = plan
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            if head or length == 0:
+            if scope["method"] == "HEAD" or length == 0:
                 await send({"type": "http.response.body", "body": b""})
                 return True
             fh.seek(first)
@@ -227,7 +224,43 @@ class TreeFiles:
             return True
 
 
-def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+async def answer_conditions(
+    scope: Scope, send: Send, etag: str, size: int, headers: Headers
+) -> tuple[int, int, int, Headers] | None:
+    """Answer a file request's 304 or 416 here (None), or say what to send: the status,
+    the first byte, the length and the headers (Content-Range, -Type, -Length added)."""
+    head = scope["method"] == "HEAD"
+    headers = [*headers, (b"etag", etag.encode()), (b"accept-ranges", b"bytes")]
+    if etag_matches(header(scope, b"if-none-match"), etag):
+        await respond(send, 304, b"", headers, head=True, content_type=None)
+        return None
+    first, last, status = 0, size - 1, 200
+    range_header = header(scope, b"range")
+    if_range = header(scope, b"if-range")
+    if range_header and (if_range is None or if_range.strip() == etag):
+        parsed = parse_range(range_header, size)
+        if parsed is False:
+            await text(
+                send,
+                416,
+                f"Range Not Satisfiable: the file has {size} bytes",
+                [*headers, (b"content-range", f"bytes */{size}".encode())],
+                head=head,
+            )
+            return None
+        if isinstance(parsed, tuple):
+            first, last = parsed
+            status = 206
+            headers.append((b"content-range", f"bytes {first}-{last}/{size}".encode()))
+    length = last - first + 1 if size else 0
+    headers += [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(length).encode()),
+    ]
+    return status, first, length, headers
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
     if if_none_match.strip() == "*":

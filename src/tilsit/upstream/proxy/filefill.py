@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -33,9 +32,11 @@ from tilsit.index.upstream import (
     reusable_blobs,
 )
 from tilsit.instance import Instance
+from tilsit.store.blobs import BlobCorrupt
 from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import UpstreamError, UpstreamProtocolError
 from tilsit.upstream.fetched import read_facts
+from tilsit.upstream.proxy.counts import count_file
 from tilsit.upstream.proxy.files import CorruptUpstreamFile, FileFetch, FileSource, ProxyFile
 from tilsit.upstream.proxy.index import ProxyIndex
 from tilsit.upstream.proxy.writes import WriteCoalescer
@@ -121,10 +122,13 @@ class FileFills:
         fetch = self._files.get(key)
         lead = fetch is None
         if fetch is None:
-            existing = self.instance.blobs.path(target.sha256)
-            reuse = target.stored and existing.is_file()
+            # A blob on this disk is served as it is; one in an object store is copied
+            # out by the fetch (_copy_from_store), as an upstream's bytes would be.
+            existing = self.instance.blobs.local_path(target.sha256)
+            reuse = target.stored and existing is not None and existing.is_file()
             fetch = FileFetch(target, self.instance.settings.tmp_dir, existing if reuse else None)
             self._files[key] = fetch
+        count_file(target, fetched=lead and fetch.temp is not None)  # /_/metrics: hit or miss
         fetch.join()
         try:
             async with anyio.create_task_group() as tasks:
@@ -155,9 +159,12 @@ class FileFills:
             # finds the blob stored and serves that (PostgreSQL; a no-op on SQLite).
             async with self._cluster_lock(f"proxy-file:{target.sha256}"):
                 if fetch.temp is not None:
-                    stored = await anyio.to_thread.run_sync(self._stored_elsewhere, target)
-                    if stored is not None:
-                        fetch.adopt(stored)
+                    if await anyio.to_thread.run_sync(self._stored_elsewhere, target):
+                        local = self.instance.blobs.local_path(target.sha256)
+                        if local is not None:
+                            fetch.adopt(local)
+                        else:
+                            await self._copy_from_store(fetch)
                     else:
                         await self._download(fetch)
                 facts = await anyio.to_thread.run_sync(self._store_blob, fetch)
@@ -194,12 +201,26 @@ class FileFills:
         finally:
             await anyio.to_thread.run_sync(stack.close)
 
-    def _stored_elsewhere(self, target: ProxyFile) -> Path | None:
-        """The blob, if another host stored it for these indexes while this one waited."""
+    def _stored_elsewhere(self, target: ProxyFile) -> bool:
+        """Whether the blob is stored for these indexes already (another index listed
+        it, or another host stored it while this one waited)."""
         with self.instance.db.read() as session:
             reusable = reusable_blobs(session, target.sources[0].index.id, {target.sha256})
-        existing = self.instance.blobs.path(target.sha256)
-        return existing if reusable and existing.is_file() else None
+        return bool(reusable) and self.instance.blobs.exists(target.sha256)
+
+    async def _copy_from_store(self, fetch: FileFetch) -> None:
+        """Feed the fetch from the blob in the object store, hashed as an upstream's
+        bytes are: the readers waiting on it get the stored bytes, never the upstream's."""
+        target = fetch.target
+        blobs = self.instance.blobs
+        chunks = await anyio.to_thread.run_sync(blobs.open_range, target.sha256)
+        fetch.begin(f"blob {target.sha256}", target.size)
+        while chunk := await anyio.to_thread.run_sync(next, chunks, b""):
+            fetch.hashes.update(chunk)
+            fetch.write(chunk)
+        if fetch.hashes.sha256 != target.sha256:
+            raise BlobCorrupt(f"blob {target.sha256} in the store hashes to {fetch.hashes.sha256}")
+        fetch.verify()
 
     async def _download(self, fetch: FileFetch) -> None:
         target = fetch.target
@@ -256,7 +277,7 @@ class FileFills:
         target = fetch.target
         if target.metadata:
             return None
-        path = fetch.temp or self.instance.blobs.path(target.sha256)
+        path = fetch.temp or self.instance.blobs.path(target.sha256)  # adopted: a local blob
         facts, problem = read_facts(
             path,
             target.filename,

@@ -65,6 +65,7 @@ from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import UpstreamError, UpstreamNotFound
 from tilsit.upstream.fetched import read_facts
 from tilsit.upstream.pages import parse_project_page
+from tilsit.upstream.proxy.counts import counted_page, upstream_asked
 from tilsit.upstream.proxy.expiring import Expiring
 from tilsit.upstream.proxy.filefill import FileFills
 from tilsit.upstream.proxy.index import DEFAULT_TIMEOUT, ProxyIndex
@@ -157,6 +158,7 @@ class Proxy:
 
     # -- pages ----------------------------------------------------------------------
 
+    @counted_page  # /_/metrics: a hit, or a miss if it asked the upstream
     async def page(self, index: ProxyIndex, name: str) -> PageOutcome:
         """Make the tree's page of ``name`` (normalized) current enough to serve."""
         key = (index.id, name)
@@ -207,6 +209,7 @@ class Proxy:
         client = self.client(index)
         url = client.url(f"{name}/")
         try:
+            upstream_asked()
             fetched = await client.fetch_page(url, state.etag if state.exists else None)
             if fetched.status == 304:
                 await self.writes.write(lambda session: self._touch(session, index, name))
