@@ -230,6 +230,20 @@ def file_url(host: str, dist: Dist) -> tuple[str, str]:
     return url, "served"
 
 
+def bucket_url(server: s3.S3Server, bucket: str, dist: Dist) -> str:
+    """A presigned GET of the file's blob (the store's key layout: <prefix>/<aa>/<bb>/<sha256>),
+    checked like the others."""
+    key = f"blobs/{dist.sha256[:2]}/{dist.sha256[2:4]}/{dist.sha256}"
+    client = server.client()
+    url: str = client.generate_presigned_url(  # type: ignore[attr-defined]
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600
+    )
+    body = httpx.get(url, timeout=30)
+    if body.status_code != 200 or hashlib.sha256(body.content).hexdigest() != dist.sha256:
+        raise SystemExit(f"bucket {bucket} {key}: {body.status_code}, not the file uploaded")
+    return url
+
+
 def load(urls: list[str], headers: dict[str, str], args: argparse.Namespace) -> Reads:
     """wrk on every URL at once (one per host), each with its share of threads and connections."""
     share = argparse.Namespace(
@@ -344,6 +358,11 @@ def run_leg(
             files = [file_url(host, target) for host in hosts]
             result.reads["file"] = load([url for url, _ in files], {}, args)
             result.reads["file"].answer = files[0][1]
+            if leg.store == "s3":
+                # The same object straight from the bucket (what a redirected client
+                # gets): what SeaweedFS serves here, beside tilsit.
+                bucket = [bucket_url(args.s3_server, env["TILSIT_S3_BUCKET"], target)]
+                result.reads["bucket"] = load(bucket, {}, args)
         result.loadavg_after = os.getloadavg()
     return result
 
@@ -385,6 +404,12 @@ def table(results: list[LegResult]) -> str:
             lines.append(f"{'':<8}{r.skipped}")
         if "file" in r.reads and r.reads["file"].answer != "served":
             lines.append(f"{'':<8}file reads: {r.reads['file'].answer} (wrk counts the redirects)")
+        if "bucket" in r.reads:
+            direct = r.reads["bucket"]
+            lines.append(
+                f"{'':<8}the same file straight from the bucket (presigned GET):"
+                f" {direct.requests_per_s:.0f} req/s, p99 {direct.p99_ms:.1f} ms"
+            )
         for refusal in u.refused[:3]:
             lines.append(f"{'':<8}refused {refusal[:150]}")
     by = {(r.store, r.hosts): r for r in results if r.uploads is not None}
