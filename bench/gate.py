@@ -37,13 +37,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from servers import tilsit_cli
+
 from readpath import (
     PIP_ACCEPT,
     ROOT,
     check_target,
     generated_wheels,
     nginx_server,
-    tilsit_cli,
     tilsit_server,
     upload_all,
     wrk,
@@ -87,6 +88,7 @@ def main() -> None:
         data = work / "data"
         (work / "wheels").mkdir()
         wheels = generated_wheels(args.projects, work / "wheels")
+        tilsit_cli(data, "init")  # other commands need a data directory
         tilsit_cli(data, "user", "create", "bench", "--admin")
         token = tilsit_cli(data, "token", "create", "--user", "bench")
         tilsit_cli(data, "index", "create", PRIVATE, "--private")

@@ -29,24 +29,20 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-# These need the repo root on sys.path, hence after the code above (E402).
-from tests import postgres  # noqa: E402
-from tests.builders import make_wheel  # noqa: E402
-from tests.uploads import form_for  # noqa: E402
+# bench/ is sys.path[0] when this file is run as a script; servers puts the repo
+# root on sys.path as it is imported, before tests/ is imported.
+from servers import ROOT, create_database, tilsit_cli, tilsit_serve
+from tests import postgres
+from tests.builders import make_wheel
+from tests.uploads import form_for
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 PROJECT = "bench-hosts"
@@ -64,51 +60,6 @@ def figures(values: list[float]) -> dict[str, float]:
         "p99": percentile(values, 0.99),
         "max": max(values),
     }
-
-
-def tilsit(data: Path, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tilsit", *args, "--data", str(data)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    return result.stdout.strip()
-
-
-@contextmanager
-def serve(data: Path, env: dict[str, str], log: Path) -> Iterator[str]:
-    port = postgres.free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tilsit", "serve", "--data", str(data), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"tilsit serve exited:\n{log.read_text()}")
-            try:
-                httpx.get(f"{url}/_/health", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"tilsit serve did not answer:\n{log.read_text()}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
 
 
 def measure(a: str, b: str, token: str, uploads: int) -> dict[str, list[float]]:
@@ -157,32 +108,26 @@ def main() -> None:
     with ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="tilsit-bench-hosts-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
-        base = stack.enter_context(postgres.cluster())
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.exec_driver_sql('CREATE DATABASE "bench"')
-        engine.dispose()
+        database_url = create_database(stack.enter_context(postgres.cluster()), "bench")
         blobs = root / "blobs"
         blobs.mkdir()
         env = {
             **os.environ,
-            "TILSIT_DATABASE_URL": f"{base}/bench",
+            "TILSIT_DATABASE_URL": database_url,
             "TILSIT_BLOB_PATH": str(blobs),
             "TILSIT_TUF_SHARED": "true",
             "TILSIT_JOURNAL_POLL": str(args.poll),
             "TILSIT_ACCESS_LOG": "false",
         }
         data_a, data_b = root / "a", root / "b"
-        tilsit(data_a, env, "init")
+        tilsit_cli(data_a, "init", env=env)
         data_b.mkdir(mode=0o700)
         for part in ("keys", "trust"):
             shutil.copytree(data_a / part, data_b / part)
-        tilsit(data_a, env, "user", "create", "bench")
-        token = tilsit(data_a, env, "token", "create", "--user", "bench").split()[-1]
-        a = stack.enter_context(serve(data_a, env, root / "a.log"))
-        b = stack.enter_context(serve(data_b, env, root / "b.log"))
+        tilsit_cli(data_a, "user", "create", "bench", env=env)
+        token = tilsit_cli(data_a, "token", "create", "--user", "bench", env=env).split()[-1]
+        a = stack.enter_context(tilsit_serve(data_a, root / "a.log", env)).url
+        b = stack.enter_context(tilsit_serve(data_b, root / "b.log", env)).url
         results = measure(a, b, token, args.uploads)
     summary = {name: figures(values) for name, values in results.items()}
     print(f"{args.uploads} uploads on A, served by B (journal_poll {args.poll} s)")

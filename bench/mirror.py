@@ -48,6 +48,7 @@ from pathlib import Path
 
 import httpx
 import trustme
+from servers import free_port, stop, tilsit_cli, wait_until_up
 
 # bench/ is sys.path[0] when this file is run as a script; readpath puts the repo
 # root on sys.path as it is imported.
@@ -58,14 +59,10 @@ from readpath import (
     TMPFS,
     Wheel,
     find_clients,
-    free_port,
     generated_wheels,
     installable,
     real_wheels,
-    stop,
-    tilsit_cli,
     upload_all,
-    wait_until_up,
 )
 
 BANDERSNATCH_MAX_WORKERS = 10  # bandersnatch refuses more

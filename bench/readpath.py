@@ -24,8 +24,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,7 +42,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# These two need the repo root on sys.path, hence after the code above (E402).
+# These need the repo root on sys.path, hence after the code above (E402).
+from servers import free_port, stop, tilsit_cli, tilsit_serve, wait_until_up  # noqa: E402
 from tests.builders import make_wheel  # noqa: E402
 
 from tilsit.nginx import PERL_MODULE, render_standalone  # noqa: E402
@@ -150,67 +149,14 @@ def installable(wheels: list[Wheel], count: int) -> list[Wheel]:
 # --- servers ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()}")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"server did not answer within 60 s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
-
-
-def tilsit_cli(data: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tilsit", *args, "--data", str(data)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    return result.stdout.strip()
-
-
 @contextmanager
 def tilsit_server(data: Path, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     """``tilsit serve`` with ``workers`` workers; yields (URL, pid)."""
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tilsit", "serve", "--data", str(data)),
-                *("--port", str(port), "--workers", str(workers)),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # nginx runs with its access log off too: like for like.
-            # The corpus is loaded by one user: no limit on new projects per hour.
-            env={**os.environ, "TILSIT_ACCESS_LOG": "false", "TILSIT_PROJECT_CREATE_RATE": ""},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/_/health", process, log)
-        yield url, process.pid
-    finally:
-        stop(process)
+    # nginx runs with its access log off too: like for like.
+    # The corpus is loaded by one user: no limit on new projects per hour.
+    env = {**os.environ, "TILSIT_ACCESS_LOG": "false", "TILSIT_PROJECT_CREATE_RATE": ""}
+    with tilsit_serve(data, log, env, "--workers", str(workers)) as served:
+        yield served.url, served.pid
 
 
 @contextmanager
@@ -523,6 +469,7 @@ def main() -> None:
             (work / "wheels").mkdir()
             wheels = generated_wheels(args.projects, work / "wheels")
         clients = find_clients()
+        tilsit_cli(data, "init")  # other commands need a data directory
         tilsit_cli(data, "user", "create", "bench", "--admin")
         token = tilsit_cli(data, "token", "create", "--user", "bench")
         print(f"corpus: {len(wheels)} wheels from {source}; uploading...", flush=True)

@@ -66,10 +66,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servers import tilsit_cli, tilsit_serve
 
 # bench/ is sys.path[0] when this file is run as a script; readpath puts the repo
 # root on sys.path as it is imported.
-from readpath import ROOT, free_port, stop, summarize_profile, tilsit_cli, wait_until_up
+from readpath import ROOT, summarize_profile
 from tilsit.auth.tokens import find_token
 from tilsit.config import load_settings
 from tilsit.index.manage import get_index
@@ -206,21 +207,9 @@ def versions_corpus(name: str, versions: int) -> Iterator[Dist]:
 @contextmanager
 def serve(data: Path, log: Path) -> Iterator[tuple[str, int]]:
     """``tilsit serve`` with one worker and the settings as shipped; yields (URL, pid)."""
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILSIT_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tilsit", "serve", "--data", str(data), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/_/health", process, log)
-        yield url, process.pid
-    finally:
-        stop(process)
+    with tilsit_serve(data, log, env) as served:
+        yield served.url, served.pid
 
 
 def proc_io(pid: int) -> dict[str, int]:

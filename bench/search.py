@@ -27,7 +27,6 @@ import os
 import random
 import statistics
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import sqlalchemy
+from servers import create_database, tilsit_serve
 from sqlalchemy import insert, text
 
-from readpath import ROOT, free_port, stop, wait_until_up
+from readpath import ROOT
 from tilsit.auth.tokens import create_token, find_token
 from tilsit.config import load_settings
 from tilsit.db.models import SearchDocRow
@@ -157,24 +156,11 @@ def timed(run: Callable[[str], int], items: list[str]) -> tuple[list[float], int
 
 @contextmanager
 def server(data: Path, database_url: str) -> Iterator[str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILSIT_")}
     env["TILSIT_DATABASE_URL"] = database_url
     env["TILSIT_ACCESS_LOG"] = "false"
-    log = data.parent / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tilsit", "serve", "--data", str(data), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/_/health", process, log)
-        yield url
-    finally:
-        stop(process)
+    with tilsit_serve(data, data.parent / "serve.log", env) as served:
+        yield served.url
 
 
 def follower_cost(instance: Instance, changes: int) -> tuple[float, float]:
@@ -256,11 +242,7 @@ def contextlib_cluster(backend: str) -> Iterator[str]:
         yield ""
         return
     with postgres.cluster() as base:
-        engine = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.exec_driver_sql('CREATE DATABASE "bench"')
-        engine.dispose()
-        yield f"{base}/bench"
+        yield create_database(base, "bench")
 
 
 def main() -> None:

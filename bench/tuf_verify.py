@@ -25,12 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 # bench scripts are not a package: readpath.py is imported from this directory.
+from servers import tilsit_cli
+
 from readpath import (
     REAL_WHEELS,
     generated_wheels,
     nginx_server,
     real_wheels,
-    tilsit_cli,
     tilsit_server,
     upload_all,
 )
@@ -78,6 +79,7 @@ def main() -> None:
         data = work / "data"
         use_real = REAL_WHEELS.is_dir() and not args.generated
         wheels = real_wheels(args.projects) if use_real else generated_wheels(args.projects, work)
+        tilsit_cli(data, "init")  # other commands need a data directory
         tilsit_cli(data, "user", "create", "bench")
         token = tilsit_cli(data, "token", "create", "--user", "bench").split()[-1]
         root = data / "tree" / "main" / "tuf" / "1.root.json"

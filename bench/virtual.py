@@ -31,9 +31,10 @@ from pathlib import Path
 
 import httpx
 from scale import fsync_skipped, load, project_name
+from servers import tilsit_cli
 from sqlalchemy import func, select
 
-from readpath import ROOT, nginx_server, tilsit_cli, tilsit_server
+from readpath import ROOT, nginx_server, tilsit_server
 from tilsit.config import load_settings
 from tilsit.db.models import IndexRow, JournalRow
 from tilsit.index.manage import create_index, get_index
