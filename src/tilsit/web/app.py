@@ -62,9 +62,9 @@ class TilsitApp:
         self.instance = instance
         settings = instance.settings
         self.default_index = settings.default_index
-        self.stored = stored_files(instance)  # an object store's files: pointers in the tree
+        stored = stored_files(instance)  # an object store's files: pointers in the tree
         self.files = TreeFiles(
-            settings.tree_dir, settings.page_cache_size, self.stored.send if self.stored else None
+            settings.tree_dir, settings.page_cache_size, stored.send if stored else None
         )
         self.read = ReadRoutes(self.files, settings.page_max_age, settings.cache_control)
         self.upload = UploadRoute(instance)
@@ -387,8 +387,6 @@ class TilsitApp:
                         await self._hosts
                 await self.downloads.stop()  # the last batch of download counts
                 await self.proxy.aclose()
-                if self.stored is not None:
-                    await self.stored.aclose()
                 self.metrics.close()  # a worker's exit, with several (docs/metrics.md)
                 self.instance.close()
                 await send({"type": "lifespan.shutdown.complete"})

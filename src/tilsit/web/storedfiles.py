@@ -6,10 +6,7 @@ one of two ways (``s3_serve_files``):
 
 - ``stream``: the bytes through tilsit, read from the store in chunks, with the
   same ETag, 304, Range and HEAD answers as a file on disk. HEAD and 304 cost no
-  request to the store: the pointer holds the size. On S3 the bytes are fetched on
-  the event loop by an HTTP client from a URL signed here for a minute, not through
-  boto3 in a thread: a signature costs a tenth of boto3's request, and no thread
-  waits on the bucket (bench/cluster.py measures both).
+  request to the store: the pointer holds the size.
 - ``redirect``: a 302 to a presigned URL of the blob, signed locally (no request
   to the store), valid ``s3_url_expiry`` seconds. The redirect may be cached for
   half that, never longer, so no cache hands out an expired URL.
@@ -26,12 +23,11 @@ import logging
 from collections.abc import Callable, Iterator
 
 import anyio.to_thread
-import httpx
 
 from tilsit.instance import Instance
 from tilsit.store.blobfile import BlobPointer
 from tilsit.store.blobs import BlobStore, BlobStoreError, BlobStoreUnavailable, MissingBlob
-from tilsit.store.counted import BLOB_ERRORS, error_class, unwrapped
+from tilsit.store.counted import unwrapped
 from tilsit.store.s3 import S3BlobStore
 from tilsit.web.asgi import Headers, Scope, Send, header, respond, text
 from tilsit.web.treefiles import answer_conditions, etag_matches
@@ -54,36 +50,18 @@ def stored_files(instance: Instance) -> StoredFiles | None:
     store = unwrapped(blobs)  # the S3 store itself, under the failure counter
     sign = store.presigned_url if isinstance(store, S3BlobStore) else None
     redirect = settings.s3_serve_files == "redirect"
-    return StoredFiles(blobs, sign, redirect=redirect, expiry=settings.s3_url_expiry)
+    return StoredFiles(blobs, sign if redirect else None, settings.s3_url_expiry)
 
 
 class BlobStoreBodyCut(BlobStoreError):
     """The store sent fewer or more bytes than the file has, after the answer began."""
 
 
-# A signed URL fetched at once needs to live only as long as the fetch may take to start.
-_FETCH_URL_SECONDS = 60
-_BUCKET_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-
-
 class StoredFiles:
-    def __init__(
-        self,
-        blobs: BlobStore,
-        sign: Signer | None = None,
-        *,
-        redirect: bool = False,
-        expiry: int = 300,
-    ) -> None:
+    def __init__(self, blobs: BlobStore, sign: Signer | None = None, expiry: int = 300) -> None:
         self.blobs = blobs
-        self.sign = sign  # the store signs URLs (S3): fetched here, or handed out
-        self.redirect = redirect and sign is not None
+        self.sign = sign  # set: answer with a redirect to the bucket
         self.expiry = expiry
-        self._bucket: httpx.AsyncClient | None = None
-
-    async def aclose(self) -> None:
-        if self._bucket is not None:
-            await self._bucket.aclose()
 
     async def send(
         self,
@@ -94,7 +72,7 @@ class StoredFiles:
         etag: str,
         headers: Headers,
     ) -> None:
-        if self.redirect:
+        if self.sign is not None:
             await self._redirect(scope, send, pointer, filename, etag, headers)
             return
         plan = await answer_conditions(scope, send, etag, pointer.size, headers)
@@ -105,19 +83,26 @@ class StoredFiles:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        if self.sign is not None:
-            await self._fetch(send, pointer, filename, (status, first, length, headers))
-            return
         try:
             chunks = await anyio.to_thread.run_sync(
                 self.blobs.open_range, pointer.sha256, first, first + length
             )
         except MissingBlob:
             log.error("blob %s (%s) is in the tree but not in the store", pointer.sha256, filename)
-            await text(send, 500, _missing(pointer, filename))
+            await text(
+                send,
+                500,
+                f"Internal Server Error: the blob of {filename} ({pointer.sha256}) is missing"
+                " from the blob store; `tilsit fsck` lists what is lost",
+            )
             return
         except BlobStoreUnavailable as exc:
-            await _unavailable(send, str(exc))
+            await text(
+                send,
+                503,
+                f"Service Unavailable: the blob store cannot be read: {exc}",
+                [(b"retry-after", b"10")],
+            )
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         try:
@@ -126,61 +111,6 @@ class StoredFiles:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-
-    async def _fetch(
-        self,
-        send: Send,
-        pointer: BlobPointer,
-        filename: str,
-        plan: tuple[int, int, int, Headers],
-    ) -> None:
-        """Stream bytes ``first`` to ``first + length`` of the blob from the bucket."""
-        assert self.sign is not None
-        status, first, length, headers = plan
-        if self._bucket is None:
-            self._bucket = httpx.AsyncClient(timeout=_BUCKET_TIMEOUT, follow_redirects=False)
-        url = self.sign(pointer.sha256, filename, _FETCH_URL_SECONDS)
-        wanted = {"Range": f"bytes={first}-{first + length - 1}"}
-        started = False
-        try:
-            async with self._bucket.stream("GET", url, headers=wanted) as answer:
-                if answer.status_code == 404:
-                    self._lost(pointer, filename)
-                    await text(send, 500, _missing(pointer, filename))
-                    return
-                if answer.status_code not in (200, 206):
-                    self._failed("get", BlobStoreUnavailable("the bucket"))
-                    await _unavailable(send, f"the bucket answered {answer.status_code}")
-                    return
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                started = True
-                sent = 0
-                async for chunk in answer.aiter_raw():
-                    sent += len(chunk)
-                    if sent > length:
-                        raise BlobStoreBodyCut(
-                            f"blob {pointer.sha256}: the store sent more than {length} bytes"
-                        )
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if sent != length:
-                    raise BlobStoreBodyCut(
-                        f"blob {pointer.sha256}: the store sent {sent} of {length} bytes"
-                    )
-                await send({"type": "http.response.body", "body": b""})
-        except httpx.TransportError as exc:
-            self._failed("get", BlobStoreUnavailable(str(exc)))
-            if started:  # the status is sent: only a cut body can tell the client
-                raise BlobStoreUnavailable(f"the bucket cannot be read: {exc}") from exc
-            await _unavailable(send, f"{type(exc).__name__}: {exc}")
-
-    def _lost(self, pointer: BlobPointer, filename: str) -> None:
-        log.error("blob %s (%s) is in the tree but not in the store", pointer.sha256, filename)
-        self._failed("get", MissingBlob(pointer.sha256))
-
-    @staticmethod
-    def _failed(operation: str, exc: BaseException) -> None:
-        # Counted as the store's own failures are (store/counted.py, docs/metrics.md).
-        BLOB_ERRORS.labels("s3", operation, error_class(exc)).inc()
 
     async def _redirect(
         self,
@@ -210,22 +140,6 @@ class StoredFiles:
             [*kept, (b"location", url.encode())],
             head=scope["method"] == "HEAD",
         )
-
-
-def _missing(pointer: BlobPointer, filename: str) -> str:
-    return (
-        f"Internal Server Error: the blob of {filename} ({pointer.sha256}) is missing"
-        " from the blob store; `tilsit fsck` lists what is lost"
-    )
-
-
-async def _unavailable(send: Send, why: str) -> None:
-    await text(
-        send,
-        503,
-        f"Service Unavailable: the blob store cannot be read: {why}",
-        [(b"retry-after", b"10")],
-    )
 
 
 async def _stream(send: Send, chunks: Iterator[bytes], length: int, sha256: str) -> None:
