@@ -107,15 +107,10 @@ class SharedMetadata:
             return
         timestamp, snapshot = repo.timestamp(), repo.snapshot()
         with self.db.write() as session:
-            stored: dict[str, int] = dict(
-                session.execute(
-                    select(TufMetadataRow.role, TufMetadataRow.version).where(
-                        TufMetadataRow.index_name == repo.index
-                    )
-                )
-                .tuples()
-                .all()
+            query = select(TufMetadataRow.role, TufMetadataRow.version).where(
+                TufMetadataRow.index_name == repo.index
             )
+            stored: dict[str, int] = dict(session.execute(query).all())
             if timestamp.signed.version <= stored.get("timestamp", 0):
                 return  # nothing signed since the pull
             changed = {
