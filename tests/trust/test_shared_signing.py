@@ -127,12 +127,17 @@ def test_a_key_rotation_and_a_recut_hold_across_the_next_rounds(
     assert snapshot.signed.meta["targets.json"].version == signing.keys.targets.signed.version
     _verifies(instance)
 
-    # Another host's empty tree takes exactly the stored bytes.
+    # Another host's tree takes exactly the stored bytes, even where it holds a file of
+    # the same name it signed on its own (before shared signing was on).
     other = tmp_path / "other"
-    repo = IndexRepository(
-        Tree(other / "tree", other / "tmp"), INDEX, signing.keys, signing.repo(INDEX).settings
-    )
+    tree = Tree(other / "tree", other / "tmp")
+    repo = IndexRepository(tree, INDEX, signing.keys, signing.repo(INDEX).settings)
+    stored = _stored(instance)
+    role = max(snapshot.signed.meta, key=lambda name: snapshot.signed.meta[name].version)
+    own = f"{INDEX}/tuf/{stored[role.removesuffix('.json')].version}.{role}"
+    tree.write(own, b"signed by that host alone")
     SharedMetadata(instance.db).pull(repo)
+    assert tree.read(own) == stored[role.removesuffix(".json")].data
     mine = _tuf(instance) / "timestamp.json"
-    assert (other / "tree" / INDEX / "tuf" / "timestamp.json").read_bytes() == mine.read_bytes()
+    assert tree.read(f"{INDEX}/tuf/timestamp.json") == mine.read_bytes()
     assert repo.targets() == signing.repo(INDEX).targets()
