@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -304,17 +304,10 @@ class IndexRepository:
         cluster lock, this tree first takes the newest metadata any host signed (so
         every version goes above it), and the round's result is stored for the others.
         """
-        if self.shared is None:
-            return self._round(
-                now,
-                changes,
-                resign=resign,
-                replace=replace,
-                snapshot_due=snapshot_due,
-                timestamp_due=timestamp_due,
-            )
-        with self.shared.signing(self.index):
-            self.shared.pull(self)
+        shared = self.shared
+        with nullcontext() if shared is None else shared.signing(self.index):
+            if shared is not None:
+                shared.pull(self)
             written = self._round(
                 now,
                 changes,
@@ -323,7 +316,8 @@ class IndexRepository:
                 snapshot_due=snapshot_due,
                 timestamp_due=timestamp_due,
             )
-            self.shared.push(self)
+            if shared is not None:
+                shared.push(self)
         return written
 
     def install(self, name: str, data: bytes) -> None:

@@ -5,10 +5,10 @@ take a cluster lock (:func:`~tilsit.db.cluster.cluster_lock`, ``tuf:<index>``), 
 under it:
 
 1. **pull**: when the database holds a timestamp newer than this tree's, its timestamp,
-   snapshot and every bin (and targets) version that snapshot lists and this tree
-   lacks are written into the tree (the timestamp last, the commit point), so the
-   round starts from the newest state any host signed and every version it signs goes
-   above it;
+   snapshot and every bin (and targets) version that snapshot lists and this tree's
+   snapshot lists at another version are written into the tree (replacing a file of
+   that name with other bytes; the timestamp last, the commit point), so the round
+   starts from the newest state any host signed and every version it signs goes above it;
 2. the round signs this host's changes (none, when the other host rendered the same
    rows: the bins are equal and nothing is signed);
 3. **push**: what the tree now publishes, when newer than what is stored, replaces the
@@ -74,11 +74,12 @@ class SharedMetadata:
                 raise SharedStateMissing(f"index {repo.index!r}: stored timestamp, no snapshot")
             snapshot = Metadata[Snapshot].from_bytes(snap.data)
             have = _listed(repo.snapshot()) if repo.exists() else {}
+            # A file of that name already in the tree is not enough: a host that signed
+            # on its own before sharing was on has its own bytes under the same name.
             wanted = {
                 role: version
                 for role, version in _listed(snapshot).items()
                 if have.get(role) != version
-                and not repo.tree.path(f"{repo.dir}/{version}.{role}.json").exists()
             }
             rows = {
                 row.role: row
@@ -96,7 +97,8 @@ class SharedMetadata:
                         f"index {repo.index!r}: the stored snapshot lists {role} version"
                         f" {version}, which is not stored; not signing below it"
                     )
-                repo.install(f"{version}.{role}.json", row.data)
+                if repo.tree.read(f"{repo.dir}/{version}.{role}.json") != row.data:
+                    repo.install(f"{version}.{role}.json", row.data)
             repo.install(f"{snap.version}.snapshot.json", snap.data)
             repo.install("timestamp.json", stamp.data)
         log.info("%s: took TUF metadata version %d from another host", repo.index, stamp.version)
@@ -107,15 +109,10 @@ class SharedMetadata:
             return
         timestamp, snapshot = repo.timestamp(), repo.snapshot()
         with self.db.write() as session:
-            stored: dict[str, int] = dict(
-                session.execute(
-                    select(TufMetadataRow.role, TufMetadataRow.version).where(
-                        TufMetadataRow.index_name == repo.index
-                    )
-                )
-                .tuples()
-                .all()
+            query = select(TufMetadataRow.role, TufMetadataRow.version).where(
+                TufMetadataRow.index_name == repo.index
             )
+            stored: dict[str, int] = dict(session.execute(query).all())
             if timestamp.signed.version <= stored.get("timestamp", 0):
                 return  # nothing signed since the pull
             changed = {
