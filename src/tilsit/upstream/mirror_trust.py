@@ -9,12 +9,14 @@ URL) signs with this server's own root, and says why in its options.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
-from tilsit.db.models import FileRow, IndexRow
+from tilsit.db.models import FileRow, IndexRow, UpstreamStateRow
 from tilsit.index.upstream import reusable_blobs
 from tilsit.instance import Instance
 from tilsit.trust.layout import tuf_dir
@@ -31,7 +33,13 @@ from tilsit.trust.mirror import (
     state_dir_for,
 )
 
-__all__ = ["NO_METADATA", "publish_trust"]
+__all__ = ["NO_METADATA", "carry_here", "publish_trust"]
+
+log = logging.getLogger(__name__)
+
+# Per host, beside the mirror's TUF state: the sync (its last success) this host's tree
+# carries the origin's metadata of.
+_CARRIED_AT = "carried-at"
 
 NO_METADATA = "the upstream publishes no TUF metadata"
 
@@ -146,3 +154,57 @@ def _set_tuf(instance: Instance, index_id: int, tuf: dict[str, Any], root: bytes
             options["upstream_root"] = root.decode()  # trusted on first use: pinned from now
         if options != index.options:
             index.options = options
+
+
+def carry_here(instance: Instance) -> int:
+    """Carry the origin's metadata into this host's tree for each carried mirror that
+    another host synced since this one last carried it; how many were carried.
+
+    A carried mirror's pages are the origin's signed bytes, which only a carry writes
+    (the renderer leaves them alone), and its sync runs on one host of the cluster. Each
+    other host carries for itself after that sync: verified against the same pinned
+    root, with the blobs the sync stored, so every host serves the same signed
+    metadata. Called as a host follows the others (tilsit.hosts); a failure is logged
+    and tried again at the next call.
+    """
+    done = 0
+    with instance.db.read() as session:
+        rows = session.execute(
+            select(IndexRow.id, IndexRow.name, IndexRow.private, IndexRow.options, UpstreamStateRow)
+            .join(UpstreamStateRow, UpstreamStateRow.index_id == IndexRow.id)
+            .where(IndexRow.kind == "mirror")
+        ).all()
+    for index_id, name, private, options, state in rows:
+        if not carries(options or {}) or state.last_success is None:
+            continue
+        # The host that ran the sync carries once more here: one look at the origin's
+        # timestamp, its pages already in the tree.
+        stamp = state.last_success.isoformat()
+        marker = state_dir_for(instance.settings.data, name) / _CARRIED_AT
+        if marker.is_file() and marker.read_text() == stamp:
+            continue
+        try:
+            with instance.renderer.locked():
+                carry(
+                    instance.tree,
+                    instance.blobs,
+                    state_dir_for(instance.settings.data, name),
+                    name,
+                    private,
+                    dict(options),
+                    reusable=_held_by_index(instance, index_id),
+                )
+        except (NoOriginMetadata, AbsoluteLinks, CarryFault) as exc:
+            log.warning("%s: carrying the origin's TUF metadata on this host failed: %s", name, exc)
+            continue
+        _mark_carried(instance, name, stamp)
+        done += 1
+    return done
+
+
+def _mark_carried(instance: Instance, index: str, stamp: str) -> None:
+    marker = state_dir_for(instance.settings.data, index) / _CARRIED_AT
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    staged = marker.with_name(f".{_CARRIED_AT}.{os.getpid()}")
+    staged.write_text(stamp)
+    os.replace(staged, marker)

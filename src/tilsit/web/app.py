@@ -24,6 +24,7 @@ from tilsit.instance import Instance
 from tilsit.render.coalesce import coalesce_index_pages
 from tilsit.render.legacy import base_url_warning
 from tilsit.trust.expiry import trust_health
+from tilsit.upstream.mirror_trust import carry_here
 from tilsit.upstream.schedule import run_schedule
 from tilsit.upstream.status import refresh_statuses
 from tilsit.web.asgi import Receive, Scope, Send, header, respond, text
@@ -89,6 +90,12 @@ class TilsitApp:
         self._maturing: asyncio.Task[None] | None = None
         self._hosts: asyncio.Task[None] | None = None  # other hosts' writes (PostgreSQL)
         self._stop_schedule = asyncio.Event()
+
+    def _after_catching_up(self) -> None:
+        """What another host changed without rows this one renders: a mirror's status,
+        and a carried mirror's signed metadata (the origin's, carried by each host)."""
+        refresh_statuses(self.instance.db, self.instance.tree)
+        carry_here(self.instance)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -363,7 +370,7 @@ class TilsitApp:
                         self.instance,
                         self._stop_schedule,
                         poll=self.instance.settings.journal_poll,
-                        after=lambda: refresh_statuses(self.instance.db, self.instance.tree),
+                        after=self._after_catching_up,
                     )
                 )
                 self.downloads.start()
