@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -105,6 +106,9 @@ class Counted:
         # The search index follows the journal after each render, in transactions of its
         # own: counted apart, so the sync's own writes stay what this test bounds.
         self.search_writes = 0
+        # Shared TUF signing (on by default on PostgreSQL) stores what each round signed,
+        # in a transaction of its own: counted apart too.
+        self.signing_writes = 0
         self._local = threading.local()  # the follower's thread, not the sync's others
         self.renders: list[int] = []  # per render with work: the project rows it renders
         write, catch_up = instance.db.write, instance.renderer.catch_up
@@ -113,6 +117,8 @@ class Counted:
         def counted_write() -> Iterator[Session]:
             if getattr(self._local, "following", False):
                 self.search_writes += 1
+            elif getattr(self._local, "signing", False):
+                self.signing_writes += 1
             else:
                 self.writes += 1
             with write() as session:
@@ -129,6 +135,18 @@ class Counted:
             return run
 
         instance.renderer.followers[:] = [following(f) for f in instance.renderer.followers]
+        shared = instance.signing.shared
+        if shared is not None:
+            push = shared.push
+
+            def counted_push(repo: Any) -> None:
+                self._local.signing = True
+                try:
+                    push(repo)
+                finally:
+                    self._local.signing = False
+
+            shared.push = counted_push  # type: ignore[method-assign]
 
         def counted_catch_up() -> int:
             pending = self._pending()
@@ -165,6 +183,8 @@ def test_a_sync_of_many_projects_applies_them_in_batches(
     assert counted.writes <= 3 + 3, counted.writes
     # And the search index: at most one write per render of the sync's journal rows.
     assert 1 <= counted.search_writes <= len(counted.renders) + 2, counted.search_writes
+    # Shared signing (PostgreSQL): at most one stored round per render, and the run's end.
+    assert counted.signing_writes <= len(counted.renders) + 2, counted.signing_writes
     _everything_there(upstream, mirror)
     again = sync(mirror)
     assert again.ok and again.synced == 0 and again.requests == 1
