@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.conftest import LiveServer
+from tests.trust.signed import run_verify
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -59,11 +60,5 @@ def assert_restored_serves(
     )
     assert pip.returncode == 0, pip.stderr
     assert (target / install.replace("-", "_") / "__init__.py").is_file()
-    verify = subprocess.run(
-        [sys.executable, "-m", "tilsit", "verify", f"{server.url}/main/", "--root", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    verify = run_verify(f"{server.url}/main/", "--root", str(root))
     assert verify.returncode == 0, verify.stdout + verify.stderr
