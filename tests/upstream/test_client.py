@@ -297,7 +297,7 @@ def test_from_options_with_a_ca_bundle(tmp_path: Any) -> None:
         ),
         (tilsit.upstream.batch, ["BATCH_LINGER", "BATCH_PROJECTS", "ApplyBatches", "Fetched"]),
         (tilsit.upstream.download, ["HANDOFF", "FileFetcher", "VerificationFailed"]),
-        (tilsit.upstream.mirror_trust, ["NO_METADATA", "publish_trust"]),
+        (tilsit.upstream.mirror_trust, ["NO_METADATA", "carry_here", "publish_trust"]),
         (tilsit.upstream.report, ["FAILURES_KEPT", "Reporter", "Silent", "SyncReport"]),
         (
             tilsit.upstream.sync,
