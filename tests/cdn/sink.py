@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.httpd import QuietHandler
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class PurgeSink:
 def purge_sink() -> Iterator[PurgeSink]:
     sink = PurgeSink("")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _any(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             with sink.lock:
@@ -56,9 +58,6 @@ def purge_sink() -> Iterator[PurgeSink]:
             self.end_headers()
 
         do_POST = do_PURGE = do_GET = _any
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     sink.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +24,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.httpd import QuietHandler
 
 REQUEST_TOKEN = "actions-request-token-for-tests"
 
@@ -45,10 +47,7 @@ class LocalIssuer:
         self.ci_requests: list[str] = []
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: object) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)

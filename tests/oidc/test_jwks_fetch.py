@@ -12,13 +12,13 @@ import ssl
 import threading
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
 
+from tests.httpd import QuietHandler
 from tilsit.auth.oidc.jwks import KeysUnavailable, fetch_json, ssl_context
 
 
@@ -35,10 +35,7 @@ class _Issuer:
         self.asked: list[str] = []
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 issuer.asked.append(self.headers.get("accept-encoding", ""))
                 plain = self.path == "/plain"

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from tests.httpd import QuietHandler
+
 __all__ = ["Fault", "Front", "Seen"]
 
 _FORWARDED_REQUEST = ("accept", "if-none-match", "range")
@@ -71,7 +73,7 @@ class Front:
     def start(self) -> Front:
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def setup(self) -> None:
@@ -89,9 +91,6 @@ class Front:
 
             def do_HEAD(self) -> None:
                 front._handle(self)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
 
         # The same port again after a stop, so a restarted front is the same upstream.
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

@@ -24,8 +24,10 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.httpd import QuietHandler
 
 _FORWARDED = ("accept", "if-none-match", "authorization")
 _KEPT = ("content-type", "etag", "x-pypi-last-serial", "location", "cache-control")
@@ -90,12 +92,9 @@ def _stale(body: bytes, headers: dict[str, str]) -> bytes:
     return re.sub(rb"(<!--SERIAL )(\d+)(-->)", older, body)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: FaultyServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         rule = self.server.faults.take(self.path)

@@ -17,8 +17,10 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.httpd import QuietHandler
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -83,12 +85,9 @@ def gzip_bomb(total: int, content_type: str = JSON) -> Answer:
     return Answer(200, headers, chunks)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: HostileServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self.server.record(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))

@@ -18,11 +18,12 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 from tests.builders import Dist
+from tests.httpd import QuietHandler
 from tilsit.spec.names import normalize
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -35,12 +36,9 @@ class Listed:
     upload_time: datetime | None = None  # said in the JSON page (devpi only)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: ShapedUpstream
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         path = unquote(self.path.split("?", 1)[0])

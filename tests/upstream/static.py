@@ -10,21 +10,18 @@ from __future__ import annotations
 import hashlib
 import threading
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from tests.builders import Dist
+from tests.httpd import QuietHandler
 from tilsit.spec.names import normalize
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server: StaticServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         path = unquote(self.path.split("?", 1)[0])

@@ -8,7 +8,7 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -24,6 +24,7 @@ import tilsit.upstream.pages
 import tilsit.upstream.report
 import tilsit.upstream.sync
 from tests import postgres
+from tests.httpd import QuietHandler
 from tilsit.upstream.client import UpstreamClient
 from tilsit.upstream.errors import (
     UpstreamError,
@@ -37,11 +38,8 @@ T = TypeVar("T")
 FILE = bytes(range(256)) * 40
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         path = self.path
