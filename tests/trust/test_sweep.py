@@ -35,10 +35,18 @@ from tilsit.trust.peek import bin_head
 from tilsit.trust.repository import IndexRepository, versioned
 from tilsit.trust.settings import utcnow
 
+# The signing time of the repositories built here. The sweep ages a snapshot by the
+# mtime of the one after it, so its ``now`` comes from the clock when it runs
+# (:func:`aged`): this module may run more than the grace period after it was imported.
 NOW = datetime.now(UTC).replace(microsecond=0)
 GRACE = 3600
 PATHS = [f"simple/p{n}/index.html" for n in range(8)]
 SHAS = [f"{n:x}" * 64 for n in range(5)]
+
+
+def aged() -> datetime:
+    """A moment past the grace period of every file written so far."""
+    return utcnow() + timedelta(seconds=2 * GRACE)
 
 
 def _keys(base: Path, bits: int) -> KeySet:
@@ -109,17 +117,16 @@ def test_many_rounds_keep_at_most_k_old_versions_and_every_listed_link(
 ) -> None:
     base = tmp_path_factory.mktemp("repo")  # type: ignore[attr-defined]
     index = Index(base, _keys(base, 2))
-    for batch, keep, aged in script:
+    for batch, keep, past_grace in script:
         for changes in batch:
             index.round(changes)
         # Within the grace period the count bound alone decides; past it, age does.
-        now = NOW + timedelta(hours=2) if aged else NOW
-        sweep(index.repo, now, GRACE, keep)
+        sweep(index.repo, aged() if past_grace else utcnow(), GRACE, keep)
         current = index.current()
         superseded = [v for v in index.files("snapshot") if v < current]
-        assert len(superseded) <= (0 if aged else keep)
+        assert len(superseded) <= (0 if past_grace else keep)
         for role in index.bin_roles():
-            assert len(index.files(role)) <= (1 if aged else keep + 1), role
+            assert len(index.files(role)) <= (1 if past_grace else keep + 1), role
         index.check_whole()
 
 
@@ -224,7 +231,7 @@ def test_sweep_holds_the_lock_once_per_bin_and_parses_outside_it(
         return listed(repo, role, version)
 
     monkeypatch.setattr(fresh, "_listed", counted)
-    swept = sweep(index.repo, NOW + timedelta(hours=2), GRACE, 1, lock)
+    swept = sweep(index.repo, aged(), GRACE, 1, lock)
     touched = {b.split(".", 1)[1] for b in swept.bins}
     assert len(touched) > 1
     # At most one hold per bin (none for a bin whose old versions list no link to
