@@ -1,4 +1,4 @@
-"""Shared TUF signing, when set, on PostgreSQL (``tuf_shared``, tilsit.trust.shared).
+"""Shared TUF signing is on by default on PostgreSQL (``tuf_shared``, tilsit.trust.shared).
 
 Every path that signs an index goes through ``IndexRepository.round``, which stores what
 it signed: after a key rotation or a re-cut, the next round starts from the stored
@@ -8,8 +8,6 @@ host's empty tree takes exactly those bytes, and ``tilsit verify`` passes.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio.from_thread
@@ -25,7 +23,7 @@ from tilsit.auth.tokens import create_token
 from tilsit.config import Settings, load_settings
 from tilsit.db.models import TufMetadataRow
 from tilsit.index.manage import create_user
-from tilsit.instance import Instance, open_instance
+from tilsit.instance import Instance
 from tilsit.store.tree import Tree
 from tilsit.trust.repository import IndexRepository
 from tilsit.trust.rotation import rebin, rotate_online_key
@@ -87,19 +85,11 @@ def _verifies(instance: Instance) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[Instance]:
-    """Shared signing switched on, as the operator of a cluster does (off by default)."""
-    opened = open_instance(dataclasses.replace(settings, tuf_shared=True))
-    yield opened
-    opened.close()
-
-
-def test_shared_signing_is_set_and_takes_effect_on_postgresql_only(instance: Instance) -> None:
-    assert not Settings().tuf_shared
+def test_shared_signing_is_on_by_default_on_postgresql_only(instance: Instance) -> None:
+    assert Settings().tuf_shared
     assert (instance.signing.shared is not None) == (BACKEND == "postgresql")
-    on = load_settings(overrides={"tuf_shared": True}, environ={})
-    assert on.tuf_shared
+    off = load_settings(overrides={"tuf_shared": False}, environ={})
+    assert not off.tuf_shared  # an explicit false still turns it off
 
 
 @postgresql_only

@@ -446,10 +446,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tuf_shared",
         bool,
-        False,
+        True,
         "PostgreSQL: sign each index one host at a time and store the signed TUF metadata in"
-        " the database, so every host serves the same bytes (set it on every host of a"
-        " cluster; no effect on SQLite, where one host owns the database).",
+        " the database, so every host serves the same bytes (on by default; no effect on"
+        " SQLite, where one host owns the database; false turns it off).",
     ),
 )
 
@@ -541,7 +541,7 @@ class Settings:
     # Several hosts on one PostgreSQL database (docs/scale-out.md).
     blob_path: str = ""
     journal_poll: float = 2.0
-    tuf_shared: bool = False  # only PostgreSQL shares signing (instance.open_instance)
+    tuf_shared: bool = True  # only PostgreSQL shares signing (instance.open_instance)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
