@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio.from_thread
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
 from tests.builders import make_wheel
@@ -22,7 +22,7 @@ from tests.uploads import upload
 from tilsit.auth.tokens import create_token
 from tilsit.config import Settings, load_settings
 from tilsit.db.models import TufMetadataRow
-from tilsit.index.manage import create_user
+from tilsit.index.manage import create_index, create_user
 from tilsit.instance import Instance
 from tilsit.store.tree import Tree
 from tilsit.trust.repository import IndexRepository
@@ -47,8 +47,12 @@ def _upload(instance: Instance, name: str) -> None:
 
 
 def _stored(instance: Instance) -> dict[str, TufMetadataRow]:
+    return _stored_of(instance, INDEX)
+
+
+def _stored_of(instance: Instance, index: str) -> dict[str, TufMetadataRow]:
     with instance.db.read() as session:
-        rows = session.scalars(select(TufMetadataRow).where(TufMetadataRow.index_name == INDEX))
+        rows = session.scalars(select(TufMetadataRow).where(TufMetadataRow.index_name == index))
         return {row.role: row for row in rows}
 
 
@@ -90,6 +94,28 @@ def test_shared_signing_is_on_by_default_on_postgresql_only(instance: Instance) 
     assert (instance.signing.shared is not None) == (BACKEND == "postgresql")
     off = load_settings(overrides={"tuf_shared": False}, environ={})
     assert not off.tuf_shared  # an explicit false still turns it off
+
+
+@postgresql_only
+def test_a_round_that_changes_every_bin_is_stored_in_one_statement(instance: Instance) -> None:
+    """A new index signs every bin; storing them costs one statement, not one per bin."""
+    statements: list[tuple[str, int]] = []
+
+    def record(conn: object, cursor: object, sql: str, params: object, *rest: object) -> None:
+        many = len(params) if isinstance(params, list | tuple) and rest and rest[-1] else 1
+        statements.append((sql.split(None, 1)[0].upper(), many))
+
+    with instance.db.write() as session:
+        create_index(session, "fresh", kind="hosted")
+    event.listen(instance.db.engine, "before_cursor_execute", record)
+    try:
+        instance.renderer.catch_up()
+    finally:
+        event.remove(instance.db.engine, "before_cursor_execute", record)
+    rows = [row for row in _stored_of(instance, "fresh").values() if row.role.startswith("bins")]
+    assert len(rows) == 2**instance.signing.keys.bins.bit_length
+    inserts = [many for verb, many in statements if verb == "INSERT"]
+    assert inserts == [len(rows) + 3], statements  # the bins, targets, snapshot and timestamp
 
 
 @postgresql_only

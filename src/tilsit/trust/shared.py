@@ -25,6 +25,7 @@ import logging
 from contextlib import AbstractContextManager
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
 from tuf.api.metadata import Metadata, Snapshot
 
 from tilsit.db.cluster import cluster_lock
@@ -121,20 +122,22 @@ class SharedMetadata:
                 if stored.get(role) != version
             }
             changed["snapshot"] = snapshot.signed.version
+            rows: list[dict[str, object]] = []
             for role, version in changed.items():
                 data = repo.tree.read(f"{repo.dir}/{version}.{role}.json")
                 if data is None:
                     raise SharedStateMissing(f"{repo.dir}/{version}.{role}.json is missing")
-                session.merge(
-                    TufMetadataRow(index_name=repo.index, role=role, version=version, data=data)
-                )
+                rows.append({"role": role, "version": version, "data": data})
             data = repo.tree.read(f"{repo.dir}/timestamp.json")
             assert data is not None
-            session.merge(
-                TufMetadataRow(
-                    index_name=repo.index,
-                    role="timestamp",
-                    version=timestamp.signed.version,
-                    data=data,
-                )
+            rows.append({"role": "timestamp", "version": timestamp.signed.version, "data": data})
+            # One statement for every row: a new index (or a re-cut) changes every bin, and
+            # a merge per row cost a SELECT and an INSERT each (1 s for 1,024 bins).
+            upsert = postgresql.insert(TufMetadataRow)
+            session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["index_name", "role"],
+                    set_={"version": upsert.excluded.version, "data": upsert.excluded.data},
+                ),
+                [{"index_name": repo.index, **row} for row in rows],
             )
