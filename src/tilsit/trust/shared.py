@@ -109,31 +109,34 @@ class SharedMetadata:
         if not repo.exists():
             return
         timestamp, snapshot = repo.timestamp(), repo.snapshot()
-        with self.db.write() as session:
-            query = select(TufMetadataRow.role, TufMetadataRow.version).where(
-                TufMetadataRow.index_name == repo.index
-            )
+        # Only a holder of this index's signing lock changes its rows, and this host holds
+        # it: what is stored is read before the writer lock, which is held for the upsert.
+        query = select(TufMetadataRow.role, TufMetadataRow.version).where(
+            TufMetadataRow.index_name == repo.index
+        )
+        with self.db.read() as session:
             stored: dict[str, int] = dict(session.execute(query).all())
-            if timestamp.signed.version <= stored.get("timestamp", 0):
-                return  # nothing signed since the pull
-            changed = {
-                role: version
-                for role, version in _listed(snapshot).items()
-                if stored.get(role) != version
-            }
-            changed["snapshot"] = snapshot.signed.version
-            rows: list[dict[str, object]] = []
-            for role, version in changed.items():
-                data = repo.tree.read(f"{repo.dir}/{version}.{role}.json")
-                if data is None:
-                    raise SharedStateMissing(f"{repo.dir}/{version}.{role}.json is missing")
-                rows.append({"role": role, "version": version, "data": data})
-            data = repo.tree.read(f"{repo.dir}/timestamp.json")
-            assert data is not None
-            rows.append({"role": "timestamp", "version": timestamp.signed.version, "data": data})
-            # One statement for every row: a new index (or a re-cut) changes every bin, and
-            # a merge per row cost a SELECT and an INSERT each (1 s for 1,024 bins).
-            upsert = postgresql.insert(TufMetadataRow)
+        if timestamp.signed.version <= stored.get("timestamp", 0):
+            return  # nothing signed since the pull
+        changed = {
+            role: version
+            for role, version in _listed(snapshot).items()
+            if stored.get(role) != version
+        }
+        changed["snapshot"] = snapshot.signed.version
+        rows: list[dict[str, object]] = []
+        for role, version in changed.items():
+            data = repo.tree.read(f"{repo.dir}/{version}.{role}.json")
+            if data is None:
+                raise SharedStateMissing(f"{repo.dir}/{version}.{role}.json is missing")
+            rows.append({"role": role, "version": version, "data": data})
+        data = repo.tree.read(f"{repo.dir}/timestamp.json")
+        assert data is not None
+        rows.append({"role": "timestamp", "version": timestamp.signed.version, "data": data})
+        # One statement for every row: a new index (or a re-cut) changes every bin, and
+        # a merge per row cost a SELECT and an INSERT each (1 s for 1,024 bins).
+        upsert = postgresql.insert(TufMetadataRow)
+        with self.db.write() as session:
             session.execute(
                 upsert.on_conflict_do_update(
                     index_elements=["index_name", "role"],
