@@ -239,8 +239,10 @@ class LiveServer:
         *cli_scope: str,
         projects: list[str] | None = None,
         index: str | None = None,
+        bulk: bool = False,
     ) -> str:
-        """A fresh upload token for ``user`` (created on first use).
+        """A fresh upload token for ``user`` (created on first use); ``bulk`` is exempt
+        from the new-project rate (a fixture's upstream that many tests add projects to).
 
         ``cli_scope`` takes the CLI's spelling too: ``token("alice", "--project", "foo")``.
 
@@ -269,7 +271,7 @@ class LiveServer:
                 ).one_or_none()
                 row = row or create_user(session, user)
                 scope = get_index(session, index) if index else None
-                return create_token(session, row, index=scope, projects=projects).secret
+                return create_token(session, row, index=scope, projects=projects, bulk=bulk).secret
         finally:
             db.dispose()
 

@@ -12,7 +12,7 @@ from io import BytesIO
 import httpx
 import pytest
 
-from tests.builders import Dist
+from tests.builders import Dist, make_wheel
 from tests.proxy.conftest import MakeProxy, Proxy, Upstream
 from tests.proxy.front import Fault, Front
 
@@ -174,3 +174,26 @@ def test_concurrent_requests_for_one_file_share_one_upstream_fetch(
         r if isinstance(r, httpx.HTTPError) else len(r) for r in results
     ]
     assert len(front.requests(bulk.filename)) == 1
+
+
+def test_legacy_json_right_after_a_fetch_has_the_file_s_digests(
+    upstream: Upstream, front: Front, make_proxy: MakeProxy
+) -> None:
+    """The render of a fetched file waits for the end of the burst; legacy JSON, which
+    only the tree has, must not be answered from before it."""
+    wheel = make_wheel("px-legacy-fresh", "1.0")  # its own file: no other test stored it
+    upstream.upload(wheel)
+    proxy = make_proxy(front.url)
+    proxy.page("px-legacy-fresh")
+    page = f"{proxy.index}/simple/px-legacy-fresh/index.html"
+    eventually(lambda: proxy.in_tree(page), "the page is rendered: nothing of it is pending")
+    assert proxy.get(proxy.file_url(wheel)).content == wheel.data
+    legacy = proxy.get("/pypi/px-legacy-fresh/json")
+    assert legacy.status_code == 200, legacy.text
+    (entry,) = legacy.json()["releases"]["1.0"]
+    assert entry["digests"] == {
+        "sha256": wheel.sha256,
+        "md5": hashlib.md5(wheel.data, usedforsecurity=False).hexdigest(),
+        "blake2b_256": hashlib.blake2b(wheel.data, digest_size=32).hexdigest(),
+    }
+    assert entry["md5_digest"] == entry["digests"]["md5"]

@@ -59,6 +59,19 @@ class FileFills:
         self.client = client
         self.writes = writes
         self._files: dict[tuple[str, str, bool], FileFetch] = {}
+        # (index id, project) -> the serial of its newest stored file whose render is
+        # deferred to the end of the burst: what answers from the tree alone (legacy
+        # JSON, a virtual index's page) waits for it (:meth:`unrendered_serial`).
+        self._unrendered: dict[tuple[int, str], int] = {}
+
+    def unrendered_serial(self, index_id: int, project: str) -> int:
+        """The serial a catch-up must reach for the tree to show every file of
+        ``project`` this process stored for the index (0 when it already does)."""
+        serial = self._unrendered.get((index_id, project), 0)
+        if serial and self.writes.has_rendered(serial):
+            del self._unrendered[(index_id, project)]
+            return 0
+        return serial
 
     def find_file(self, sha256: str, name: str) -> ProxyFile | None:
         """The proxy file (or ``<file>.metadata`` when ``name`` ends so) at this tree path."""
@@ -171,11 +184,17 @@ class FileFills:
                 _, serial = await self.writes.write(
                     lambda session: self._mark_cached(session, fetch, facts)
                 )
+            projects = [(source.index.id, source.project) for source in target.sources]
+            for project in projects:
+                self._unrendered[project] = max(self._unrendered.get(project, 0), serial)
             fetch.release()  # durable: the readers get the last byte
             # Shared until the tree has the file (a request meanwhile is served from
             # the stored blob); rendered at the end of the burst unless a reader
-            # waits for the tree (HEAD, Range).
-            await self.writes.rendered(serial, urgent=fetch.tree_wanted)
+            # waits for the tree (HEAD, Range, legacy JSON).
+            if await self.writes.rendered(serial, urgent=fetch.tree_wanted):
+                for project in projects:
+                    if self._unrendered.get(project, 0) <= serial:
+                        self._unrendered.pop(project, None)
         except UpstreamError as exc:
             log.warning("%s: %s: not cached: %s", target.index.name, target.name, exc)
             fetch.fail(exc)

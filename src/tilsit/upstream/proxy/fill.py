@@ -291,11 +291,17 @@ class Proxy:
         return self._unrendered.get((index.id, name))
 
     async def until_rendered(self, index: ProxyIndex, name: str | None) -> None:
-        """Wait for the tree to hold ``name``'s pages (for what only the tree serves: legacy
-        JSON); with ``name`` None, every page of the index (its project list names them)."""
+        """Wait for the tree to hold ``name``'s pages and the files of it stored so far (for
+        what only the tree serves: legacy JSON); with ``name`` None, every page of the
+        index (its project list names them)."""
         if name is not None:
             page = self.unrendered(index, name)
-            serial = page.serial if page is not None else 0
+            # The page's rows, and the files of it stored here since (their digests and
+            # core metadata are in the tree's legacy JSON and a virtual index's page).
+            serial = max(
+                page.serial if page is not None else 0,
+                self.files.unrendered_serial(index.id, name),
+            )
         else:
             self.unrendered(index, "")  # drops what the tree has caught up with
             serial = max(
