@@ -5,8 +5,6 @@ verify against the origin's first root."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.conftest import LiveServer
+from tests.installs import pip_install
 from tests.trust.signed import run_verify
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -39,25 +38,7 @@ def assert_restored_serves(
         for project in absent:
             assert http.get(f"/simple/{project}/").status_code == 404, project
     target = work / "installed"
-    pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            "--index-url",
-            f"{server.url}/simple/",
-            install,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    pip = pip_install("--index-url", f"{server.url}/simple/", install, target=target)
     assert pip.returncode == 0, pip.stderr
     assert (target / install.replace("-", "_") / "__init__.py").is_file()
     verify = run_verify(f"{server.url}/main/", "--root", str(root))

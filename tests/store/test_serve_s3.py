@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ import pytest
 
 from tests.builders import make_sdist, make_wheel
 from tests.conftest import LiveServer, start_server, stop, stop_process
+from tests.installs import pip_install
 from tests.readpath.conftest import need_nginx, start_nginx
 from tests.s3 import S3Server
 from tests.trust.signed import run_verify
@@ -68,28 +68,6 @@ def _twine(tmp_path: Path, url: str, token: str, *paths: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _pip_install(url: str, requirement: str, target: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            "--index-url",
-            f"{url}/simple/",
-            requirement,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_files_in_s3_are_uploaded_installed_and_verified(
@@ -149,7 +127,7 @@ def test_files_in_s3_are_uploaded_installed_and_verified(
 
         # pip installs from it; tilsit verify checks every target against the signed root.
         target = tmp_path / "installed"
-        pip = _pip_install(live.url, "skyward==1.0", target)
+        pip = pip_install("--index-url", f"{live.url}/simple/", "skyward==1.0", target=target)
         assert pip.returncode == 0, pip.stdout + pip.stderr
         root = tmp_path / "1.root.json"
         shutil.copyfile(settings.tree_dir / "main" / "tuf" / "1.root.json", root)
@@ -198,7 +176,7 @@ def test_redirect_mode_hands_out_a_presigned_url_of_the_same_bytes(
             assert http.get(path, headers={"If-None-Match": f'"{wheel.sha256}"'}).status_code == 304
         # pip follows the redirect and checks the hash.
         target = tmp_path / "installed"
-        pip = _pip_install(live.url, "leaper==2.0", target)
+        pip = pip_install("--index-url", f"{live.url}/simple/", "leaper==2.0", target=target)
         assert pip.returncode == 0, pip.stdout + pip.stderr
         # The redirect is the download: counted as one (flushed every few seconds).
         deadline = time.monotonic() + 30

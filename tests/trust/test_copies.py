@@ -5,14 +5,13 @@ only the origin's root.json verifies each, and pip installs from it."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need, start_server, stop
+from tests.installs import pip_install
 from tests.trust.signed import (
     INDEX,
     Signed,
@@ -39,12 +38,13 @@ def verify_and_install(copy: Path, root: Path, work: Path, index: str = INDEX) -
         result = run_verify(url, "--index", index, "--root", str(root), "--fresh")
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("OK: ")
-        installed = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
-             "--disable-pip-version-check", "--target", str(work / "site"),
-             "--index-url", f"{url}/{index}/simple/", "bar-baz==0.1"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+        installed = pip_install(
+            "--no-deps",
+            "--index-url",
+            f"{url}/{index}/simple/",
+            "bar-baz==0.1",
+            target=work / "site",
+        )
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert any((work / "site").glob("bar_baz-0.1.dist-info"))
 

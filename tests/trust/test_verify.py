@@ -8,8 +8,6 @@ installs the file ngclient verified, and from the same server by name.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from tuf.ngclient import Updater
 
 from tests.builders import make_wheel
 from tests.conftest import LiveServer, start_server, stop
+from tests.installs import pip_install
 from tests.trust.signed import INDEX, Signed, faults, run_verify, signed_tree
 from tilsit.config import Settings
 from tilsit.store.tree import file_path
@@ -30,14 +29,6 @@ def signed(settings: Settings, tmp_path: Path) -> Iterator[Signed]:
         yield signed_tree(server)
     finally:
         stop(server)
-
-
-def pip_install(*args: str, target: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
-         "--disable-pip-version-check", "--target", str(target), *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 def test_verify_live_server_then_pip_installs(signed: Signed, tmp_path: Path) -> None:
@@ -56,7 +47,11 @@ def test_verify_live_server_then_pip_installs(signed: Signed, tmp_path: Path) ->
     assert report["plain_checked"] == report["targets_checked"]
     assert report["bins"] == 1024
     installed = pip_install(
-        "--index-url", f"{signed.server.url}/{INDEX}/simple/", "foo==1.0", target=tmp_path / "site"
+        "--no-deps",
+        "--index-url",
+        f"{signed.server.url}/{INDEX}/simple/",
+        "foo==1.0",
+        target=tmp_path / "site",
     )
     assert installed.returncode == 0, installed.stderr
     assert (tmp_path / "site" / "foo").is_dir() or any(
@@ -133,7 +128,7 @@ def test_ngclient_directly_then_pip_installs_what_it_verified(
     downloaded = tmp_path / wheel.filename
     updater.download_target(info, str(downloaded))
     assert downloaded.read_bytes() == wheel.data
-    installed = pip_install(str(downloaded), target=tmp_path / "site")
+    installed = pip_install("--no-deps", str(downloaded), target=tmp_path / "site")
     assert installed.returncode == 0, installed.stderr
 
 
